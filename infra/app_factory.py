@@ -1,0 +1,34 @@
+"""Build the CDK app in-process: used by app.py (the CDK CLI) and by the local runtime and the tests."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from aws_cdk import App, Environment
+
+from infra import constants
+from infra.nag import add_nag_checks
+from infra.stack import SagaStack
+
+CDK_JSON = constants.REPO_ROOT / "cdk.json"
+# What the CDK CLI turns on by default: construct paths (aws:cdk:path) and asset paths in resource Metadata.
+CLI_DEFAULT_CONTEXT = {"aws:cdk:enable-path-metadata": True, "aws:cdk:enable-asset-metadata": True}
+
+
+def build_app(outdir: str | None = None) -> App:
+    """The app with SagaStack and the cdk-nag checks; `app.synth()` returns the cloud assembly.
+
+    The feature flags of cdk.json and the CLI's metadata defaults apply here too, so an in-process synth
+    gives the template `cdk synth` gives.
+    """
+    context = {**CLI_DEFAULT_CONTEXT, **json.loads(CDK_JSON.read_text(encoding="utf-8")).get("context", {})}
+    app = App(outdir=outdir, context=context)
+    SagaStack(
+        app,
+        constants.STACK_NAME,
+        env=Environment(account=os.environ.get("CDK_DEFAULT_ACCOUNT"), region=os.environ.get("CDK_DEFAULT_REGION")),
+        description="Sagas on Step Functions, SQS and Lambda",
+    )
+    add_nag_checks(app)
+    return app

@@ -1,0 +1,56 @@
+"""Every name and limit of the infrastructure in one place (plain values: importable without aws_cdk)."""
+
+from pathlib import Path
+
+from statemachines import saga_files
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+LAMBDAS_DIR = REPO_ROOT / "lambdas"
+# Left out of the one code asset shared by every function.
+LAMBDA_ASSET_EXCLUDES = ["tests", "**/tests", "__pycache__", "**/__pycache__", "*.pyc", "**/*.pyc"]
+SAGAS = saga_files()  # paths of the *.saga.yaml definitions, one state machine each
+
+STACK_NAME = "SagaStack"
+
+# Newest Python runtime in aws-cdk-lib 2.275 (cdk-nag AwsSolutions-L1 wants the newest the library knows).
+LAMBDA_RUNTIME = "python3.14"
+LAMBDA_ARCHITECTURE = "x86_64"  # must match the Powertools layer below
+FUNCTION_TIMEOUT_SECONDS = 30
+FUNCTION_MEMORY_MB = 256
+
+# SQS in front of each participant command (AWS guidance for Lambda consumers).
+VISIBILITY_TIMEOUT_SECONDS = 6 * FUNCTION_TIMEOUT_SECONDS  # at least 6x the consumer's timeout
+MAX_RECEIVE_COUNT = 5  # deliveries before a message moves to the DLQ
+DLQ_RETENTION_DAYS = 14  # the SQS maximum
+BATCH_SIZE = 10  # messages per Lambda invocation
+
+LOG_RETENTION = "ONE_MONTH"  # aws_logs.RetentionDays member name (30 days)
+LOG_LEVEL = "INFO"
+
+POWERTOOLS_METRICS_NAMESPACE = "Sagas"
+POWERTOOLS_VERSION = "3.37.0"  # must match requirements-lambda.txt
+# Public SSM parameter, published by AWS in every region, that holds the Powertools layer ARN.
+POWERTOOLS_LAYER_PARAMETER = (
+    f"/aws/service/powertools/python/{LAMBDA_ARCHITECTURE}/{LAMBDA_RUNTIME}/{POWERTOOLS_VERSION}"
+)
+
+# Saga record: one item per saga, listed by status through the GSI.
+SAGA_TABLE_PARTITION_KEY = "saga_id"
+SAGA_STATUS_INDEX = "by_status"
+SAGA_STATUS_INDEX_PARTITION_KEY = "status"
+SAGA_STATUS_INDEX_SORT_KEY = "created_at"
+# Powertools Idempotency table layout (its defaults).
+IDEMPOTENCY_PARTITION_KEY = "id"
+IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"
+# Each participant's own domain table.
+DOMAIN_TABLE_PARTITION_KEY = "pk"
+DOMAIN_TABLE_SORT_KEY = "sk"
+
+# CloudFormation outputs the local runtime and the demo look up.
+SAGA_TABLE_OUTPUT = "SagaTableName"
+IDEMPOTENCY_TABLE_OUTPUT = "IdempotencyTableName"
+
+
+def state_machine_output(saga_name: str) -> str:
+    """Output holding a saga's state machine ARN (OrderFulfillment -> OrderFulfillmentStateMachineArn)."""
+    return f"{saga_name}StateMachineArn"

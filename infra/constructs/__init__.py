@@ -1,0 +1,15 @@
+"""One construct per concern; the stack only composes them."""
+
+from infra.constructs.participant import CommandConsumer, Participant, ParticipantCommand, SharedResources
+from infra.constructs.saga_state_machine import SagaStateMachine
+from infra.constructs.saga_store import IdempotencyStore, SagaStore
+
+__all__ = [
+    "CommandConsumer",
+    "IdempotencyStore",
+    "Participant",
+    "ParticipantCommand",
+    "SagaStateMachine",
+    "SagaStore",
+    "SharedResources",
+]

@@ -1,0 +1,145 @@
+"""A saga participant: one service, its own domain table, and one queue-fed Lambda per command it handles."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra import constants, nag
+
+RUNTIME = next(runtime for runtime in lambda_.Runtime.ALL if runtime.name == constants.LAMBDA_RUNTIME)
+ARCHITECTURE = lambda_.Architecture.X86_64 if constants.LAMBDA_ARCHITECTURE == "x86_64" else lambda_.Architecture.ARM_64
+LOG_RETENTION = logs.RetentionDays[constants.LOG_RETENTION]
+STRING = dynamodb.AttributeType.STRING
+
+
+@dataclass(frozen=True)
+class ParticipantCommand:
+    """A command the participant handles (an action or a compensation) and the handler that runs it."""
+
+    name: str  # e.g. ReserveItems
+    handler: str  # e.g. inventory.handlers.reserve_items
+
+
+@dataclass(frozen=True)
+class SharedResources:
+    """What every participant function uses: the shared tables, the code asset and the Powertools layer."""
+
+    saga_table: dynamodb.Table
+    idempotency_table: dynamodb.ITable
+    code: lambda_.Code
+    powertools_layer: lambda_.ILayerVersion
+
+
+class Participant(Construct):
+    """One service of the saga (e.g. InventoryService) with its domain table and a consumer per command."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        service: str,
+        *,
+        commands: Sequence[ParticipantCommand],
+        shared: SharedResources,
+    ) -> None:
+        super().__init__(scope, service)
+        self.service = service
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(name=constants.DOMAIN_TABLE_PARTITION_KEY, type=STRING),
+            sort_key=dynamodb.Attribute(name=constants.DOMAIN_TABLE_SORT_KEY, type=STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            removal_policy=RemovalPolicy.RETAIN,  # business data (stock, payments, shipments)
+        )
+        self.consumers = {
+            command.name: CommandConsumer(self, command, service=service, domain_table=self.table, shared=shared)
+            for command in commands
+        }
+
+
+class CommandConsumer(Construct):
+    """Queue + DLQ for one command and the Lambda that consumes it, with least-privilege grants."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        command: ParticipantCommand,
+        *,
+        service: str,
+        domain_table: dynamodb.ITable,
+        shared: SharedResources,
+    ) -> None:
+        super().__init__(scope, command.name)
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=Duration.days(constants.DLQ_RETENTION_DAYS),
+        )
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            # A message stays hidden while a (retried) invocation may still be working on it.
+            visibility_timeout=Duration.seconds(constants.VISIBILITY_TIMEOUT_SECONDS),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=constants.MAX_RECEIVE_COUNT
+            ),
+        )
+        log_group = logs.LogGroup(self, "LogGroup", retention=LOG_RETENTION)
+        # Own role instead of the L2 default, which attaches the AWS managed AWSLambdaBasicExecutionRole
+        # (logs on every log group); this one may write to its own log group only.
+        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        log_group.grant_write(role)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            handler=command.handler,
+            code=shared.code,
+            layers=[shared.powertools_layer],
+            role=role,
+            timeout=Duration.seconds(constants.FUNCTION_TIMEOUT_SECONDS),
+            memory_size=constants.FUNCTION_MEMORY_MB,
+            tracing=lambda_.Tracing.ACTIVE,
+            log_group=log_group,
+            environment={
+                "SERVICE_TABLE_NAME": domain_table.table_name,
+                "SAGA_TABLE_NAME": shared.saga_table.table_name,
+                "IDEMPOTENCY_TABLE_NAME": shared.idempotency_table.table_name,
+                "POWERTOOLS_SERVICE_NAME": service,
+                "POWERTOOLS_METRICS_NAMESPACE": constants.POWERTOOLS_METRICS_NAMESPACE,
+                "LOG_LEVEL": constants.LOG_LEVEL,
+            },
+        )
+        self.function.add_event_source(
+            event_sources.SqsEventSource(self.queue, batch_size=constants.BATCH_SIZE, report_batch_item_failures=True)
+        )
+        domain_table.grant_read_write_data(self.function)
+        shared.idempotency_table.grant_read_write_data(self.function)
+        # The toolkit keeps the saga record's current step; it never deletes or scans saga records.
+        shared.saga_table.grant(self.function, "dynamodb:UpdateItem", "dynamodb:GetItem")
+        nag.acknowledge(
+            role,
+            nag.WILDCARD_RESOURCE,
+            "Active tracing adds xray:PutTraceSegments and xray:PutTelemetryRecords, which X-Ray only grants "
+            "on Resource '*' (no resource-level permissions).",
+        )
+        nag.acknowledge(role, nag.table_index_wildcard(shared.saga_table), nag.SAGA_INDEX_REASON)

@@ -1,0 +1,1 @@
+"""InventoryService: reserves stock for an order and releases it on compensation."""

@@ -1,0 +1,1 @@
+"""NotificationService: writes the order confirmation to an outbox, and a cancellation notice on compensation."""

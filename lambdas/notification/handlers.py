@@ -1,0 +1,17 @@
+"""NotificationService participant: Lambda entry points for its saga command and its compensation."""
+
+from notification.repository import NotificationRepository
+from notification.service import NotificationService
+from participant_toolkit import ParticipantSettings, SagaParticipant
+
+settings = ParticipantSettings.from_env()
+notifications = NotificationService(NotificationRepository(settings.service_table_name))
+participant = SagaParticipant(
+    service="NotificationService",
+    action=notifications.send_order_confirmation,
+    compensation=notifications.send_cancellation_notice,
+    settings=settings,
+)
+
+send_order_confirmation = participant.action_handler
+send_cancellation_notice = participant.compensation_handler

@@ -1,0 +1,67 @@
+"""Task callbacks to Step Functions (the only module of the toolkit that calls the Step Functions API)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cached_property
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+# The task already ended (timed out, or the saga moved on): the callback is refused.
+# AWS answers TaskTimedOut; moto answers InvalidToken; TaskDoesNotExist once the execution is gone.
+LATE_CALLBACK_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
+MAX_CAUSE_CHARS = 32_768  # Step Functions limit on `cause`, characters
+
+
+class LateCallback(Exception):
+    """Step Functions refused the callback because the task is no longer waiting for it."""
+
+
+class TaskCallbacks:
+    @cached_property
+    def _sfn(self) -> Any:
+        return boto3.client("stepfunctions")
+
+    def succeed(self, task_token: str, output: dict[str, Any]) -> None:
+        self._call("send_task_success", taskToken=task_token, output=json.dumps(output, separators=(",", ":")))
+
+    def fail(self, task_token: str, error: str, cause: str) -> None:
+        self._call("send_task_failure", taskToken=task_token, error=error[:256], cause=cause[:MAX_CAUSE_CHARS])
+
+    def heartbeat(self, task_token: str) -> None:
+        self._call("send_task_heartbeat", taskToken=task_token)
+
+    @contextmanager
+    def heartbeats(self, task_token: str, every_seconds: float) -> Iterator[None]:
+        """Send a heartbeat now and every `every_seconds` until the block ends or the task is gone."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while True:
+                try:
+                    self.heartbeat(task_token)
+                except LateCallback:
+                    return
+                if stop.wait(every_seconds):
+                    return
+
+        thread = threading.Thread(target=beat, name="saga-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+
+    def _call(self, operation: str, **kwargs: Any) -> None:
+        try:
+            getattr(self._sfn, operation)(**kwargs)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in LATE_CALLBACK_ERRORS:
+                raise LateCallback(error.response["Error"]["Code"]) from error
+            raise

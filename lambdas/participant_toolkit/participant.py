@@ -1,0 +1,197 @@
+"""A saga participant: turns SQS batches of saga commands into domain calls and task callbacks.
+
+What a participant author writes is two domain functions, `(SagaCommand) -> dict`, for the action and
+its compensation. The toolkit does the rest, the same way for every service:
+
+- parse and validate the command; an unparseable one fails its batch item, so SQS redelivers it and
+  finally dead-letters it (the DLQ alarm fires), it never vanishes;
+- run the domain function once per idempotency key (saga id + step + kind, set by the state machine,
+  not the SQS message id): a duplicate delivery, or a retry with a fresh task token, gets the stored
+  outcome and answers its own token;
+- heartbeat while the domain function runs;
+- map outcomes in one place: success -> SendTaskSuccess; PermanentFailure -> SendTaskFailure (the saga
+  compensates; the rejection is stored like a success); TransientFailure -> SendTaskFailure with the
+  transient error name (the state machine retries); anything else -> the batch item fails and SQS
+  redelivers;
+- keep the saga record's current step, so the state machine spends no billed transitions on it;
+- a success refused because the task already ended (timed out while we worked) means the saga has
+  compensated around this step: the toolkit undoes its own effect with the compensation function.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from participant_toolkit.callbacks import LateCallback, TaskCallbacks
+from participant_toolkit.command import CommandKind, SagaCommand, parse_command
+from participant_toolkit.errors import PermanentFailure, TransientFailure
+from participant_toolkit.observability import logger, metrics, tracer
+from participant_toolkit.settings import ParticipantSettings
+from saga_records import SagaRecordRepository, StepStatus
+
+DomainFunction = Callable[[SagaCommand], dict[str, Any]]
+HEARTBEATS_PER_INTERVAL = 3  # beat three times per heartbeat window, so one lost beat is survivable
+
+
+class CommandOnWrongQueue(Exception):
+    """A command whose kind does not match the function it reached: a wiring error, dead-lettered."""
+
+
+class SagaParticipant:
+    def __init__(
+        self,
+        *,
+        service: str,
+        action: DomainFunction,
+        compensation: DomainFunction,
+        settings: ParticipantSettings,
+        callbacks: TaskCallbacks | None = None,
+        records: SagaRecordRepository | None = None,
+        persistence: DynamoDBPersistenceLayer | None = None,
+    ) -> None:
+        self.service = service
+        self.domain: dict[CommandKind, DomainFunction] = {"action": action, "compensation": compensation}
+        self.settings = settings
+        self.callbacks = callbacks or TaskCallbacks()
+        self.records = records or SagaRecordRepository(settings.saga_table_name)
+        persistence = persistence or DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name)
+        self._idempotency = IdempotencyConfig(
+            event_key_jmespath="idempotency_key",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=settings.idempotency_ttl_seconds,
+        )
+        self._run_once: dict[CommandKind, Callable[..., dict[str, Any]]] = {
+            kind: idempotent_function(
+                self._domain_runner(kind),
+                data_keyword_argument="command",
+                persistence_store=persistence,
+                config=self._idempotency,
+                key_prefix=f"{service}.{kind}",
+            )
+            for kind in ("action", "compensation")
+        }
+        self._processor = BatchProcessor(event_type=EventType.SQS)
+        self.action_handler = _lambda_handler(self.handle_actions)
+        self.compensation_handler = _lambda_handler(self.handle_compensations)
+
+    def handle_actions(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return self._handle_batch(event, context, "action")
+
+    def handle_compensations(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return self._handle_batch(event, context, "compensation")
+
+    def _handle_batch(self, event: dict[str, Any], context: LambdaContext, kind: CommandKind) -> dict[str, Any]:
+        # Without the context a timed-out invocation would hold its INPROGRESS lock until expiry.
+        self._idempotency.register_lambda_context(context)
+        return process_partial_response(
+            event=event,
+            record_handler=partial(self._handle_record, kind=kind),
+            processor=self._processor,
+            context=context,
+        )
+
+    def _handle_record(self, record: SQSRecord, kind: CommandKind) -> None:
+        command = parse_command(record.body)
+        if command.kind != kind:
+            raise CommandOnWrongQueue(f"{command.kind} command {command.command} reached a {kind} function")
+        logger.append_keys(**command.log_keys())
+        try:
+            self.execute(command)
+        finally:
+            logger.remove_keys(list(command.log_keys()))
+
+    def execute(self, command: SagaCommand) -> None:
+        """Run one command and answer its task token; raises only when SQS should redeliver it."""
+        started = time.monotonic()
+        self.records.step_started(command.saga_id, command.step, command.kind)
+        every = command.heartbeat_seconds * self.settings.time_scale / HEARTBEATS_PER_INTERVAL
+        with self.callbacks.heartbeats(command.task_token, every_seconds=every):
+            try:
+                outcome = self._run_once[command.kind](command=command)
+            except TransientFailure as failure:
+                self._count("CommandFailedTransiently")
+                self._reject(command, failure.error, failure.cause, record_step=False)
+                return
+        self._record_latency(started)
+        if outcome["outcome"] == "rejected":
+            self._count("CommandRejected")
+            self._reject(command, outcome["error"], outcome["cause"], record_step=True)
+            return
+        self._complete(command, outcome["result"])
+
+    def _domain_runner(self, kind: CommandKind) -> Callable[..., dict[str, Any]]:
+        def run_domain(command: SagaCommand) -> dict[str, Any]:
+            """The unit that runs once per idempotency key; a rejection is an outcome and is stored too."""
+            try:
+                return {"outcome": "succeeded", "result": self.domain[kind](command)}
+            except PermanentFailure as failure:
+                return {"outcome": "rejected", "error": failure.error, "cause": failure.cause}
+
+        return run_domain
+
+    def _complete(self, command: SagaCommand, result: dict[str, Any]) -> None:
+        done = StepStatus.SUCCEEDED if command.kind == "action" else StepStatus.COMPENSATED
+        self.records.step_finished(command.saga_id, command.step, done, result=result)
+        try:
+            self.callbacks.succeed(command.task_token, result)
+            self._count("CommandSucceeded")
+        except LateCallback as late:
+            self._count("LateCallback")
+            logger.warning("Callback refused: the task already ended", extra={"reason": str(late)})
+            if command.kind == "action":
+                self._undo_late_action(command)
+
+    def _reject(self, command: SagaCommand, error: str, cause: str, *, record_step: bool) -> None:
+        if record_step:
+            failed = StepStatus.FAILED if command.kind == "action" else StepStatus.COMPENSATION_FAILED
+            self.records.step_finished(command.saga_id, command.step, failed, error=error, cause=cause)
+        try:
+            self.callbacks.fail(command.task_token, error, cause)
+        except LateCallback:
+            logger.info("Failure callback refused: the task already ended; nothing was applied")
+
+    def _undo_late_action(self, command: SagaCommand) -> None:
+        """The saga compensated around this step while we worked: take our own effect back."""
+        compensation = command.model_copy(update={"kind": "compensation"})
+        try:
+            self.domain["compensation"](compensation)
+        except PermanentFailure as failure:
+            # Nothing more this participant can do by itself: dead-letter it for a human.
+            raise RuntimeError(f"late action could not be undone: {failure.error}") from failure
+        self._count("LateActionUndone")
+
+    # One function serves one command, so the function's own dimensions already name the step and kind.
+    @staticmethod
+    def _count(name: str) -> None:
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+    @staticmethod
+    def _record_latency(started: float) -> None:
+        metrics.add_metric(
+            name="CommandDuration", unit=MetricUnit.Milliseconds, value=(time.monotonic() - started) * 1000
+        )
+
+
+def _lambda_handler(handle: Callable[[dict[str, Any], LambdaContext], dict[str, Any]]) -> Callable[..., Any]:
+    """The Lambda entry point: Powertools context, tracing and metrics around one toolkit call."""
+
+    @logger.inject_lambda_context(clear_state=True)
+    @tracer.capture_lambda_handler
+    @metrics.log_metrics
+    def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        return handle(event, context)
+
+    return handler

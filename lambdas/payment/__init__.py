@@ -1,0 +1,1 @@
+"""PaymentService: charges the card for an order and refunds it on compensation (a ledger per saga)."""

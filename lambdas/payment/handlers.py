@@ -1,0 +1,17 @@
+"""PaymentService participant: Lambda entry points for its saga command and its compensation."""
+
+from participant_toolkit import ParticipantSettings, SagaParticipant
+from payment.repository import PaymentRepository
+from payment.service import PaymentService
+
+settings = ParticipantSettings.from_env()
+payments = PaymentService(PaymentRepository(settings.service_table_name))
+participant = SagaParticipant(
+    service="PaymentService",
+    action=payments.process_payment,
+    compensation=payments.refund_payment,
+    settings=settings,
+)
+
+process_payment = participant.action_handler
+refund_payment = participant.compensation_handler

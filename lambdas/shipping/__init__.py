@@ -1,0 +1,1 @@
+"""ShippingService: books a shipment for an order and cancels it on compensation."""

@@ -1,0 +1,424 @@
+"""The synthesized stack, running on this machine: moto in-process plus the participant handlers.
+
+`LocalCloud` deploys the cloud assembly that `cdk synth` (or `synthesize()`) wrote into moto through
+CloudFormation, the same template `cdk deploy` sends to AWS. It then takes the place of the Lambda
+service: for every SQS event source mapping in the stack it disables moto's own poller (which would
+invoke through Docker) and polls the queue itself, calling the handler the template names, from the
+code asset the template points at, with the function's environment and the real SQS event shape. Receive
+counts, visibility timeouts and the DLQ redrive are moto's SQS, so a failing message dead-letters as on
+AWS. The state machine runs on moto's Step Functions interpreter.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+import logging
+import math
+import os
+import sys
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from local_runtime.moto_workarounds import all_workarounds
+
+ACCOUNT_ID = "123456789012"  # moto's default account
+REGION = "us-east-1"
+STACK_NAME = "SagaStack"
+BOOTSTRAP_QUALIFIER = "hnb659fds"  # the CDK default synthesizer's qualifier
+BOOTSTRAP_VERSION = "30"
+DEFAULT_TIME_SCALE = 0.02  # local clock: 1 s of SLA lasts 20 ms
+POWERTOOLS_LAYER_PREFIX = "/aws/service/powertools/"
+# Process-wide settings for in-process handlers: no X-Ray daemon here, and EMF lines would flood the demo.
+LOCAL_LAMBDA_ENV = {
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_LOGGER_LOG_EVENT": "false",
+}
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+}
+
+
+@dataclass
+class DeployedFunction:
+    name: str
+    arn: str
+    handler: str
+    environment: dict[str, str]
+    timeout_seconds: int
+    memory_mb: int
+    code_dir: Path
+    entry_point: Callable[[dict[str, Any], Any], Any] | None = None
+    module: Any = None
+
+
+@dataclass
+class EventSourceMapping:
+    uuid: str
+    function: DeployedFunction
+    queue_url: str
+    queue_arn: str
+    batch_size: int
+    reports_batch_item_failures: bool
+    visibility_timeout_seconds: int
+
+
+@dataclass
+class LocalLambdaContext:
+    """What Powertools reads from a Lambda context."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int
+    deadline: float
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+class LocalCloud:
+    def __init__(
+        self,
+        assembly_dir: Path,
+        *,
+        time_scale: float = DEFAULT_TIME_SCALE,
+        consumers_per_queue: int = 2,
+        stack_name: str = STACK_NAME,
+    ) -> None:
+        self.assembly_dir = Path(assembly_dir)
+        self.time_scale = time_scale
+        self.consumers_per_queue = consumers_per_queue
+        self.stack_name = stack_name
+        self.outputs: dict[str, str] = {}
+        self.functions: dict[str, DeployedFunction] = {}
+        self.mappings: list[EventSourceMapping] = []
+        self._stack = ExitStack()
+        self._stop = threading.Event()
+        self._pollers: list[threading.Thread] = []
+        self.invocation_errors: list[tuple[str, BaseException]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def __enter__(self) -> LocalCloud:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        try:
+            self._stack.enter_context(_environment({**FAKE_CREDENTIALS, **LOCAL_LAMBDA_ENV}))
+            self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+            self._stack.enter_context(all_workarounds(self.time_scale))
+            self._deploy()
+            self._take_over_event_sources()
+            self._load_handlers()
+            self._start_pollers()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        self._stop.set()
+        for poller in self._pollers:
+            poller.join(timeout=5)
+        self._pollers.clear()
+        self._stack.close()
+
+    # -- deployment --------------------------------------------------------------------------------------
+    def _deploy(self) -> None:
+        manifest = json.loads((self.assembly_dir / "manifest.json").read_text())
+        stack_artifact = manifest["artifacts"][self.stack_name]
+        template_file = stack_artifact["properties"]["templateFile"]
+        template = json.loads((self.assembly_dir / template_file).read_text())
+        self.template = template
+        self._publish_assets()
+        self._provide_bootstrap_and_public_parameters(template)
+        cloudformation = boto3.client("cloudformation")
+        with _skipped_resource_types() as self.skipped_resource_types:
+            cloudformation.create_stack(
+                StackName=self.stack_name,
+                TemplateBody=json.dumps(template),
+                Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+            )
+        stack = cloudformation.describe_stacks(StackName=self.stack_name)["Stacks"][0]
+        if stack["StackStatus"] != "CREATE_COMPLETE":
+            raise RuntimeError(
+                f"stack {self.stack_name} ended {stack['StackStatus']}: {stack.get('StackStatusReason')}"
+            )
+        self.outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+
+    def _publish_assets(self) -> None:
+        """Upload file assets where the template expects them, as `cdk deploy` does (zip for directories)."""
+        s3 = boto3.client("s3")
+        self.asset_dirs: dict[str, Path] = {}
+        for assets_file in self.assembly_dir.glob("*.assets.json"):
+            for asset in json.loads(assets_file.read_text()).get("files", {}).values():
+                source = self.assembly_dir / asset["source"]["path"]
+                for destination in asset["destinations"].values():
+                    bucket = _resolve_pseudo(destination["bucketName"])
+                    key = destination["objectKey"]
+                    _ensure_bucket(s3, bucket)
+                    if asset["source"].get("packaging") == "zip":
+                        s3.put_object(Bucket=bucket, Key=key, Body=_zip_directory(source))
+                        self.asset_dirs[key] = source
+                    else:
+                        s3.put_object(Bucket=bucket, Key=key, Body=source.read_bytes())
+
+    def _provide_bootstrap_and_public_parameters(self, template: dict[str, Any]) -> None:
+        """What a bootstrapped account and AWS's public parameters would answer."""
+        ssm = boto3.client("ssm")
+        ssm.put_parameter(Name=f"/cdk-bootstrap/{BOOTSTRAP_QUALIFIER}/version", Value=BOOTSTRAP_VERSION, Type="String")
+        lambda_client = boto3.client("lambda")
+        for parameter in template.get("Parameters", {}).values():
+            path = str(parameter.get("Default", ""))
+            if not path.startswith(POWERTOOLS_LAYER_PREFIX):
+                continue
+            # The handlers run in this process with Powertools from requirements-lambda.txt; the layer is a stand-in.
+            runtime = path.split("/")[-2]
+            layer = lambda_client.publish_layer_version(
+                LayerName=f"AWSLambdaPowertoolsPythonV3-{runtime.replace('.', '')}-x86_64",
+                Content={"ZipFile": _zip_bytes({"python/README": "local stand-in for the Powertools layer\n"})},
+                CompatibleRuntimes=[runtime],
+            )
+            _publish_aws_public_parameter(path, layer["LayerVersionArn"])
+
+    def _take_over_event_sources(self) -> None:
+        cloudformation, lambda_client, sqs = boto3.client("cloudformation"), boto3.client("lambda"), boto3.client("sqs")
+        resources = cloudformation.list_stack_resources(StackName=self.stack_name)["StackResourceSummaries"]
+        for resource in resources:
+            if resource["ResourceType"] != "AWS::Lambda::Function":
+                continue
+            config = lambda_client.get_function_configuration(FunctionName=resource["PhysicalResourceId"])
+            code_key = self.template["Resources"][resource["LogicalResourceId"]]["Properties"]["Code"]["S3Key"]
+            self.functions[config["FunctionArn"]] = DeployedFunction(
+                name=config["FunctionName"],
+                arn=config["FunctionArn"],
+                handler=config["Handler"],
+                environment=config.get("Environment", {}).get("Variables", {}),
+                timeout_seconds=config["Timeout"],
+                memory_mb=config["MemorySize"],
+                code_dir=self.asset_dirs[_resolve_pseudo(code_key)],
+            )
+        for mapping in lambda_client.list_event_source_mappings()["EventSourceMappings"]:
+            function = self.functions.get(mapping["FunctionArn"])
+            if function is None:
+                continue
+            # moto's own poller invokes through Docker; this process is the Lambda service instead.
+            lambda_client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
+            queue_arn = mapping["EventSourceArn"]
+            queue_url = sqs.get_queue_url(QueueName=queue_arn.split(":")[-1])["QueueUrl"]
+            attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"])
+            self.mappings.append(
+                EventSourceMapping(
+                    uuid=mapping["UUID"],
+                    function=function,
+                    queue_url=queue_url,
+                    queue_arn=queue_arn,
+                    batch_size=mapping.get("BatchSize", 10),
+                    reports_batch_item_failures="ReportBatchItemFailures" in mapping.get("FunctionResponseTypes", []),
+                    visibility_timeout_seconds=int(attributes["Attributes"]["VisibilityTimeout"]),
+                )
+            )
+
+    def _load_handlers(self) -> None:
+        loaded: dict[str, dict[str, str]] = {}
+        for function in self.functions.values():
+            module_name, _, attribute = function.handler.rpartition(".")
+            environment = {**function.environment, "SAGA_TIME_SCALE": str(self.time_scale)}
+            if module_name in loaded and loaded[module_name] != environment:
+                raise RuntimeError(
+                    f"{module_name} serves functions with different environments; cannot share a process"
+                )
+            code_dir = str(function.code_dir)
+            if code_dir not in sys.path:
+                sys.path.insert(0, code_dir)
+            with _environment({**environment, "AWS_LAMBDA_FUNCTION_NAME": function.name}):
+                module = importlib.import_module(module_name)
+            loaded[module_name] = environment
+            function.module = module
+            function.entry_point = getattr(module, attribute)
+
+    # -- the Lambda service's SQS poller ----------------------------------------------------------------
+    def _start_pollers(self) -> None:
+        for mapping in self.mappings:
+            for index in range(self.consumers_per_queue):
+                poller = threading.Thread(
+                    target=self._poll, args=(mapping,), name=f"poller-{mapping.function.name}-{index}", daemon=True
+                )
+                poller.start()
+                self._pollers.append(poller)
+
+    def _poll(self, mapping: EventSourceMapping) -> None:
+        sqs = boto3.client("sqs")
+        visibility = max(1, math.ceil(mapping.visibility_timeout_seconds * self.time_scale))
+        while not self._stop.is_set():
+            messages = sqs.receive_message(
+                QueueUrl=mapping.queue_url,
+                MaxNumberOfMessages=mapping.batch_size,
+                WaitTimeSeconds=1,
+                VisibilityTimeout=visibility,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if messages:
+                self._deliver(sqs, mapping, messages)
+
+    def _deliver(self, sqs: Any, mapping: EventSourceMapping, messages: list[dict[str, Any]]) -> None:
+        function = mapping.function
+        event = {"Records": [_sqs_record(message, mapping.queue_arn) for message in messages]}
+        context = LocalLambdaContext(
+            function_name=function.name,
+            invoked_function_arn=function.arn,
+            memory_limit_in_mb=function.memory_mb,
+            deadline=time.monotonic() + function.timeout_seconds * self.time_scale,
+        )
+        try:
+            response = function.entry_point(event, context) or {}
+        except Exception as error:
+            self.invocation_errors.append((function.name, error))
+            return
+        failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+        if failed and not mapping.reports_batch_item_failures:
+            return  # without ReportBatchItemFailures a reported failure means the whole batch failed
+        done = [message for message in messages if message["MessageId"] not in failed]
+        if done:
+            sqs.delete_message_batch(
+                QueueUrl=mapping.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            )
+
+    # -- conveniences for the demo and the tests ----------------------------------------------------------
+    def output(self, suffix: str) -> str:
+        matches = [value for key, value in self.outputs.items() if key.endswith(suffix)]
+        if len(matches) != 1:
+            raise KeyError(f"expected one stack output ending in {suffix}, found {sorted(self.outputs)}")
+        return matches[0]
+
+    def participant(self, service: str) -> Any:
+        """The SagaParticipant object of a service's handler module (for fault injection and inspection)."""
+        for function in self.functions.values():
+            participant = getattr(function.module, "participant", None)
+            if participant is not None and participant.service == service:
+                return participant
+        raise KeyError(service)
+
+
+def _publish_aws_public_parameter(name: str, value: str) -> None:
+    """AWS owns /aws/service/... parameters (PutParameter refuses them, on AWS and on moto): seed moto's store."""
+    from moto.ssm.models import Parameter, ssm_backends
+
+    ssm_backends[ACCOUNT_ID][REGION]._parameters[name].append(
+        Parameter(
+            account_id=ACCOUNT_ID,
+            name=name,
+            value=value,
+            parameter_type="String",
+            description="local stand-in for an AWS public parameter",
+            allowed_pattern=None,
+            keyid=None,
+            last_modified_date=time.time(),
+            version=1,
+            data_type="text",
+        )
+    )
+
+
+def _sqs_record(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": REGION,
+    }
+
+
+def _resolve_pseudo(text: str) -> str:
+    return (
+        text.replace("${AWS::AccountId}", ACCOUNT_ID)
+        .replace("${AWS::Region}", REGION)
+        .replace("${AWS::Partition}", "aws")
+    )
+
+
+def _ensure_bucket(s3: Any, bucket: str) -> None:
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except s3.exceptions.ClientError:
+        s3.create_bucket(Bucket=bucket)
+
+
+def _zip_directory(directory: Path) -> bytes:
+    files = {
+        str(path.relative_to(directory)): path.read_bytes() for path in sorted(directory.rglob("*")) if path.is_file()
+    }
+    return _zip_bytes(files)
+
+
+def _zip_bytes(files: dict[str, bytes | str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+@contextmanager
+def _skipped_resource_types() -> Iterator[set[str]]:
+    """Collect the resource types moto's CloudFormation skips (it logs one warning per resource) instead of
+    flooding the console: alarms and queue policies, for instance, are checked on the template instead."""
+    skipped: set[str] = set()
+
+    class Collect(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            if record.getMessage().startswith("No Moto CloudFormation support for "):
+                skipped.add(str(record.args[0]) if record.args else record.getMessage().rsplit(" ", 1)[-1])
+                return False
+            return True
+
+    moto_logger = logging.getLogger("moto")  # moto.cloudformation.parsing logs on it
+    collect = Collect()
+    moto_logger.addFilter(collect)
+    try:
+        yield skipped
+    finally:
+        moto_logger.removeFilter(collect)
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

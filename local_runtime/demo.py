@@ -1,0 +1,233 @@
+"""`make demo`: about fifty orders through the OrderFulfillment saga on the local runtime.
+
+Synthesizes the CDK app, deploys it into moto, runs a realistic mix of orders (most succeed; some are out
+of stock, have their card declined, ship to an unserviceable address, bounce their confirmation, hit a
+flaky payment gateway, or lose the carrier's reply so the step times out), then prints the outcomes and
+a reconciliation of stock and money. Exits 1 if any saga is left unfinished, any saga ends other than
+its scenario predicts, or stock and money do not reconcile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from local_runtime.cloud import DEFAULT_TIME_SCALE, LocalCloud
+from local_runtime.faults import Fault
+from local_runtime.sagas import LocalSagas
+from local_runtime.synth import synthesize
+from statemachines import load_definition
+
+ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "order_fulfillment.saga.yaml"
+
+# sku: (unit price in cents, units in stock)
+CATALOG = {
+    "SKU-KEYBOARD": (4999, 120),
+    "SKU-MOUSE": (2599, 120),
+    "SKU-MONITOR": (18999, 60),
+    "SKU-DESK-LAMP": (3499, 4),
+}
+COUNTRIES = ["DE", "FR", "NL", "ES", "IT", "GB", "US"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    count: int
+    expected_status: str
+    shape: dict[str, Any] = field(default_factory=dict)  # how the order differs from a healthy one
+    fault: tuple[str, str, Fault] | None = None  # (step, kind, fault)
+
+
+SCENARIOS = [
+    Scenario("healthy order", 30, "COMPLETED"),
+    Scenario(
+        "out of stock", 5, "FAILED", {"items": [{"sku": "SKU-DESK-LAMP", "quantity": 5, "unit_price_cents": 3499}]}
+    ),
+    Scenario("card declined", 5, "FAILED", {"payment": {"card_token": "tok_declined"}}),
+    Scenario("address not serviceable", 3, "FAILED", {"country": "AQ"}),
+    Scenario("confirmation bounced", 2, "FAILED", {"email_domain": "bounce.example"}),
+    Scenario(
+        "flaky payment gateway",
+        3,
+        "COMPLETED",
+        fault=("process_payment", "action", Fault.transient("Payment.GatewayUnavailable", times=2)),
+    ),
+    Scenario("carrier reply lost (timeout)", 2, "FAILED", fault=("create_shipment", "action", Fault.lost_reply())),
+]
+
+
+def make_order(rng: random.Random, number: int, scenario: Scenario) -> dict[str, Any]:
+    regular = [sku for sku in CATALOG if sku != "SKU-DESK-LAMP"]
+    items = [
+        {"sku": sku, "quantity": rng.randint(1, 2), "unit_price_cents": CATALOG[sku][0]}
+        for sku in rng.sample(regular, rng.randint(1, 2))
+    ]
+    customer = f"customer{number:03d}"
+    return {
+        "order_id": f"ord-{number:04d}",
+        "customer": {
+            "customer_id": customer,
+            "email": f"{customer}@{scenario.shape.get('email_domain', 'example.com')}",
+        },
+        "items": scenario.shape.get("items", items),
+        "payment": scenario.shape.get("payment", {"card_token": "tok_visa"}),
+        "shipping_address": {
+            "name": customer.title(),
+            "line1": f"{number} Main Street",
+            "city": "Springfield",
+            "postal_code": f"{10000 + number}",
+            "country": scenario.shape.get("country", rng.choice(COUNTRIES)),
+        },
+    }
+
+
+def run(seed: int, time_scale: float, console: Console) -> int:
+    definition = load_definition(ORDER_SAGA)
+    started = time.monotonic()
+    with console.status("Synthesizing the CDK app (cdk synth)..."):
+        assembly = synthesize()
+    console.print(f"[green]✓[/] synthesized in {time.monotonic() - started:.1f}s → {assembly}")
+    started = time.monotonic()
+    with (
+        console.status("Deploying the template into moto (CloudFormation)..."),
+        LocalCloud(assembly, time_scale=time_scale) as cloud,
+    ):
+        console.print(
+            f"[green]✓[/] deployed {len(cloud.template['Resources'])} resources in {time.monotonic() - started:.1f}s; "
+            f"{len(cloud.mappings)} queues feed {len(cloud.functions)} participant functions; "
+            f"local clock runs {1 / time_scale:.0f}x faster than the SLAs"
+        )
+        sagas = LocalSagas(cloud, definition)
+        sagas.seed_stock({sku: stock for sku, (_, stock) in CATALOG.items()})
+        return _run_orders(sagas, seed, console)
+
+
+def _run_orders(sagas: LocalSagas, seed: int, console: Console) -> int:
+    rng = random.Random(seed)
+    plan = [scenario for scenario in SCENARIOS for _ in range(scenario.count)]
+    rng.shuffle(plan)
+    scenario_of: dict[str, Scenario] = {}
+    for number, scenario in enumerate(plan, start=1):
+        saga_id = f"order-{seed}-{number:04d}"
+        if scenario.fault:
+            step, kind, fault = scenario.fault
+            sagas.faults.plan(saga_id, step, kind, fault)
+        scenario_of[saga_id] = scenario
+        sagas.start(saga_id, make_order(rng, number, scenario))
+
+    progress = Progress(
+        TextColumn("[bold]sagas"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
+    with progress:
+        task = progress.add_task("sagas", total=len(scenario_of))
+        unfinished = sagas.wait(list(scenario_of), timeout_seconds=120, on_finished=lambda _: progress.advance(task))
+
+    outcomes = {saga_id: sagas.outcome(saga_id) for saga_id in scenario_of}
+    surprises = [
+        f"{saga_id} ({scenario.name}): expected {scenario.expected_status}, got {outcomes[saga_id].status}"
+        for saga_id, scenario in scenario_of.items()
+        if saga_id not in unfinished and outcomes[saga_id].status != scenario.expected_status
+    ]
+    console.print(_outcome_table(scenario_of, outcomes))
+    reconciliation = sagas.reconcile()
+    console.print(_stock_table(reconciliation))
+    console.print(_money_table(reconciliation))
+
+    problems = [f"{saga_id} did not finish" for saga_id in unfinished] + surprises + reconciliation.problems
+    if problems:
+        for problem in problems:
+            console.print(f"[red]✗ {problem}")
+        return 1
+    finished = len(scenario_of)
+    console.print(
+        f"[bold green]✓ {finished} sagas finished: every one completed or fully compensated; stock and money reconcile."
+    )
+    return 0
+
+
+def _outcome_table(scenario_of: dict[str, Scenario], outcomes: dict[str, Any]) -> Table:
+    table = Table(title="Outcomes by scenario")
+    for column in (
+        "scenario",
+        "sagas",
+        "status",
+        "steps completed",
+        "compensations run",
+        "transitions",
+        "p50 s",
+        "max s",
+    ):
+        table.add_column(column, justify="left" if column in ("scenario", "status") else "right")
+    groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for saga_id, scenario in scenario_of.items():
+        groups[(scenario.name, outcomes[saga_id].status)].append(outcomes[saga_id])
+    for (name, status), group in groups.items():
+        durations = [outcome.duration_seconds for outcome in group]
+        colour = "green" if status == "COMPLETED" else ("yellow" if status == "FAILED" else "red")
+        table.add_row(
+            name,
+            str(len(group)),
+            f"[{colour}]{status}",
+            _spread(len(outcome.actions_succeeded) for outcome in group),
+            _spread(len(outcome.compensations_succeeded) for outcome in group),
+            _spread(outcome.transitions for outcome in group),
+            f"{statistics.median(durations):.2f}",
+            f"{max(durations):.2f}",
+        )
+    return table
+
+
+def _spread(values: Any) -> str:
+    values = sorted(set(values))
+    return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
+
+
+def _stock_table(reconciliation: Any) -> Table:
+    table = Table(title="Stock reconciliation (units)")
+    for column in ("sku", "initial", "reserved by completed orders", "available now", "initial - reserved"):
+        table.add_column(column, justify="right" if column != "sku" else "left")
+    for row in reconciliation.stock:
+        table.add_row(row.sku, str(row.initial), str(row.reserved), str(row.available), str(row.initial - row.reserved))
+    return table
+
+
+def _money_table(reconciliation: Any) -> Table:
+    money = reconciliation.money
+    table = Table(title="Money reconciliation")
+    table.add_column("charged")
+    table.add_column("refunded")
+    table.add_column("net")
+    table.add_column("expected (completed orders)")
+    table.add_row(
+        *(
+            f"{cents / 100:,.2f}"
+            for cents in (money.charged_cents, money.refunded_cents, money.net_cents, money.expected_cents)
+        )
+    )
+    return table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local_runtime.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=7, help="orders and their order are drawn from this seed")
+    parser.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE, help="local clock per SLA second")
+    args = parser.parse_args(argv)
+    console = Console()
+    console.print(f"[bold]OrderFulfillment saga on the local runtime[/] (seed {args.seed})")
+    return run(args.seed, args.time_scale, console)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""Workarounds for moto defects that the local runtime hits, each small and named after its defect.
+
+Pinned to moto 5.2.5 (requirements.txt). Each one has a test in tests/unit/test_moto_workarounds.py that
+shows the defect without it and the fix with it; when moto fixes a defect, its test says so and the
+workaround goes. Plus `scaled_time`, which is not a defect fix: it runs Step Functions' clock faster so
+that tests never sleep real SLAs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import moto
+from moto.stepfunctions import models as sfn_models
+from moto.stepfunctions import responses as sfn_responses
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.common.timeouts.heartbeat import Heartbeat
+from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+    StateTaskServiceCallback,
+)
+from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+PINNED_MOTO = "5.2.5"
+
+
+_INHERITED = object()
+
+
+@contextmanager
+def _patched(owner: Any, name: str, replacement: Any) -> Iterator[None]:
+    # Classes: take the raw attribute (classmethod objects stay classmethods; inherited ones are deleted after).
+    original = owner.__dict__.get(name, _INHERITED) if isinstance(owner, type) else getattr(owner, name)
+    setattr(owner, name, replacement)
+    try:
+        yield
+    finally:
+        if original is _INHERITED:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, original)
+
+
+# --- Defect: a state machine created by CloudFormation lands in the backend that never executes, and
+# its DefinitionSubstitutions are ignored, so `${Key}` placeholders reach the interpreter verbatim.
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+def _substitute(properties: dict[str, Any]) -> None:
+    substitutions = properties.get("DefinitionSubstitutions") or {}
+    definition = properties.get("DefinitionString")
+    if not definition:
+        return
+
+    def replace(match: re.Match[str]) -> str:
+        key = match.group(1)
+        if key not in substitutions:
+            raise ValueError(f"DefinitionSubstitutions has no value for ${{{key}}}")
+        return str(substitutions[key])
+
+    properties["DefinitionString"] = _PLACEHOLDER.sub(replace, definition)
+
+
+@contextmanager
+def cfn_state_machine_in_executing_backend() -> Iterator[None]:
+    state_machine = sfn_models.StateMachine
+    create = state_machine.create_from_cloudformation_json.__func__
+    update = state_machine.update_from_cloudformation_json.__func__
+
+    def create_substituted(cls: type, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any) -> Any:
+        _substitute(cloudformation_json.get("Properties", {}))
+        return create(cls, resource_name, cloudformation_json, *args, **kwargs)
+
+    def update_substituted(cls: type, original: Any, new_name: str, cloudformation_json: Any, *args: Any) -> Any:
+        _substitute(cloudformation_json.get("Properties", {}))
+        return update(cls, original, new_name, cloudformation_json, *args)
+
+    with ExitStack() as stack:
+        # The CloudFormation hooks look the backend up by this module-level name.
+        stack.enter_context(_patched(sfn_models, "stepfunctions_backends", stepfunctions_parser_backends))
+        stack.enter_context(_patched(state_machine, "create_from_cloudformation_json", classmethod(create_substituted)))
+        stack.enter_context(_patched(state_machine, "update_from_cloudformation_json", classmethod(update_substituted)))
+        yield
+
+
+# --- Defect: a Retry on a `.waitForTaskToken` task reuses the first attempt's token, whose outcome is
+# already set, so the retried attempt "fails" again at once without any participant answering. AWS issues
+# a new token per attempt.
+@contextmanager
+def fresh_task_token_per_retry() -> Iterator[None]:
+    original: Callable[..., Any] = StateTaskServiceCallback._eval_execution
+
+    def eval_execution(self: StateTaskServiceCallback, env: Any) -> None:
+        retrying = env.states.context_object.context_object_data.get("State", {}).get("RetryCount", 0) > 0
+        if (
+            retrying
+            and self._is_integration_pattern()
+            and self.resource.condition == ResourceCondition.WaitForTaskToken
+        ):
+            env.callback_pool_manager.add(env.states.context_object.update_task_token())
+        original(self, env)
+
+    with _patched(StateTaskServiceCallback, "_eval_execution", eval_execution):
+        yield
+
+
+# --- Defect: `SendTaskFailure` drops `cause`, so a Catch sees an empty Cause and the saga record loses why.
+@contextmanager
+def send_task_failure_keeps_cause() -> Iterator[None]:
+    def send_task_failure(self: sfn_responses.StepFunctionResponse) -> Any:
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
+        )
+        return sfn_responses.EmptyResult()
+
+    with _patched(sfn_responses.StepFunctionResponse, "send_task_failure", send_task_failure):
+        yield
+
+
+# --- Not a defect: run Step Functions' clock `factor` times real time (TimeoutSeconds, HeartbeatSeconds,
+# Retry intervals). 0.02 turns a 60 s task timeout into 1.2 s.
+@contextmanager
+def scaled_time(factor: float) -> Iterator[None]:
+    if not 0 < factor <= 1:
+        raise ValueError(f"time scale must be in (0, 1], got {factor}")
+    timeout_body, heartbeat_body = Timeout._eval_body, Heartbeat._eval_body
+    real_time = retrier_decl.time
+
+    def scale_pushed_seconds(original: Callable[..., None]) -> Callable[..., None]:
+        def eval_body(self: Any, env: Any) -> None:
+            original(self, env)
+            env.stack.append(env.stack.pop() * factor)
+
+        return eval_body
+
+    class ScaledSleep:
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            real_time.sleep(seconds * factor)
+
+    with ExitStack() as stack:
+        stack.enter_context(_patched(Timeout, "_eval_body", scale_pushed_seconds(timeout_body)))
+        stack.enter_context(_patched(Heartbeat, "_eval_body", scale_pushed_seconds(heartbeat_body)))
+        stack.enter_context(_patched(retrier_decl, "time", ScaledSleep))
+        yield
+
+
+@contextmanager
+def all_workarounds(time_scale: float = 1.0) -> Iterator[None]:
+    if moto.__version__ != PINNED_MOTO:
+        raise RuntimeError(f"moto {moto.__version__} installed; these workarounds are for {PINNED_MOTO}: re-check them")
+    with ExitStack() as stack:
+        stack.enter_context(cfn_state_machine_in_executing_backend())
+        stack.enter_context(fresh_task_token_per_retry())
+        stack.enter_context(send_task_failure_keeps_cause())
+        if time_scale != 1.0:
+            stack.enter_context(scaled_time(time_scale))
+        yield

@@ -1,0 +1,110 @@
+"""What happened to a saga, read back from its record and its execution history."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from saga_records import PARKED_STATUSES, TERMINAL_STATUSES
+from statemachines import SagaDefinition
+
+FINISHED_STATUSES = {status.value for status in TERMINAL_STATUSES | PARKED_STATUSES}
+
+
+@dataclass(frozen=True)
+class SagaOutcome:
+    saga_id: str
+    status: str  # the saga record's status
+    execution_status: str
+    actions_succeeded: tuple[str, ...]  # step names whose action succeeded, in order
+    compensations_succeeded: tuple[str, ...]  # step names whose compensation succeeded, in order
+    transitions: int  # billed state transitions: states entered plus retry attempts
+    duration_seconds: float
+    record: dict[str, Any]
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED_STATUSES and self.execution_status != "RUNNING"
+
+
+def execution_arn(state_machine_arn: str, saga_id: str) -> str:
+    return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{saga_id}"
+
+
+def history_events(arn: str) -> list[dict[str, Any]]:
+    sfn = boto3.client("stepfunctions")
+    events, kwargs = [], {}
+    while True:
+        page = sfn.get_execution_history(executionArn=arn, maxResults=1000, **kwargs)
+        events += page["events"]
+        if not page.get("nextToken"):
+            return events
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def outcome_of(definition: SagaDefinition, state_machine_arn: str, record: dict[str, Any]) -> SagaOutcome:
+    arn = execution_arn(state_machine_arn, record["saga_id"])
+    execution = boto3.client("stepfunctions").describe_execution(executionArn=arn)
+    actions = {step.action: step.name for step in definition.steps}
+    compensations = {step.compensation: step.name for step in definition.steps if step.compensation}
+    succeeded_actions, succeeded_compensations, transitions = [], [], 0
+    current_state, attempts_in_state = None, 0
+    for event in history_events(arn):
+        if event["type"].endswith("StateEntered"):
+            transitions += 1
+            current_state, attempts_in_state = event["stateEnteredEventDetails"]["name"], 0
+        elif event["type"] == "TaskScheduled":
+            attempts_in_state += 1
+            if attempts_in_state > 1:
+                transitions += 1  # each retry attempt is billed as a transition too
+        elif event["type"] == "TaskSucceeded":
+            if current_state in actions:
+                succeeded_actions.append(actions[current_state])
+            elif current_state in compensations:
+                succeeded_compensations.append(compensations[current_state])
+    stop = execution.get("stopDate")
+    duration = (stop - execution["startDate"]).total_seconds() if stop else float("nan")
+    return SagaOutcome(
+        saga_id=record["saga_id"],
+        status=record["status"],
+        execution_status=execution["status"],
+        actions_succeeded=tuple(succeeded_actions),
+        compensations_succeeded=tuple(succeeded_compensations),
+        transitions=transitions,
+        duration_seconds=duration,
+        record=record,
+    )
+
+
+def wait_until_finished(
+    read_record: Callable[[str], dict[str, Any] | None],
+    state_machine_arn: str,
+    saga_ids: Iterable[str],
+    *,
+    timeout_seconds: float,
+    on_finished: Callable[[str], None] | None = None,
+    poll_seconds: float = 0.1,
+) -> list[str]:
+    """Wait until every saga's record is terminal or parked and its execution stopped; return the unfinished."""
+    sfn = boto3.client("stepfunctions")
+    waiting = list(saga_ids)
+    deadline = time.monotonic() + timeout_seconds
+    while waiting and time.monotonic() < deadline:
+        still_waiting = []
+        for saga_id in waiting:
+            record = read_record(saga_id) or {}
+            if record.get("status") in FINISHED_STATUSES:
+                status = sfn.describe_execution(executionArn=execution_arn(state_machine_arn, saga_id))["status"]
+                if status != "RUNNING":
+                    if on_finished:
+                        on_finished(saga_id)
+                    continue
+            still_waiting.append(saga_id)
+        waiting = still_waiting
+        if waiting:
+            time.sleep(poll_seconds)
+    return waiting

@@ -1,0 +1,78 @@
+"""One saga type on a running LocalCloud: start sagas, inject faults, read outcomes, reach the services' data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+from inventory.repository import InventoryRepository
+from local_runtime.cloud import LocalCloud
+from local_runtime.faults import FaultInjector
+from local_runtime.observe import SagaOutcome, execution_arn, outcome_of, wait_until_finished
+from local_runtime.reconciliation import Reconciliation, reconcile
+from notification.repository import NotificationRepository
+from payment.repository import PaymentRepository
+from saga_records import SagaRecordRepository
+from saga_records.starter import SagaStarter, StartedSaga
+from shipping.repository import ShippingRepository
+from statemachines import SagaDefinition
+
+
+class LocalSagas:
+    def __init__(self, cloud: LocalCloud, definition: SagaDefinition) -> None:
+        self.cloud = cloud
+        self.definition = definition
+        self.records = SagaRecordRepository(cloud.output("SagaTableName"))
+        self.state_machine_arn = cloud.output(f"{definition.name}StateMachineArn")
+        self.starter = SagaStarter(
+            self.records, self.state_machine_arn, definition.name, [step.name for step in definition.steps]
+        )
+        self.faults = FaultInjector()
+        for step in definition.steps:
+            self.faults.attach(cloud.participant(step.service))
+        self.inventory = InventoryRepository(self.service_table("InventoryService"))
+        self.payments = PaymentRepository(self.service_table("PaymentService"))
+        self.shipping = ShippingRepository(self.service_table("ShippingService"))
+        self.notifications = NotificationRepository(self.service_table("NotificationService"))
+        self.initial_stock: dict[str, int] = {}
+
+    def service_table(self, service: str) -> str:
+        for function in self.cloud.functions.values():
+            if function.environment.get("POWERTOOLS_SERVICE_NAME") == service:
+                return function.environment["SERVICE_TABLE_NAME"]
+        raise KeyError(service)
+
+    def seed_stock(self, stock: dict[str, int]) -> None:
+        for sku, available in stock.items():
+            self.inventory.seed_stock(sku, available)
+        self.initial_stock |= stock
+
+    def start(self, saga_id: str, order: dict[str, Any]) -> StartedSaga:
+        return self.starter.start(saga_id, order)
+
+    def wait(self, saga_ids: list[str], timeout_seconds: float = 60, on_finished: Any = None) -> list[str]:
+        return wait_until_finished(
+            self.records.get, self.state_machine_arn, saga_ids, timeout_seconds=timeout_seconds, on_finished=on_finished
+        )
+
+    def outcome(self, saga_id: str) -> SagaOutcome:
+        record = self.records.get(saga_id)
+        if record is None:
+            raise KeyError(f"no saga record for {saga_id}")
+        return outcome_of(self.definition, self.state_machine_arn, record)
+
+    def execution(self, saga_id: str) -> dict[str, Any]:
+        return boto3.client("stepfunctions").describe_execution(
+            executionArn=execution_arn(self.state_machine_arn, saga_id)
+        )
+
+    def reconcile(self) -> Reconciliation:
+        return reconcile(
+            self.records.scan_all(),
+            initial_stock=self.initial_stock,
+            inventory=self.inventory,
+            payments=self.payments,
+            shipping=self.shipping,
+            notifications=self.notifications,
+        )

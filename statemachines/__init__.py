@@ -1,0 +1,23 @@
+"""Saga definitions and their compiler to Amazon States Language (pure Python, no CDK import)."""
+
+from statemachines.compiler import SAGA_TABLE_KEY, compile_saga, queue_url_key
+from statemachines.definition import (
+    SagaDefinition,
+    SagaDefinitionError,
+    Step,
+    load_definition,
+    parse_definition,
+    saga_files,
+)
+
+__all__ = [
+    "SAGA_TABLE_KEY",
+    "SagaDefinition",
+    "SagaDefinitionError",
+    "Step",
+    "compile_saga",
+    "load_definition",
+    "parse_definition",
+    "queue_url_key",
+    "saga_files",
+]

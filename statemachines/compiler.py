@@ -1,0 +1,281 @@
+"""Compile a saga definition to Amazon States Language.
+
+Shape of what is generated (every state entered is a billed transition, so there are as few as the
+semantics allow):
+
+- one callback task per forward step (`sqs:sendMessage.waitForTaskToken`), nothing between them: the
+  participant toolkit keeps the saga record's current step, so the happy path costs one transition per
+  step plus one to record COMPLETED;
+- a failure at step k is caught straight into the compensation of step k-1 (or of step k itself when a
+  timeout leaves its outcome unknown); compensations chain in reverse order and end in one state that
+  records FAILED. A compensated saga is a business outcome, so that execution succeeds;
+- a compensation that fails after its retries records COMPENSATION_FAILED and fails the execution with
+  `Saga.CompensationFailed`; a retriable step (past the pivot) that runs out of retries records
+  FORWARD_RECOVERY_FAILED and fails with `Saga.ForwardRecoveryFailed`. Only parked sagas fail.
+
+Queue URLs and the saga table name are `${...}` placeholders filled by the state machine's
+DefinitionSubstitutions at deploy time.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from statemachines.definition import RetryPolicy, SagaDefinition, Step
+
+SAGA_TABLE_KEY = "SagaTableName"
+CALLBACK_RESOURCE = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
+UPDATE_ITEM_RESOURCE = "arn:aws:states:::dynamodb:updateItem"
+
+RECORD_COMPLETED = "RecordCompleted"
+RECORD_FAILED = "RecordFailed"
+COMPENSATION_FAILED_STATE = "CompensationFailed"
+FORWARD_RECOVERY_FAILED_STATE = "ForwardRecoveryFailed"
+COMPENSATION_FAILED_ERROR = "Saga.CompensationFailed"
+FORWARD_RECOVERY_FAILED_ERROR = "Saga.ForwardRecoveryFailed"
+
+# SQS delivery of the command itself: safe to retry, the command is idempotent on its key.
+DELIVERY_ERRORS = ["SQS.SdkClientException", "SQS.AmazonSQSException", "SQS.KmsThrottledException"]
+DELIVERY_RETRY = RetryPolicy(
+    errors=DELIVERY_ERRORS, max_attempts=3, interval_seconds=1, backoff_rate=2.0, max_delay_seconds=5
+)
+# Writing the saga record: transient DynamoDB errors.
+RECORD_RETRY = RetryPolicy(
+    errors=[
+        "DynamoDB.ProvisionedThroughputExceededException",
+        "DynamoDB.RequestLimitExceeded",
+        "DynamoDB.ThrottlingException",
+        "DynamoDB.InternalServerErrorException",
+        "DynamoDB.AmazonDynamoDBException",
+    ],
+    max_attempts=6,
+    interval_seconds=1,
+    backoff_rate=2.0,
+    max_delay_seconds=30,
+)
+
+
+def queue_url_key(command: str) -> str:
+    """Substitution key of the queue that carries `command` (e.g. ReserveItems -> ReserveItemsQueueUrl)."""
+    return f"{command}QueueUrl"
+
+
+def substitution_keys(definition: SagaDefinition) -> list[str]:
+    keys = [queue_url_key(command) for step in definition.steps for command in step.commands]
+    return [*keys, SAGA_TABLE_KEY]
+
+
+def action_state(step: Step) -> str:
+    return step.action
+
+
+def compensation_state(step: Step) -> str:
+    assert step.compensation is not None
+    return step.compensation
+
+
+def compile_saga(definition: SagaDefinition) -> dict[str, Any]:
+    states: dict[str, Any] = {}
+    steps = definition.steps
+    for index, step in enumerate(steps):
+        next_state = action_state(steps[index + 1]) if index + 1 < len(steps) else RECORD_COMPLETED
+        if step.retriable:
+            states[action_state(step)] = _retriable_task(definition, step, next_state)
+        else:
+            states[action_state(step)] = _forward_task(definition, steps, index, next_state)
+    for index, step in enumerate(steps):
+        if step.compensation is None:
+            continue
+        states[compensation_state(step)] = _compensation_task(definition, steps, index)
+        states[_park_state(step)] = _record_update(
+            "COMPENSATION_FAILED",
+            failed_step=step.name,
+            error_path="$.compensation_error",
+            next_state=COMPENSATION_FAILED_STATE,
+            keep_saga_error=True,
+        )
+    for step in steps:
+        if step.retriable:
+            states[_stalled_state(step)] = _record_update(
+                "FORWARD_RECOVERY_FAILED",
+                failed_step=step.name,
+                error_path="$.error",
+                next_state=FORWARD_RECOVERY_FAILED_STATE,
+            )
+    states[RECORD_COMPLETED] = _record_update("COMPLETED")
+    if definition.compensatable_steps:
+        states[RECORD_FAILED] = _record_update("FAILED", error_path="$.error")
+        states[COMPENSATION_FAILED_STATE] = {
+            "Type": "Fail",
+            "Comment": "Parked: a compensation failed after its retries. The saga record names the step.",
+            "Error": COMPENSATION_FAILED_ERROR,
+            "Cause": "A compensation failed after its retries; the saga is parked as COMPENSATION_FAILED.",
+        }
+    if any(step.retriable for step in steps):
+        states[FORWARD_RECOVERY_FAILED_STATE] = {
+            "Type": "Fail",
+            "Comment": "Parked: a retriable step ran out of retries. The saga record names the step.",
+            "Error": FORWARD_RECOVERY_FAILED_ERROR,
+            "Cause": "A retriable step ran out of retries; the saga is parked as FORWARD_RECOVERY_FAILED.",
+        }
+    return {
+        "Comment": f"{definition.name} saga: {definition.description} Generated from the saga definition; do not edit.",
+        "StartAt": action_state(steps[0]),
+        "States": states,
+    }
+
+
+def _forward_task(definition: SagaDefinition, steps: list[Step], index: int, next_state: str) -> dict[str, Any]:
+    step = steps[index]
+    undo_before = compensation_state(steps[index - 1]) if index > 0 else RECORD_FAILED
+    catches = []
+    if step.on_timeout == "compensate":
+        catches.append(_catch(["States.Timeout"], compensation_state(step), "$.error"))
+    catches.append(_catch(["States.ALL"], undo_before, "$.error"))
+    task = _callback_task(definition, step, "action", has_results=index > 0)
+    task["ResultPath"] = f"$.results.{step.name}"
+    task["Retry"] = _retriers(step.retry)
+    task["Catch"] = catches
+    task["Next"] = next_state
+    return task
+
+
+def _retriable_task(definition: SagaDefinition, step: Step, next_state: str) -> dict[str, Any]:
+    errors = [*step.retry.errors, *(["States.Timeout"] if "States.Timeout" not in step.retry.errors else [])]
+    task = _callback_task(definition, step, "action", has_results=True)
+    task["ResultPath"] = f"$.results.{step.name}"
+    task["Retry"] = _retriers(step.retry.model_copy(update={"errors": errors}))
+    task["Catch"] = [_catch(["States.ALL"], _stalled_state(step), "$.error")]
+    task["Next"] = next_state
+    return task
+
+
+def _compensation_task(definition: SagaDefinition, steps: list[Step], index: int) -> dict[str, Any]:
+    step = steps[index]
+    task = _callback_task(definition, step, "compensation", has_results=True)
+    task["ResultPath"] = None
+    task["Retry"] = _retriers(step.effective_compensation_retry)
+    task["Catch"] = [_catch(["States.ALL"], _park_state(step), "$.compensation_error")]
+    task["Next"] = compensation_state(steps[index - 1]) if index > 0 else RECORD_FAILED
+    return task
+
+
+def _callback_task(definition: SagaDefinition, step: Step, kind: str, *, has_results: bool) -> dict[str, Any]:
+    command = step.action if kind == "action" else step.compensation
+    assert command is not None
+    body: dict[str, Any] = {
+        "saga_id.$": "$$.Execution.Name",
+        "saga_type": definition.name,
+        "step": step.name,
+        "kind": kind,
+        "command": command,
+        "idempotency_key.$": f"States.Format('{{}}#{step.name}#{kind}', $$.Execution.Name)",
+        "task_token.$": "$$.Task.Token",
+        "heartbeat_seconds": step.sla.heartbeat_seconds,
+        "input.$": "$.input",
+    }
+    if has_results:
+        body["results.$"] = "$.results"
+    if kind == "compensation":
+        body["error.$"] = "$.error"
+    return {
+        "Type": "Task",
+        "Comment": f"{step.service}: {command}",
+        "Resource": CALLBACK_RESOURCE,
+        "Parameters": {"QueueUrl": f"${{{queue_url_key(command)}}}", "MessageBody": body},
+        "TimeoutSeconds": step.sla.timeout_seconds,
+        "HeartbeatSeconds": step.sla.heartbeat_seconds,
+    }
+
+
+def _retriers(policy: RetryPolicy) -> list[dict[str, Any]]:
+    retriers = [_retrier(DELIVERY_RETRY)]
+    if policy.max_attempts > 0:
+        retriers.insert(0, _retrier(policy))
+    return retriers
+
+
+def _retrier(policy: RetryPolicy) -> dict[str, Any]:
+    retrier: dict[str, Any] = {
+        "ErrorEquals": list(policy.errors),
+        "IntervalSeconds": policy.interval_seconds,
+        "MaxAttempts": policy.max_attempts,
+        "BackoffRate": policy.backoff_rate,
+        "MaxDelaySeconds": policy.max_delay_seconds,
+    }
+    if policy.jitter == "FULL":
+        retrier["JitterStrategy"] = "FULL"
+    return retrier
+
+
+def _catch(errors: list[str], next_state: str, result_path: str) -> dict[str, Any]:
+    return {"ErrorEquals": errors, "ResultPath": result_path, "Next": next_state}
+
+
+def _park_state(step: Step) -> str:
+    return f"Park{compensation_state(step)}Failure"
+
+
+def _stalled_state(step: Step) -> str:
+    return f"Park{action_state(step)}Stalled"
+
+
+def _record_update(
+    status: str,
+    *,
+    failed_step: str | None = None,
+    error_path: str | None = None,
+    next_state: str | None = None,
+    keep_saga_error: bool = False,
+) -> dict[str, Any]:
+    """One DynamoDB UpdateItem on the saga record; a missing record is created rather than lost."""
+    sets = ["#status = :status", "updated_at = :now"]
+    names = {"#status": "status"}
+    values: dict[str, Any] = {
+        ":status": {"S": status},
+        ":now": {"S.$": "$$.State.EnteredTime"},
+        ":one": {"N": "1"},
+    }
+    if failed_step is not None:
+        sets.append("failed_step = :failed_step")
+        values[":failed_step"] = {"S": failed_step}
+    if error_path is not None:
+        # A parked compensation keeps the error that started compensating next to its own.
+        target = "compensation_" if keep_saga_error else "#"
+        sets += [f"{target}error = :error", f"{target}cause = :cause"]
+        values[":error"] = {"S.$": f"{error_path}.Error"}
+        values[":cause"] = {"S.$": f"{error_path}.Cause"}
+    if keep_saga_error:
+        sets += ["#error = :saga_error", "#cause = :saga_cause"]
+        values[":saga_error"] = {"S.$": "$.error.Error"}
+        values[":saga_cause"] = {"S.$": "$.error.Cause"}
+    if error_path is not None or keep_saga_error:
+        names |= {"#error": "error", "#cause": "cause"}
+    state: dict[str, Any] = {
+        "Type": "Task",
+        "Comment": f"Saga record: {status}",
+        "Resource": UPDATE_ITEM_RESOURCE,
+        "Parameters": {
+            "TableName": f"${{{SAGA_TABLE_KEY}}}",
+            "Key": {"saga_id": {"S.$": "$$.Execution.Name"}},
+            "UpdateExpression": f"SET {', '.join(sets)} ADD version :one",
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        },
+        "ResultPath": None,
+        "Retry": [_retrier(RECORD_RETRY)],
+    }
+    if next_state is None:
+        state["End"] = True
+    else:
+        state["Next"] = next_state
+    return state
+
+
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9]+)\}")
+
+
+def placeholders(asl_text: str) -> set[str]:
+    """The `${Key}` substitution keys used in a compiled definition."""
+    return set(_PLACEHOLDER.findall(asl_text))

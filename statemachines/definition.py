@@ -1,0 +1,263 @@
+"""Saga definitions: the YAML a team writes, validated strictly before anything is generated.
+
+A definition that is wrong fails here, at synth, with the file, the step and the field named, so that a
+bad saga never reaches Step Functions.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+SAGA_FILE_SUFFIX = ".saga.yaml"
+DEFINITIONS_DIR = Path(__file__).resolve().parent
+
+# Step Functions hard limit on history events per execution; each task attempt writes about five.
+MAX_HISTORY_EVENTS = 25_000
+EVENTS_PER_TASK_ATTEMPT = 5
+# Step Functions caps a Retrier's MaxAttempts at 99,999,999; we keep retry loops far below history limits.
+MAX_RETRY_ATTEMPTS = 20
+
+PascalName = Annotated[str, Field(pattern=r"^[A-Z][A-Za-z0-9]{1,63}$")]
+SnakeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,47}$")]
+ErrorName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.]{0,127}$")]
+
+
+def snake_case(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+class SagaDefinitionError(ValueError):
+    """A saga definition that cannot be compiled; the message names the file, step and field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sla(_Strict):
+    timeout_seconds: int = Field(ge=1, le=31_536_000)  # hard cap on the task, seconds (max one year)
+    heartbeat_seconds: int = Field(ge=1)  # longest silence from the participant, seconds
+
+    @model_validator(mode="after")
+    def _heartbeat_below_timeout(self) -> Sla:
+        if self.heartbeat_seconds >= self.timeout_seconds:
+            raise _field_error(
+                "heartbeat_seconds",
+                f"must be below timeout_seconds ({self.timeout_seconds}), got {self.heartbeat_seconds}",
+            )
+        return self
+
+
+class RetryPolicy(_Strict):
+    errors: list[ErrorName] = Field(min_length=1)
+    max_attempts: int = Field(ge=0, le=MAX_RETRY_ATTEMPTS)
+    interval_seconds: int = Field(ge=1)
+    backoff_rate: float = Field(ge=1.0, le=10.0)
+    max_delay_seconds: int = Field(ge=1)
+    jitter: Literal["FULL", "NONE"] = "FULL"
+
+    @model_validator(mode="after")
+    def _sane(self) -> RetryPolicy:
+        if "States.ALL" in self.errors:
+            raise _field_error("errors", "States.ALL would retry permanent failures; list the transient errors")
+        if self.max_delay_seconds < self.interval_seconds:
+            raise _field_error(
+                "max_delay_seconds",
+                f"must be at least interval_seconds ({self.interval_seconds}), got {self.max_delay_seconds}",
+            )
+        return self
+
+
+class Step(_Strict):
+    name: SnakeName
+    service: PascalName
+    action: PascalName
+    # Absent only for a retriable step: it must eventually succeed, so it is never compensated.
+    compensation: PascalName | None = None
+    retriable: bool = False
+    sla: Sla
+    retry: RetryPolicy
+    # Retries of the compensation; by default the step's transient errors plus timeouts, more patiently.
+    compensation_retry: RetryPolicy | None = None
+    permanent_errors: list[ErrorName] = Field(default_factory=list)
+    # "compensate": a timed-out step may have taken effect, so it is compensated too (the safe default).
+    on_timeout: Literal["compensate", "assume_not_applied"] = "compensate"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Step:
+        if self.retriable and self.compensation is not None:
+            raise _field_error("compensation", "a retriable step is never compensated; remove the compensation")
+        if not self.retriable and self.compensation is None:
+            raise _field_error("compensation", "required unless the step is retriable")
+        if self.compensation is not None and self.compensation == self.action:
+            raise _field_error("compensation", "must differ from the action")
+        overlap = sorted(set(self.permanent_errors) & set(self.retry.errors))
+        if overlap:
+            raise _field_error("permanent_errors", f"also listed as transient in retry.errors: {', '.join(overlap)}")
+        if "States.Timeout" in self.permanent_errors or "States.ALL" in self.permanent_errors:
+            raise _field_error("permanent_errors", "States.* errors are routed by the compiler, not listed here")
+        return self
+
+    @property
+    def effective_compensation_retry(self) -> RetryPolicy:
+        if self.compensation_retry is not None:
+            return self.compensation_retry
+        errors = [*self.retry.errors, *(["States.Timeout"] if "States.Timeout" not in self.retry.errors else [])]
+        return RetryPolicy(
+            errors=errors,
+            max_attempts=max(self.retry.max_attempts, 5),
+            interval_seconds=self.retry.interval_seconds,
+            backoff_rate=self.retry.backoff_rate,
+            max_delay_seconds=max(self.retry.max_delay_seconds, 60),
+            jitter=self.retry.jitter,
+        )
+
+    @property
+    def package(self) -> str:
+        """Python package under lambdas/ that implements this step's service (InventoryService -> inventory)."""
+        return snake_case(self.service.removesuffix("Service"))
+
+    def handler(self, command: str) -> str:
+        """Lambda handler of one of this step's commands (ReserveItems -> inventory.handlers.reserve_items)."""
+        if command not in self.commands:
+            raise KeyError(command)
+        return f"{self.package}.handlers.{snake_case(command)}"
+
+    @property
+    def commands(self) -> list[str]:
+        return [self.action] if self.compensation is None else [self.action, self.compensation]
+
+
+class SagaDefinition(_Strict):
+    name: PascalName
+    description: str = Field(min_length=1, max_length=512)
+    steps: list[Step] = Field(min_length=1, max_length=40)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SagaDefinition:
+        seen_steps: set[str] = set()
+        seen_commands: dict[str, str] = {}
+        retriable_seen: str | None = None
+        for index, step in enumerate(self.steps):
+            if step.name in seen_steps:
+                raise _step_error(index, "name", f"duplicate step name '{step.name}'")
+            seen_steps.add(step.name)
+            for command in step.commands:
+                if command in seen_commands:
+                    raise _step_error(
+                        index, "action", f"command '{command}' is already used by step '{seen_commands[command]}'"
+                    )
+                seen_commands[command] = step.name
+            if step.retriable:
+                retriable_seen = retriable_seen or step.name
+            elif retriable_seen is not None:
+                raise _step_error(
+                    index,
+                    "retriable",
+                    f"a compensatable step cannot follow the retriable step '{retriable_seen}' (past the pivot)",
+                )
+        worst_case_events = sum(
+            EVENTS_PER_TASK_ATTEMPT
+            * (
+                step.retry.max_attempts
+                + 1
+                + (step.effective_compensation_retry.max_attempts + 1 if step.compensation else 0)
+            )
+            for step in self.steps
+        )
+        if worst_case_events > MAX_HISTORY_EVENTS // 2:
+            raise _field_error(
+                "steps",
+                f"retry budget may write {worst_case_events} history events; keep it under {MAX_HISTORY_EVENTS // 2}",
+            )
+        return self
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.name == name:
+                return step
+        raise KeyError(name)
+
+    @property
+    def compensatable_steps(self) -> list[Step]:
+        return [step for step in self.steps if step.compensation is not None]
+
+
+class _LocatedError(ValueError):
+    """Raised inside validators so the loader can name the step index and field."""
+
+    def __init__(self, field: str, message: str, step_index: int | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.step_index = step_index
+        self.message = message
+
+
+def _field_error(field: str, message: str) -> _LocatedError:
+    return _LocatedError(field, message)
+
+
+def _step_error(step_index: int, field: str, message: str) -> _LocatedError:
+    return _LocatedError(field, message, step_index)
+
+
+def saga_files(directory: Path = DEFINITIONS_DIR) -> list[Path]:
+    return sorted(directory.glob(f"*{SAGA_FILE_SUFFIX}"))
+
+
+def load_definition(path: Path) -> SagaDefinition:
+    """Read and validate one saga file; every problem is reported as file, step and field."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise SagaDefinitionError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise SagaDefinitionError(f"{path}: expected a mapping with name, description and steps")
+    return parse_definition(raw, source=str(path))
+
+
+def parse_definition(raw: dict[str, Any], source: str = "<definition>") -> SagaDefinition:
+    try:
+        return SagaDefinition.model_validate(raw)
+    except ValidationError as error:
+        raise SagaDefinitionError(_describe(error, raw, source)) from None
+
+
+def _describe(error: ValidationError, raw: dict[str, Any], source: str) -> str:
+    problems = []
+    for detail in error.errors():
+        location = list(detail["loc"])
+        message = detail["msg"]
+        context_error = (detail.get("ctx") or {}).get("error")
+        step_index: int | None = None
+        if isinstance(context_error, _LocatedError):
+            message = context_error.message
+            step_index = context_error.step_index
+            location = [*location, context_error.field]
+        if len(location) >= 2 and location[0] == "steps" and isinstance(location[1], int):
+            step_index = location[1]
+            location = location[2:]
+        elif location and location[0] == "steps" and step_index is not None:
+            location = location[1:]
+        step_label = _step_label(raw, step_index)
+        field = ".".join(str(part) for part in location) or "(saga)"
+        if detail["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append(f"{source}: {step_label}field '{field}': {message}")
+    return "\n".join(problems)
+
+
+def _step_label(raw: dict[str, Any], step_index: int | None) -> str:
+    if step_index is None:
+        return ""
+    steps = raw.get("steps") if isinstance(raw, dict) else None
+    name = None
+    if isinstance(steps, list) and step_index < len(steps) and isinstance(steps[step_index], dict):
+        name = steps[step_index].get("name")
+    return f"step '{name}': " if name else f"step #{step_index + 1}: "

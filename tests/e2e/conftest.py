@@ -1,0 +1,83 @@
+"""End to end on the local runtime: one synthesized stack deployed into moto for the whole package.
+
+The cloud is package-scoped and every e2e test shares one xdist group, so the tests here run back to back
+on one worker while moto is up, and no unit test (with its own moto) runs in between.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from local_runtime.cloud import LocalCloud
+from local_runtime.sagas import LocalSagas
+from local_runtime.synth import synthesize
+from statemachines import load_definition
+
+ORDER_SAGA = Path(__file__).resolve().parents[2] / "statemachines" / "order_fulfillment.saga.yaml"
+TIME_SCALE = 0.02
+STOCK = {"SKU-KEYBOARD": 500, "SKU-MOUSE": 500, "SKU-SCARCE": 2}
+_order_numbers = itertools.count(1)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.xdist_group("local_cloud"))
+
+
+@pytest.fixture(scope="package")
+def definition():
+    return load_definition(ORDER_SAGA)
+
+
+@pytest.fixture(scope="package")
+def local_sagas(tmp_path_factory, definition):
+    # SAGA_ASSEMBLY reuses a synthesized cloud assembly (e.g. cdk.out) while iterating on runtime code.
+    reuse = os.environ.get("SAGA_ASSEMBLY")
+    assembly = Path(reuse) if reuse else synthesize(tmp_path_factory.mktemp("assembly"))
+    with LocalCloud(assembly, time_scale=TIME_SCALE) as cloud:
+        sagas = LocalSagas(cloud, definition)
+        sagas.seed_stock(STOCK)
+        yield sagas
+
+
+@pytest.fixture
+def saga_id():
+    return f"saga-{uuid.uuid4().hex[:12]}"
+
+
+def make_order(*, sku="SKU-KEYBOARD", quantity=1, card="tok_visa", country="DE", email_domain="example.com"):
+    number = next(_order_numbers)
+    return {
+        "order_id": f"ord-{number:05d}",
+        "customer": {"customer_id": f"c-{number}", "email": f"buyer{number}@{email_domain}"},
+        "items": [{"sku": sku, "quantity": quantity, "unit_price_cents": 2500}],
+        "payment": {"card_token": card},
+        "shipping_address": {
+            "name": "Buyer",
+            "line1": "1 Main St",
+            "city": "Berlin",
+            "postal_code": "10115",
+            "country": country,
+        },
+    }
+
+
+@pytest.fixture
+def run_saga(local_sagas):
+    """Start one saga, wait for it to finish, return its outcome; reconciliation must hold afterwards."""
+
+    def run(saga_id, order=None, timeout_seconds=60):
+        local_sagas.start(saga_id, order or make_order())
+        assert local_sagas.wait([saga_id], timeout_seconds=timeout_seconds) == [], f"{saga_id} did not finish"
+        outcome = local_sagas.outcome(saga_id)
+        reconciliation = local_sagas.reconcile()
+        assert reconciliation.problems == [], reconciliation.problems
+        return outcome
+
+    return run

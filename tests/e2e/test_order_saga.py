@@ -1,0 +1,193 @@
+"""The OrderFulfillment saga end to end: the synthesized stack on moto, the real participants in-process.
+
+Expected compensations are derived from the saga definition, so a new step is covered without edits.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from local_runtime.faults import Fault
+from tests.e2e.conftest import TIME_SCALE, make_order
+
+pytestmark = pytest.mark.e2e
+
+
+def _names(steps):
+    return tuple(step.name for step in steps)
+
+
+def test_happy_path_completes_every_step_in_five_transitions(run_saga, saga_id, definition):
+    # Given a healthy order / When the saga runs
+    outcome = run_saga(saga_id)
+    # Then every step ran once, nothing was compensated, and the record says so
+    assert outcome.status == "COMPLETED"
+    assert outcome.execution_status == "SUCCEEDED"
+    assert outcome.actions_succeeded == _names(definition.steps)
+    assert outcome.compensations_succeeded == ()
+    assert outcome.transitions == len(definition.steps) + 1
+    record = outcome.record
+    assert {step: fields["status"] for step, fields in record["steps"].items()} == {
+        step.name: "SUCCEEDED" for step in definition.steps
+    }
+    assert record["current_step"] == definition.steps[-1].name
+    assert record["execution_arn"].endswith(f":{saga_id}")
+    assert record["version"] > len(definition.steps)
+    assert record["created_at"] <= record["updated_at"]
+
+
+@pytest.mark.parametrize(
+    ("failing_step", "order_change", "error"),
+    [
+        ("reserve_inventory", {"sku": "SKU-SCARCE", "quantity": 3}, "Inventory.InsufficientStock"),
+        ("process_payment", {"card": "tok_declined"}, "Payment.CardDeclined"),
+        ("create_shipment", {"country": "AQ"}, "Shipping.AddressNotServiceable"),
+        ("send_confirmation", {"email_domain": "bounce.example"}, "Notification.RecipientRejected"),
+    ],
+)
+def test_a_business_rejection_compensates_the_completed_steps_in_reverse(
+    run_saga, saga_id, definition, failing_step, order_change, error
+):
+    # Given an order that a participant's own rules reject at `failing_step`
+    index = _names(definition.steps).index(failing_step)
+    completed = definition.steps[:index]
+    # When the saga runs
+    outcome = run_saga(saga_id, make_order(**order_change))
+    # Then exactly the completed steps are compensated, last first; the execution itself succeeds
+    assert outcome.status == "FAILED"
+    assert outcome.execution_status == "SUCCEEDED"
+    assert outcome.actions_succeeded == _names(completed)
+    assert outcome.compensations_succeeded == _names(reversed(completed))
+    assert outcome.transitions <= 2 * (index + 1)
+    assert outcome.record["error"] == error
+    assert outcome.record["steps"][failing_step]["status"] == "FAILED"
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_a_permanent_failure_at_any_step_compensates_exactly_the_steps_before_it(
+    run_saga, local_sagas, saga_id, definition, index
+):
+    step = definition.steps[index]
+    local_sagas.faults.plan(saga_id, step.name, "action", Fault.permanent(step.permanent_errors[0]))
+    outcome = run_saga(saga_id)
+    assert outcome.status == "FAILED"
+    assert outcome.compensations_succeeded == _names(reversed(definition.steps[:index]))
+    assert outcome.transitions == 2 * (index + 1)
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_a_timeout_compensates_the_timed_out_step_too(run_saga, local_sagas, saga_id, definition, index):
+    # Given a participant that acts but whose reply is lost (its outcome is unknown to the saga)
+    step = definition.steps[index]
+    local_sagas.faults.plan(saga_id, step.name, "action", Fault.lost_reply())
+    # When the task times out
+    outcome = run_saga(saga_id)
+    # Then the timed-out step is compensated as well, and its side effect is undone (reconciliation holds)
+    assert outcome.status == "FAILED"
+    assert outcome.record["error"] == "States.Timeout"
+    assert outcome.compensations_succeeded == _names(reversed(definition.steps[: index + 1]))
+
+
+def test_a_transient_failure_is_retried_then_succeeds(run_saga, local_sagas, saga_id, definition):
+    step = definition.step("process_payment")
+    local_sagas.faults.plan(saga_id, step.name, "action", Fault.transient(step.retry.errors[0], times=2))
+    outcome = run_saga(saga_id)
+    assert outcome.status == "COMPLETED"
+    assert outcome.compensations_succeeded == ()
+    # Two retries are two more billed transitions.
+    assert outcome.transitions == len(definition.steps) + 1 + 2
+    assert local_sagas.payments.get_ledger(saga_id) is not None
+
+
+def test_a_transient_failure_beyond_the_retry_budget_compensates(run_saga, local_sagas, saga_id, definition):
+    step = definition.step("create_shipment")
+    times = step.retry.max_attempts + 1
+    local_sagas.faults.plan(saga_id, step.name, "action", Fault.transient(step.retry.errors[0], times=times))
+    outcome = run_saga(saga_id)
+    assert outcome.status == "FAILED"
+    assert outcome.record["error"] == step.retry.errors[0]
+    assert outcome.compensations_succeeded == ("process_payment", "reserve_inventory")
+
+
+def test_a_compensation_that_keeps_failing_parks_the_saga(run_saga, local_sagas, saga_id, definition):
+    # Given a shipment failure, and a refund that the payment provider refuses for good
+    local_sagas.faults.plan(saga_id, "create_shipment", "action", Fault.permanent("Shipping.AddressNotServiceable"))
+    local_sagas.faults.plan(saga_id, "process_payment", "compensation", Fault.permanent("Payment.RefundRejected"))
+    # When the saga compensates
+    outcome = run_saga(saga_id)
+    # Then it is parked, visibly: the record names the step and both errors, the execution fails distinctly,
+    # and nothing below the failed compensation ran (a human decides what happens next)
+    assert outcome.status == "COMPENSATION_FAILED"
+    assert outcome.execution_status == "FAILED"
+    assert outcome.record["failed_step"] == "process_payment"
+    assert outcome.record["compensation_error"] == "Payment.RefundRejected"
+    assert outcome.record["error"] == "Shipping.AddressNotServiceable"
+    assert outcome.compensations_succeeded == ()
+    assert outcome.record["steps"]["reserve_inventory"]["status"] == "SUCCEEDED"
+    assert saga_id in local_sagas.reconcile().parked
+    execution = local_sagas.execution(saga_id)
+    assert execution["error"] == "Saga.CompensationFailed"
+
+
+def test_a_compensation_that_fails_transiently_is_retried(run_saga, local_sagas, saga_id):
+    local_sagas.faults.plan(saga_id, "create_shipment", "action", Fault.permanent("Shipping.AddressNotServiceable"))
+    local_sagas.faults.plan(
+        saga_id, "process_payment", "compensation", Fault.transient("Payment.GatewayUnavailable", 2)
+    )
+    outcome = run_saga(saga_id)
+    assert outcome.status == "FAILED"
+    assert outcome.compensations_succeeded == ("process_payment", "reserve_inventory")
+
+
+def test_a_late_action_after_its_compensation_is_refused(run_saga, local_sagas, saga_id, definition):
+    # Given a carrier so slow that the task times out and CancelShipment runs before CreateShipment does
+    step = definition.step("create_shipment")
+    slow = step.sla.timeout_seconds * TIME_SCALE * 1.5
+    local_sagas.faults.plan(saga_id, step.name, "action", Fault.delay(slow))
+    outcome = run_saga(saga_id)
+    assert outcome.status == "FAILED"
+    # When the slow action finally runs, the tombstone refuses it: no shipment survives
+    time.sleep(slow)
+    shipment = local_sagas.shipping.get_shipment(saga_id)
+    assert shipment is not None
+    assert shipment.status == "CANCELLED"
+    assert local_sagas.reconcile().problems == []
+
+
+def test_the_record_of_a_running_saga_shows_its_current_step(local_sagas, saga_id, definition):
+    # Given a saga whose payment step is waiting for a reply that will never come
+    local_sagas.faults.plan(saga_id, "process_payment", "action", Fault.lost_reply())
+    local_sagas.start(saga_id, make_order())
+    # When we read its record while it waits
+    deadline = time.monotonic() + 5
+    record = local_sagas.records.get(saga_id)
+    while record["steps"]["process_payment"]["status"] != "SUCCEEDED" and time.monotonic() < deadline:
+        time.sleep(0.02)
+        record = local_sagas.records.get(saga_id)
+    # Then it is PENDING at process_payment, with the earlier step done
+    assert record["status"] == "PENDING"
+    assert record["current_step"] == "process_payment"
+    assert record["steps"]["reserve_inventory"]["status"] == "SUCCEEDED"
+    assert local_sagas.wait([saga_id], timeout_seconds=30) == []
+
+
+def test_an_unparseable_command_is_dead_lettered_not_lost(local_sagas):
+    # Given garbage on a participant's command queue
+    import boto3
+
+    mapping = local_sagas.cloud.mappings[0]
+    sqs = boto3.client("sqs")
+    sqs.send_message(QueueUrl=mapping.queue_url, MessageBody='{"not": "a saga command"}')
+    # When the participant has failed it maxReceiveCount times / Then it sits in the DLQ
+    redrive = sqs.get_queue_attributes(QueueUrl=mapping.queue_url, AttributeNames=["RedrivePolicy"])
+    import json
+
+    dlq_arn = json.loads(redrive["Attributes"]["RedrivePolicy"])["deadLetterTargetArn"]
+    dlq_url = sqs.get_queue_url(QueueName=dlq_arn.split(":")[-1])["QueueUrl"]
+    deadline = time.monotonic() + 60
+    dead = []
+    while not dead and time.monotonic() < deadline:
+        dead = sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=1).get("Messages", [])
+    assert [message["Body"] for message in dead] == ['{"not": "a saga command"}']

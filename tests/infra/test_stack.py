@@ -1,0 +1,268 @@
+"""What the synthesized SagaStack must guarantee; expectations derive from the saga definitions, so adding a step
+or a saga needs no edit here."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk.assertions import Match
+
+from infra import constants
+from statemachines import SagaDefinition, compile_saga
+from statemachines.compiler import placeholders, substitution_keys
+
+pytestmark = pytest.mark.infra
+
+TASK_RESPONSE_ACTIONS = {"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"}
+
+
+def commands_with_steps(definitions: list[SagaDefinition]) -> dict[str, Any]:
+    """Every command of every saga -> the step that declares it."""
+    return {command: step for definition in definitions for step in definition.steps for command in step.commands}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def state_machine(synthesized, definition: SagaDefinition) -> dict[str, Any]:
+    output = synthesized.template["Outputs"][constants.state_machine_output(definition.name)]
+    return synthesized.template["Resources"][output["Value"]["Ref"]]
+
+
+def all_policy_statements(synthesized) -> list[dict[str, Any]]:
+    statements = []
+    for policy in synthesized.resources("AWS::IAM::Policy").values():
+        statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    for role in synthesized.resources("AWS::IAM::Role").values():
+        for policy in role["Properties"].get("Policies", []):
+            statements += policy["PolicyDocument"]["Statement"]
+    return statements
+
+
+# --- state machines -------------------------------------------------------------------------------------------
+
+
+def test_one_standard_state_machine_per_saga(synthesized, template, definitions):
+    template.resource_count_is("AWS::StepFunctions::StateMachine", len(definitions))
+    for definition in definitions:
+        assert state_machine(synthesized, definition)["Properties"]["StateMachineType"] == "STANDARD"
+
+
+def test_definition_is_the_compiled_saga_with_every_placeholder_substituted(synthesized, definitions):
+    for definition in definitions:
+        properties = state_machine(synthesized, definition)["Properties"]
+        definition_string = properties["DefinitionString"]
+        assert json.loads(definition_string) == compile_saga(definition)
+        substitutions = properties["DefinitionSubstitutions"]
+        assert set(substitutions) == set(substitution_keys(definition))
+        assert placeholders(definition_string) == set(substitution_keys(definition))
+        assert substitutions["SagaTableName"] == {"Ref": synthesized.logical_id("SagaStore/Table")}
+        for step in definition.steps:
+            for command in step.commands:
+                queue = synthesized.logical_id(f"{step.service}/{command}/Queue")
+                assert substitutions[f"{command}QueueUrl"] == {"Ref": queue}, command
+
+
+def test_state_machine_logs_everything_but_execution_data_and_traces(template):
+    template.all_resources_properties(
+        "AWS::StepFunctions::StateMachine",
+        {
+            "LoggingConfiguration": Match.object_like(
+                {
+                    "Level": "ALL",
+                    "IncludeExecutionData": False,  # task tokens are bearer credentials
+                    "Destinations": Match.any_value(),
+                }
+            ),
+            "TracingConfiguration": {"Enabled": True},
+        },
+    )
+
+
+# --- queues -----------------------------------------------------------------------------------------------------
+
+
+def test_one_queue_and_one_dlq_per_command(synthesized, definitions):
+    assert len(synthesized.resources("AWS::SQS::Queue")) == 2 * len(commands_with_steps(definitions))
+
+
+def test_every_command_queue_has_an_encrypted_dlq_after_enough_receives(synthesized, definitions):
+    queues = synthesized.template["Resources"]
+    for command, step in commands_with_steps(definitions).items():
+        queue = queues[synthesized.logical_id(f"{step.service}/{command}/Queue")]["Properties"]
+        dead_letter_id = synthesized.logical_id(f"{step.service}/{command}/DeadLetterQueue")
+        dead_letter = queues[dead_letter_id]["Properties"]
+        assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": [dead_letter_id, "Arn"]}
+        assert queue["RedrivePolicy"]["maxReceiveCount"] >= 5
+        assert dead_letter["MessageRetentionPeriod"] == 14 * 24 * 3600
+        assert queue["SqsManagedSseEnabled"] is True
+        assert dead_letter["SqsManagedSseEnabled"] is True
+
+
+def test_every_queue_denies_requests_without_tls(synthesized):
+    tls_only_queues = set()
+    for policy in synthesized.resources("AWS::SQS::QueuePolicy").values():
+        denies_plain_http = any(
+            statement["Effect"] == "Deny"
+            and statement.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        )
+        if denies_plain_http:
+            tls_only_queues |= {queue["Ref"] for queue in policy["Properties"]["Queues"]}
+    assert tls_only_queues == set(synthesized.resources("AWS::SQS::Queue"))
+
+
+def test_visibility_timeout_covers_six_consumer_timeouts(synthesized):
+    resources = synthesized.template["Resources"]
+    mappings = synthesized.resources("AWS::Lambda::EventSourceMapping").values()
+    assert mappings
+    for mapping in mappings:
+        queue = resources[mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]]
+        function = resources[mapping["Properties"]["FunctionName"]["Ref"]]
+        assert queue["Properties"]["VisibilityTimeout"] >= 6 * function["Properties"]["Timeout"]
+
+
+# --- functions ----------------------------------------------------------------------------------------------------
+
+
+def test_one_function_per_command_with_its_handler(synthesized, definitions):
+    handlers = sorted(f["Properties"]["Handler"] for f in synthesized.resources("AWS::Lambda::Function").values())
+    expected = sorted(step.handler(command) for command, step in commands_with_steps(definitions).items())
+    assert handlers == expected
+
+
+def test_every_function_is_wired_to_its_queue_tables_and_layer(synthesized, definitions):
+    resources = synthesized.template["Resources"]
+    layer_parameters = [
+        name
+        for name, parameter in synthesized.template["Parameters"].items()
+        if parameter["Default"] == constants.POWERTOOLS_LAYER_PARAMETER
+    ]
+    assert len(layer_parameters) == 1
+    assert synthesized.template["Parameters"][layer_parameters[0]]["Type"] == "AWS::SSM::Parameter::Value<String>"
+    mappings = list(synthesized.resources("AWS::Lambda::EventSourceMapping").values())
+
+    for command, step in commands_with_steps(definitions).items():
+        function_id = synthesized.logical_id(f"{step.service}/{command}/Function")
+        function = resources[function_id]["Properties"]
+        assert function["Handler"] == step.handler(command)
+        assert function["Runtime"] == constants.LAMBDA_RUNTIME
+        assert function["Timeout"] == constants.FUNCTION_TIMEOUT_SECONDS
+        assert function["TracingConfig"] == {"Mode": "Active"}
+        assert function["Layers"] == [{"Ref": layer_parameters[0]}]
+        assert function["Environment"]["Variables"] == {
+            "SERVICE_TABLE_NAME": {"Ref": synthesized.logical_id(f"{step.service}/Table")},
+            "SAGA_TABLE_NAME": {"Ref": synthesized.logical_id("SagaStore/Table")},
+            "IDEMPOTENCY_TABLE_NAME": {"Ref": synthesized.logical_id("IdempotencyStore/Table")},
+            "POWERTOOLS_SERVICE_NAME": step.service,
+            "POWERTOOLS_METRICS_NAMESPACE": "Sagas",
+            "LOG_LEVEL": "INFO",
+        }
+        own_mappings = [m["Properties"] for m in mappings if m["Properties"]["FunctionName"] == {"Ref": function_id}]
+        queue_id = synthesized.logical_id(f"{step.service}/{command}/Queue")
+        assert own_mappings == [
+            {
+                "FunctionName": {"Ref": function_id},
+                "EventSourceArn": {"Fn::GetAtt": [queue_id, "Arn"]},
+                "BatchSize": constants.BATCH_SIZE,
+                "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            }
+        ], command
+
+
+def test_functions_use_the_newest_python_runtime_the_cdk_knows():
+    def version(name: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in re.findall(r"\d+", name))
+
+    pythons = [runtime.name for runtime in lambda_.Runtime.ALL if runtime.name.startswith("python")]
+    assert max(pythons, key=version) == constants.LAMBDA_RUNTIME
+
+
+def test_powertools_version_matches_the_lambda_requirements():
+    requirements = (constants.REPO_ROOT / "requirements-lambda.txt").read_text(encoding="utf-8")
+    assert f"aws-lambda-powertools[tracer]=={constants.POWERTOOLS_VERSION}" in requirements
+    assert constants.POWERTOOLS_LAYER_PARAMETER.endswith(f"/{constants.LAMBDA_RUNTIME}/{constants.POWERTOOLS_VERSION}")
+
+
+# --- tables -------------------------------------------------------------------------------------------------------
+
+
+def test_every_table_is_on_demand_encrypted_and_recoverable(template):
+    template.all_resources_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "BillingMode": "PAY_PER_REQUEST",
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "SSESpecification": {"SSEEnabled": True},
+        },
+    )
+
+
+def test_saga_table_keys_and_status_index(synthesized):
+    table = synthesized.template["Resources"][synthesized.logical_id("SagaStore/Table")]
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["Properties"]["KeySchema"] == [{"AttributeName": "saga_id", "KeyType": "HASH"}]
+    (index,) = table["Properties"]["GlobalSecondaryIndexes"]
+    assert index["IndexName"] == "by_status"
+    assert index["KeySchema"] == [
+        {"AttributeName": "status", "KeyType": "HASH"},
+        {"AttributeName": "created_at", "KeyType": "RANGE"},
+    ]
+    assert index["Projection"] == {"ProjectionType": "ALL"}
+
+
+def test_idempotency_table_matches_powertools_defaults(synthesized):
+    table = synthesized.template["Resources"][synthesized.logical_id("IdempotencyStore/Table")]["Properties"]
+    assert table["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiration", "Enabled": True}
+
+
+# --- IAM ------------------------------------------------------------------------------------------------------------
+
+
+def test_task_responses_are_scoped_to_the_state_machine(synthesized, definitions):
+    resources = synthesized.template["Resources"]
+    state_machines = [
+        {"Ref": synthesized.template["Outputs"][constants.state_machine_output(d.name)]["Value"]["Ref"]}
+        for d in definitions
+    ]
+    roles_allowed = set()
+    for policy in synthesized.resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if TASK_RESPONSE_ACTIONS & set(as_list(statement["Action"])):
+                assert set(as_list(statement["Action"])) == TASK_RESPONSE_ACTIONS
+                assert all(resource in state_machines for resource in as_list(statement["Resource"])), statement
+                roles_allowed |= {role["Ref"] for role in policy["Properties"]["Roles"]}
+    function_roles = {
+        f["Properties"]["Role"]["Fn::GetAtt"][0] for f in synthesized.resources("AWS::Lambda::Function").values()
+    }
+    assert roles_allowed == function_roles
+    assert all(resources[role]["Type"] == "AWS::IAM::Role" for role in roles_allowed)
+
+
+def test_no_allow_statement_has_a_wildcard_action(synthesized):
+    # Deny statements may be broad on purpose (the TLS-only queue policies deny sqs:* without TLS).
+    statements = all_policy_statements(synthesized)
+    for policy in synthesized.resources("AWS::SQS::QueuePolicy").values():
+        statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statements
+    for statement in statements:
+        if statement["Effect"] == "Allow":
+            assert not [action for action in as_list(statement["Action"]) if "*" in action], statement
+
+
+def test_no_aws_managed_policies(template):
+    template.all_resources_properties("AWS::IAM::Role", {"ManagedPolicyArns": Match.absent()})
+
+
+# --- outputs --------------------------------------------------------------------------------------------------------
+
+
+def test_outputs_name_the_tables_and_state_machines(synthesized, definitions):
+    expected = {"SagaTableName", "IdempotencyTableName"} | {f"{d.name}StateMachineArn" for d in definitions}
+    assert set(synthesized.template["Outputs"]) == expected

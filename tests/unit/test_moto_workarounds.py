@@ -1,0 +1,151 @@
+"""Each moto workaround: the defect shows without it, and is gone with it.
+
+When moto fixes a defect, the `..._without_workaround` test fails: drop the workaround and that test.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from contextlib import nullcontext
+
+import boto3
+import pytest
+
+from local_runtime.moto_workarounds import (
+    cfn_state_machine_in_executing_backend,
+    fresh_task_token_per_retry,
+    scaled_time,
+    send_task_failure_keeps_cause,
+)
+
+pytestmark = pytest.mark.unit
+
+ROLE = "arn:aws:iam::123456789012:role/sfn"
+
+
+def _callback_machine(queue_url: str, *, retry: bool = False, timeout: int = 30) -> str:
+    task = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "Parameters": {"QueueUrl": queue_url, "MessageBody": {"token.$": "$$.Task.Token"}},
+        "TimeoutSeconds": timeout,
+        "HeartbeatSeconds": timeout - 1,
+        "End": True,
+    }
+    if retry:
+        task["Retry"] = [{"ErrorEquals": ["Flaky"], "IntervalSeconds": 1, "MaxAttempts": 2, "BackoffRate": 1.0}]
+    return json.dumps({"StartAt": "Call", "States": {"Call": task}})
+
+
+def _answer(queue_url: str, answers: list[dict], stop: threading.Event, tokens: list[str]) -> None:
+    """A participant: answer each command in turn with the next of `answers`, noting the tokens it saw."""
+    sqs, sfn = boto3.client("sqs"), boto3.client("stepfunctions")
+    while answers and not stop.is_set():
+        for message in sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages", []):
+            token = json.loads(message["Body"])["token"]
+            tokens.append(token)
+            answer = answers.pop(0)
+            try:
+                if "error" in answer:
+                    sfn.send_task_failure(taskToken=token, error=answer["error"], cause=answer.get("cause", ""))
+                else:
+                    sfn.send_task_success(taskToken=token, output=json.dumps(answer))
+            except sfn.exceptions.ClientError:
+                pass  # a refused callback: the task is no longer waiting
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+
+
+def _run(
+    definition: str, answers: list[dict], queue_url: str, timeout: float = 10.0, tokens: list | None = None
+) -> dict:
+    sfn = boto3.client("stepfunctions")
+    machine = sfn.create_state_machine(name=f"m{time.monotonic_ns()}", definition=definition, roleArn=ROLE)
+    stop = threading.Event()
+    participant = threading.Thread(
+        target=_answer, args=(queue_url, answers, stop, tokens if tokens is not None else []), daemon=True
+    )
+    participant.start()
+    arn = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], name="run", input="{}")["executionArn"]
+    deadline = time.monotonic() + timeout
+    while (execution := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    stop.set()
+    participant.join(timeout=3)
+    return execution
+
+
+@pytest.fixture
+def queue_url(moto_sfn):
+    return boto3.client("sqs").create_queue(QueueName=f"q{time.monotonic_ns()}")["QueueUrl"]
+
+
+@pytest.mark.parametrize("with_workaround", [False, True])
+def test_retry_of_a_callback_task_gets_a_fresh_token(queue_url, with_workaround):
+    # Given a callback task retried once on "Flaky", whose participant fails once then succeeds
+    answers, tokens = [{"error": "Flaky"}, {"ok": True}], []
+    # When it runs
+    with scaled_time(0.05), fresh_task_token_per_retry() if with_workaround else nullcontext():
+        execution = _run(_callback_machine(queue_url, retry=True), answers, queue_url, tokens=tokens)
+    # Then the retry is a new attempt with its own token, as on AWS (moto reuses the first one, so a
+    # late answer to attempt 1 would settle attempt 2)
+    assert execution["status"] == "SUCCEEDED"
+    assert len(tokens) == 2
+    assert (tokens[0] != tokens[1]) is with_workaround
+
+
+@pytest.mark.parametrize("with_workaround", [False, True])
+def test_send_task_failure_keeps_its_cause(queue_url, with_workaround):
+    with send_task_failure_keeps_cause() if with_workaround else nullcontext():
+        execution = _run(_callback_machine(queue_url), [{"error": "Card.Declined", "cause": "limit"}], queue_url)
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "Card.Declined"
+    assert (execution.get("cause") == "limit") is with_workaround
+
+
+@pytest.mark.parametrize("with_workaround", [False, True])
+def test_cloudformation_state_machine_runs_with_its_substitutions(moto_sfn, with_workaround):
+    # Given a template whose state machine gets its queue URL through DefinitionSubstitutions
+    definition = _callback_machine("${CommandQueueUrl}")
+    template = {
+        "Resources": {
+            "Commands": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "commands"}},
+            "Machine": {
+                "Type": "AWS::StepFunctions::StateMachine",
+                "Properties": {
+                    "StateMachineName": "saga",
+                    "RoleArn": ROLE,
+                    "DefinitionString": definition,
+                    "DefinitionSubstitutions": {"CommandQueueUrl": {"Ref": "Commands"}},
+                },
+            },
+        }
+    }
+    with cfn_state_machine_in_executing_backend() if with_workaround else nullcontext():
+        boto3.client("cloudformation").create_stack(StackName="s", TemplateBody=json.dumps(template))
+    # When we look for it where executions run
+    machines = boto3.client("stepfunctions").list_state_machines()["stateMachines"]
+    if not with_workaround:
+        # Then without the workaround it is not there at all
+        assert machines == []
+        return
+    # Then with it, it exists with the queue URL filled in, and runs
+    (machine,) = machines
+    described = boto3.client("stepfunctions").describe_state_machine(stateMachineArn=machine["stateMachineArn"])
+    queue_url = boto3.client("sqs").get_queue_url(QueueName="commands")["QueueUrl"]
+    assert "${" not in described["definition"]
+    assert queue_url in described["definition"]
+
+
+def test_scaled_time_runs_timeouts_faster(queue_url):
+    # Given a task with a 50 s timeout and nobody answering
+    started = time.monotonic()
+    with scaled_time(0.01):
+        execution = _run(_callback_machine(queue_url, timeout=50), [], queue_url, timeout=10)
+    # Then it times out in about half a second, not fifty
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "States.Timeout"
+    assert time.monotonic() - started < 5
