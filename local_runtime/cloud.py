@@ -12,15 +12,18 @@ AWS. The state machine runs on moto's Step Functions interpreter.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import io
 import json
 import logging
 import math
 import os
 import sys
+import tempfile
 import threading
 import time
 import uuid
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -41,11 +44,8 @@ BOOTSTRAP_VERSION = "30"
 DEFAULT_TIME_SCALE = 0.02  # local clock: 1 s of SLA lasts 20 ms
 POWERTOOLS_LAYER_PREFIX = "/aws/service/powertools/"
 # Process-wide settings for in-process handlers: no X-Ray daemon here, and EMF lines would flood the demo.
-LOCAL_LAMBDA_ENV = {
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_METRICS_DISABLED": "true",
-    "POWERTOOLS_LOGGER_LOG_EVENT": "false",
-}
+LOCAL_LAMBDA_ENV = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_LOGGER_LOG_EVENT": "false"}
+LAMBDA_THREAD_PREFIX = "lambda-"  # threads whose output is Lambda output (CloudWatch Logs on AWS)
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -64,8 +64,15 @@ class DeployedFunction:
     timeout_seconds: int
     memory_mb: int
     code_dir: Path
-    entry_point: Callable[[dict[str, Any], Any], Any] | None = None
-    module: Any = None
+    environments: list[ExecutionEnvironment] = field(default_factory=list)
+
+
+@dataclass
+class ExecutionEnvironment:
+    """One warm Lambda environment: its own import of the handler module."""
+
+    module: Any
+    entry_point: Callable[[dict[str, Any], Any], Any]
 
 
 @dataclass
@@ -102,7 +109,7 @@ class LocalCloud:
         assembly_dir: Path,
         *,
         time_scale: float = DEFAULT_TIME_SCALE,
-        consumers_per_queue: int = 2,
+        consumers_per_queue: int = 4,
         stack_name: str = STACK_NAME,
     ) -> None:
         self.assembly_dir = Path(assembly_dir)
@@ -115,7 +122,8 @@ class LocalCloud:
         self._stack = ExitStack()
         self._stop = threading.Event()
         self._pollers: list[threading.Thread] = []
-        self.invocation_errors: list[tuple[str, BaseException]] = []
+        self.invocation_errors: list[tuple[str, str]] = []  # (function, error text), as it would be logged
+        self.lambda_log_path = Path(tempfile.mkstemp(prefix="saga-lambda-", suffix=".log")[1])
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def __enter__(self) -> LocalCloud:
@@ -128,6 +136,8 @@ class LocalCloud:
     def start(self) -> None:
         try:
             self._stack.enter_context(_environment({**FAKE_CREDENTIALS, **LOCAL_LAMBDA_ENV}))
+            self._stack.enter_context(_lambda_output_to(self.lambda_log_path))
+            self.skipped_resource_types = self._stack.enter_context(_skipped_resource_types())
             self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
             self._stack.enter_context(all_workarounds(self.time_scale))
             self._deploy()
@@ -155,12 +165,11 @@ class LocalCloud:
         self._publish_assets()
         self._provide_bootstrap_and_public_parameters(template)
         cloudformation = boto3.client("cloudformation")
-        with _skipped_resource_types() as self.skipped_resource_types:
-            cloudformation.create_stack(
-                StackName=self.stack_name,
-                TemplateBody=json.dumps(template),
-                Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
-            )
+        cloudformation.create_stack(
+            StackName=self.stack_name,
+            TemplateBody=json.dumps(template),
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
         stack = cloudformation.describe_stacks(StackName=self.stack_name)["Stacks"][0]
         if stack["StackStatus"] != "CREATE_COMPLETE":
             raise RuntimeError(
@@ -242,34 +251,42 @@ class LocalCloud:
             )
 
     def _load_handlers(self) -> None:
-        loaded: dict[str, dict[str, str]] = {}
+        """Start `consumers_per_queue` warm execution environments per function.
+
+        Lambda runs one event at a time per environment, and handler modules rely on it (a Powertools
+        BatchProcessor or IdempotencyConfig at module level holds per-invocation state). So each poller
+        thread gets its own copy of the handler module, as each Lambda environment imports its own.
+        """
         for function in self.functions.values():
             module_name, _, attribute = function.handler.rpartition(".")
-            environment = {**function.environment, "SAGA_TIME_SCALE": str(self.time_scale)}
-            if module_name in loaded and loaded[module_name] != environment:
-                raise RuntimeError(
-                    f"{module_name} serves functions with different environments; cannot share a process"
-                )
             code_dir = str(function.code_dir)
             if code_dir not in sys.path:
                 sys.path.insert(0, code_dir)
-            with _environment({**environment, "AWS_LAMBDA_FUNCTION_NAME": function.name}):
-                module = importlib.import_module(module_name)
-            loaded[module_name] = environment
-            function.module = module
-            function.entry_point = getattr(module, attribute)
+            environment = {
+                **function.environment,
+                "SAGA_TIME_SCALE": str(self.time_scale),
+                "AWS_LAMBDA_FUNCTION_NAME": function.name,
+            }
+            for _ in range(self.consumers_per_queue):
+                with _environment(environment):
+                    module = _fresh_module(module_name)
+                function.environments.append(ExecutionEnvironment(module, getattr(module, attribute)))
+        _share_lambda_observability(next(iter(self.functions.values())).environment, sys.stdout)
 
     # -- the Lambda service's SQS poller ----------------------------------------------------------------
     def _start_pollers(self) -> None:
         for mapping in self.mappings:
-            for index in range(self.consumers_per_queue):
+            for index, environment in enumerate(mapping.function.environments):
                 poller = threading.Thread(
-                    target=self._poll, args=(mapping,), name=f"poller-{mapping.function.name}-{index}", daemon=True
+                    target=self._poll,
+                    args=(mapping, environment),
+                    name=f"{LAMBDA_THREAD_PREFIX}{mapping.function.name}-{index}",
+                    daemon=True,
                 )
                 poller.start()
                 self._pollers.append(poller)
 
-    def _poll(self, mapping: EventSourceMapping) -> None:
+    def _poll(self, mapping: EventSourceMapping, environment: ExecutionEnvironment) -> None:
         sqs = boto3.client("sqs")
         visibility = max(1, math.ceil(mapping.visibility_timeout_seconds * self.time_scale))
         while not self._stop.is_set():
@@ -282,9 +299,11 @@ class LocalCloud:
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
             if messages:
-                self._deliver(sqs, mapping, messages)
+                self._deliver(sqs, mapping, environment, messages)
 
-    def _deliver(self, sqs: Any, mapping: EventSourceMapping, messages: list[dict[str, Any]]) -> None:
+    def _deliver(
+        self, sqs: Any, mapping: EventSourceMapping, environment: ExecutionEnvironment, messages: list[dict[str, Any]]
+    ) -> None:
         function = mapping.function
         event = {"Records": [_sqs_record(message, mapping.queue_arn) for message in messages]}
         context = LocalLambdaContext(
@@ -294,9 +313,10 @@ class LocalCloud:
             deadline=time.monotonic() + function.timeout_seconds * self.time_scale,
         )
         try:
-            response = function.entry_point(event, context) or {}
+            response = environment.entry_point(event, context) or {}
         except Exception as error:
-            self.invocation_errors.append((function.name, error))
+            # Formatted now: Powertools reuses the exception list of its processor on the next batch.
+            self.invocation_errors.append((function.name, str(error)))
             return
         failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
         if failed and not mapping.reports_batch_item_failures:
@@ -315,13 +335,84 @@ class LocalCloud:
             raise KeyError(f"expected one stack output ending in {suffix}, found {sorted(self.outputs)}")
         return matches[0]
 
-    def participant(self, service: str) -> Any:
-        """The SagaParticipant object of a service's handler module (for fault injection and inspection)."""
-        for function in self.functions.values():
-            participant = getattr(function.module, "participant", None)
-            if participant is not None and participant.service == service:
-                return participant
-        raise KeyError(service)
+    def participants(self, service: str) -> list[Any]:
+        """The SagaParticipant objects of a service, one per execution environment (for fault injection)."""
+        found = [
+            environment.module.participant
+            for function in self.functions.values()
+            for environment in function.environments
+            if getattr(getattr(environment.module, "participant", None), "service", None) == service
+        ]
+        if not found:
+            raise KeyError(service)
+        return found
+
+
+def _share_lambda_observability(environment: dict[str, str], stream: Any) -> None:
+    """Powertools' Logger and Metrics are process-wide objects created at first import (possibly before
+    any function's environment was set): give them the stack's namespace and the Lambda output stream."""
+    from participant_toolkit import observability
+
+    observability.metrics.namespace = environment.get("POWERTOOLS_METRICS_NAMESPACE", "Sagas")
+    for handler in observability.logger.handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(stream)
+
+
+class _ThreadRoutedStdout(io.TextIOBase):
+    """stdout that sends what Lambda threads print (logs, EMF metrics) to a file, the rest to the console."""
+
+    def __init__(self, console: Any, lambda_output: Any) -> None:
+        self._console = console
+        self._lambda_output = lambda_output
+        self._lock = threading.Lock()
+
+    def _target(self) -> Any:
+        name = threading.current_thread().name
+        lambda_thread = name.startswith(LAMBDA_THREAD_PREFIX) or name == "saga-heartbeat"
+        return self._lambda_output if lambda_thread else self._console
+
+    def write(self, text: str) -> int:
+        target = self._target()
+        if target is self._lambda_output:
+            with self._lock:
+                return target.write(text)
+        return target.write(text)
+
+    def flush(self) -> None:
+        self._console.flush()
+        self._lambda_output.flush()
+
+    def isatty(self) -> bool:
+        return self._console.isatty()
+
+    def fileno(self) -> int:
+        return self._console.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._console, "encoding", "utf-8")
+
+
+@contextmanager
+def _lambda_output_to(path: Path) -> Iterator[None]:
+    with path.open("a", encoding="utf-8") as lambda_output:
+        console = sys.stdout
+        sys.stdout = _ThreadRoutedStdout(console, lambda_output)
+        try:
+            yield
+        finally:
+            sys.stdout = console
+
+
+def _fresh_module(name: str) -> Any:
+    """Execute a module anew, outside sys.modules: what a new Lambda environment's import does."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.loader is None:
+        raise ModuleNotFoundError(f"handler module {name} not found in the code asset")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _publish_aws_public_parameter(name: str, value: str) -> None:
@@ -390,8 +481,8 @@ def _zip_bytes(files: dict[str, bytes | str]) -> bytes:
 
 @contextmanager
 def _skipped_resource_types() -> Iterator[set[str]]:
-    """Collect the resource types moto's CloudFormation skips (it logs one warning per resource) instead of
-    flooding the console: alarms and queue policies, for instance, are checked on the template instead."""
+    """Collect the resource types moto's CloudFormation skips (it warns for each resource, on every stack
+    read) instead of flooding the console: queue policies and alarms are checked on the template instead."""
     skipped: set[str] = set()
 
     class Collect(logging.Filter):
@@ -405,7 +496,11 @@ def _skipped_resource_types() -> Iterator[set[str]]:
     collect = Collect()
     moto_logger.addFilter(collect)
     try:
-        yield skipped
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Tried to parse .* but it's not supported by moto")
+            # Powertools warns on every invocation that records no metric (e.g. a batch of only bad messages).
+            warnings.filterwarnings("ignore", message="No application metrics to publish")
+            yield skipped
     finally:
         moto_logger.removeFilter(collect)
 

@@ -8,14 +8,19 @@ that tests never sleep real SLAs.
 
 from __future__ import annotations
 
+import functools
 import re
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import moto
+from moto.core.base_backend import BackendDict
+from moto.dynamodb.responses import DynamoHandler
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions import responses as sfn_responses
+from moto.stepfunctions.parser.asl.component.common.path import result_path as result_path_module
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.common.timeouts.heartbeat import Heartbeat
 from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout
@@ -23,6 +28,8 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resou
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
     StateTaskServiceCallback,
 )
+from moto.stepfunctions.parser.asl.utils import json_path as json_path_module
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
 PINNED_MOTO = "5.2.5"
@@ -108,6 +115,23 @@ def fresh_task_token_per_retry() -> Iterator[None]:
         yield
 
 
+# --- Defect: a callback that arrives before the task sets up its heartbeat watch (a fast participant
+# answering while the task's thread is descheduled) is ignored: the task waits out HeartbeatSeconds and
+# then fails with States.Timeout although its participant succeeded.
+@contextmanager
+def early_callback_seen_at_once() -> Iterator[None]:
+    wait_with_heartbeat = StateTaskServiceCallback._wait_for_task_token_heartbeat
+
+    def wait(self: StateTaskServiceCallback, env: Any, callback_endpoint: Any, heartbeat_endpoint: Any) -> Any:
+        outcome = callback_endpoint.get_outcome()
+        if outcome is not None:
+            return outcome
+        return wait_with_heartbeat(self, env, callback_endpoint, heartbeat_endpoint)
+
+    with _patched(StateTaskServiceCallback, "_wait_for_task_token_heartbeat", wait):
+        yield
+
+
 # --- Defect: `SendTaskFailure` drops `cause`, so a Catch sees an empty Cause and the saga record loses why.
 @contextmanager
 def send_task_failure_keeps_cause() -> Iterator[None]:
@@ -118,6 +142,69 @@ def send_task_failure_keeps_cause() -> Iterator[None]:
         return sfn_responses.EmptyResult()
 
     with _patched(sfn_responses.StepFunctionResponse, "send_task_failure", send_task_failure):
+        yield
+
+
+# --- Defect: moto's DynamoDB is not thread-safe: TransactWriteItems deep-copies the tables (for rollback)
+# while other threads write them ("dictionary changed size during iteration"). Serve one DynamoDB request
+# at a time, as one table's partition would; other services keep running concurrently.
+@contextmanager
+def dynamodb_one_request_at_a_time() -> Iterator[None]:
+    call_action = DynamoHandler.call_action
+    lock = threading.RLock()
+
+    def serialized(self: DynamoHandler) -> Any:
+        with lock:
+            return call_action(self)
+
+    with _patched(DynamoHandler, "call_action", serialized):
+        yield
+
+
+# --- Defect (performance): every backend lookup (`backends[account][region]`, several per API call) takes
+# a global lock and scans the list of all ~150 BackendDicts with a Python-level __eq__; under the
+# threads of many running executions that lookup was the largest single cost. Skip it once registered.
+@contextmanager
+def backend_lookup_without_global_lock() -> Iterator[None]:
+    create = BackendDict._create_account_specific_backend
+
+    def create_once(self: BackendDict, account_id: str) -> None:
+        if self.__dict__.get("_registered") and dict.__contains__(self, account_id):
+            return
+        create(self, account_id)
+        self.__dict__["_registered"] = True
+
+    with _patched(BackendDict, "_create_account_specific_backend", create_once):
+        yield
+
+
+# --- Defect (performance): every execution re-parses its definition with the ANTLR grammar (about a
+# quarter of all CPU with many short executions). Parsed programs keep per-execution state in the
+# environment, not in the components, so one parse per definition can serve every execution.
+@contextmanager
+def parse_each_definition_once() -> Iterator[None]:
+    parse = ExecutionWorker._get_evaluation_entrypoint
+    programs: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def cached_entrypoint(self: ExecutionWorker) -> Any:
+        definition = self._evaluation_details.state_machine_details.definition
+        with lock:
+            if definition not in programs:
+                programs[definition] = parse(self)
+            return programs[definition]
+
+    with _patched(ExecutionWorker, "_get_evaluation_entrypoint", cached_entrypoint):
+        yield
+
+
+# --- Defect (performance): JSONPath expressions are compiled on every evaluation, and jsonpath_ng builds
+# a new yacc parser each time. Compiled paths are immutable: compile each expression once.
+@contextmanager
+def compile_each_json_path_once() -> Iterator[None]:
+    with ExitStack() as stack:
+        for module in (json_path_module, result_path_module):
+            stack.enter_context(_patched(module, "parse", functools.lru_cache(maxsize=4096)(module.parse)))
         yield
 
 
@@ -157,6 +244,11 @@ def all_workarounds(time_scale: float = 1.0) -> Iterator[None]:
         stack.enter_context(cfn_state_machine_in_executing_backend())
         stack.enter_context(fresh_task_token_per_retry())
         stack.enter_context(send_task_failure_keeps_cause())
+        stack.enter_context(early_callback_seen_at_once())
+        stack.enter_context(dynamodb_one_request_at_a_time())
+        stack.enter_context(backend_lookup_without_global_lock())
+        stack.enter_context(parse_each_definition_once())
+        stack.enter_context(compile_each_json_path_once())
         if time_scale != 1.0:
             stack.enter_context(scaled_time(time_scale))
         yield

@@ -87,24 +87,25 @@ def wait_until_finished(
     *,
     timeout_seconds: float,
     on_finished: Callable[[str], None] | None = None,
-    poll_seconds: float = 0.1,
+    poll_seconds: float = 0.2,
 ) -> list[str]:
-    """Wait until every saga's record is terminal or parked and its execution stopped; return the unfinished."""
+    """Wait until every saga's execution stopped and its record is terminal or parked; return the unfinished."""
     sfn = boto3.client("stepfunctions")
-    waiting = list(saga_ids)
+    waiting = set(saga_ids)
     deadline = time.monotonic() + timeout_seconds
-    while waiting and time.monotonic() < deadline:
-        still_waiting = []
-        for saga_id in waiting:
-            record = read_record(saga_id) or {}
-            if record.get("status") in FINISHED_STATUSES:
-                status = sfn.describe_execution(executionArn=execution_arn(state_machine_arn, saga_id))["status"]
-                if status != "RUNNING":
-                    if on_finished:
-                        on_finished(saga_id)
-                    continue
-            still_waiting.append(saga_id)
-        waiting = still_waiting
-        if waiting:
-            time.sleep(poll_seconds)
-    return waiting
+    while waiting:
+        # One call tells which are still running; only the others need their record read.
+        running = set()
+        for page in sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=state_machine_arn, statusFilter="RUNNING"
+        ):
+            running |= {execution["name"] for execution in page["executions"]}
+        for saga_id in sorted(waiting - running):
+            if (read_record(saga_id) or {}).get("status") in FINISHED_STATUSES:
+                waiting.discard(saga_id)
+                if on_finished:
+                    on_finished(saga_id)
+        if not waiting or time.monotonic() > deadline:
+            break
+        time.sleep(poll_seconds)
+    return sorted(waiting)

@@ -30,7 +30,8 @@ class LocalSagas:
         )
         self.faults = FaultInjector()
         for step in definition.steps:
-            self.faults.attach(cloud.participant(step.service))
+            for participant in cloud.participants(step.service):
+                self.faults.attach(participant)
         self.inventory = InventoryRepository(self.service_table("InventoryService"))
         self.payments = PaymentRepository(self.service_table("PaymentService"))
         self.shipping = ShippingRepository(self.service_table("ShippingService"))

@@ -12,10 +12,16 @@ from contextlib import nullcontext
 
 import boto3
 import pytest
+from moto import mock_aws
 
 from local_runtime.moto_workarounds import (
+    backend_lookup_without_global_lock,
     cfn_state_machine_in_executing_backend,
+    compile_each_json_path_once,
+    dynamodb_one_request_at_a_time,
+    early_callback_seen_at_once,
     fresh_task_token_per_retry,
+    parse_each_definition_once,
     scaled_time,
     send_task_failure_keeps_cause,
 )
@@ -58,8 +64,19 @@ def _answer(queue_url: str, answers: list[dict], stop: threading.Event, tokens: 
 
 
 def _run(
-    definition: str, answers: list[dict], queue_url: str, timeout: float = 10.0, tokens: list | None = None
+    definition: str,
+    answers: list[dict],
+    queue_url: str,
+    timeout: float = 10.0,
+    tokens: list | None = None,
+    guard_early_callbacks: bool = True,
 ) -> dict:
+    # Other tests' participants answer fast; without this fix moto may lose such an answer (see its test).
+    with early_callback_seen_at_once() if guard_early_callbacks else nullcontext():
+        return _run_unguarded(definition, answers, queue_url, timeout, tokens)
+
+
+def _run_unguarded(definition: str, answers: list[dict], queue_url: str, timeout: float, tokens: list | None) -> dict:
     sfn = boto3.client("stepfunctions")
     machine = sfn.create_state_machine(name=f"m{time.monotonic_ns()}", definition=definition, roleArn=ROLE)
     stop = threading.Event()
@@ -149,3 +166,113 @@ def test_scaled_time_runs_timeouts_faster(queue_url):
     assert execution["status"] == "FAILED"
     assert execution["error"] == "States.Timeout"
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("with_workaround", [False, True])
+def test_dynamodb_survives_concurrent_transactions(aws_env, with_workaround):
+    # Given six threads writing one table with transactions and plain puts
+    errors: list[str] = []
+
+    def write(worker: int) -> None:
+        client = boto3.client("dynamodb")
+        for index in range(40):
+            try:
+                item = {"pk": {"S": f"{worker}-{index}"}, "v": {"M": {"a": {"S": "x" * 50}}}}
+                client.transact_write_items(TransactItems=[{"Put": {"TableName": "t", "Item": item}}])
+                client.put_item(TableName="t", Item={"pk": {"S": f"p{worker}-{index}"}})
+            except Exception as error:
+                errors.append(type(error).__name__)
+
+    with mock_aws(), dynamodb_one_request_at_a_time() if with_workaround else nullcontext():
+        boto3.client("dynamodb").create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        workers = [threading.Thread(target=write, args=(n,)) for n in range(6)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    # Then without the workaround moto's rollback copy races the writers; with it, every write lands
+    assert (errors == []) is with_workaround
+
+
+@pytest.mark.parametrize("with_workaround", [False, True])
+def test_a_callback_before_the_heartbeat_watch_is_seen_at_once(queue_url, monkeypatch, with_workaround):
+    # Given a task thread that is descheduled between sending the command and watching heartbeats, so a
+    # fast participant answers first (made deterministic here by delaying the watch's set-up)
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
+
+    setup = CallbackEndpoint.setup_heartbeat_endpoint
+
+    def slow_setup(self, heartbeat_seconds):
+        time.sleep(0.3)
+        return setup(self, heartbeat_seconds)
+
+    monkeypatch.setattr(CallbackEndpoint, "setup_heartbeat_endpoint", slow_setup)
+    definition = _callback_machine(queue_url, timeout=4)  # heartbeat 3 s
+    started = time.monotonic()
+    with early_callback_seen_at_once() if with_workaround else nullcontext():
+        execution = _run(definition, [{"ok": True}], queue_url, timeout=10, guard_early_callbacks=False)
+    elapsed = time.monotonic() - started
+    # Then without the workaround the answer is lost and the task times out a heartbeat later; with it,
+    # the answer is seen at once
+    if with_workaround:
+        assert execution["status"] == "SUCCEEDED"
+        assert elapsed < 2
+    else:
+        assert execution["status"] == "FAILED"
+        assert execution["error"] == "States.Timeout"
+
+
+@pytest.mark.parametrize("with_workaround", [False, True])
+def test_each_definition_is_parsed_once(with_workaround):
+    from types import SimpleNamespace
+
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    definition = _callback_machine("https://sqs.example/q")
+    worker = SimpleNamespace(
+        _evaluation_details=SimpleNamespace(state_machine_details=SimpleNamespace(definition=definition))
+    )
+    with parse_each_definition_once() if with_workaround else nullcontext():
+        first = ExecutionWorker._get_evaluation_entrypoint(worker)
+        second = ExecutionWorker._get_evaluation_entrypoint(worker)
+    assert (first is second) is with_workaround
+
+
+@pytest.mark.parametrize("with_workaround", [False, True])
+def test_each_json_path_is_compiled_once(with_workaround):
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    with compile_each_json_path_once() if with_workaround else nullcontext():
+        same = json_path.parse("$.input.items[0]") is json_path.parse("$.input.items[0]")
+    assert same is with_workaround
+
+
+@pytest.mark.parametrize("with_workaround", [False, True])
+def test_backend_lookups_skip_the_global_lock_once_registered(monkeypatch, with_workaround):
+    from moto.core import base_backend
+    from moto.sqs.models import sqs_backends
+
+    class CountingLock:
+        def __init__(self):
+            self.inner, self.acquired = base_backend.backend_lock, 0
+
+        def __enter__(self):
+            self.acquired += 1
+            return self.inner.__enter__()
+
+        def __exit__(self, *exc):
+            return self.inner.__exit__(*exc)
+
+    lock = CountingLock()
+    monkeypatch.setattr(base_backend, "backend_lock", lock)
+    with backend_lookup_without_global_lock() if with_workaround else nullcontext():
+        sqs_backends["123456789012"]  # registers
+        before = lock.acquired
+        for _ in range(100):
+            sqs_backends["123456789012"]
+    assert (lock.acquired == before) is with_workaround
