@@ -58,12 +58,12 @@ class SagaRecordRepository:
         return item
 
     def mark_running(self, saga_id: str, execution_arn: str) -> bool:
-        return self._update(
-            saga_id,
-            sets={"execution_arn": execution_arn},
-            status=SagaStatus.PENDING,
-            allowed=(SagaStatus.STARTED,),
-        )
+        """Record the execution; STARTED becomes PENDING unless the first participant already said so."""
+        if self._update(
+            saga_id, sets={"execution_arn": execution_arn}, status=SagaStatus.PENDING, allowed=(SagaStatus.STARTED,)
+        ):
+            return True
+        return self._update(saga_id, sets={"execution_arn": execution_arn}, allowed=tuple(SagaStatus))
 
     def step_started(self, saga_id: str, step: str, kind: str) -> bool:
         if kind == "action":

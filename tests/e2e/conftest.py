@@ -1,7 +1,7 @@
 """End to end on the local runtime: one synthesized stack deployed into moto for the whole package.
 
-The cloud is package-scoped and every e2e test shares one xdist group, so the tests here run back to back
-on one worker while moto is up, and no unit test (with its own moto) runs in between.
+The cloud is package-scoped and every e2e test module joins one xdist group, so the tests here run back
+to back on one worker while moto is up, and no unit test (with its own moto) runs in between.
 """
 
 from __future__ import annotations
@@ -22,12 +22,6 @@ ORDER_SAGA = Path(__file__).resolve().parents[2] / "statemachines" / "order_fulf
 TIME_SCALE = 0.02
 STOCK = {"SKU-KEYBOARD": 500, "SKU-MOUSE": 500, "SKU-SCARCE": 2}
 _order_numbers = itertools.count(1)
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if item.get_closest_marker("e2e"):
-            item.add_marker(pytest.mark.xdist_group("local_cloud"))
 
 
 @pytest.fixture(scope="package")

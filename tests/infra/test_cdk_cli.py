@@ -1,0 +1,39 @@
+"""The path users take: the pinned CDK CLI (package.json) synthesizing app.py on a supported Node."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import infra  # noqa: F401 - sets JSII_NODE to the supported Node
+
+pytestmark = pytest.mark.infra
+
+REPO = Path(__file__).resolve().parents[2]
+CDK_CLI = REPO / "node_modules" / ".bin" / "cdk"
+
+
+def test_cdk_cli_synthesizes_the_stack(tmp_path):
+    # Given the CLI that `make install` puts in node_modules (package-lock.json pins it)
+    assert CDK_CLI.exists(), "node_modules/.bin/cdk is missing: run `make install` (or `make test`, which does)"
+    node = Path(os.environ["JSII_NODE"])
+    env = {**os.environ, "PATH": f"{node.parent}{os.pathsep}{os.environ['PATH']}", "CDK_DISABLE_VERSION_CHECK": "1"}
+    # When it synthesizes app.py as `make synth` does
+    result = subprocess.run(
+        [str(CDK_CLI), "synth", "--quiet", "--output", str(tmp_path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    # Then it succeeds on the supported Node, cdk-nag included, and writes the stack's template
+    assert result.returncode == 0, result.stderr[-3000:]
+    template = json.loads((tmp_path / "SagaStack.template.json").read_text())
+    machines = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    assert len(machines) == 1
