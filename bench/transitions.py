@@ -10,6 +10,7 @@ path, at most 2k for a failure at step k. Also prints the Step Functions cost pe
 
 from __future__ import annotations
 
+import shutil
 import sys
 import uuid
 from pathlib import Path
@@ -35,7 +36,7 @@ ORDER = {
 
 
 def main() -> int:
-    console = Console()
+    console = Console(width=max(shutil.get_terminal_size().columns, 120))
     definition = load_definition(ORDER_SAGA)
     with console.status("synthesizing and deploying into moto..."), LocalCloud(synthesize()) as cloud:
         sagas = LocalSagas(cloud, definition)

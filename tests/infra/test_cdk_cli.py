@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,9 @@ def test_cdk_cli_synthesizes_the_stack(tmp_path):
     # Given the CLI that `make install` puts in node_modules (package-lock.json pins it)
     assert CDK_CLI.exists(), "node_modules/.bin/cdk is missing: run `make install` (or `make test`, which does)"
     node = Path(os.environ["JSII_NODE"])
-    env = {**os.environ, "PATH": f"{node.parent}{os.pathsep}{os.environ['PATH']}", "CDK_DISABLE_VERSION_CHECK": "1"}
+    # cdk.json runs `python3 app.py`: this interpreter's folder (the venv) first, as `make` arranges.
+    path = os.pathsep.join([str(node.parent), str(Path(sys.executable).parent), os.environ["PATH"]])
+    env = {**os.environ, "PATH": path, "CDK_DISABLE_VERSION_CHECK": "1"}
     # When it synthesizes app.py as `make synth` does
     result = subprocess.run(
         [str(CDK_CLI), "synth", "--quiet", "--output", str(tmp_path)],
