@@ -12,7 +12,7 @@ CDK = $(CURDIR)/node_modules/.bin/cdk
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 WITH_NODE = PATH="$(NODE_HOME)/bin:$$PATH"
 
-.PHONY: demo test synth diff deploy destroy asl lint format bench install clean
+.PHONY: demo test synth diff bootstrap deploy destroy asl lint format bench install clean
 
 demo: $(PYTHON_READY)  ## Run ~50 orders through the saga on the local runtime
 	$(PY) -m local_runtime.demo
@@ -25,6 +25,9 @@ synth: $(PYTHON_READY) $(NODE_READY)  ## Write the CloudFormation templates to c
 
 diff: $(PYTHON_READY) $(NODE_READY)  ## Compare with what is deployed (needs AWS credentials)
 	$(WITH_NODE) $(CDK) diff
+
+bootstrap: $(PYTHON_READY) $(NODE_READY)  ## Prepare the account and region of your credentials for cdk deploy
+	$(WITH_NODE) $(CDK) bootstrap
 
 deploy: $(PYTHON_READY) $(NODE_READY)  ## Deploy to the AWS account of your credentials (bootstrap it first)
 	$(WITH_NODE) $(CDK) deploy

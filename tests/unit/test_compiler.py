@@ -265,6 +265,12 @@ def test_committed_asl_and_diagram_are_fresh():
             assert path.read_text(encoding="utf-8") == text, f"{path} is stale: run `make asl`"
 
 
+def test_readme_shows_the_current_diagram():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    (diagram,) = [text for path, text in generated_files(ORDER_FILE).items() if path.suffix == ".mmd"]
+    assert f"```mermaid\n{diagram}```" in readme, "README diagram is stale: paste statemachines/order_fulfillment.mmd"
+
+
 def test_stale_check_fails_on_an_edited_definition(tmp_path, raw_definition, monkeypatch):
     # Given a saga directory whose definition changed after generation
     from statemachines import __main__ as cli
