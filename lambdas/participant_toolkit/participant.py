@@ -96,6 +96,8 @@ class SagaParticipant:
     def _handle_batch(self, event: dict[str, Any], context: LambdaContext, kind: CommandKind) -> dict[str, Any]:
         # Without the context a timed-out invocation would hold its INPROGRESS lock until expiry.
         self._idempotency.register_lambda_context(context)
+        # Every batch counts, even one of only malformed messages (which would otherwise publish no metric).
+        metrics.add_metric(name="CommandsReceived", unit=MetricUnit.Count, value=len(event.get("Records", [])))
         return process_partial_response(
             event=event,
             record_handler=partial(self._handle_record, kind=kind),

@@ -6,7 +6,6 @@ to back on one worker while moto is up, and no unit test (with its own moto) run
 
 from __future__ import annotations
 
-import itertools
 import os
 import uuid
 from pathlib import Path
@@ -17,11 +16,7 @@ from local_runtime.cloud import LocalCloud
 from local_runtime.sagas import LocalSagas
 from local_runtime.synth import synthesize
 from statemachines import load_definition
-
-ORDER_SAGA = Path(__file__).resolve().parents[2] / "statemachines" / "order_fulfillment.saga.yaml"
-TIME_SCALE = 0.02
-STOCK = {"SKU-KEYBOARD": 500, "SKU-MOUSE": 500, "SKU-SCARCE": 2}
-_order_numbers = itertools.count(1)
+from tests.e2e.orders import ORDER_SAGA, STOCK, TIME_SCALE, make_order
 
 
 @pytest.fixture(scope="package")
@@ -43,23 +38,6 @@ def local_sagas(tmp_path_factory, definition):
 @pytest.fixture
 def saga_id():
     return f"saga-{uuid.uuid4().hex[:12]}"
-
-
-def make_order(*, sku="SKU-KEYBOARD", quantity=1, card="tok_visa", country="DE", email_domain="example.com"):
-    number = next(_order_numbers)
-    return {
-        "order_id": f"ord-{number:05d}",
-        "customer": {"customer_id": f"c-{number}", "email": f"buyer{number}@{email_domain}"},
-        "items": [{"sku": sku, "quantity": quantity, "unit_price_cents": 2500}],
-        "payment": {"card_token": card},
-        "shipping_address": {
-            "name": "Buyer",
-            "line1": "1 Main St",
-            "city": "Berlin",
-            "postal_code": "10115",
-            "country": country,
-        },
-    }
 
 
 @pytest.fixture

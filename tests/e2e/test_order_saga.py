@@ -10,7 +10,7 @@ import time
 import pytest
 
 from local_runtime.faults import Fault
-from tests.e2e.conftest import TIME_SCALE, make_order
+from tests.e2e.orders import TIME_SCALE, make_order
 
 # One xdist group: the package-scoped local cloud serves these tests back to back on one worker.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_cloud")]

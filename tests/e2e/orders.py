@@ -1,0 +1,28 @@
+"""Orders and settings shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+ORDER_SAGA = Path(__file__).resolve().parents[2] / "statemachines" / "order_fulfillment.saga.yaml"
+TIME_SCALE = 0.02  # local seconds per SLA second: a 60 s timeout lasts 1.2 s
+STOCK = {"SKU-KEYBOARD": 500, "SKU-MOUSE": 500, "SKU-SCARCE": 2}
+_order_numbers = itertools.count(1)
+
+
+def make_order(*, sku="SKU-KEYBOARD", quantity=1, card="tok_visa", country="DE", email_domain="example.com"):
+    number = next(_order_numbers)
+    return {
+        "order_id": f"ord-{number:05d}",
+        "customer": {"customer_id": f"c-{number}", "email": f"buyer{number}@{email_domain}"},
+        "items": [{"sku": sku, "quantity": quantity, "unit_price_cents": 2500}],
+        "payment": {"card_token": card},
+        "shipping_address": {
+            "name": "Buyer",
+            "line1": "1 Main St",
+            "city": "Berlin",
+            "postal_code": "10115",
+            "country": country,
+        },
+    }
