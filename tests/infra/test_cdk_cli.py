@@ -40,3 +40,26 @@ def test_cdk_cli_synthesizes_the_stack(tmp_path):
     template = json.loads((tmp_path / "SagaStack.template.json").read_text())
     machines = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
     assert len(machines) == 1
+
+
+def test_a_bad_saga_definition_fails_synth_naming_file_step_and_field(tmp_path):
+    # Given a copy of the app whose saga definition has a heartbeat above its timeout
+    import shutil
+
+    copy = tmp_path / "repo"
+    copy.mkdir()
+    for name in ("app.py", "cdk.json", "infra", "statemachines", "lambdas"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, copy / name)
+    saga = copy / "statemachines" / "order_fulfillment.saga.yaml"
+    saga.write_text(saga.read_text().replace("heartbeat_seconds: 30", "heartbeat_seconds: 300", 1))
+    # When the app is synthesized / Then it exits non-zero with the file, step and field named, no traceback
+    result = subprocess.run(
+        [sys.executable, "app.py"], cwd=copy, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 1
+    assert "order_fulfillment.saga.yaml: step 'process_payment': field 'sla.heartbeat_seconds'" in result.stderr
+    assert "Traceback" not in result.stderr
