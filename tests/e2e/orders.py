@@ -6,7 +6,7 @@ import itertools
 from pathlib import Path
 
 ORDER_SAGA = Path(__file__).resolve().parents[2] / "statemachines" / "order_fulfillment.saga.yaml"
-TIME_SCALE = 0.02  # local seconds per SLA second: a 60 s timeout lasts 1.2 s
+TIME_SCALE = 0.04  # local seconds per SLA second: a 60 s timeout lasts 2.4 s, a 20 s heartbeat 0.8 s
 STOCK = {"SKU-KEYBOARD": 500, "SKU-MOUSE": 500, "SKU-SCARCE": 2}
 _order_numbers = itertools.count(1)
 
