@@ -10,6 +10,7 @@ import time
 import pytest
 
 from local_runtime.faults import Fault
+from saga_records import SagaStatus
 from tests.e2e.orders import TIME_SCALE, make_order
 
 # One xdist group: the package-scoped local cloud serves these tests back to back on one worker.
@@ -20,7 +21,7 @@ def _names(steps):
     return tuple(step.name for step in steps)
 
 
-def test_happy_path_completes_every_step_in_five_transitions(run_saga, saga_id, definition):
+def test_happy_path_completes_every_step_in_five_transitions(run_saga, local_sagas, saga_id, definition):
     # Given a healthy order / When the saga runs
     outcome = run_saga(saga_id)
     # Then every step ran once, nothing was compensated, and the record says so
@@ -37,6 +38,12 @@ def test_happy_path_completes_every_step_in_five_transitions(run_saga, saga_id, 
     assert record["execution_arn"].endswith(f":{saga_id}")
     assert record["version"] > len(definition.steps)
     assert record["created_at"] <= record["updated_at"]
+    # And the status index lists it among the completed sagas, newest first
+    completed = local_sagas.records.list_by_status(SagaStatus.COMPLETED, limit=100)
+    assert saga_id in [item["saga_id"] for item in completed]
+    assert [item["created_at"] for item in completed] == sorted(
+        (item["created_at"] for item in completed), reverse=True
+    )
 
 
 @pytest.mark.parametrize(
