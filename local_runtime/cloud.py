@@ -3,8 +3,9 @@
 `LocalCloud` deploys the cloud assembly that `cdk synth` (or `synthesize()`) wrote into moto through
 CloudFormation, the same template `cdk deploy` sends to AWS. It then takes the place of the Lambda
 service: for every SQS event source mapping in the stack it disables moto's own poller (which would
-invoke through Docker) and polls the queue itself, calling the handler the template names, from the
-code asset the template points at, with the function's environment and the real SQS event shape. Receive
+invoke through Docker) and polls the queue itself, calling the handler the template names (checked to be in the
+code asset the template points at; imported from lambdas/, its source) with the function's environment
+and the real SQS event shape. Receive
 counts, visibility timeouts and the DLQ redrive are moto's SQS, so a failing message dead-letters as on
 AWS. The state machine runs on moto's Step Functions interpreter.
 """
@@ -77,7 +78,6 @@ class ExecutionEnvironment:
 
 @dataclass
 class EventSourceMapping:
-    uuid: str
     function: DeployedFunction
     queue_url: str
     queue_arn: str
@@ -122,7 +122,6 @@ class LocalCloud:
         self._stack = ExitStack()
         self._stop = threading.Event()
         self._pollers: list[threading.Thread] = []
-        self.invocation_errors: list[tuple[str, str]] = []  # (function, error text), as it would be logged
         self.lambda_log_path = Path(tempfile.mkstemp(prefix="saga-lambda-", suffix=".log")[1])
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -240,7 +239,6 @@ class LocalCloud:
             attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["VisibilityTimeout"])
             self.mappings.append(
                 EventSourceMapping(
-                    uuid=mapping["UUID"],
                     function=function,
                     queue_url=queue_url,
                     queue_arn=queue_arn,
@@ -259,9 +257,12 @@ class LocalCloud:
         """
         for function in self.functions.values():
             module_name, _, attribute = function.handler.rpartition(".")
-            code_dir = str(function.code_dir)
-            if code_dir not in sys.path:
-                sys.path.insert(0, code_dir)
+            # The handler runs from lambdas/ (on the import path, see local_runtime/__init__.py); the asset
+            # is a filtered copy of it, so check the asset excludes did not drop the handler.
+            if not (function.code_dir / f"{module_name.replace('.', '/')}.py").is_file():
+                raise RuntimeError(
+                    f"{function.handler} of {function.name} is not in its code asset {function.code_dir}"
+                )
             environment = {
                 **function.environment,
                 "SAGA_TIME_SCALE": str(self.time_scale),
@@ -315,8 +316,9 @@ class LocalCloud:
         try:
             response = environment.entry_point(event, context) or {}
         except Exception as error:
-            # Formatted now: Powertools reuses the exception list of its processor on the next batch.
-            self.invocation_errors.append((function.name, str(error)))
+            # Where Lambda would log it (this thread's output goes to the Lambda log), formatted now:
+            # Powertools reuses the exception list of its processor on the next batch.
+            print(json.dumps({"level": "ERROR", "function": function.name, "invocation_error": str(error)}))
             return
         failed = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
         if failed and not mapping.reports_batch_item_failures:

@@ -26,10 +26,6 @@ class SagaOutcome:
     duration_seconds: float
     record: dict[str, Any]
 
-    @property
-    def finished(self) -> bool:
-        return self.status in FINISHED_STATUSES and self.execution_status != "RUNNING"
-
 
 def execution_arn(state_machine_arn: str, saga_id: str) -> str:
     return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{saga_id}"
