@@ -149,6 +149,23 @@ def in_depends_on_order(names: list[str], resources: dict[str, Any]) -> list[str
     return ordered
 
 
+# --- Defect: executing a change set builds the resources but leaves the stack's Outputs as the stack had them
+# before (none, for a stack created by a change set): DescribeStacks lists no Outputs after `cdk deploy`.
+# UpdateStack refreshes them from the new template; do the same (the map is built from stack.template_dict).
+@contextmanager
+def change_set_refreshes_outputs() -> Iterator[None]:
+    apply = cfn_models.ChangeSet.apply
+
+    def apply_and_refresh(self: cfn_models.ChangeSet) -> None:
+        apply(self)
+        self.stack.template = self.template
+        self.stack.template_dict = self.template_dict
+        self.stack.output_map = self.stack._create_output_map()
+
+    with _patched(cfn_models.ChangeSet, "apply", apply_and_refresh):
+        yield
+
+
 @contextmanager
 def all_cfn_server_workarounds() -> Iterator[None]:
     with ExitStack() as stack:
@@ -156,4 +173,5 @@ def all_cfn_server_workarounds() -> Iterator[None]:
         stack.enter_context(missing_change_set_is_change_set_not_found())
         stack.enter_context(kept_ssm_parameter_is_not_resolved_twice())
         stack.enter_context(change_set_honours_depends_on())
+        stack.enter_context(change_set_refreshes_outputs())
         yield

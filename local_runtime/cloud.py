@@ -26,7 +26,7 @@ import time
 import uuid
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,7 +168,7 @@ class LocalCloud:
         boto3.client("ssm").put_parameter(
             Name=f"/cdk-bootstrap/{BOOTSTRAP_QUALIFIER}/version", Value=BOOTSTRAP_VERSION, Type="String"
         )
-        provide_public_parameters(self.template)
+        provide_public_parameters(str(p.get("Default", "")) for p in self.template.get("Parameters", {}).values())
         cloudformation = boto3.client("cloudformation")
         cloudformation.create_stack(
             StackName=self.stack_name,
@@ -355,11 +355,10 @@ def read_template(assembly_dir: Path, stack_name: str = STACK_NAME) -> dict[str,
     return json.loads((assembly_dir / template_file).read_text())
 
 
-def provide_public_parameters(template: dict[str, Any]) -> None:
-    """What AWS's public parameters answer in every region: the Powertools layer ARN the template reads."""
+def provide_public_parameters(names: Iterable[str]) -> None:
+    """What AWS's public parameters answer in every region: the Powertools layer ARN among `names`."""
     lambda_client = boto3.client("lambda")
-    for parameter in template.get("Parameters", {}).values():
-        path = str(parameter.get("Default", ""))
+    for path in names:
         if not path.startswith(POWERTOOLS_LAYER_PREFIX):
             continue
         # The handlers run in this process with Powertools from requirements-lambda.txt; the layer is a stand-in.

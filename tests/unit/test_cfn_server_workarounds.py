@@ -15,6 +15,7 @@ from botocore.parsers import ResponseParserError
 
 from local_runtime.cfn_server_workarounds import (
     change_set_honours_depends_on,
+    change_set_refreshes_outputs,
     in_depends_on_order,
     kept_ssm_parameter_is_not_resolved_twice,
     missing_change_set_is_change_set_not_found,
@@ -161,3 +162,17 @@ def test_depends_on_order_puts_dependencies_first_and_keeps_the_rest_in_order():
     resources = {"A": {"DependsOn": ["Z"]}, "B": {}, "C": {"DependsOn": ["D"]}, "D": {"DependsOn": "B"}}
     # When ordered / Then each follows its dependencies, independent ones keep their place
     assert in_depends_on_order(["A", "C", "B", "D"], resources) == ["A", "B", "D", "C"]
+
+
+@pytest.mark.parametrize("with_workaround", [False, True])
+def test_a_change_set_gives_the_stack_its_outputs(moto_cloudformation, with_workaround):
+    # Given a template with an output, deployed through a change set as `cdk deploy` does
+    template = {**QUEUE_TEMPLATE, "Outputs": {"QueueUrl": {"Value": {"Ref": "Queue"}}}}
+    with change_set_refreshes_outputs() if with_workaround else nullcontext():
+        assert _deploy_with_change_set("s", template, "CREATE") == "CREATE_COMPLETE"
+    # When the stack is described
+    stack = boto3.client("cloudformation").describe_stacks(StackName="s")["Stacks"][0]
+    # Then with the workaround it lists the output; moto lists none
+    queue_url = boto3.client("sqs").get_queue_url(QueueName="q1")["QueueUrl"]
+    outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+    assert (outputs == {"QueueUrl": queue_url}) is with_workaround
