@@ -16,7 +16,9 @@ from infra import constants
 from statemachines import load_definition
 from tests.e2e.orders import ORDER_SAGA
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("deploy_local")]
+# The demo's group: the two runs that spawn heavy subprocesses go back to back on one worker, so neither
+# starves the other's scaled clock (a healthy demo order timed out when they ran side by side on 2 cores).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("demo")]
 
 UPDATE_LOG_LEVEL = "WARNING"  # differs from the default, so the update has something to change
 
