@@ -117,6 +117,9 @@ class DeployLocal:
         self.update_log_level = update_log_level
         self.console = console
         self.report = Report()
+        self.definition = load_definition(ORDER_SAGA)
+        # The update changes the participants' log level: their functions run the saga steps' handlers.
+        self.participant_handlers = {step.handler(c) for step in self.definition.steps for c in step.commands}
         self.workdir = Path(tempfile.mkdtemp(prefix="saga-deploy-local-"))
 
     def run(self) -> Report:
@@ -169,7 +172,7 @@ class DeployLocal:
             cli.run("deploy", "--require-approval", "never", "--output", str(assembly))
             self.report.stack_status_after_deploy = _stack_status(constants.STACK_NAME)
             _expect(constants.STACK_NAME, self.report.stack_status_after_deploy, "CREATE_COMPLETE")
-            self.report.log_levels_after_deploy = _participant_log_levels()
+            self.report.log_levels_after_deploy = _participant_log_levels(self.participant_handlers)
             _expect("participants' LOG_LEVEL", set(self.report.log_levels_after_deploy.values()), {constants.LOG_LEVEL})
             resources = len(read_stack_template(assembly)["Resources"])
             phase.detail = f"{self.report.stack_status_after_deploy}, {resources} resources"
@@ -182,7 +185,7 @@ class DeployLocal:
             cli.run("deploy", "--require-approval", "never", "--output", str(assembly), "-c", context)
             self.report.stack_status_after_update = _stack_status(constants.STACK_NAME)
             _expect(constants.STACK_NAME, self.report.stack_status_after_update, "UPDATE_COMPLETE")
-            self.report.log_levels_after_update = _participant_log_levels()
+            self.report.log_levels_after_update = _participant_log_levels(self.participant_handlers)
             levels = set(self.report.log_levels_after_update.values())
             _expect("participants' LOG_LEVEL after the update", levels, {self.update_log_level.upper()})
             phase.detail = f"{self.report.stack_status_after_update}, LOG_LEVEL {sorted(levels)[0]}"
@@ -190,7 +193,7 @@ class DeployLocal:
 
     def _run_sagas(self, assembly: Path) -> None:
         with self.phase("sagas on the deployed stack") as phase:
-            definition = load_definition(ORDER_SAGA)
+            definition = self.definition
             with LocalCloud(assembly, time_scale=TIME_SCALE, consumers_per_queue=1, deploy=False) as cloud:
                 sagas = LocalSagas(cloud, definition)
                 sagas.seed_stock(STOCK)
@@ -242,17 +245,19 @@ def _stack_status(name: str) -> str:
     return boto3.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]["StackStatus"]
 
 
-def _participant_log_levels() -> dict[str, str]:
-    """LOG_LEVEL of every function of the stack, read back from Lambda."""
+def _participant_log_levels(handlers: set[str]) -> dict[str, str]:
+    """LOG_LEVEL of every participant function of the stack (one whose handler is in `handlers`), from Lambda."""
     cloudformation, lambda_client = boto3.client("cloudformation"), boto3.client("lambda")
     resources = cloudformation.list_stack_resources(StackName=constants.STACK_NAME)["StackResourceSummaries"]
     levels = {}
     for resource in resources:
         if resource["ResourceType"] == "AWS::Lambda::Function":
             config = lambda_client.get_function_configuration(FunctionName=resource["PhysicalResourceId"])
+            if config["Handler"] not in handlers:
+                continue
             levels[config["FunctionName"]] = config.get("Environment", {}).get("Variables", {}).get("LOG_LEVEL", "")
     if not levels:
-        raise DeployLocalError(f"{constants.STACK_NAME} has no Lambda functions")
+        raise DeployLocalError(f"{constants.STACK_NAME} has no participant functions (handlers {sorted(handlers)})")
     return levels
 
 
