@@ -113,6 +113,8 @@ class CdkCli:
 
 
 class DeployLocal:
+    workdir: Path  # the run's cloud assemblies: a fresh temporary folder per run, removed after it
+
     def __init__(self, update_log_level: str, console: Console) -> None:
         self.update_log_level = update_log_level
         self.console = console
@@ -120,9 +122,9 @@ class DeployLocal:
         self.definition = load_definition(ORDER_SAGA)
         # The update changes the participants' log level: their functions run the saga steps' handlers.
         self.participant_handlers = {step.handler(c) for step in self.definition.steps for c in step.commands}
-        self.workdir = Path(tempfile.mkdtemp(prefix="saga-deploy-local-"))
 
     def run(self) -> Report:
+        self.workdir = Path(tempfile.mkdtemp(prefix="saga-deploy-local-"))
         try:
             with ExitStack() as stack:
                 stack.enter_context(_skipped_resource_types())
