@@ -95,11 +95,11 @@ class CdkCli:
             "CDK_DISABLE_CLI_TELEMETRY": "true",
         }
 
-    def run(self, *arguments: str) -> str:
+    def run(self, *arguments: str, cwd: Path = constants.REPO_ROOT) -> str:
         command = [str(CDK_CLI), *arguments, "--no-notices"]
         result = subprocess.run(
             command,
-            cwd=constants.REPO_ROOT,
+            cwd=cwd,
             env=self.environment,
             capture_output=True,
             text=True,
@@ -162,7 +162,9 @@ class DeployLocal:
     # -- the CLI path ------------------------------------------------------------------------------------
     def _bootstrap(self, cli: CdkCli) -> None:
         with self.phase("cdk bootstrap") as phase:
-            cli.run("bootstrap", f"aws://{ACCOUNT_ID}/{REGION}")
+            # Outside the project folder: next to cdk.json the CLI first synthesizes the app (10 s here) only
+            # to learn the environment that the aws:// argument names anyway.
+            cli.run("bootstrap", f"aws://{ACCOUNT_ID}/{REGION}", cwd=self.workdir)
             phase.detail = _stack_status("CDKToolkit")
             _expect("CDKToolkit stack", phase.detail, "CREATE_COMPLETE")
 
