@@ -36,6 +36,7 @@ VISIBLE_FIELDS = (
     "created_at",
     "updated_at",
 )
+STEP_FIELDS = ("status", "error", "cause", "finished_at")  # not a step's result: it echoes customer details
 _PAGE_KEY_FIELDS = {"saga_id", "status", "created_at"}  # the by_status index's LastEvaluatedKey
 
 
@@ -75,7 +76,7 @@ class OrderSagas:
         record = self.records.get(saga_id)
         if record is None:
             raise SagaNotFound(f"no saga {saga_id}", [FieldProblem("id", "unknown saga id")])
-        return {field: record[field] for field in VISIBLE_FIELDS if field in record}
+        return view(record)
 
     def list(self, status: str | None, limit: str | None, next_token: str | None) -> dict[str, Any]:
         wanted = _status(status)
@@ -83,9 +84,19 @@ class OrderSagas:
         start_key = decode_page_token(next_token, wanted) if next_token is not None else None
         items, last_key = self.records.page_by_status(wanted, limit=page_size, start_key=start_key)
         return {
-            "sagas": [{field: item[field] for field in VISIBLE_FIELDS if field in item} for item in items],
+            "sagas": [view(item) for item in items],
             "next_token": encode_page_token(last_key) if last_key else None,
         }
+
+
+def view(record: dict[str, Any]) -> dict[str, Any]:
+    """What the API shows of a saga record."""
+    shown = {field: record[field] for field in VISIBLE_FIELDS if field in record}
+    shown["steps"] = {
+        step: {field: value for field, value in fields.items() if field in STEP_FIELDS}
+        for step, fields in record.get("steps", {}).items()
+    }
+    return shown
 
 
 def parse_order(body: bytes) -> OrderRequest:
