@@ -11,7 +11,7 @@ import pytest
 from saga_api.reconciler import START_FAILED_ERROR, OrphanReconciler
 from saga_records import SagaRecordRepository, SagaStatus
 from saga_records.starter import SagaConflict, SagaStartDeferred, SagaStarter, request_hash
-from tests.unit.api.conftest import ORDER, STATE_MACHINE_ARN, STEPS, FakeStepFunctions
+from tests.unit.api.fakes import ORDER, STATE_MACHINE_ARN, STEPS, FakeStepFunctions
 
 pytestmark = pytest.mark.unit
 GRACE_SECONDS, GIVE_UP_SECONDS = 120, 3600

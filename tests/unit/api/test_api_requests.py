@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.api.conftest import MAX_REQUEST_BYTES, ORDER
+from tests.unit.api.fakes import MAX_REQUEST_BYTES, ORDER
 
 pytestmark = pytest.mark.unit
 
