@@ -51,7 +51,7 @@ API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway REST APIs refuse la
 HOST = "127.0.0.1"
 # Warm environments of a function behind the API: Lambda scales out per concurrent request, so a burst of
 # concurrent duplicates really runs concurrently.
-API_ENVIRONMENTS = 24
+API_ENVIRONMENTS = 20
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours)\)$")
 
 
@@ -203,8 +203,7 @@ class LocalHttpApi:
                     starter._client = self.faults.wrap(boto3.client("stepfunctions"))
                 pool.put(environment)
             self._pools[function.name] = pool
-        self.server = ThreadingHTTPServer((HOST, self._port), _handler_class(self))
-        self.server.daemon_threads = True
+        self.server = _Server((HOST, self._port), _handler_class(self))
         self._serve(self.server.serve_forever, "local-http-api")
         if self.run_schedules:
             for period, function in self.schedules:
@@ -440,6 +439,11 @@ def _schema_problems(schema: dict[str, Any], body: bytes) -> list[dict[str, str]
         for name in names:
             problems.append({"field": ".".join([*where, name] if name else where) or "body", "problem": error.message})
     return problems
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # listen backlog: a burst of concurrent clients must not be reset (default 5)
 
 
 def _handler_class(api: LocalHttpApi) -> type[BaseHTTPRequestHandler]:
