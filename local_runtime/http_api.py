@@ -22,7 +22,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -538,3 +538,31 @@ class SignedApiClient:
 def serving(cloud: LocalCloud, **options: Any) -> Iterator[tuple[LocalHttpApi, SignedApiClient]]:
     with LocalHttpApi(cloud, **options) as api:
         yield api, SignedApiClient(api.url)
+
+
+def main() -> None:
+    """`make serve-api`: the stack on the local runtime with its API on 127.0.0.1, until Ctrl-C."""
+    import argparse
+
+    from local_runtime.demo import CATALOG, DEMO_TIME_SCALE, ORDER_SAGA
+    from local_runtime.sagas import LocalSagas
+    from local_runtime.synth import synthesize
+    from statemachines import load_definition
+
+    parser = argparse.ArgumentParser(prog="python -m local_runtime.http_api", description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args()
+    with LocalCloud(synthesize(), time_scale=DEMO_TIME_SCALE) as cloud, serving(cloud, port=args.port) as (api, _):
+        LocalSagas(cloud, load_definition(ORDER_SAGA)).seed_stock({sku: stock for sku, (_, stock) in CATALOG.items()})
+        keys = api.credentials
+        print(f"orders API on {api.url} (stock seeded: {', '.join(CATALOG)}); Ctrl-C stops it. Sign with:")
+        print(
+            f'  curl --aws-sigv4 "aws:amz:{REGION}:execute-api" --user "{keys.access_key}:{keys.secret_key}" '
+            f'-H "x-amz-security-token: {keys.token}" {api.url}/orders/<saga id>'
+        )
+        with suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
