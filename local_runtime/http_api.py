@@ -198,6 +198,11 @@ class LocalHttpApi:
             if any(route.function is function for route in self.routes):
                 self._scale_out(function, API_ENVIRONMENTS)
             for environment in function.environments:
+                # Powertools Metrics is a module-level object shared by every environment in this process, and
+                # may have been created before any function's environment was set: give it the stack's namespace.
+                metrics = getattr(environment.module, "metrics", None)
+                if metrics is not None:
+                    metrics.namespace = function.environment.get("POWERTOOLS_METRICS_NAMESPACE", metrics.namespace)
                 starter = getattr(environment.module, "starter", None)
                 if starter is not None:  # StartExecution goes through the fault switch (off unless planned)
                     starter._client = self.faults.wrap(boto3.client("stepfunctions"))
