@@ -14,10 +14,13 @@ WITH_NODE = PATH="$(NODE_HOME)/bin:$$PATH"
 # Extra CDK CLI arguments for diff and deploy, e.g. make deploy CDK_ARGS="-c logLevel=DEBUG".
 CDK_ARGS ?=
 
-.PHONY: demo test synth diff bootstrap deploy deploy-local destroy asl lint format bench install clean
+.PHONY: demo serve-api test synth diff bootstrap deploy deploy-local destroy asl lint format bench install clean
 
 demo: $(PYTHON_READY)  ## Run ~50 orders through the saga on the local runtime
 	$(PY) -m local_runtime.demo
+
+serve-api: $(PYTHON_READY)  ## The stack on the local runtime with its orders API on http://127.0.0.1:8080/v1 (SigV4)
+	$(PY) -m local_runtime.http_api
 
 test: $(PYTHON_READY) $(NODE_READY)  ## The whole test suite (unit, infra, end to end)
 	$(WITH_NODE) $(PY) -m pytest -n 2 --dist loadgroup

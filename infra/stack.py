@@ -18,6 +18,7 @@ from infra.constructs import (
     SagaStore,
     SharedResources,
 )
+from infra.constructs.saga_api import SagaApi
 from statemachines import SagaDefinition, load_definition
 
 
@@ -63,6 +64,9 @@ class SagaStack(Stack):
                 value=saga.state_machine.state_machine_arn,
                 description=f"{definition.name} saga state machine",
             )
+            if definition.name == constants.API_SAGA:
+                api = SagaApi(self, "OrdersApi", definition=definition, state_machine=saga.state_machine, shared=shared)
+                CfnOutput(self, constants.API_URL_OUTPUT, value=api.api.url, description="Orders API (IAM-signed)")
 
         CfnOutput(self, constants.SAGA_TABLE_OUTPUT, value=saga_store.table.table_name, description="Saga records")
         CfnOutput(

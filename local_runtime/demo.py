@@ -1,15 +1,18 @@
 """`make demo`: about fifty orders through the OrderFulfillment saga on the local runtime.
 
-Synthesizes the CDK app, deploys it into moto, runs a realistic mix of orders (most succeed; some are out
-of stock, have their card declined, ship to an unserviceable address, bounce their confirmation, hit a
-flaky payment gateway, or lose the carrier's reply so the step times out), then prints the outcomes and
-a reconciliation of stock and money. Exits 1 if any saga is left unfinished, any saga ends other than
-its scenario predicts, or stock and money do not reconcile.
+Synthesizes the CDK app, deploys it into moto, serves the stack's REST API on 127.0.0.1, and posts a
+realistic mix of orders to it over HTTP as SigV4-signed requests, reading their status back through the API
+(most succeed; some are out of stock, have their card declined, ship to an unserviceable address, bounce
+their confirmation, hit a flaky payment gateway, or lose the carrier's reply so the step times out), then
+prints the outcomes, what the API's front door refuses, and a reconciliation of stock and money. Exits 1 if
+any saga is left unfinished, any saga ends other than its scenario predicts, the API answers a probe
+wrongly, or stock and money do not reconcile.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import shutil
 import statistics
@@ -26,6 +29,8 @@ from rich.table import Table
 
 from local_runtime.cloud import LocalCloud
 from local_runtime.faults import Fault
+from local_runtime.http_api import SignedApiClient, serving
+from local_runtime.observe import FINISHED_STATUSES
 from local_runtime.sagas import LocalSagas
 from local_runtime.synth import synthesize
 from statemachines import load_definition
@@ -119,14 +124,18 @@ def run(seed: int, time_scale: float, console: Console) -> int:
             console.print(f"  not emulated by moto (the infra tests check them on the template): {skipped}")
         sagas = LocalSagas(cloud, definition)
         sagas.seed_stock({sku: stock for sku, (_, stock) in CATALOG.items()})
-        return _run_orders(sagas, seed, console)
+        with serving(cloud) as (api, client):
+            console.print(f"  orders API (IAM: SigV4-signed requests only): POST/GET {api.url}/orders")
+            return _run_orders(sagas, client, seed, console)
 
 
-def _run_orders(sagas: LocalSagas, seed: int, console: Console) -> int:
+def _run_orders(sagas: LocalSagas, client: SignedApiClient, seed: int, console: Console) -> int:
     rng = random.Random(seed)
     plan = [scenario for scenario in SCENARIOS for _ in range(scenario.count)]
     rng.shuffle(plan)
     scenario_of: dict[str, Scenario] = {}
+    orders: dict[str, dict[str, Any]] = {}
+    refused: list[str] = []
     progress = Progress(
         TextColumn("[bold]{task.description:>8}"),
         BarColumn(),
@@ -142,26 +151,32 @@ def _run_orders(sagas: LocalSagas, seed: int, console: Console) -> int:
             if scenario.fault:
                 step, kind, fault = scenario.fault
                 sagas.faults.plan(saga_id, step, kind, fault)
+            orders[saga_id] = make_order(rng, number, scenario)
+            answer = client.start_order(orders[saga_id], idempotency_key=saga_id)
+            if answer.status != 202:
+                refused.append(f"{saga_id}: POST /orders answered {answer.status} {answer.body}")
             scenario_of[saga_id] = scenario
-            sagas.start(saga_id, make_order(rng, number, scenario))
             progress.advance(started)
             time.sleep(1 / ORDERS_PER_SECOND)
-        unfinished = sagas.wait(
-            list(scenario_of), timeout_seconds=180, on_finished=lambda _: progress.advance(finished)
-        )
+        unfinished = _wait_through_api(client, list(scenario_of), 180, lambda: progress.advance(finished))
 
+    api_status = {saga_id: client.get_order(saga_id).body.get("status") for saga_id in scenario_of}
     outcomes = {saga_id: sagas.outcome(saga_id) for saga_id in scenario_of}
     surprises = [
-        f"{saga_id} ({scenario.name}): expected {scenario.expected_status}, got {outcomes[saga_id].status}"
+        f"{saga_id} ({scenario.name}): expected {scenario.expected_status}, GET /orders/{saga_id} says "
+        f"{api_status[saga_id]}"
         for saga_id, scenario in scenario_of.items()
-        if saga_id not in unfinished and outcomes[saga_id].status != scenario.expected_status
+        if saga_id not in unfinished and api_status[saga_id] != scenario.expected_status
     ]
     console.print(_outcome_table(scenario_of, outcomes))
+    gate, gate_problems = _front_door_table(client, orders)
+    console.print(gate)
     reconciliation = sagas.reconcile()
     console.print(_stock_table(reconciliation))
     console.print(_money_table(reconciliation))
 
-    problems = [f"{saga_id} did not finish" for saga_id in unfinished] + surprises + reconciliation.problems
+    problems = [f"{saga_id} did not finish" for saga_id in unfinished] + refused + surprises + gate_problems
+    problems += reconciliation.problems
     if problems:
         for problem in problems:
             console.print(f"[red]✗ {problem}")
@@ -171,6 +186,66 @@ def _run_orders(sagas: LocalSagas, seed: int, console: Console) -> int:
         f"[bold green]✓ {finished} sagas finished: every one completed or fully compensated; stock and money reconcile."
     )
     return 0
+
+
+def _wait_through_api(
+    client: SignedApiClient, saga_ids: list[str], timeout_seconds: float, on_finished: Any
+) -> list[str]:
+    """Poll GET /orders?status=... for each finished status (one listing, not a GET per saga); return the unfinished."""
+    waiting, deadline = set(saga_ids), time.monotonic() + timeout_seconds
+    while waiting and time.monotonic() < deadline:
+        for status in sorted(FINISHED_STATUSES):
+            token = None
+            while True:
+                page = client.list_orders(status, limit=100, next_token=token).body
+                for saga in page["sagas"]:
+                    if saga["saga_id"] in waiting:
+                        waiting.discard(saga["saga_id"])
+                        on_finished()
+                token = page["next_token"]
+                if token is None:
+                    break
+        time.sleep(0.25)
+    return sorted(waiting)
+
+
+def _front_door_table(client: SignedApiClient, orders: dict[str, dict[str, Any]]) -> tuple[Table, list[str]]:
+    """What the API refuses or deduplicates, shown with requests against a saga that already ran."""
+    saga_id, order = next(iter(orders.items()))
+    changed = {**order, "items": [{**order["items"][0], "quantity": order["items"][0]["quantity"] + 1}]}
+    unsigned = SignedApiClient(client.base_url, client.credentials)
+    probes = [
+        ("the same order again (a client retry)", 202, lambda: client.start_order(order, idempotency_key=saga_id)),
+        ("same key, another body", 409, lambda: client.start_order(changed, idempotency_key=saga_id)),
+        (
+            "negative quantity",
+            400,
+            lambda: client.start_order(
+                {**order, "order_id": "probe-1", "items": [{**order["items"][0], "quantity": -1}]}
+            ),
+        ),
+        (
+            "body over the saga's 64 KiB budget",
+            413,
+            lambda: client.start_order(json.dumps(order)[:-1] + " " * 70_000 + "}", idempotency_key="probe-2"),
+        ),
+        ("unsigned request", 403, lambda: unsigned.request("POST", "/orders", body=order, signed=False)),
+    ]
+    table = Table(title="API front door")
+    for column in ("request", "status", "answer"):
+        table.add_column(column)
+    problems = []
+    for name, expected, probe in probes:
+        answer = probe()
+        errors = answer.body.get("errors") or [{}]
+        detail = f"{errors[0]['field']}: {errors[0]['problem']}" if "field" in errors[0] else answer.body.get("message")
+        if "saga_id" in answer.body:
+            detail = f"saga {answer.body['saga_id']}"
+        colour = "green" if answer.status == expected else "red"
+        table.add_row(name, f"[{colour}]{answer.status}", str(detail)[:70])
+        if answer.status != expected:
+            problems.append(f"API: {name} answered {answer.status}, expected {expected}")
+    return table, problems
 
 
 def _outcome_table(scenario_of: dict[str, Scenario], outcomes: dict[str, Any]) -> Table:

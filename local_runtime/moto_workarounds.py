@@ -30,7 +30,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 )
 from moto.stepfunctions.parser.asl.utils import json_path as json_path_module
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
-from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
 
 PINNED_MOTO = "5.2.5"
 
@@ -208,6 +208,22 @@ def compile_each_json_path_once() -> Iterator[None]:
         yield
 
 
+# --- Defect: StartExecution is not atomic: it looks for an execution of that name, then (after deep-copying
+# the state machine) adds the new one, so concurrent calls with one name can each create an execution. AWS
+# creates one (names are unique). Check and add under one lock.
+@contextmanager
+def start_execution_once_per_name() -> Iterator[None]:
+    start_execution = StepFunctionsParserBackend.start_execution
+    lock = threading.Lock()
+
+    def atomic(self: StepFunctionsParserBackend, *args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return start_execution(self, *args, **kwargs)
+
+    with _patched(StepFunctionsParserBackend, "start_execution", atomic):
+        yield
+
+
 # --- Not a defect: run Step Functions' clock `factor` times real time (TimeoutSeconds, HeartbeatSeconds,
 # Retry intervals). 0.02 turns a 60 s task timeout into 1.2 s.
 @contextmanager
@@ -249,6 +265,7 @@ def all_workarounds(time_scale: float = 1.0) -> Iterator[None]:
         stack.enter_context(backend_lookup_without_global_lock())
         stack.enter_context(parse_each_definition_once())
         stack.enter_context(compile_each_json_path_once())
+        stack.enter_context(start_execution_once_per_name())
         if time_scale != 1.0:
             stack.enter_context(scaled_time(time_scale))
         yield

@@ -36,7 +36,20 @@ class SagaRecordRepository:
     def _table(self) -> Any:
         return boto3.resource("dynamodb").Table(self.table_name)
 
-    def create(self, *, saga_id: str, saga_type: str, steps: list[str], saga_input: dict[str, Any]) -> dict[str, Any]:
+    def create(
+        self,
+        *,
+        saga_id: str,
+        saga_type: str,
+        steps: list[str],
+        saga_input: dict[str, Any],
+        request_hash: str | None = None,
+    ) -> dict[str, Any]:
+        """Write the record of a new saga; `SagaAlreadyExists` (with the stored record) if the id is taken.
+
+        `request_hash` identifies the request that asked for the saga, so that a retry of the same request is
+        told apart from a different request reusing the id, however long after the saga finished.
+        """
         now = utc_now()
         item = {
             "saga_id": saga_id,
@@ -49,6 +62,8 @@ class SagaRecordRepository:
             "updated_at": now,
             "version": 1,
         }
+        if request_hash is not None:
+            item["request_hash"] = request_hash
         try:
             self._table.put_item(Item=_to_dynamo(item), ConditionExpression="attribute_not_exists(saga_id)")
         except ClientError as error:
@@ -112,6 +127,43 @@ class SagaRecordRepository:
             Limit=limit,
         )
         return [_from_dynamo(item) for item in response.get("Items", [])]
+
+    def page_by_status(
+        self, status: SagaStatus, *, limit: int, start_key: dict[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """One page of sagas in `status`, newest first, and the key to continue from (None on the last page)."""
+        kwargs: dict[str, Any] = {"ExclusiveStartKey": start_key} if start_key else {}
+        response = self._table.query(
+            IndexName=BY_STATUS_INDEX,
+            KeyConditionExpression=Key("status").eq(status.value),
+            ScanIndexForward=False,
+            Limit=limit,
+            **kwargs,
+        )
+        return [_from_dynamo(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
+
+    def started_before(self, cutoff: str) -> list[dict[str, Any]]:
+        """Sagas still STARTED (record written, execution not confirmed) that were created before `cutoff`."""
+        items, kwargs = [], {}
+        while True:
+            page = self._table.query(
+                IndexName=BY_STATUS_INDEX,
+                KeyConditionExpression=Key("status").eq(SagaStatus.STARTED.value) & Key("created_at").lt(cutoff),
+                **kwargs,
+            )
+            items += [_from_dynamo(item) for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def mark_start_failed(self, saga_id: str, error: str, cause: str) -> bool:
+        """A saga whose execution never started: nothing ran, so nothing needs compensating (STARTED -> FAILED)."""
+        return self._update(
+            saga_id,
+            sets={"error": error, "cause": cause},
+            status=SagaStatus.FAILED,
+            allowed=(SagaStatus.STARTED,),
+        )
 
     def scan_all(self) -> list[dict[str, Any]]:
         items, kwargs = [], {}

@@ -1,25 +1,38 @@
 """Start a saga: write its record first, then the execution named after the saga id.
 
-The record is written before StartExecution so a saga is never running without one; a saga whose start
-failed stays STARTED and the same call with the same id and input finishes the job (Step Functions
-answers an identical StartExecution of a running execution with the same ARN).
+The record is written before StartExecution so a saga is never running without one. If StartExecution then
+fails (throttled, service error), the record stays STARTED and `SagaStartDeferred` tells the caller to retry:
+the same call with the same id and request starts it (an execution of that name already existing means this
+saga's execution, since executions are named after saga ids), and the API's reconciler starts, or after a
+while fails, whatever is left STARTED.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 
 from saga_records.model import SagaStatus
 from saga_records.repository import SagaAlreadyExists, SagaRecordRepository
 
 
 class SagaConflict(Exception):
-    """The saga id is taken by a saga with a different input."""
+    """The saga id is taken by a saga started from a different request."""
+
+
+class SagaStartDeferred(Exception):
+    """The record is written but the execution could not be started now; retrying the same request is safe."""
+
+    def __init__(self, saga_id: str, reason: str) -> None:
+        super().__init__(f"saga {saga_id} not started yet: {reason}")
+        self.saga_id = saga_id
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -35,33 +48,82 @@ def execution_input(saga_input: dict[str, Any]) -> dict[str, Any]:
     return {"input": saga_input, "results": {}}
 
 
+def request_hash(saga_input: dict[str, Any]) -> str:
+    """Fingerprint of a request: SHA-256 of its canonical JSON (sorted keys, no spaces)."""
+    canonical = json.dumps(saga_input, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def execution_arn_of(state_machine_arn: str, saga_id: str) -> str:
+    return state_machine_arn.replace(":stateMachine:", ":execution:") + f":{saga_id}"
+
+
 class SagaStarter:
-    def __init__(self, records: SagaRecordRepository, state_machine_arn: str, saga_type: str, steps: list[str]) -> None:
+    def __init__(
+        self,
+        records: SagaRecordRepository,
+        state_machine_arn: str,
+        saga_type: str,
+        steps: list[str],
+        *,
+        sfn_client: Any = None,
+    ) -> None:
         self.records = records
         self.state_machine_arn = state_machine_arn
         self.saga_type = saga_type
         self.steps = steps
+        self._client = sfn_client
 
     @cached_property
     def _sfn(self) -> Any:
-        return boto3.client("stepfunctions")
+        return self._client or boto3.client("stepfunctions")
 
     def start(self, saga_id: str, saga_input: dict[str, Any]) -> StartedSaga:
+        fingerprint = request_hash(saga_input)
         created = True
         try:
             record = self.records.create(
-                saga_id=saga_id, saga_type=self.saga_type, steps=self.steps, saga_input=saga_input
+                saga_id=saga_id,
+                saga_type=self.saga_type,
+                steps=self.steps,
+                saga_input=saga_input,
+                request_hash=fingerprint,
             )
         except SagaAlreadyExists as exists:
             record, created = exists.record, False
-            if record.get("input") != saga_input or record.get("saga_type") != self.saga_type:
+            if not self._same_request(record, saga_input, fingerprint):
                 raise SagaConflict(f"saga {saga_id} exists with a different input") from None
             if record.get("status") != SagaStatus.STARTED:
                 return StartedSaga(saga_id, record["status"], record.get("execution_arn"), created=False)
-        response = self._sfn.start_execution(
-            stateMachineArn=self.state_machine_arn,
-            name=saga_id,
-            input=json.dumps(execution_input(saga_input), separators=(",", ":")),
-        )
-        self.records.mark_running(saga_id, response["executionArn"])
-        return StartedSaga(saga_id, SagaStatus.PENDING.value, response["executionArn"], created=created)
+        arn = self._start_execution(saga_id, saga_input)
+        return StartedSaga(saga_id, SagaStatus.PENDING.value, arn, created=created)
+
+    def resume(self, record: dict[str, Any]) -> StartedSaga:
+        """Start the execution of a saga left STARTED (its record is written); `SagaStartDeferred` if it still fails."""
+        arn = self._start_execution(record["saga_id"], record["input"])
+        return StartedSaga(record["saga_id"], SagaStatus.PENDING.value, arn, created=False)
+
+    def _same_request(self, record: dict[str, Any], saga_input: dict[str, Any], fingerprint: str) -> bool:
+        if record.get("saga_type") != self.saga_type:
+            return False
+        if "request_hash" in record:
+            return record["request_hash"] == fingerprint
+        return record.get("input") == saga_input  # a record written before request hashes were stored
+
+    def _start_execution(self, saga_id: str, saga_input: dict[str, Any]) -> str:
+        try:
+            arn = self._sfn.start_execution(
+                stateMachineArn=self.state_machine_arn,
+                name=saga_id,
+                input=json.dumps(execution_input(saga_input), separators=(",", ":")),
+            )["executionArn"]
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code != "ExecutionAlreadyExists":
+                raise SagaStartDeferred(saga_id, code or str(error)) from error
+            # Executions are named after saga ids and only this starter starts them: it is this saga's.
+            arn = execution_arn_of(self.state_machine_arn, saga_id)
+        except BotoCoreError as error:  # no answer at all (connection, timeout): as retryable as a throttle
+            raise SagaStartDeferred(saga_id, type(error).__name__) from error
+        self.records.mark_running(saga_id, arn)
+        return arn

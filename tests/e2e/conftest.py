@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from local_runtime.cloud import LocalCloud
+from local_runtime.http_api import serving
 from local_runtime.sagas import LocalSagas
 from local_runtime.synth import synthesize
 from statemachines import load_definition
@@ -53,3 +54,10 @@ def run_saga(local_sagas):
         return outcome
 
     return run
+
+
+@pytest.fixture(scope="package")
+def local_api(local_sagas):
+    """The stack's REST API on 127.0.0.1 and a client that signs its requests (SigV4, local credentials)."""
+    with serving(local_sagas.cloud) as (api, client):
+        yield api, client

@@ -5,6 +5,7 @@ When moto fixes a defect, the `..._without_workaround` test fails: drop the work
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -24,6 +25,7 @@ from local_runtime.moto_workarounds import (
     parse_each_definition_once,
     scaled_time,
     send_task_failure_keeps_cause,
+    start_execution_once_per_name,
 )
 
 pytestmark = pytest.mark.unit
@@ -276,3 +278,38 @@ def test_backend_lookups_skip_the_global_lock_once_registered(monkeypatch, with_
         for _ in range(100):
             sqs_backends["123456789012"]
     assert (lock.acquired == before) is with_workaround
+
+
+class _SlowCopy:
+    """Stands in for the `copy` module in moto's Step Functions backend: a slower deep copy widens the race."""
+
+    @staticmethod
+    def deepcopy(value, memo=None):
+        time.sleep(0.05)
+        return copy.deepcopy(value, memo)
+
+
+@pytest.mark.parametrize("with_workaround", [False, True])
+def test_concurrent_starts_with_one_name_create_one_execution(moto_sfn, monkeypatch, with_workaround):
+    from moto.stepfunctions.parser import models as parser_models
+
+    monkeypatch.setattr(parser_models, "copy", _SlowCopy)
+    sfn = boto3.client("stepfunctions")
+    definition = json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 1, "End": True}}})
+    arn = sfn.create_state_machine(name="m", definition=definition, roleArn=ROLE)["stateMachineArn"]
+    barrier = threading.Barrier(5)
+
+    def start() -> None:
+        barrier.wait()
+        sfn.start_execution(stateMachineArn=arn, name="saga-1", input="{}")
+
+    # Given five identical StartExecution calls at once
+    with start_execution_once_per_name() if with_workaround else nullcontext():
+        threads = [threading.Thread(target=start) for _ in range(5)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        names = [execution["name"] for execution in sfn.list_executions(stateMachineArn=arn)["executions"]]
+    # Then without the workaround each call made its own execution of that name; with it, one
+    assert (names == ["saga-1"]) is with_workaround, names

@@ -1,0 +1,49 @@
+"""Lambda entry points: the API (API Gateway REST proxy events) and the orphan reconciler (an EventBridge schedule).
+
+Thin: the environment is parsed once at cold start, the dependencies wired here, the work done in routes.py,
+service.py and reconciler.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from saga_api.observability import logger, metrics, tracer
+from saga_api.reconciler import OrphanReconciler
+from saga_api.routes import build_resolver
+from saga_api.service import OrderSagas
+from saga_api.settings import ApiSettings
+from saga_records import SagaRecordRepository
+from saga_records.starter import SagaStarter
+
+settings = ApiSettings.from_env()
+records = SagaRecordRepository(settings.saga_table_name)
+starter = SagaStarter(records, settings.state_machine_arn, settings.saga_type, list(settings.saga_steps))
+resolver = build_resolver(OrderSagas(starter, records, max_request_bytes=settings.max_request_bytes))
+orphans = OrphanReconciler(
+    starter,
+    records,
+    grace_seconds=settings.start_grace_seconds * settings.time_scale,
+    give_up_seconds=settings.start_give_up_seconds * settings.time_scale,
+)
+
+
+@logger.inject_lambda_context(correlation_id_path="requestContext.requestId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handle_request(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return resolver.resolve(event, context)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def reconcile_orphans(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    sweep = orphans.sweep()
+    metrics.add_metric(name="OrphanSagasStarted", unit=MetricUnit.Count, value=len(sweep.started))
+    metrics.add_metric(name="OrphanSagasFailed", unit=MetricUnit.Count, value=len(sweep.failed))
+    logger.info("orphan sweep", extra=vars(sweep))
+    return vars(sweep)

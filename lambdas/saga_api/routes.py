@@ -1,0 +1,82 @@
+"""The API's routes on Powertools' REST resolver; every domain exception becomes its HTTP answer in `_answer_error`,
+the one place that knows status codes. No environment is read here (handlers.py wires the real dependencies)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.metrics import MetricUnit
+
+from saga_api.errors import ApiError, InvalidBody, InvalidParameter, MalformedBody, RequestTooLarge, SagaNotFound
+from saga_api.observability import logger, metrics
+from saga_api.service import IDEMPOTENCY_KEY_HEADER, OrderSagas
+from saga_records.starter import SagaConflict, SagaStartDeferred
+
+JSON = "application/json"
+RETRY_AFTER_SECONDS = 1  # StartExecution throttling refills within a second
+STATUS_CODES: dict[type[Exception], int] = {
+    MalformedBody: 400,
+    InvalidParameter: 400,
+    SagaNotFound: 404,
+    SagaConflict: 409,
+    RequestTooLarge: 413,
+    InvalidBody: 422,
+    SagaStartDeferred: 503,
+}
+
+
+def build_resolver(orders: OrderSagas) -> APIGatewayRestResolver:
+    app = APIGatewayRestResolver()
+
+    @app.post("/orders")
+    def start_order() -> Response:
+        event = app.current_event
+        headers = {name.lower(): value for name, value in (event.headers or {}).items()}
+        started = orders.start(_body_bytes(event), headers.get(IDEMPOTENCY_KEY_HEADER.lower()))
+        metrics.add_metric(name="SagaStartAccepted", unit=MetricUnit.Count, value=1)
+        logger.info("saga start accepted", extra={"saga_id": started.saga_id, "new_saga": started.created})
+        status_url = f"/{event.request_context.stage}/orders/{started.saga_id}"
+        # Only what every duplicate of this request can be told alike: the saga and where to watch it.
+        return _json(202, {"saga_id": started.saga_id, "status_url": status_url}, headers={"Location": status_url})
+
+    @app.get("/orders/<saga_id>")
+    def get_order(saga_id: str) -> Response:
+        return _json(200, orders.status(saga_id))
+
+    @app.get("/orders")
+    def list_orders() -> Response:
+        query = app.current_event.query_string_parameters or {}
+        return _json(200, orders.list(query.get("status"), query.get("limit"), query.get("next_token")))
+
+    @app.exception_handler([ApiError, SagaConflict, SagaStartDeferred])
+    def _answer_error(error: Exception) -> Response:
+        status = STATUS_CODES[type(error)]
+        metrics.add_metric(name=f"Http{status}", unit=MetricUnit.Count, value=1)
+        if isinstance(error, ApiError):
+            body = {"message": error.message, "errors": [vars(problem) for problem in error.problems]}
+        elif isinstance(error, SagaConflict):
+            body = {
+                "message": "this idempotency key was used with a different body",
+                "errors": [{"field": "body", "problem": str(error)}],
+            }
+        else:
+            logger.warning("saga start deferred", extra={"reason": getattr(error, "reason", "")})
+            body = {"message": "the saga is recorded but could not be started yet: retry with the same key"}
+            return _json(status, body, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return _json(status, body)
+
+    return app
+
+
+def _body_bytes(event: Any) -> bytes:
+    """The body as received: sizes are in bytes, and are checked before anything parses the body."""
+    if event.body is None:
+        return b""
+    return base64.b64decode(event.body) if event.is_base64_encoded else event.body.encode("utf-8")
+
+
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, content_type=JSON, body=json.dumps(body), headers=headers or {})

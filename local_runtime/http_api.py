@@ -1,0 +1,573 @@
+"""The deployed REST API, served on 127.0.0.1: what API Gateway does in front of the API Lambda, locally.
+
+Routes, authorisation, required parameters, request validator and model are read from the API Gateway
+resources of the template the local cloud deployed (so they are the ones `cdk deploy` sends to AWS). Each
+request is checked the way API Gateway checks it (SigV4 against the local credentials for AWS_IAM methods,
+then the request validator with the model's JSON schema), turned into a REST API proxy event (payload v1)
+and handed to the SAME handler function the template names, imported with that function's environment from
+the local cloud; its answer goes back as the HTTP response. The scheduled reconciler runs on the rule's rate,
+scaled by the local clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import queue
+import re
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+import jsonschema
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
+
+from local_runtime.cloud import (  # the private helpers load one more Lambda environment, as the cloud does
+    ACCOUNT_ID,
+    LAMBDA_THREAD_PREFIX,
+    REGION,
+    DeployedFunction,
+    ExecutionEnvironment,
+    LocalCloud,
+    LocalLambdaContext,
+    _environment,
+    _fresh_module,
+)
+from local_runtime.sigv4 import SignatureRejected, sign, verify
+
+API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway REST APIs refuse larger payloads (413)
+HOST = "127.0.0.1"
+# Warm environments of a function behind the API: Lambda scales out per concurrent request, so a burst of
+# concurrent duplicates really runs concurrently.
+API_ENVIRONMENTS = 20
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours)\)$")
+
+
+@dataclass(frozen=True)
+class Route:
+    resource: str  # /orders/{id}
+    method: str
+    function: DeployedFunction
+    authorization: str  # AWS_IAM, NONE, ...
+    validate_body: bool
+    validate_parameters: bool
+    schema: dict[str, Any] | None  # the application/json model
+    required_parameters: tuple[str, ...]  # method.request.querystring.status, ...
+
+    def match(self, path: str) -> dict[str, str] | None:
+        pattern = re.sub(r"\\\{([^}]+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.resource))
+        found = re.fullmatch(pattern, path)
+        return found.groupdict() if found else None
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    body: dict[str, Any] | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class StartExecutionFaults:
+    """Make StartExecution fail (throttled) for chosen saga ids: the orphan path, on demand."""
+
+    def __init__(self) -> None:
+        self._failures: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def throttle(self, saga_id: str, times: int = 1) -> None:
+        with self._lock:
+            self._failures[saga_id] = times
+
+    def wrap(self, client: Any) -> Any:
+        faults = self
+
+        class FaultyStepFunctions:
+            def start_execution(self, **kwargs: Any) -> Any:
+                with faults._lock:
+                    left = faults._failures.get(kwargs.get("name", ""), 0)
+                    if left:
+                        faults._failures[kwargs["name"]] = left - 1
+                if left:
+                    raise ClientError(
+                        {"Error": {"Code": "ThrottlingException", "Message": "injected: rate exceeded"}},
+                        "StartExecution",
+                    )
+                return client.start_execution(**kwargs)
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(client, name)
+
+        return FaultyStepFunctions()
+
+
+class LocalHttpApi:
+    def __init__(self, cloud: LocalCloud, *, port: int = 0, run_schedules: bool = True) -> None:
+        self.cloud = cloud
+        self.run_schedules = run_schedules
+        self.faults = StartExecutionFaults()
+        self._port = port
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._pools: dict[str, queue.Queue[Any]] = {}
+        self.credentials = boto3.Session().get_credentials().get_frozen_credentials()
+        self._read_template()
+
+    # -- what the template says ------------------------------------------------------------------------
+    def _read_template(self) -> None:
+        resources = self.cloud.template["Resources"]
+        physical = {
+            resource["LogicalResourceId"]: resource["PhysicalResourceId"]
+            for resource in boto3.client("cloudformation").list_stack_resources(StackName=self.cloud.stack_name)[
+                "StackResourceSummaries"
+            ]
+        }
+        by_name = {function.name: function for function in self.cloud.functions.values()}
+        stages = [r["Properties"]["StageName"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::Stage"]
+        if len(stages) != 1:
+            raise RuntimeError(f"expected one API Gateway stage in the template, found {stages}")
+        self.stage = stages[0]
+
+        def path_of(resource_ref: Any) -> str:
+            if isinstance(resource_ref, dict) and "Fn::GetAtt" in resource_ref:
+                return ""  # the RestApi's root resource
+            resource = resources[resource_ref["Ref"]]["Properties"]
+            return f"{path_of(resource['ParentId'])}/{resource['PathPart']}"
+
+        self.routes: list[Route] = []
+        for resource in resources.values():
+            if resource["Type"] != "AWS::ApiGateway::Method":
+                continue
+            properties = resource["Properties"]
+            validator = (
+                resources[properties["RequestValidatorId"]["Ref"]]["Properties"]
+                if "RequestValidatorId" in properties
+                else {}
+            )
+            model_ref = properties.get("RequestModels", {}).get("application/json")
+            schema = resources[model_ref["Ref"]]["Properties"]["Schema"] if model_ref else None
+            function_id = _lambda_of(properties["Integration"]["Uri"])
+            self.routes.append(
+                Route(
+                    resource=path_of(properties["ResourceId"]) or "/",
+                    method=properties["HttpMethod"],
+                    function=by_name[physical[function_id]],
+                    authorization=properties.get("AuthorizationType", "NONE"),
+                    validate_body=bool(validator.get("ValidateRequestBody")),
+                    validate_parameters=bool(validator.get("ValidateRequestParameters")),
+                    schema=schema,
+                    required_parameters=tuple(
+                        name for name, required in properties.get("RequestParameters", {}).items() if required
+                    ),
+                )
+            )
+        self.schedules: list[tuple[float, DeployedFunction]] = []
+        for resource in resources.values():
+            if resource["Type"] != "AWS::Events::Rule" or "ScheduleExpression" not in resource["Properties"]:
+                continue
+            amount, unit = _RATE.match(resource["Properties"]["ScheduleExpression"]).groups()
+            seconds = int(amount) * (60 if unit.startswith("minute") else 3600)
+            for target in resource["Properties"]["Targets"]:
+                function = by_name[physical[target["Arn"]["Fn::GetAtt"][0]]]
+                self.schedules.append((seconds * self.cloud.time_scale, function))
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def __enter__(self) -> LocalHttpApi:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        for function in [route.function for route in self.routes] + [function for _, function in self.schedules]:
+            if function.name in self._pools:
+                continue
+            pool: queue.Queue[Any] = queue.Queue()
+            if any(route.function is function for route in self.routes):
+                self._scale_out(function, API_ENVIRONMENTS)
+            for environment in function.environments:
+                # Powertools Metrics is a module-level object shared by every environment in this process, and
+                # may have been created before any function's environment was set: give it the stack's namespace.
+                metrics = getattr(environment.module, "metrics", None)
+                if metrics is not None:
+                    metrics.namespace = function.environment.get("POWERTOOLS_METRICS_NAMESPACE", metrics.namespace)
+                starter = getattr(environment.module, "starter", None)
+                if starter is not None:  # StartExecution goes through the fault switch (off unless planned)
+                    starter._client = self.faults.wrap(boto3.client("stepfunctions"))
+                pool.put(environment)
+            self._pools[function.name] = pool
+        self.server = _Server((HOST, self._port), _handler_class(self))
+        self._serve(self.server.serve_forever, "local-http-api")
+        if self.run_schedules:
+            for period, function in self.schedules:
+                self._serve(lambda p=period, f=function: self._every(p, f), f"schedule-{function.name}")
+
+    def _scale_out(self, function: DeployedFunction, count: int) -> None:
+        module_name, _, attribute = function.handler.rpartition(".")
+        environment = {**function.environment, "SAGA_TIME_SCALE": str(self.cloud.time_scale)}
+        while len(function.environments) < count:
+            with _environment(environment):
+                module = _fresh_module(module_name)
+            function.environments.append(ExecutionEnvironment(module, getattr(module, attribute)))
+
+    def stop(self) -> None:
+        self._stop.set()
+        if hasattr(self, "server"):
+            self.server.shutdown()
+            self.server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _serve(self, target: Any, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    @property
+    def url(self) -> str:
+        """Base URL of the stage, like https://{api}.execute-api.{region}.amazonaws.com/{stage}."""
+        return f"http://{HOST}:{self.server.server_address[1]}/{self.stage}"
+
+    # -- invoking the functions ------------------------------------------------------------------------
+    def invoke(self, function: DeployedFunction, event: dict[str, Any]) -> Any:
+        """One invocation in a free execution environment of `function` (Lambda runs one event per environment)."""
+        pool = self._pools[function.name]
+        environment = pool.get()
+        context = LocalLambdaContext(
+            function_name=function.name,
+            invoked_function_arn=function.arn,
+            memory_limit_in_mb=function.memory_mb,
+            deadline=time.monotonic() + function.timeout_seconds,
+        )
+        thread = threading.current_thread()
+        name, thread.name = thread.name, f"{LAMBDA_THREAD_PREFIX}{function.name}"  # its output is Lambda output
+        try:
+            return environment.entry_point(event, context)
+        finally:
+            thread.name = name
+            pool.put(environment)
+
+    def run_schedule(self, function: DeployedFunction | None = None) -> Any:
+        """Invoke a scheduled function now, with the event EventBridge sends (the reconciler by default)."""
+        function = function or self.schedules[0][1]
+        event = {
+            "version": "0",
+            "id": str(uuid.uuid4()),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": ACCOUNT_ID,
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "region": REGION,
+            "resources": [],
+            "detail": {},
+        }
+        return self.invoke(function, event)
+
+    def _every(self, period: float, function: DeployedFunction) -> None:
+        while not self._stop.wait(period):
+            try:
+                self.run_schedule(function)
+            except Exception as error:  # a failed run is retried by the next one, as EventBridge's schedule does
+                print(json.dumps({"level": "ERROR", "function": function.name, "invocation_error": str(error)}))
+
+    # -- what API Gateway does with a request ----------------------------------------------------------
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes, client_ip: str) -> HttpResponse:
+        split = urlsplit(raw_path)
+        stage_prefix = f"/{self.stage}"
+        if not (split.path == stage_prefix or split.path.startswith(f"{stage_prefix}/")):
+            return HttpResponse(403, {"message": "Missing Authentication Token"})
+        path = split.path[len(stage_prefix) :] or "/"
+        route, path_parameters = self._route(method, path)
+        if route is None:
+            return HttpResponse(403, {"message": "Missing Authentication Token"})  # API Gateway's unknown-route answer
+        if len(body) > API_GATEWAY_MAX_BODY_BYTES:
+            return HttpResponse(413, {"message": "Request Too Long"})
+        caller = None
+        if route.authorization == "AWS_IAM":
+            try:
+                host = headers.get("Host") or headers.get("host") or ""
+                caller = verify(
+                    method,
+                    f"http://{host}{raw_path}",
+                    headers=headers,
+                    body=body,
+                    credentials=self.credentials,
+                    region=REGION,
+                )
+            except SignatureRejected as rejected:
+                return HttpResponse(403, {"message": str(rejected)})
+        query = {name: values[-1] for name, values in parse_qs(split.query, keep_blank_values=True).items()}
+        lowered = {name.lower(): value for name, value in headers.items()}
+        if route.validate_parameters:
+            missing = [
+                parameter.rsplit(".", 1)[-1]
+                for parameter in route.required_parameters
+                if not _has_parameter(parameter, query, lowered, path_parameters)
+            ]
+            if missing:
+                return HttpResponse(400, {"message": f"Missing required request parameters: [{', '.join(missing)}]"})
+        if route.validate_body and route.schema is not None:
+            problems = _schema_problems(route.schema, body)
+            if problems:
+                return HttpResponse(400, {"message": "Invalid request body", "errors": problems})
+        event = self._event(route, method, path, split.path, query, headers, body, path_parameters, caller, client_ip)
+        answer = self.invoke(route.function, event)
+        response_headers = dict(answer.get("headers") or {})
+        for name, values in (answer.get("multiValueHeaders") or {}).items():
+            response_headers[name] = ", ".join(values)
+        payload = answer.get("body") or ""
+        if answer.get("isBase64Encoded"):
+            payload = base64.b64decode(payload).decode()
+        return HttpResponse(answer["statusCode"], json.loads(payload) if payload else None, response_headers)
+
+    def _route(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
+        # API Gateway prefers a literal path part over a {parameter}: try the routes with fewer parameters first.
+        for route in sorted(self.routes, key=lambda r: r.resource.count("{")):
+            if route.method == method and (parameters := route.match(path)) is not None:
+                return route, parameters
+        return None, {}
+
+    def _event(
+        self,
+        route: Route,
+        method: str,
+        path: str,
+        stage_path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: bytes,
+        path_parameters: dict[str, str],
+        caller: Any,
+        client_ip: str,
+    ) -> dict[str, Any]:
+        multi_headers: dict[str, list[str]] = {}
+        for name, value in headers.items():
+            multi_headers.setdefault(name, []).append(value)
+        try:
+            text, encoded = body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            text, encoded = base64.b64encode(body).decode(), True
+        now = datetime.now(UTC)
+        return {
+            "resource": route.resource,
+            "path": path,
+            "httpMethod": method,
+            "headers": dict(headers) or None,
+            "multiValueHeaders": multi_headers or None,
+            "queryStringParameters": query or None,
+            "multiValueQueryStringParameters": {name: [value] for name, value in query.items()} or None,
+            "pathParameters": path_parameters or None,
+            "stageVariables": None,
+            "requestContext": {
+                "accountId": ACCOUNT_ID,
+                "apiId": "local",
+                "resourceId": route.resource,
+                "resourcePath": route.resource,
+                "httpMethod": method,
+                "path": stage_path,
+                "stage": self.stage,
+                "requestId": str(uuid.uuid4()),
+                "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
+                "requestTimeEpoch": int(now.timestamp() * 1000),
+                "protocol": "HTTP/1.1",
+                "domainName": headers.get("Host", HOST),
+                "identity": {
+                    "sourceIp": client_ip,
+                    "userAgent": headers.get("User-Agent"),
+                    "accessKey": caller.access_key if caller else None,
+                    "accountId": ACCOUNT_ID if caller else None,
+                    "caller": caller.access_key if caller else None,
+                    "user": caller.access_key if caller else None,
+                    "userArn": f"arn:aws:iam::{ACCOUNT_ID}:user/local" if caller else None,
+                    "cognitoIdentityId": None,
+                    "cognitoIdentityPoolId": None,
+                    "cognitoAuthenticationType": None,
+                    "cognitoAuthenticationProvider": None,
+                },
+            },
+            "body": text if body else None,
+            "isBase64Encoded": encoded,
+        }
+
+
+def _lambda_of(uri: Any) -> str:
+    """Logical id of the function an AWS_PROXY integration URI points at (its Fn::GetAtt)."""
+    if isinstance(uri, dict):
+        if "Fn::GetAtt" in uri:
+            return uri["Fn::GetAtt"][0]
+        for value in uri.values():
+            if found := _lambda_of(value):
+                return found
+    if isinstance(uri, list):
+        for value in uri:
+            if found := _lambda_of(value):
+                return found
+    return ""
+
+
+def _has_parameter(parameter: str, query: dict[str, str], headers: dict[str, str], path: dict[str, str]) -> bool:
+    _, _, where, name = parameter.split(".", 3)
+    if where == "querystring":
+        return name in query
+    if where == "header":
+        return name.lower() in headers
+    return bool(path.get(name))
+
+
+def _schema_problems(schema: dict[str, Any], body: bytes) -> list[dict[str, str]]:
+    """The request validator: the body against the model's JSON schema (draft 4); each problem names its field."""
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        return [{"field": "body", "problem": f"not JSON: {error}"}]
+    problems = []
+    for error in sorted(jsonschema.Draft4Validator(schema).iter_errors(document), key=lambda e: list(e.absolute_path)):
+        where = [str(part) for part in error.absolute_path]
+        if error.validator == "required" and isinstance(error.instance, dict):
+            names = [name for name in error.validator_value if name not in error.instance]
+        elif error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            names = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        else:
+            names = [""]
+        for name in names:
+            problems.append({"field": ".".join([*where, name] if name else where) or "body", "problem": error.message})
+    return problems
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # listen backlog: a burst of concurrent clients must not be reset (default 5)
+
+
+def _handler_class(api: LocalHttpApi) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            headers = {name: value for name, value in self.headers.items()}
+            try:
+                response = api.handle(self.command, self.path, headers, body, self.client_address[0])
+            except Exception as error:  # what API Gateway answers when the integration fails
+                print(json.dumps({"level": "ERROR", "path": self.path, "integration_error": repr(error)}))
+                response = HttpResponse(502, {"message": "Internal server error"})
+            payload = json.dumps(response.body).encode() if response.body is not None else b""
+            self.send_response(response.status)
+            for name, value in response.headers.items():
+                if name.lower() not in ("content-length", "connection"):
+                    self.send_header(name, value)
+            if not any(name.lower() == "content-type" for name in response.headers):
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:  # access logs are not console output
+            pass
+
+    return Handler
+
+
+# -- the client side: what a caller with AWS credentials does ----------------------------------------------
+@dataclass(frozen=True)
+class ApiAnswer:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+class SignedApiClient:
+    """Calls the API with SigV4-signed requests (service `execute-api`), as an AWS SDK or `curl --aws-sigv4` does."""
+
+    def __init__(self, base_url: str, credentials: Credentials | None = None, region: str = REGION) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.credentials = credentials or boto3.Session().get_credentials().get_frozen_credentials()
+        self.region = region
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | str | dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        signed: bool = True,
+    ) -> ApiAnswer:
+        url = f"{self.base_url}{path}"
+        data = json.dumps(body).encode() if isinstance(body, dict) else body.encode() if isinstance(body, str) else body
+        headers = {"Content-Type": "application/json", **(headers or {})} if data is not None else dict(headers or {})
+        if signed:
+            headers = sign(
+                method, url, headers=headers, body=data or b"", credentials=self.credentials, region=self.region
+            )
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                status, raw, answer_headers = response.status, response.read(), dict(response.headers.items())
+        except urllib.error.HTTPError as error:
+            status, raw, answer_headers = error.code, error.read(), dict(error.headers.items())
+        return ApiAnswer(status, json.loads(raw) if raw else None, answer_headers)
+
+    def start_order(self, order: dict[str, Any] | str | bytes, idempotency_key: str | None = None) -> ApiAnswer:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self.request("POST", "/orders", body=order, headers=headers)
+
+    def get_order(self, saga_id: str) -> ApiAnswer:
+        return self.request("GET", f"/orders/{saga_id}")
+
+    def list_orders(self, status: str, limit: int | None = None, next_token: str | None = None) -> ApiAnswer:
+        query = (
+            {"status": status}
+            | ({"limit": str(limit)} if limit else {})
+            | ({"next_token": next_token} if next_token else {})
+        )
+        return self.request("GET", f"/orders?{urllib.parse.urlencode(query)}")
+
+
+@contextmanager
+def serving(cloud: LocalCloud, **options: Any) -> Iterator[tuple[LocalHttpApi, SignedApiClient]]:
+    with LocalHttpApi(cloud, **options) as api:
+        yield api, SignedApiClient(api.url)
+
+
+def main() -> None:
+    """`make serve-api`: the stack on the local runtime with its API on 127.0.0.1, until Ctrl-C."""
+    import argparse
+
+    from local_runtime.demo import CATALOG, DEMO_TIME_SCALE, ORDER_SAGA
+    from local_runtime.sagas import LocalSagas
+    from local_runtime.synth import synthesize
+    from statemachines import load_definition
+
+    parser = argparse.ArgumentParser(prog="python -m local_runtime.http_api", description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args()
+    with LocalCloud(synthesize(), time_scale=DEMO_TIME_SCALE) as cloud, serving(cloud, port=args.port) as (api, _):
+        LocalSagas(cloud, load_definition(ORDER_SAGA)).seed_stock({sku: stock for sku, (_, stock) in CATALOG.items()})
+        keys = api.credentials
+        print(f"orders API on {api.url} (stock seeded: {', '.join(CATALOG)}); Ctrl-C stops it. Sign with:")
+        print(
+            f'  curl --aws-sigv4 "aws:amz:{REGION}:execute-api" --user "{keys.access_key}:{keys.secret_key}" '
+            f'-H "x-amz-security-token: {keys.token}" {api.url}/orders/<saga id>'
+        )
+        with suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

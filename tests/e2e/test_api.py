@@ -1,0 +1,233 @@
+"""The API over real HTTP on the local runtime: signed requests, the gateway's validation, the same handler,
+the saga it starts. Few sagas, scaled clock: the malformed-request table runs in full in tests/unit/api."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import pytest
+from botocore.credentials import Credentials
+
+from local_runtime.faults import Fault
+from local_runtime.http_api import SignedApiClient
+from local_runtime.observe import FINISHED_STATUSES
+from tests.e2e.orders import TIME_SCALE, make_order
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_cloud")]
+CONCURRENT_DUPLICATES = 20
+
+
+def _key() -> str:
+    return f"api-{uuid.uuid4().hex[:12]}"
+
+
+def _executions_named(local_sagas, name: str) -> list[dict]:
+    pages = boto3.client("stepfunctions").get_paginator("list_executions")
+    return [
+        execution
+        for page in pages.paginate(stateMachineArn=local_sagas.state_machine_arn)
+        for execution in page["executions"]
+        if execution["name"] == name
+    ]
+
+
+def _wait_for(client, saga_id: str, done, timeout_seconds: float = 30) -> list[dict]:
+    """GET the saga until `done(answer)`; every answer seen, in order."""
+    seen, deadline = [], time.monotonic() + timeout_seconds
+    while time.monotonic() < deadline:
+        answer = client.get_order(saga_id)
+        assert answer.status == 200, answer
+        seen.append(answer.body)
+        if done(answer.body):
+            return seen
+        time.sleep(0.1)
+    raise AssertionError(f"{saga_id} never got there: last {seen[-1:]}")
+
+
+def _finished(body: dict) -> bool:
+    return body["status"] in FINISHED_STATUSES
+
+
+def _without(order: dict, field: str) -> dict:
+    return {name: value for name, value in order.items() if name != field}
+
+
+def _with_item(order: dict, **changes) -> dict:
+    return {**order, "items": [{**order["items"][0], **changes}]}
+
+
+MALFORMED_OVER_HTTP = [
+    # (case id, body builder, headers, status, field): the gateway's validator answers the body cases
+    ("missing items", lambda order: _without(order, "items"), {}, 400, "items"),
+    ("quantity is a string", lambda order: _with_item(order, quantity="2"), {}, 400, "items.0.quantity"),
+    ("negative quantity", lambda order: _with_item(order, quantity=-1), {}, 400, "items.0.quantity"),
+    ("empty items", lambda order: {**order, "items": []}, {}, 400, "items"),
+    ("unknown field", lambda order: {**order, "coupon": "FREE"}, {}, 400, "coupon"),
+    ("not JSON", lambda order: "{" + json.dumps(order), {}, 400, "body"),
+    # valid against the model, but more than the saga can carry: the handler checks the size first
+    ("over the size budget", lambda order: json.dumps(order)[:-1] + " " * 70_000 + "}", {}, 413, "body"),
+    ("key with a slash", lambda order: order, {"Idempotency-Key": "a/b"}, 400, "Idempotency-Key"),
+]
+
+
+@pytest.mark.parametrize(
+    ("build", "headers", "status", "field"), [pytest.param(*case[1:], id=case[0]) for case in MALFORMED_OVER_HTTP]
+)
+def test_a_malformed_request_over_http_is_refused_and_starts_nothing(
+    local_api, local_sagas, build, headers, status, field
+):
+    _, client = local_api
+    order = make_order()
+    # Given one wrong thing / When it is posted over HTTP, signed
+    answer = client.start_order(build(order), idempotency_key=headers.get("Idempotency-Key"))
+    # Then the status and the field named, and neither a record nor an execution for the order
+    assert answer.status == status, answer.body
+    assert field in [problem["field"] for problem in answer.body["errors"]], answer.body
+    for saga_id in {order["order_id"], headers.get("Idempotency-Key", order["order_id"])}:
+        assert local_sagas.records.get(saga_id) is None
+        assert _executions_named(local_sagas, saga_id) == []
+
+
+def test_an_unsigned_request_is_refused_with_403(local_api, local_sagas):
+    _, client = local_api
+    order = make_order()
+    answer = client.request("POST", "/orders", body=order, signed=False)
+    assert answer.status == 403
+    assert answer.body == {"message": "Missing Authentication Token"}
+    assert local_sagas.records.get(order["order_id"]) is None
+
+
+def test_a_request_signed_with_the_wrong_secret_is_refused_with_403(local_api, local_sagas):
+    api, client = local_api
+    impostor = SignedApiClient(api.url, Credentials(client.credentials.access_key, "not-the-secret", "testing"))
+    order = make_order()
+    answer = impostor.start_order(order)
+    assert answer.status == 403
+    assert "signature" in answer.body["message"]
+    assert local_sagas.records.get(order["order_id"]) is None
+    # Reading is authenticated too
+    assert impostor.get_order(order["order_id"]).status == 403
+
+
+def test_concurrent_duplicates_start_one_saga_and_get_one_answer(local_api, local_sagas):
+    _, client = local_api
+    key, order = _key(), make_order()
+    barrier = threading.Barrier(CONCURRENT_DUPLICATES)
+
+    def post():
+        barrier.wait()
+        return client.start_order(order, idempotency_key=key)
+
+    # Given the same request sent 20 times at once
+    with ThreadPoolExecutor(CONCURRENT_DUPLICATES) as pool:
+        answers = list(pool.map(lambda _: post(), range(CONCURRENT_DUPLICATES)))
+    # Then every answer is the same 202, and there is one saga with one execution
+    assert {(answer.status, json.dumps(answer.body, sort_keys=True)) for answer in answers} == {
+        (202, json.dumps({"saga_id": key, "status_url": f"/v1/orders/{key}"}, sort_keys=True))
+    }
+    assert len(_executions_named(local_sagas, key)) == 1
+    # And that one saga runs to an end. Completed, usually; on a loaded 2-core machine the burst can starve its
+    # first step's heartbeat (0.8 s on this clock) and it times out and compensates: still one saga, ended.
+    finished = _wait_for(client, key, _finished)[-1]
+    assert finished["status"] == "COMPLETED" or finished["error"] == "States.Timeout", json.dumps(finished)
+    assert len(_executions_named(local_sagas, key)) == 1
+
+
+def test_the_same_key_with_another_body_is_a_409_that_changes_nothing(local_api, local_sagas):
+    _, client = local_api
+    key, order = _key(), make_order()
+    assert client.start_order(order, idempotency_key=key).status == 202
+    _wait_for(client, key, _finished)
+    before = local_sagas.records.get(key)
+    answer = client.start_order(_with_item(order, quantity=2), idempotency_key=key)
+    assert answer.status == 409
+    assert local_sagas.records.get(key) == before
+    assert len(_executions_named(local_sagas, key)) == 1
+
+
+def test_status_through_a_sagas_life_running_completed_compensated_parked(local_api, local_sagas):
+    _, client = local_api
+    running, declined, parked = _key(), _key(), _key()
+    # Given a slow payment, a declined card, and a refund that fails for good after a shipping failure
+    local_sagas.faults.plan(running, "process_payment", "action", Fault.delay(40 * TIME_SCALE))
+    local_sagas.faults.plan(parked, "create_shipment", "action", Fault.permanent("Shipping.AddressNotServiceable"))
+    local_sagas.faults.plan(parked, "process_payment", "compensation", Fault.permanent("Payment.RefundRejected"))
+    # (one after the other: on a loaded 2-core machine, sagas side by side can miss the scaled heartbeats)
+    assert client.start_order(make_order(), idempotency_key=running).status == 202
+
+    # Running: PENDING at the payment step, the step before it done, nothing after it started
+    seen = _wait_for(client, running, lambda body: body["current_step"] == "process_payment")
+    now = seen[-1]
+    assert now["status"] == "PENDING"
+    assert now["steps"]["reserve_inventory"]["status"] == "SUCCEEDED"
+    assert now["steps"]["process_payment"]["status"] == "RUNNING"
+    assert now["steps"]["send_confirmation"]["status"] == "NOT_STARTED"
+    # Completed
+    done = _wait_for(client, running, _finished)[-1]
+    assert done["status"] == "COMPLETED"
+    assert {step["status"] for step in done["steps"].values()} == {"SUCCEEDED"}
+    assert done["created_at"] < done["updated_at"]
+    # Compensated: the failing step and its error, the step before it undone
+    assert client.start_order(make_order(card="tok_declined"), idempotency_key=declined).status == 202
+    failed = _wait_for(client, declined, _finished)[-1]
+    assert failed["status"] == "FAILED"
+    assert failed["error"] == "Payment.CardDeclined"
+    assert failed["steps"]["process_payment"]["status"] == "FAILED"
+    assert failed["steps"]["reserve_inventory"]["status"] == "COMPENSATED"
+    # Parked: which compensation failed and why, next to the error that started compensating
+    assert client.start_order(make_order(), idempotency_key=parked).status == 202
+    stuck = _wait_for(client, parked, _finished)[-1]
+    assert stuck["status"] == "COMPENSATION_FAILED"
+    assert (stuck["failed_step"], stuck["compensation_error"]) == ("process_payment", "Payment.RefundRejected")
+    assert stuck["error"] == "Shipping.AddressNotServiceable"
+    # And the listing by status finds each of them, a page at a time
+    for status, key in (("COMPLETED", running), ("FAILED", declined), ("COMPENSATION_FAILED", parked)):
+        assert key in _list_all(client, status)
+
+
+def _list_all(client, status: str) -> list[str]:
+    ids, token = [], None
+    while True:
+        answer = client.list_orders(status, limit=5, next_token=token)
+        assert answer.status == 200, answer.body
+        ids += [saga["saga_id"] for saga in answer.body["sagas"]]
+        token = answer.body["next_token"]
+        if token is None:
+            return ids
+
+
+def test_a_throttled_start_is_503_and_the_clients_retry_starts_it(local_api, local_sagas):
+    api, client = local_api
+    key, order = _key(), make_order()
+    api.faults.throttle(key)
+    # When StartExecution is throttled / Then 503 with Retry-After, and the saga waits, recorded, in STARTED
+    answer = client.start_order(order, idempotency_key=key)
+    assert answer.status == 503
+    assert answer.headers["Retry-After"] == "1"
+    assert client.get_order(key).body["status"] == "STARTED"
+    assert _executions_named(local_sagas, key) == []
+    # When the client retries with the same key / Then it starts and completes
+    assert client.start_order(order, idempotency_key=key).status == 202
+    assert _wait_for(client, key, _finished)[-1]["status"] == "COMPLETED"
+    assert len(_executions_named(local_sagas, key)) == 1
+
+
+def test_the_scheduled_reconciler_starts_an_orphan_nobody_retried(local_api, local_sagas):
+    api, client = local_api
+    key, order = _key(), make_order()
+    api.faults.throttle(key)
+    assert client.start_order(order, idempotency_key=key).status == 503
+    # When the reconciler runs (EventBridge's schedule, locally on the scaled clock) after the grace period
+    record = local_sagas.records.get(key)
+    grace = float(api.schedules[0][1].environment["START_GRACE_SECONDS"]) * TIME_SCALE
+    time.sleep(grace)
+    sweep = api.run_schedule()
+    # Then the orphan is started and runs to its end
+    assert key in sweep["started"]
+    assert record["status"] == "STARTED"
+    assert _wait_for(client, key, _finished)[-1]["status"] == "COMPLETED"

@@ -1,0 +1,149 @@
+"""The saga record as the source of truth for idempotent starts, and the reconciler that leaves no orphan:
+the real repository on moto's DynamoDB (conditional put, the by_status index), StartExecution faked to fail."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import boto3
+import pytest
+
+from saga_api.reconciler import START_FAILED_ERROR, OrphanReconciler
+from saga_records import SagaRecordRepository, SagaStatus
+from saga_records.starter import SagaConflict, SagaStartDeferred, SagaStarter, request_hash
+from tests.unit.api.fakes import ORDER, STATE_MACHINE_ARN, STEPS, FakeStepFunctions
+
+pytestmark = pytest.mark.unit
+GRACE_SECONDS, GIVE_UP_SECONDS = 120, 3600
+
+
+@pytest.fixture
+def saga_table(moto_sfn):
+    boto3.client("dynamodb").create_table(
+        TableName="sagas",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": "S"} for name in ("saga_id", "status", "created_at")
+        ],
+        KeySchema=[{"AttributeName": "saga_id", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by_status",
+                "KeySchema": [
+                    {"AttributeName": "status", "KeyType": "HASH"},
+                    {"AttributeName": "created_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    return SagaRecordRepository("sagas")
+
+
+@pytest.fixture
+def sfn():
+    return FakeStepFunctions()
+
+
+@pytest.fixture
+def starter(saga_table, sfn):
+    return SagaStarter(saga_table, STATE_MACHINE_ARN, "OrderFulfillment", STEPS, sfn_client=sfn)
+
+
+@pytest.fixture
+def reconciler(starter, saga_table):
+    return OrphanReconciler(starter, saga_table, grace_seconds=GRACE_SECONDS, give_up_seconds=GIVE_UP_SECONDS)
+
+
+def test_the_record_keeps_the_hash_of_the_request(starter, saga_table):
+    starter.start("saga-1", ORDER)
+    assert saga_table.get("saga-1")["request_hash"] == request_hash(ORDER)
+    # The hash is of the canonical form: key order does not matter
+    assert request_hash(dict(reversed(list(ORDER.items())))) == request_hash(ORDER)
+
+
+def test_a_different_request_under_a_taken_id_conflicts_and_leaves_the_record_alone(starter, saga_table, sfn):
+    starter.start("saga-1", ORDER)
+    before = saga_table.get("saga-1")
+    with pytest.raises(SagaConflict):
+        starter.start("saga-1", {**ORDER, "order_id": "ord-other"})
+    assert saga_table.get("saga-1") == before
+    assert list(sfn.executions) == ["saga-1"]
+
+
+def test_a_failed_start_leaves_the_record_started_for_a_retry(starter, saga_table, sfn):
+    sfn.failures_left = 1
+    with pytest.raises(SagaStartDeferred):
+        starter.start("saga-1", ORDER)
+    assert saga_table.get("saga-1")["status"] == "STARTED"
+    started = starter.start("saga-1", ORDER)
+    assert started.execution_arn.endswith(":saga-1")
+    assert saga_table.get("saga-1")["status"] == "PENDING"
+
+
+def test_the_reconciler_leaves_a_young_orphan_to_the_clients_retry(starter, saga_table, sfn, reconciler):
+    # Given a saga whose StartExecution failed a moment ago
+    sfn.failures_left = 1
+    with pytest.raises(SagaStartDeferred):
+        starter.start("saga-1", ORDER)
+    # When the reconciler sweeps within the grace period / Then it waits
+    sweep = reconciler.sweep()
+    assert (sweep.started, sweep.failed) == ([], [])
+    assert sfn.executions == {}
+
+
+def test_the_reconciler_starts_an_orphan_past_the_grace_period(starter, saga_table, sfn, reconciler):
+    sfn.failures_left = 1
+    with pytest.raises(SagaStartDeferred):
+        starter.start("saga-1", ORDER)
+    later = datetime.now(UTC) + timedelta(seconds=GRACE_SECONDS + 1)
+    sweep = reconciler.sweep(now=later)
+    assert sweep.started == ["saga-1"]
+    assert list(sfn.executions) == ["saga-1"]
+    assert saga_table.get("saga-1")["status"] == "PENDING"
+    # And a second sweep finds nothing left to do
+    assert reconciler.sweep(now=later).started == []
+
+
+def test_the_reconciler_retries_next_time_when_start_execution_still_fails(starter, saga_table, sfn, reconciler):
+    sfn.failures_left = 2
+    with pytest.raises(SagaStartDeferred):
+        starter.start("saga-1", ORDER)
+    later = datetime.now(UTC) + timedelta(seconds=GRACE_SECONDS + 1)
+    assert reconciler.sweep(now=later).deferred == ["saga-1"]
+    assert saga_table.get("saga-1")["status"] == "STARTED"
+    assert reconciler.sweep(now=later).started == ["saga-1"]
+
+
+def test_the_reconciler_fails_an_orphan_past_the_give_up_period(starter, saga_table, sfn, reconciler):
+    sfn.failures_left = 1
+    with pytest.raises(SagaStartDeferred):
+        starter.start("saga-1", ORDER)
+    much_later = datetime.now(UTC) + timedelta(seconds=GIVE_UP_SECONDS + 1)
+    sweep = reconciler.sweep(now=much_later)
+    assert sweep.failed == ["saga-1"]
+    record = saga_table.get("saga-1")
+    assert (record["status"], record["error"]) == ("FAILED", START_FAILED_ERROR)
+    assert sfn.executions == {}
+    # A late retry of the request gets the saga's (failed) status, and starts nothing
+    assert starter.start("saga-1", ORDER).status == "FAILED"
+    assert sfn.executions == {}
+
+
+def test_running_sagas_are_not_the_reconcilers_business(starter, saga_table, sfn, reconciler):
+    starter.start("saga-1", ORDER)
+    sweep = reconciler.sweep(now=datetime.now(UTC) + timedelta(seconds=GIVE_UP_SECONDS + 1))
+    assert (sweep.started, sweep.failed, sweep.deferred) == ([], [], [])
+    assert saga_table.get("saga-1")["status"] == "PENDING"
+
+
+def test_pages_by_status_come_newest_first_from_the_index(starter, saga_table):
+    for number in range(3):
+        starter.start(f"saga-{number}", {**ORDER, "order_id": f"ord-{number}"})
+    first, key = saga_table.page_by_status(SagaStatus.PENDING, limit=2)
+    second, last = saga_table.page_by_status(SagaStatus.PENDING, limit=2, start_key=key)
+    ids = [item["saga_id"] for item in first + second]
+    assert sorted(ids) == ["saga-0", "saga-1", "saga-2"]
+    created = [item["created_at"] for item in first + second]
+    assert created == sorted(created, reverse=True)
+    assert last is None or saga_table.page_by_status(SagaStatus.PENDING, limit=2, start_key=last)[0] == []

@@ -1,0 +1,303 @@
+"""POST /orders refuses malformed requests with the right status and a reason naming the field, and writes and
+starts nothing; good requests start one saga, idempotently; GET answers the record, lists page by status."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+
+from tests.unit.api.fakes import MAX_REQUEST_BYTES, ORDER
+
+pytestmark = pytest.mark.unit
+
+
+def _set(path: str, value: Any):
+    def change(order: dict[str, Any]) -> dict[str, Any]:
+        *parents, last = path.split(".")
+        node: Any = order
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+        return order
+
+    return change
+
+
+def _drop(path: str):
+    def change(order: dict[str, Any]) -> dict[str, Any]:
+        *parents, last = path.split(".")
+        node: Any = order
+        for part in parents:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        del node[last]
+        return order
+
+    return change
+
+
+def _padded(size: int) -> bytes:
+    """A valid order, padded with JSON whitespace to `size` bytes: only its size is wrong."""
+    text = json.dumps(ORDER)
+    return (text[:-1] + " " * (size - len(text)) + "}").encode()
+
+
+# (case id, change to a valid order, expected status, the field the answer must name)
+BODY_CASES = [
+    # missing fields
+    *[
+        (f"missing {path}", _drop(path), 422, path)
+        for path in (
+            "order_id",
+            "customer",
+            "items",
+            "payment",
+            "shipping_address",
+            "customer.customer_id",
+            "customer.email",
+            "items.0.sku",
+            "items.0.quantity",
+            "items.0.unit_price_cents",
+            "payment.card_token",
+            "shipping_address.name",
+            "shipping_address.line1",
+            "shipping_address.city",
+            "shipping_address.postal_code",
+            "shipping_address.country",
+        )
+    ],
+    # wrong types (no coercion: "2" is not a quantity, true is not 1)
+    ("order_id is a number", _set("order_id", 5), 422, "order_id"),
+    ("customer is a string", _set("customer", "ana"), 422, "customer"),
+    ("items is an object", _set("items", {"sku": "SKU-KEYBOARD"}), 422, "items"),
+    ("an item is a string", _set("items.0", "SKU-KEYBOARD"), 422, "items.0"),
+    ("quantity is a string", _set("items.0.quantity", "2"), 422, "items.0.quantity"),
+    ("quantity is a fraction", _set("items.0.quantity", 1.5), 422, "items.0.quantity"),
+    ("quantity is a boolean", _set("items.0.quantity", True), 422, "items.0.quantity"),
+    ("price is a string", _set("items.1.unit_price_cents", "10"), 422, "items.1.unit_price_cents"),
+    ("price is null", _set("items.0.unit_price_cents", None), 422, "items.0.unit_price_cents"),
+    ("payment is a list", _set("payment", []), 422, "payment"),
+    ("card token is a number", _set("payment.card_token", 4242), 422, "payment.card_token"),
+    ("country is a number", _set("shipping_address.country", 49), 422, "shipping_address.country"),
+    ("email is null", _set("customer.email", None), 422, "customer.email"),
+    ("customer id is a list", _set("customer.customer_id", ["c-1"]), 422, "customer.customer_id"),
+    # unknown fields
+    ("unknown top-level field", _set("coupon", "FREE"), 422, "coupon"),
+    ("unknown customer field", _set("customer.vip", True), 422, "customer.vip"),
+    ("unknown item field", _set("items.0.colour", "red"), 422, "items.0.colour"),
+    ("unknown payment field (cvv)", _set("payment.cvv", "123"), 422, "payment.cvv"),
+    ("unknown address field", _set("shipping_address.line2", "Apt 4"), 422, "shipping_address.line2"),
+    # empty, negative, out of range
+    ("empty items", _set("items", []), 422, "items"),
+    ("zero quantity", _set("items.0.quantity", 0), 422, "items.0.quantity"),
+    ("negative quantity", _set("items.0.quantity", -1), 422, "items.0.quantity"),
+    ("quantity over the limit", _set("items.0.quantity", 1001), 422, "items.0.quantity"),
+    ("negative price", _set("items.1.unit_price_cents", -5), 422, "items.1.unit_price_cents"),
+    ("empty order id", _set("order_id", ""), 422, "order_id"),
+    ("order id with a space", _set("order_id", "ord 1"), 422, "order_id"),
+    ("order id with a slash", _set("order_id", "ord/1"), 422, "order_id"),
+    ("order id of 81 characters", _set("order_id", "o" * 81), 422, "order_id"),
+    ("empty sku", _set("items.0.sku", ""), 422, "items.0.sku"),
+    ("lower-case country", _set("shipping_address.country", "de"), 422, "shipping_address.country"),
+    ("three-letter country", _set("shipping_address.country", "DEU"), 422, "shipping_address.country"),
+    ("email without @", _set("customer.email", "ana.example.com"), 422, "customer.email"),
+    ("empty card token", _set("payment.card_token", ""), 422, "payment.card_token"),
+    ("empty name", _set("shipping_address.name", ""), 422, "shipping_address.name"),
+    ("postal code too long", _set("shipping_address.postal_code", "1" * 21), 422, "shipping_address.postal_code"),
+    ("51 order lines", _set("items", [ORDER["items"][0]] * 51), 422, "items"),
+]
+RAW_CASES = [
+    ("not JSON", b"{", 400, "body"),
+    ("empty body", b"", 400, "body"),
+    ("truncated JSON", json.dumps(ORDER)[:40].encode(), 400, "body"),
+    ("not UTF-8", b"\xff\xfe\x00order", 400, "body"),
+    ("a JSON array", b"[]", 422, "body"),
+    ("JSON null", b"null", 422, "body"),
+    ("a JSON string", b'"ord-0001"', 422, "body"),
+    ("over the size budget, valid otherwise", _padded(MAX_REQUEST_BYTES + 1), 413, "body"),
+    ("over the size budget and not JSON: size is checked first", b"x" * (MAX_REQUEST_BYTES + 1), 413, "body"),
+]
+KEY_CASES = [
+    ("key with a space", "my key", 400, "Idempotency-Key"),
+    ("key with a slash", "a/b", 400, "Idempotency-Key"),
+    ("key of 81 characters", "k" * 81, 400, "Idempotency-Key"),
+    ("empty key", "", 400, "Idempotency-Key"),
+    ("non-ASCII key", "zakaz-1-\u00e9", 400, "Idempotency-Key"),
+]
+
+
+def _cases():
+    for case_id, change, status, field in BODY_CASES:
+        yield pytest.param(json.dumps(change(copy.deepcopy(ORDER))).encode(), {}, status, field, id=case_id)
+    for case_id, body, status, field in RAW_CASES:
+        yield pytest.param(body, {}, status, field, id=case_id)
+    for case_id, key, status, field in KEY_CASES:
+        yield pytest.param(json.dumps(ORDER).encode(), {"Idempotency-Key": key}, status, field, id=case_id)
+
+
+def test_the_table_has_at_least_fifty_malformed_requests():
+    assert len(list(_cases())) >= 50
+
+
+@pytest.mark.parametrize(("body", "headers", "status", "field"), list(_cases()))
+def test_a_malformed_request_is_refused_naming_the_field_and_changes_nothing(api, body, headers, status, field):
+    # Given a request that is wrong in exactly one way / When it is posted
+    answered, answer, _ = api.call("POST", "/orders", body=body, headers=headers)
+    # Then the status says what kind of wrong, the reason names the field
+    assert answered == status, answer
+    assert answer["message"]
+    assert field in [problem["field"] for problem in answer["errors"]], answer
+    assert all(problem["problem"] for problem in answer["errors"])
+    # And no saga record was written and no execution started
+    assert api.records.items == {}
+    assert api.sfn.calls == 0
+
+
+def test_a_valid_order_is_accepted_with_its_saga_id_and_status_url(api, order):
+    status, answer, headers = api.call("POST", "/orders", body=order)
+    assert status == 202
+    assert answer == {"saga_id": order["order_id"], "status_url": f"/v1/orders/{order['order_id']}"}
+    assert headers["Location"] == answer["status_url"]
+    # The saga input is the order; the execution is named after the saga id.
+    assert api.records.items[order["order_id"]]["input"] == order
+    assert json.loads(api.sfn.executions[order["order_id"]])["input"] == order
+
+
+def test_the_idempotency_key_header_names_the_saga_whatever_its_case(api, order):
+    status, answer, _ = api.call("POST", "/orders", body=order, headers={"idempotency-key": "client-key-7"})
+    assert status == 202
+    assert answer["saga_id"] == "client-key-7"
+    assert list(api.sfn.executions) == ["client-key-7"]
+
+
+def test_a_repeated_request_gets_the_same_answer_and_starts_nothing_more(api, order):
+    first = api.call("POST", "/orders", body=order, headers={"Idempotency-Key": "k-1"})
+    # Key order and spacing differ: the same request, canonically
+    again = api.call(
+        "POST", "/orders", body=json.dumps(order, indent=2, sort_keys=True), headers={"Idempotency-Key": "k-1"}
+    )
+    assert first[:2] == again[:2]
+    assert first[0] == 202
+    assert len(api.sfn.executions) == 1
+    assert len(api.records.items) == 1
+
+
+def test_the_same_key_with_a_different_body_is_a_conflict_that_changes_nothing(api, order):
+    api.call("POST", "/orders", body=order, headers={"Idempotency-Key": "k-2"})
+    before = copy.deepcopy(api.records.items)
+    other = copy.deepcopy(order)
+    other["items"][0]["quantity"] = 3
+    status, answer, _ = api.call("POST", "/orders", body=other, headers={"Idempotency-Key": "k-2"})
+    assert status == 409
+    assert "different body" in answer["message"]
+    assert api.records.items == before
+    assert len(api.sfn.executions) == 1
+
+
+def test_a_finished_saga_still_answers_its_key(api, order):
+    # Given a saga that completed long ago (its execution name may have expired; the record has not)
+    api.call("POST", "/orders", body=order)
+    api.records.items[order["order_id"]]["status"] = "COMPLETED"
+    api.sfn.executions.clear()
+    # When the same request comes again / Then it maps to that saga and starts nothing
+    status, answer, _ = api.call("POST", "/orders", body=order)
+    assert (status, answer["saga_id"]) == (202, order["order_id"])
+    assert api.sfn.executions == {}
+
+
+def test_a_failed_start_answers_503_keeps_the_record_and_a_retry_starts_it(api, order):
+    # Given StartExecution throttled once
+    api.sfn.failures_left = 1
+    # When the order is posted / Then a retryable 503, and the record waits in STARTED
+    status, answer, headers = api.call("POST", "/orders", body=order)
+    assert status == 503
+    assert "retry" in answer["message"]
+    assert headers["Retry-After"] == "1"
+    assert api.records.items[order["order_id"]]["status"] == "STARTED"
+    assert api.sfn.executions == {}
+    # When the client retries with the same key / Then the saga starts, once
+    status, answer, _ = api.call("POST", "/orders", body=order)
+    assert (status, answer["saga_id"]) == (202, order["order_id"])
+    assert list(api.sfn.executions) == [order["order_id"]]
+    assert api.records.items[order["order_id"]]["status"] == "PENDING"
+
+
+def test_a_retry_after_an_unrecorded_start_treats_the_existing_execution_as_this_sagas(api, order):
+    # Given an execution that started although the record still says STARTED (e.g. the answer was lost)
+    api.call("POST", "/orders", body=order)
+    api.records.items[order["order_id"]]["status"] = "STARTED"
+    api.sfn.executions[order["order_id"]] = "an input Step Functions now sees as different"
+    # When the same request is retried / Then ExecutionAlreadyExists means started, not an error
+    status, _, _ = api.call("POST", "/orders", body=order)
+    assert status == 202
+    assert api.records.items[order["order_id"]]["execution_arn"].endswith(
+        f":execution:OrderFulfillment:{order['order_id']}"
+    )
+
+
+def test_get_returns_the_record_without_the_input(api, order):
+    api.call("POST", "/orders", body=order)
+    status, answer, _ = api.call("GET", f"/orders/{order['order_id']}", path_parameters={"id": order["order_id"]})
+    assert status == 200
+    assert answer["saga_id"] == order["order_id"]
+    assert answer["status"] == "PENDING"
+    assert set(answer["steps"]) == {"reserve_inventory", "process_payment", "create_shipment", "send_confirmation"}
+    assert "input" not in answer
+    assert "card_token" not in json.dumps(answer)
+
+
+@pytest.mark.parametrize(("saga_id", "status", "field"), [("nobody", 404, "id"), ("a%20b", 400, "id")])
+def test_get_of_an_unknown_or_invalid_id(api, saga_id, status, field):
+    answered, answer, _ = api.call("GET", f"/orders/{saga_id}", path_parameters={"id": saga_id})
+    assert answered == status
+    assert [problem["field"] for problem in answer["errors"]] == [field]
+
+
+def test_listing_pages_newest_first_with_an_opaque_token(api, order):
+    # Given five running sagas
+    for number in range(5):
+        api.call("POST", "/orders", body={**order, "order_id": f"ord-{number}"})
+    # When they are listed two at a time
+    seen, token, pages = [], None, 0
+    while True:
+        query = {"status": "PENDING", "limit": "2"} | ({"next_token": token} if token else {})
+        status, answer, _ = api.call("GET", "/orders", query=query)
+        assert status == 200
+        seen += [saga["saga_id"] for saga in answer["sagas"]]
+        pages += 1
+        token = answer["next_token"]
+        if token is None:
+            break
+    # Then every saga shows once, newest first, over three pages
+    assert seen == [f"ord-{number}" for number in reversed(range(5))]
+    assert pages == 3
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({}, "status"),
+        ({"status": "DONE"}, "status"),
+        ({"status": "PENDING", "limit": "0"}, "limit"),
+        ({"status": "PENDING", "limit": "101"}, "limit"),
+        ({"status": "PENDING", "limit": "ten"}, "limit"),
+        ({"status": "PENDING", "next_token": "not-a-token"}, "next_token"),
+        # A genuine token of another listing (status) is refused too
+        (
+            {
+                "status": "PENDING",
+                "next_token": "eyJjcmVhdGVkX2F0IjogIngiLCAic2FnYV9pZCI6ICJ5IiwgInN0YXR1cyI6ICJGQUlMRUQifQ",
+            },
+            "next_token",
+        ),
+    ],
+)
+def test_listing_refuses_bad_parameters_naming_them(api, query, field):
+    status, answer, _ = api.call("GET", "/orders", query=query or None)
+    assert status == 400
+    assert [problem["field"] for problem in answer["errors"]] == [field]
