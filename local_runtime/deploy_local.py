@@ -3,9 +3,10 @@
 A moto server starts on 127.0.0.1 in this process (moto_server.py). The pinned CDK CLI (node_modules, on the
 Node 24 of requirements.txt) then bootstraps the account, deploys the stack (synthesizing app.py, as
 `make deploy` does), deploys a change to it (the participants' log level, through the `logLevel` context
-value) and checks that the update landed. Sagas then
-run on the deployed stack, their participants fed from the deployed queues by LocalCloud attached to it, and
-must reconcile. Last, `cdk destroy` removes the stack. Every phase is timed; any failure exits non-zero.
+value) and checks that the update landed. Sagas then run on the deployed stack: started by SigV4-signed
+POST /orders to its API (served locally from the deployed template, as in the local runtime), their
+participants fed from the deployed queues by LocalCloud attached to the stack; they must reconcile. Last,
+`cdk destroy` removes the stack. Every phase is timed; any failure exits non-zero.
 
     python -m local_runtime.deploy_local [--update-log-level DEBUG] [--report report.json]
 """
@@ -36,6 +37,7 @@ from infra import constants
 from local_runtime.cloud import ACCOUNT_ID, REGION, LocalCloud, _skipped_resource_types, provide_public_parameters
 from local_runtime.cloud import read_template as read_stack_template
 from local_runtime.faults import Fault
+from local_runtime.http_api import serving
 from local_runtime.moto_server import LocalEndpoint, local_aws_endpoint
 from local_runtime.sagas import LocalSagas
 from statemachines import load_definition
@@ -198,14 +200,21 @@ class DeployLocal:
     def _run_sagas(self, assembly: Path) -> None:
         with self.phase("sagas on the deployed stack") as phase:
             definition = self.definition
-            with LocalCloud(assembly, time_scale=TIME_SCALE, consumers_per_queue=1, deploy=False) as cloud:
+            with (
+                LocalCloud(assembly, time_scale=TIME_SCALE, consumers_per_queue=1, deploy=False) as cloud,
+                # The deployed API's routes, IAM auth and request model, served locally (API Gateway's part).
+                serving(cloud, run_schedules=False) as (_, client),
+            ):
                 sagas = LocalSagas(cloud, definition)
                 sagas.seed_stock(STOCK)
                 happy, compensated = (f"deploy-local-{uuid.uuid4().hex[:10]}" for _ in range(2))
                 failing = definition.step(COMPENSATED_STEP)
                 sagas.faults.plan(compensated, failing.name, "action", Fault.permanent(failing.permanent_errors[0]))
-                for saga_id in (happy, compensated):
-                    sagas.start(saga_id, _order(saga_id))
+                # Started as the README shows: a SigV4-signed POST /orders with the saga id as Idempotency-Key.
+                started = {
+                    saga_id: client.start_order(_order(saga_id), saga_id).status for saga_id in (happy, compensated)
+                }
+                _expect("POST /orders answers", list(started.values()), [202, 202])
                 unfinished = sagas.wait([happy, compensated], timeout_seconds=SAGA_TIMEOUT_SECONDS)
                 if unfinished:
                     raise DeployLocalError(f"sagas still running after {SAGA_TIMEOUT_SECONDS} s: {unfinished}")
@@ -214,7 +223,9 @@ class DeployLocal:
                     self.report.sagas.append(
                         {
                             "saga_id": saga_id,
+                            "start_answer": started[saga_id],
                             "status": outcome.status,
+                            "status_from_api": client.get_order(saga_id).body["status"],
                             "execution_status": outcome.execution_status,
                             "actions_succeeded": list(outcome.actions_succeeded),
                             "compensations_succeeded": list(outcome.compensations_succeeded),
@@ -224,10 +235,13 @@ class DeployLocal:
                 self.report.reconciliation_problems = sagas.reconcile().problems
             statuses = [saga["status"] for saga in self.report.sagas]
             _expect("saga statuses (healthy, faulty)", statuses, ["COMPLETED", "FAILED"])
+            _expect(
+                "statuses GET /orders/{id} answers", [saga["status_from_api"] for saga in self.report.sagas], statuses
+            )
             before_failure = [step.name for step in definition.steps[: definition.steps.index(failing)]]
             _expect("compensated steps", self.report.sagas[1]["compensations_succeeded"], before_failure[::-1])
             _expect("reconciliation problems", self.report.reconciliation_problems, [])
-            phase.detail = "completed 1, compensated 1, reconciled"
+            phase.detail = "2 signed POST /orders: completed 1, compensated 1, reconciled"
 
     def _destroy(self, cli: CdkCli, assembly: Path) -> None:
         with self.phase("cdk destroy") as phase:

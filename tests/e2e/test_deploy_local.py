@@ -69,6 +69,9 @@ def test_cdk_cli_deploys_updates_runs_sagas_and_destroys_on_a_local_endpoint(tmp
     # And on the deployed stack the healthy saga completed, the faulty one compensated its earlier steps in
     # reverse, and stock and money reconcile
     healthy, faulty = report["sagas"]
+    # (both started by a signed POST /orders to the deployed API, their status read back through it)
+    assert [saga["start_answer"] for saga in report["sagas"]] == [202, 202]
+    assert [saga["status_from_api"] for saga in report["sagas"]] == [saga["status"] for saga in report["sagas"]]
     assert (healthy["status"], healthy["compensations_succeeded"]) == ("COMPLETED", [])
     assert healthy["actions_succeeded"] == [step.name for step in definition.steps]
     failed_at = [step.name for step in definition.steps].index(faulty["fault"].split(":")[0])
