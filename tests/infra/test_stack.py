@@ -25,6 +25,16 @@ def commands_with_steps(definitions: list[SagaDefinition]) -> dict[str, Any]:
     return {command: step for definition in definitions for step in definition.steps for command in step.commands}
 
 
+def participant_resources(synthesized, resource_type: str) -> dict[str, dict[str, Any]]:
+    """Resources of the participants (saga operations has its own functions and queues, tested in test_monitoring)."""
+    operations = f"{constants.STACK_NAME}/SagaOperations/"
+    return {
+        logical_id: resource
+        for logical_id, resource in synthesized.resources(resource_type).items()
+        if not resource.get("Metadata", {}).get("aws:cdk:path", "").startswith(operations)
+    }
+
+
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -88,7 +98,7 @@ def test_state_machine_logs_everything_but_execution_data_and_traces(template):
 
 
 def test_one_queue_and_one_dlq_per_command(synthesized, definitions):
-    assert len(synthesized.resources("AWS::SQS::Queue")) == 2 * len(commands_with_steps(definitions))
+    assert len(participant_resources(synthesized, "AWS::SQS::Queue")) == 2 * len(commands_with_steps(definitions))
 
 
 def test_every_command_queue_has_an_encrypted_dlq_after_enough_receives(synthesized, definitions):
@@ -131,7 +141,8 @@ def test_visibility_timeout_covers_six_consumer_timeouts(synthesized):
 
 
 def test_one_function_per_command_with_its_handler(synthesized, definitions):
-    handlers = sorted(f["Properties"]["Handler"] for f in synthesized.resources("AWS::Lambda::Function").values())
+    functions = participant_resources(synthesized, "AWS::Lambda::Function").values()
+    handlers = sorted(f["Properties"]["Handler"] for f in functions)
     expected = sorted(step.handler(command) for command, step in commands_with_steps(definitions).items())
     assert handlers == expected
 
@@ -239,7 +250,8 @@ def test_task_responses_are_scoped_to_the_state_machine(synthesized, definitions
                 assert all(resource in state_machines for resource in as_list(statement["Resource"])), statement
                 roles_allowed |= {role["Ref"] for role in policy["Properties"]["Roles"]}
     function_roles = {
-        f["Properties"]["Role"]["Fn::GetAtt"][0] for f in synthesized.resources("AWS::Lambda::Function").values()
+        f["Properties"]["Role"]["Fn::GetAtt"][0]
+        for f in participant_resources(synthesized, "AWS::Lambda::Function").values()
     }
     assert roles_allowed == function_roles
     assert all(resources[role]["Type"] == "AWS::IAM::Role" for role in roles_allowed)
@@ -264,5 +276,6 @@ def test_no_aws_managed_policies(template):
 
 
 def test_outputs_name_the_tables_and_state_machines(synthesized, definitions):
-    expected = {"SagaTableName", "IdempotencyTableName"} | {f"{d.name}StateMachineArn" for d in definitions}
+    expected = {"SagaTableName", "IdempotencyTableName", "StuckSagasQueueUrl", "AlarmTopicArn", "DashboardName"}
+    expected |= {f"{d.name}StateMachineArn" for d in definitions}
     assert set(synthesized.template["Outputs"]) == expected
