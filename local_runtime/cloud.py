@@ -35,6 +35,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
+from local_runtime.eventbridge import LocalEventBridge
 from local_runtime.moto_workarounds import all_workarounds
 
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -65,7 +66,9 @@ class DeployedFunction:
     timeout_seconds: int
     memory_mb: int
     code_dir: Path
+    dead_letter_queue_arn: str | None = None  # where a failed asynchronous invocation's event goes
     environments: list[ExecutionEnvironment] = field(default_factory=list)
+    invoke_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
@@ -123,6 +126,9 @@ class LocalCloud:
         self._stop = threading.Event()
         self._pollers: list[threading.Thread] = []
         self.lambda_log_path = Path(tempfile.mkstemp(prefix="saga-lambda-", suffix=".log")[1])
+        self.account_id = ACCOUNT_ID
+        self.region = REGION
+        self.events = LocalEventBridge(self)
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def __enter__(self) -> LocalCloud:
@@ -143,12 +149,14 @@ class LocalCloud:
             self._take_over_event_sources()
             self._load_handlers()
             self._start_pollers()
+            self.events.start()
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
         self._stop.set()
+        self.events.stop()
         for poller in self._pollers:
             poller.join(timeout=5)
         self._pollers.clear()
@@ -227,6 +235,7 @@ class LocalCloud:
                 timeout_seconds=config["Timeout"],
                 memory_mb=config["MemorySize"],
                 code_dir=self.asset_dirs[_resolve_pseudo(code_key)],
+                dead_letter_queue_arn=config.get("DeadLetterConfig", {}).get("TargetArn"),
             )
         for mapping in lambda_client.list_event_source_mappings()["EventSourceMappings"]:
             function = self.functions.get(mapping["FunctionArn"])
@@ -329,6 +338,33 @@ class LocalCloud:
                 QueueUrl=mapping.queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
             )
+
+    # -- asynchronous invocation (EventBridge targets) ----------------------------------------------------
+    def invoke_async(self, function_arn: str, event: dict[str, Any]) -> bool:
+        """Run the function on one event as an asynchronous invocation would; a failed one goes to its DLQ."""
+        function = self.functions[function_arn]
+        environment = function.environments[0]
+        context = LocalLambdaContext(
+            function_name=function.name,
+            invoked_function_arn=function.arn,
+            memory_limit_in_mb=function.memory_mb,
+            deadline=time.monotonic() + function.timeout_seconds * self.time_scale,
+        )
+        try:
+            with function.invoke_lock:  # one event at a time per environment, as Lambda runs them
+                environment.entry_point(event, context)
+        except Exception as error:
+            print(json.dumps({"level": "ERROR", "function": function.name, "invocation_error": str(error)}))
+            if function.dead_letter_queue_arn:
+                sqs = boto3.client("sqs")
+                queue_url = sqs.get_queue_url(QueueName=function.dead_letter_queue_arn.split(":")[-1])["QueueUrl"]
+                sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(event, default=str))
+            return False
+        return True
+
+    def function_with_handler(self, handler: str) -> DeployedFunction:
+        (function,) = [function for function in self.functions.values() if function.handler == handler]
+        return function
 
     # -- conveniences for the demo and the tests ----------------------------------------------------------
     def output(self, suffix: str) -> str:

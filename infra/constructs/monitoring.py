@@ -135,14 +135,13 @@ class Monitoring(Construct):
         self.dashboard = cloudwatch.Dashboard(
             self, "Dashboard", dashboard_name=f"{Stack.of(self).stack_name}-sagas", default_interval=Duration.hours(3)
         )
-        self.dashboard.add_widgets(*_widgets(state_machines, dead_letter_queues, steps, list(self.alarms.values())))
+        self.dashboard.add_widgets(*_widgets(state_machines, dead_letter_queues, steps))
 
 
 def _widgets(
     state_machines: Mapping[str, sfn.StateMachine],
     dead_letter_queues: Mapping[str, sqs.IQueue],
     steps: Sequence[StepMetrics],
-    alarms: list[cloudwatch.Alarm],
 ) -> list[cloudwatch.IWidget]:
     width = 12
     executions = [
@@ -210,5 +209,4 @@ def _widgets(
             ],
             width=width,
         ),
-        cloudwatch.AlarmStatusWidget(title="Alarms", alarms=alarms, width=width),
     ]

@@ -53,3 +53,12 @@ def run_saga(local_sagas):
         return outcome
 
     return run
+
+
+@pytest.fixture
+def operator(local_sagas):
+    """The operator CLI's operations against the local cloud, names read from the deployed stack."""
+    from saga_ops.deployment import Deployment
+    from saga_ops.operations import SagaOperator
+
+    return SagaOperator(Deployment.load(), poll_seconds=0.05)

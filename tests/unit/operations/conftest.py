@@ -1,4 +1,4 @@
-"""Fixtures for saga operations: a moto saga table with the by_status index, records written as the system writes them."""
+"""Fixtures for saga operations: a moto saga table with the by_status index, records as the system writes them."""
 
 from __future__ import annotations
 
