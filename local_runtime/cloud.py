@@ -277,7 +277,9 @@ class LocalCloud:
                 "SAGA_TIME_SCALE": str(self.time_scale),
                 "AWS_LAMBDA_FUNCTION_NAME": function.name,
             }
-            for _ in range(self.consumers_per_queue):
+            # Queue consumers run concurrently; a function only EventBridge invokes needs one environment here.
+            fed_by_queue = any(mapping.function is function for mapping in self.mappings)
+            for _ in range(self.consumers_per_queue if fed_by_queue else 1):
                 with _environment(environment):
                     module = _fresh_module(module_name)
                 function.environments.append(ExecutionEnvironment(module, getattr(module, attribute)))

@@ -150,7 +150,7 @@ def steps_table(record: dict[str, Any]) -> Table:
 def operator_actions_table(record: dict[str, Any]) -> Table:
     table = Table(title="Operator actions (audit trail)")
     for column in ("at", "by", "action", "reason", "details"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("at", "action"))
     for entry in record.get("operator_actions", []):
         details = {k: v for k, v in entry.items() if k not in ("at", "by", "action", "reason")}
         table.add_row(
@@ -158,7 +158,7 @@ def operator_actions_table(record: dict[str, Any]) -> Table:
             entry["by"],
             entry["action"],
             entry["reason"],
-            ", ".join(f"{k}={v}" for k, v in details.items()),
+            "; ".join(f"{k}: {', '.join(v) if isinstance(v, list) else v}" for k, v in details.items()),
         )
     return table
 
@@ -261,7 +261,7 @@ def _resume(operator: SagaOperator, args: argparse.Namespace, console: Console) 
         console.print(f"[red]✗ saga {args.saga_id} parked again at {outcome.failed_step}: {outcome.error}")
         return 1
     console.print(
-        f"[green]✓[/] saga {args.saga_id} compensated ({', '.join(outcome.compensated)}): {_status(outcome.status)}"
+        f"[green]✓[/] saga {args.saga_id} compensated ({', '.join(outcome.compensated)}): now {_status(outcome.status)}"
     )
     return 0
 

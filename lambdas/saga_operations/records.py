@@ -142,9 +142,11 @@ class OperationsRecords(SagaRecordRepository):
         """Set one step's status while the saga is in `saga_status` (the resume marks the step it is about to run)."""
         return self._conditional_update(
             saga_id,
-            update="SET steps.#step.#step_status = :step_status, updated_at = :now",
+            # The failed attempt's error goes: the step's error is the outcome of the attempt about to run.
+            update="SET steps.#step.#step_status = :step_status, updated_at = :now "
+            "REMOVE steps.#step.#error, steps.#step.#cause",
             condition="#status = :saga_status",
-            names={"#step": step, "#step_status": "status", "#status": "status"},
+            names={"#step": step, "#step_status": "status", "#status": "status", "#error": "error", "#cause": "cause"},
             values={":step_status": step_status, ":now": utc_now(), ":saga_status": saga_status.value},
         )
 
