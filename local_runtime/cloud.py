@@ -66,7 +66,7 @@ class DeployedFunction:
     timeout_seconds: int
     memory_mb: int
     code_dir: Path
-    dead_letter_queue_arn: str | None = None  # where a failed asynchronous invocation's event goes
+    dead_letter_queue_url: str | None = None  # where a failed asynchronous invocation's event goes
     environments: list[ExecutionEnvironment] = field(default_factory=list)
     invoke_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -222,11 +222,15 @@ class LocalCloud:
     def _take_over_event_sources(self) -> None:
         cloudformation, lambda_client, sqs = boto3.client("cloudformation"), boto3.client("lambda"), boto3.client("sqs")
         resources = cloudformation.list_stack_resources(StackName=self.stack_name)["StackResourceSummaries"]
+        physical_ids = {resource["LogicalResourceId"]: resource["PhysicalResourceId"] for resource in resources}
         for resource in resources:
             if resource["ResourceType"] != "AWS::Lambda::Function":
                 continue
             config = lambda_client.get_function_configuration(FunctionName=resource["PhysicalResourceId"])
-            code_key = self.template["Resources"][resource["LogicalResourceId"]]["Properties"]["Code"]["S3Key"]
+            properties = self.template["Resources"][resource["LogicalResourceId"]]["Properties"]
+            code_key = properties["Code"]["S3Key"]
+            # moto keeps no DeadLetterConfig from CloudFormation: the template names the queue (a GetAtt of its Arn).
+            dead_letter_target = properties.get("DeadLetterConfig", {}).get("TargetArn", {}).get("Fn::GetAtt", [None])
             self.functions[config["FunctionArn"]] = DeployedFunction(
                 name=config["FunctionName"],
                 arn=config["FunctionArn"],
@@ -235,7 +239,7 @@ class LocalCloud:
                 timeout_seconds=config["Timeout"],
                 memory_mb=config["MemorySize"],
                 code_dir=self.asset_dirs[_resolve_pseudo(code_key)],
-                dead_letter_queue_arn=config.get("DeadLetterConfig", {}).get("TargetArn"),
+                dead_letter_queue_url=physical_ids.get(dead_letter_target[0]) if dead_letter_target[0] else None,
             )
         for mapping in lambda_client.list_event_source_mappings()["EventSourceMappings"]:
             function = self.functions.get(mapping["FunctionArn"])
@@ -357,10 +361,10 @@ class LocalCloud:
                 environment.entry_point(event, context)
         except Exception as error:
             print(json.dumps({"level": "ERROR", "function": function.name, "invocation_error": str(error)}))
-            if function.dead_letter_queue_arn:
-                sqs = boto3.client("sqs")
-                queue_url = sqs.get_queue_url(QueueName=function.dead_letter_queue_arn.split(":")[-1])["QueueUrl"]
-                sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(event, default=str))
+            if function.dead_letter_queue_url:
+                boto3.client("sqs").send_message(
+                    QueueUrl=function.dead_letter_queue_url, MessageBody=json.dumps(event, default=str)
+                )
             return False
         return True
 

@@ -221,4 +221,20 @@ def test_a_timed_out_execution_parks_its_saga_record(local_sagas, operator, saga
     assert saga_id in [saga.saga_id for saga in operator.stuck(time_scale=TIME_SCALE)]
     # And a second delivery of the same change is not made
     assert local_sagas.cloud.events.deliver_status_changes([rule]) == 0
-    operator.resolve(saga_id, reason="probe execution, nothing was applied", by="test")
+    # When an operator resumes it: no step is known to be untouched, so every compensation runs, in reverse
+    outcome = operator.resume(saga_id, reason="execution timed out; undo whatever it did", by="ana@ops")
+    # Then the participants left tombstones where nothing had happened, and the saga is compensated
+    assert outcome.status == "FAILED"
+    assert outcome.compensated == [step.name for step in reversed(local_sagas.definition.compensatable_steps)]
+    assert local_sagas.shipping.get_shipment(saga_id).status == "CANCELLED"
+    assert local_sagas.reconcile().problems == []
+
+
+def test_an_event_the_reconciler_cannot_handle_lands_in_its_dead_letter_queue(local_sagas, operator):
+    # Given an event that is not a status change (a wiring mistake, say)
+    reconciler = local_sagas.cloud.function_with_handler("saga_operations.handlers.reconcile_execution_status")
+    (dlq,) = [queue for queue in operator.deployment.dead_letter_queues if "Reconciler" in queue.label]
+    depth_before = operator._depth(dlq.url)
+    # When it is delivered / Then the invocation fails and the event is kept in the alarmed DLQ, not lost
+    assert local_sagas.cloud.invoke_async(reconciler.arn, {"source": "aws.states", "detail": {}}) is False
+    assert operator._depth(dlq.url) == depth_before + 1
