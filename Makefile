@@ -12,7 +12,7 @@ CDK = $(CURDIR)/node_modules/.bin/cdk
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 WITH_NODE = PATH="$(NODE_HOME)/bin:$$PATH"
 
-.PHONY: demo serve-api test synth diff bootstrap deploy destroy asl lint format bench install clean
+.PHONY: demo serve-api test synth diff bootstrap deploy destroy asl lint format bench ops install clean
 
 demo: $(PYTHON_READY)  ## Run ~50 orders through the saga on the local runtime
 	$(PY) -m local_runtime.demo
@@ -52,6 +52,9 @@ format: $(PYTHON_READY)
 
 bench: $(PYTHON_READY)  ## Billed state transitions per saga path, measured on the local runtime
 	$(PY) -m bench.transitions
+
+ops: $(PYTHON_READY)  ## The operator CLI: make ops ARGS="list --status COMPENSATION_FAILED"
+	$(PY) -m saga_ops $(ARGS)
 
 install: $(PYTHON_READY) $(NODE_READY)
 

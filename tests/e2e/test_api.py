@@ -224,7 +224,7 @@ def test_the_scheduled_reconciler_starts_an_orphan_nobody_retried(local_api, loc
     assert client.start_order(order, idempotency_key=key).status == 503
     # When the reconciler runs (EventBridge's schedule, locally on the scaled clock) after the grace period
     record = local_sagas.records.get(key)
-    grace = float(api.schedules[0][1].environment["START_GRACE_SECONDS"]) * TIME_SCALE
+    grace = float(api.schedules[0].environment["START_GRACE_SECONDS"]) * TIME_SCALE
     time.sleep(grace)
     sweep = api.run_schedule()
     # Then the orphan is started and runs to its end
