@@ -20,6 +20,9 @@ from tests.e2e.orders import TIME_SCALE, make_order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_cloud")]
 CONCURRENT_DUPLICATES = 20
+# Between status reads: each is a signed request through the local gateway and the handler, sharing this
+# process with the participants, whose heartbeats (0.8 s on this clock) must not starve.
+POLL_SECONDS = 0.25
 
 
 def _key() -> str:
@@ -45,7 +48,7 @@ def _wait_for(client, saga_id: str, done, timeout_seconds: float = 30) -> list[d
         seen.append(answer.body)
         if done(answer.body):
             return seen
-        time.sleep(0.1)
+        time.sleep(POLL_SECONDS)
     raise AssertionError(f"{saga_id} never got there: last {seen[-1:]}")
 
 
@@ -154,7 +157,7 @@ def test_status_through_a_sagas_life_running_completed_compensated_parked(local_
     _, client = local_api
     running, declined, parked = _key(), _key(), _key()
     # Given a slow payment, a declined card, and a refund that fails for good after a shipping failure
-    local_sagas.faults.plan(running, "process_payment", "action", Fault.delay(40 * TIME_SCALE))
+    local_sagas.faults.plan(running, "process_payment", "action", Fault.delay(60 * TIME_SCALE))
     local_sagas.faults.plan(parked, "create_shipment", "action", Fault.permanent("Shipping.AddressNotServiceable"))
     local_sagas.faults.plan(parked, "process_payment", "compensation", Fault.permanent("Payment.RefundRejected"))
     # (one after the other: on a loaded 2-core machine, sagas side by side can miss the scaled heartbeats)
