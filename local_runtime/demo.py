@@ -223,7 +223,7 @@ def _wait_through_api(
                 token = page["next_token"]
                 if token is None:
                     break
-        time.sleep(0.25)
+        time.sleep(0.5)  # four listings a round: gentle on the participants sharing this process
     return sorted(waiting)
 
 
