@@ -117,7 +117,7 @@ class SagaOperator:
         """Every DLQ with its depth and a peek at its first messages (identifiers only, never task tokens)."""
         found = []
         for queue in self.deployment.dead_letter_queues:
-            depth = self._depth(queue.url)
+            depth = self.depth(queue.url)
             peeked = [_describe_message(message) for message in self._peek(queue.url, max_messages)] if depth else []
             found.append((queue, depth, peeked))
         return found
@@ -134,7 +134,7 @@ class SagaOperator:
         if queue.source_url is None:
             raise OperatorError(f"{queue.label} is not an SQS dead-letter queue: inspect its events, it has no source")
         outcome = RedriveOutcome(queue=queue.label)
-        total = self._depth(queue.url)
+        total = self.depth(queue.url)
         while True:
             messages = self._sqs.receive_message(
                 QueueUrl=queue.url,
@@ -271,7 +271,8 @@ class SagaOperator:
                 return state
             time.sleep(self.poll_seconds)
 
-    def _depth(self, queue_url: str) -> int:
+    def depth(self, queue_url: str) -> int:
+        """Messages in a queue, visible or in flight."""
         attributes = self._sqs.get_queue_attributes(
             QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         )["Attributes"]
