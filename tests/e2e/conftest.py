@@ -55,7 +55,7 @@ def run_saga(local_sagas):
     return run
 
 
-@pytest.fixture
+@pytest.fixture(scope="package")
 def operator(local_sagas):
     """The operator CLI's operations against the local cloud, names read from the deployed stack."""
     from saga_ops.deployment import Deployment
