@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from saga_ops.cli import build_parser
-from saga_ops.operations import OperatorError, _compensations_left, _require_reason
+from saga_ops.operations import OperatorError, compensations_left, require_reason
 from statemachines import load_definition
 from statemachines.definition import DEFINITIONS_DIR
 
@@ -35,12 +35,12 @@ def test_a_bad_command_line_is_refused_naming_the_option(argv, named, capsys):
 
 def test_a_blank_reason_is_refused():
     with pytest.raises(OperatorError, match="--reason"):
-        _require_reason("   ")
+        require_reason("   ")
 
 
 def test_resume_compensates_from_the_failed_step_back_to_the_first(definition):
     record = {"failed_step": "create_shipment", "current_step": "create_shipment"}
-    assert [step.name for step in _compensations_left(definition, record)] == [
+    assert [step.name for step in compensations_left(definition, record)] == [
         "create_shipment",
         "process_payment",
         "reserve_inventory",
@@ -49,5 +49,5 @@ def test_resume_compensates_from_the_failed_step_back_to_the_first(definition):
 
 def test_resume_of_a_saga_stopped_before_any_step_compensates_every_step(definition):
     # An execution-level failure with no step recorded: nothing is known to be untouched
-    names = [step.name for step in _compensations_left(definition, {"failed_step": "", "current_step": None})]
+    names = [step.name for step in compensations_left(definition, {"failed_step": "", "current_step": None})]
     assert names == [step.name for step in reversed(definition.compensatable_steps)]
