@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
-WATCH_SECONDS = 0.25  # how often executions are listed for status changes, wall-clock seconds
+WATCH_SECONDS = 1.0  # how often executions are listed for status changes, wall-clock seconds (it costs moto CPU)
 
 
 @dataclass(frozen=True)

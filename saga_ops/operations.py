@@ -117,7 +117,7 @@ class SagaOperator:
         """Every DLQ with its depth and a peek at its first messages (identifiers only, never task tokens)."""
         found = []
         for queue in self.deployment.dead_letter_queues:
-            depth = self._depth(queue.url)
+            depth = self.depth(queue.url)
             peeked = [_describe_message(message) for message in self._peek(queue.url, max_messages)] if depth else []
             found.append((queue, depth, peeked))
         return found
@@ -134,7 +134,7 @@ class SagaOperator:
         if queue.source_url is None:
             raise OperatorError(f"{queue.label} is not an SQS dead-letter queue: inspect its events, it has no source")
         outcome = RedriveOutcome(queue=queue.label)
-        total = self._depth(queue.url)
+        total = self.depth(queue.url)
         while True:
             messages = self._sqs.receive_message(
                 QueueUrl=queue.url,
@@ -173,13 +173,13 @@ class SagaOperator:
         The saga ends FAILED (every completed step compensated) or parks again at the step that failed.
         """
         record = self._record(saga_id)
-        _require_reason(reason)
+        require_reason(reason)
         if record["status"] not in RESUMABLE_STATUSES:
             raise NotResumable(
                 f"saga {saga_id} is {record['status']}; only {', '.join(RESUMABLE_STATUSES)} sagas can be resumed"
             )
         definition = self.definitions[record["saga_type"]]
-        to_compensate = _compensations_left(definition, record)
+        to_compensate = compensations_left(definition, record)
         attempt = len(record.get("operator_actions", [])) + 1
         entry = _audit("retry", reason=reason, by=by, from_status=record["status"])
         entry["steps"] = [step.name for step in to_compensate]
@@ -220,7 +220,7 @@ class SagaOperator:
     def resolve(self, saga_id: str, *, reason: str, by: str) -> dict[str, Any]:
         """Close a parked saga by hand (the operator fixed its effects outside the system)."""
         record = self._record(saga_id)
-        _require_reason(reason)
+        require_reason(reason)
         if record["status"] not in PARKED_STATUSES:
             raise NotResumable(f"saga {saga_id} is {record['status']}; only parked sagas can be resolved by hand")
         entry = _audit("resolve", reason=reason, by=by, from_status=record["status"])
@@ -271,7 +271,8 @@ class SagaOperator:
                 return state
             time.sleep(self.poll_seconds)
 
-    def _depth(self, queue_url: str) -> int:
+    def depth(self, queue_url: str) -> int:
+        """Messages in a queue, visible or in flight."""
         attributes = self._sqs.get_queue_attributes(
             QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
         )["Attributes"]
@@ -288,7 +289,7 @@ class SagaOperator:
         return messages
 
 
-def _compensations_left(definition: SagaDefinition, record: dict[str, Any]) -> list[Any]:
+def compensations_left(definition: SagaDefinition, record: dict[str, Any]) -> list[Any]:
     """The failed step's compensation, then every earlier step's, in reverse order (as the state machine would)."""
     names = [step.name for step in definition.steps]
     failed = record.get("failed_step") or record.get("current_step")
@@ -296,7 +297,7 @@ def _compensations_left(definition: SagaDefinition, record: dict[str, Any]) -> l
     return [step for step in reversed(definition.steps[: start + 1]) if step.compensation is not None]
 
 
-def _require_reason(reason: str) -> None:
+def require_reason(reason: str) -> None:
     if not reason or not reason.strip():
         raise OperatorError("--reason is required: say why, it is kept on the saga record")
 

@@ -63,7 +63,7 @@ def local_api(local_sagas):
         yield api, client
 
 
-@pytest.fixture
+@pytest.fixture(scope="package")
 def operator(local_sagas):
     """The operator CLI's operations against the local cloud, names read from the deployed stack."""
     from saga_ops.deployment import Deployment

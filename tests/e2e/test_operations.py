@@ -234,7 +234,7 @@ def test_an_event_the_reconciler_cannot_handle_lands_in_its_dead_letter_queue(lo
     # Given an event that is not a status change (a wiring mistake, say)
     reconciler = local_sagas.cloud.function_with_handler("saga_operations.handlers.reconcile_execution_status")
     (dlq,) = [queue for queue in operator.deployment.dead_letter_queues if "Reconciler" in queue.label]
-    depth_before = operator._depth(dlq.url)
+    depth_before = operator.depth(dlq.url)
     # When it is delivered / Then the invocation fails and the event is kept in the alarmed DLQ, not lost
     assert local_sagas.cloud.invoke_async(reconciler.arn, {"source": "aws.states", "detail": {}}) is False
-    assert operator._depth(dlq.url) == depth_before + 1
+    assert operator.depth(dlq.url) == depth_before + 1

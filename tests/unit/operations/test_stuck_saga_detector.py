@@ -164,3 +164,22 @@ def test_reports_land_on_the_stuck_sagas_queue_as_json(records, put_saga, now):
 def test_refuses_to_run_without_deadlines(records):
     with pytest.raises(ValueError, match="deadlines"):
         StuckSagaDetector(records, None, deadlines={})
+
+
+def test_the_run_publishes_stuck_sagas_and_sagas_per_status(detector, mixed_sagas, capsys):
+    from aws_lambda_powertools.metrics import EphemeralMetrics
+
+    from saga_operations.observability import publish_detection
+
+    # Given the detector's metrics object / When a run's findings are published
+    metrics = EphemeralMetrics(namespace="Sagas", service="SagaOperations")
+    publish_detection(metrics, detector.run())
+    metrics.flush_metrics()
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    # Then StuckSagas counts every stuck saga and each non-terminal status has its gauge
+    (summary,) = [line for line in lines if "StuckSagas" in line]
+    assert summary["StuckSagas"] == [7.0]
+    assert summary["service"] == "SagaOperations"
+    by_status = {line["status"]: line["SagasInStatus"] for line in lines if "SagasInStatus" in line}
+    assert by_status["PENDING"] == [4.0]
+    assert by_status["COMPENSATION_FAILED"] == [1.0]
