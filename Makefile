@@ -14,7 +14,7 @@ WITH_NODE = PATH="$(NODE_HOME)/bin:$$PATH"
 # Extra CDK CLI arguments for diff and deploy, e.g. make deploy CDK_ARGS="-c logLevel=DEBUG".
 CDK_ARGS ?=
 
-.PHONY: demo serve-api test synth diff bootstrap deploy deploy-local destroy asl lint format bench install clean
+.PHONY: demo serve-api test synth diff bootstrap deploy deploy-local destroy asl lint format bench ops install clean
 
 demo: $(PYTHON_READY)  ## Run ~50 orders through the saga on the local runtime
 	$(PY) -m local_runtime.demo
@@ -57,6 +57,9 @@ format: $(PYTHON_READY)
 
 bench: $(PYTHON_READY)  ## Billed state transitions per saga path, measured on the local runtime
 	$(PY) -m bench.transitions
+
+ops: $(PYTHON_READY)  ## The operator CLI: make ops ARGS="list --status COMPENSATION_FAILED"
+	$(PY) -m saga_ops $(ARGS)
 
 install: $(PYTHON_READY) $(NODE_READY)
 

@@ -79,3 +79,19 @@ RECONCILE_EVERY_MINUTES = 5
 START_GRACE_SECONDS = 120  # seconds; a client retry normally comes first
 START_GIVE_UP_SECONDS = 24 * 3600  # seconds
 API_URL_OUTPUT = "OrdersApiUrl"
+
+# --- operations (infra/constructs/saga_operations.py, monitoring.py) ---
+OPERATIONS_SERVICE = "SagaOperations"  # POWERTOOLS_SERVICE_NAME of the detector and the reconciler
+DETECTOR_HANDLER = "saga_operations.handlers.detect_stuck_sagas"
+RECONCILER_HANDLER = "saga_operations.handlers.reconcile_execution_status"
+DETECTOR_SCHEDULE_MINUTES = 1  # how often the stuck-saga detector runs, minutes
+OPERATIONS_FUNCTION_TIMEOUT_SECONDS = 60
+STUCK_SAGAS_RETENTION_DAYS = 14  # operators' queue of stuck-saga reports (the SQS maximum)
+EVENT_TARGET_RETRY_ATTEMPTS = 8  # EventBridge retries of a failed delivery to the reconciler before its DLQ
+EVENT_TARGET_MAX_EVENT_AGE_HOURS = 24
+# Alarms: evaluated over one period; any breach notifies (a saga that needs a human must not wait).
+ALARM_PERIOD_MINUTES = 5
+DLQ_ALARM_PERIOD_MINUTES = 1
+STUCK_SAGAS_OUTPUT = "StuckSagasQueueUrl"
+ALARM_TOPIC_OUTPUT = "AlarmTopicArn"
+DASHBOARD_OUTPUT = "DashboardName"

@@ -13,6 +13,11 @@ SAGA_INDEX_REASON = (
     "(UpdateItem, GetItem) do not apply to indexes, and the wildcard covers only this table's own indexes."
 )
 
+OPERATIONS_INDEX_REASON = (
+    "The L2 table grant adds '<saga table ARN>/index/*' because the table has a GSI; the detector queries the "
+    "by_status index through it (GetItem/UpdateItem do not apply to indexes), and only this table's indexes match."
+)
+
 
 def add_nag_checks(app: App) -> None:
     """Run the AWS Solutions pack at synth; an unacknowledged error makes an in-process synth raise."""

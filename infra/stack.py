@@ -1,4 +1,5 @@
-"""The saga stack: composes the stores, one participant per service and one state machine per saga."""
+"""The saga stack: composes the stores, one participant per service, one state machine per saga, and operations
+(stuck-saga detector, execution-status reconciler, alarms and dashboard)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,18 @@ from constructs import Construct
 from infra import constants
 from infra.constructs import (
     IdempotencyStore,
+    Monitoring,
     Participant,
     ParticipantCommand,
+    SagaOperations,
     SagaStateMachine,
     SagaStore,
     SharedResources,
+    StepMetrics,
 )
 from infra.constructs.saga_api import SagaApi
 from statemachines import SagaDefinition, load_definition
+from statemachines.deadline import saga_deadline_seconds
 
 
 class SagaStack(Stack):
@@ -48,6 +53,8 @@ class SagaStack(Stack):
             for service, commands in commands_by_service(definitions).items()
         ]
         consumers = {name: consumer for participant in participants for name, consumer in participant.consumers.items()}
+        state_machines = {}
+        api_functions: dict[str, lambda_.IFunction] = {}
         for definition in definitions:
             saga = SagaStateMachine(
                 self,
@@ -55,6 +62,7 @@ class SagaStack(Stack):
                 command_queues={name: consumer.queue for name, consumer in consumers.items()},
                 saga_table=saga_store.table,
             )
+            state_machines[definition.name] = saga.state_machine
             for step in definition.steps:
                 for command in step.commands:
                     saga.state_machine.grant_task_response(consumers[command].function)
@@ -67,7 +75,45 @@ class SagaStack(Stack):
             if definition.name == constants.API_SAGA:
                 api = SagaApi(self, "OrdersApi", definition=definition, state_machine=saga.state_machine, shared=shared)
                 CfnOutput(self, constants.API_URL_OUTPUT, value=api.api.url, description="Orders API (IAM-signed)")
+                api_functions = {"OrdersApi": api.function, "OrdersApiReconciler": api.reconciler}
 
+        operations = SagaOperations(
+            self,
+            "SagaOperations",
+            shared=shared,
+            state_machines=list(state_machines.values()),
+            deadlines={definition.name: saga_deadline_seconds(definition) for definition in definitions},
+        )
+        monitoring = Monitoring(
+            self,
+            "Monitoring",
+            state_machines=state_machines,
+            dead_letter_queues={
+                **{f"{name}DLQ": consumer.dead_letter_queue for name, consumer in consumers.items()},
+                **operations.dead_letter_queues,
+            },
+            functions={
+                **{name: consumer.function for name, consumer in consumers.items()},
+                **operations.functions,
+                **api_functions,
+            },
+            steps=[
+                StepMetrics(service=step.service, step=step.name, kind=kind)
+                for definition in definitions
+                for step in definition.steps
+                for kind in (["action", "compensation"] if step.compensation else ["action"])
+            ],
+        )
+        CfnOutput(
+            self,
+            constants.STUCK_SAGAS_OUTPUT,
+            value=operations.stuck_sagas_queue.queue_url,
+            description="Reports of stuck and parked sagas, for operators",
+        )
+        CfnOutput(self, constants.ALARM_TOPIC_OUTPUT, value=monitoring.topic.topic_arn, description="Every alarm")
+        CfnOutput(
+            self, constants.DASHBOARD_OUTPUT, value=monitoring.dashboard.dashboard_name, description="Saga dashboard"
+        )
         CfnOutput(self, constants.SAGA_TABLE_OUTPUT, value=saga_store.table.table_name, description="Saga records")
         CfnOutput(
             self,

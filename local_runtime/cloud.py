@@ -35,6 +35,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
+from local_runtime.eventbridge import LocalEventBridge
 from local_runtime.moto_workarounds import all_workarounds
 
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -65,7 +66,9 @@ class DeployedFunction:
     timeout_seconds: int
     memory_mb: int
     code_dir: Path
+    dead_letter_queue_url: str | None = None  # where a failed asynchronous invocation's event goes
     environments: list[ExecutionEnvironment] = field(default_factory=list)
+    invoke_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass
@@ -127,6 +130,9 @@ class LocalCloud:
         self._stop = threading.Event()
         self._pollers: list[threading.Thread] = []
         self.lambda_log_path = Path(tempfile.mkstemp(prefix="saga-lambda-", suffix=".log")[1])
+        self.account_id = ACCOUNT_ID
+        self.region = REGION
+        self.events = LocalEventBridge(self)
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def __enter__(self) -> LocalCloud:
@@ -150,12 +156,14 @@ class LocalCloud:
             self._take_over_event_sources()
             self._load_handlers()
             self._start_pollers()
+            self.events.start()
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
         self._stop.set()
+        self.events.stop()
         for poller in self._pollers:
             poller.join(timeout=5)
         self._pollers.clear()
@@ -213,11 +221,15 @@ class LocalCloud:
     def _take_over_event_sources(self) -> None:
         cloudformation, lambda_client, sqs = boto3.client("cloudformation"), boto3.client("lambda"), boto3.client("sqs")
         resources = cloudformation.list_stack_resources(StackName=self.stack_name)["StackResourceSummaries"]
+        physical_ids = {resource["LogicalResourceId"]: resource["PhysicalResourceId"] for resource in resources}
         for resource in resources:
             if resource["ResourceType"] != "AWS::Lambda::Function":
                 continue
             config = lambda_client.get_function_configuration(FunctionName=resource["PhysicalResourceId"])
-            code_key = self.template["Resources"][resource["LogicalResourceId"]]["Properties"]["Code"]["S3Key"]
+            properties = self.template["Resources"][resource["LogicalResourceId"]]["Properties"]
+            code_key = properties["Code"]["S3Key"]
+            # moto keeps no DeadLetterConfig from CloudFormation: the template names the queue (a GetAtt of its Arn).
+            dead_letter_target = properties.get("DeadLetterConfig", {}).get("TargetArn", {}).get("Fn::GetAtt", [None])
             self.functions[config["FunctionArn"]] = DeployedFunction(
                 name=config["FunctionName"],
                 arn=config["FunctionArn"],
@@ -226,6 +238,7 @@ class LocalCloud:
                 timeout_seconds=config["Timeout"],
                 memory_mb=config["MemorySize"],
                 code_dir=self.asset_dirs[_resolve_pseudo(code_key)],
+                dead_letter_queue_url=physical_ids.get(dead_letter_target[0]) if dead_letter_target[0] else None,
             )
         for mapping in lambda_client.list_event_source_mappings()["EventSourceMappings"]:
             function = self.functions.get(mapping["FunctionArn"])
@@ -267,7 +280,9 @@ class LocalCloud:
                 "SAGA_TIME_SCALE": str(self.time_scale),
                 "AWS_LAMBDA_FUNCTION_NAME": function.name,
             }
-            for _ in range(self.consumers_per_queue):
+            # Queue consumers run concurrently; a function only EventBridge invokes needs one environment here.
+            fed_by_queue = any(mapping.function is function for mapping in self.mappings)
+            for _ in range(self.consumers_per_queue if fed_by_queue else 1):
                 with _environment(environment):
                     module = _fresh_module(module_name)
                 function.environments.append(ExecutionEnvironment(module, getattr(module, attribute)))
@@ -328,6 +343,33 @@ class LocalCloud:
                 QueueUrl=mapping.queue_url,
                 Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
             )
+
+    # -- asynchronous invocation (EventBridge targets) ----------------------------------------------------
+    def invoke_async(self, function_arn: str, event: dict[str, Any]) -> bool:
+        """Run the function on one event as an asynchronous invocation would; a failed one goes to its DLQ."""
+        function = self.functions[function_arn]
+        environment = function.environments[0]
+        context = LocalLambdaContext(
+            function_name=function.name,
+            invoked_function_arn=function.arn,
+            memory_limit_in_mb=function.memory_mb,
+            deadline=time.monotonic() + function.timeout_seconds * self.time_scale,
+        )
+        try:
+            with function.invoke_lock:  # one event at a time per environment, as Lambda runs them
+                environment.entry_point(event, context)
+        except Exception as error:
+            print(json.dumps({"level": "ERROR", "function": function.name, "invocation_error": str(error)}))
+            if function.dead_letter_queue_url:
+                boto3.client("sqs").send_message(
+                    QueueUrl=function.dead_letter_queue_url, MessageBody=json.dumps(event, default=str)
+                )
+            return False
+        return True
+
+    def function_with_handler(self, handler: str) -> DeployedFunction:
+        (function,) = [function for function in self.functions.values() if function.handler == handler]
+        return function
 
     # -- conveniences for the demo and the tests ----------------------------------------------------------
     def output(self, suffix: str) -> str:

@@ -4,9 +4,12 @@ Synthesizes the CDK app, deploys it into moto, serves the stack's REST API on 12
 realistic mix of orders to it over HTTP as SigV4-signed requests, reading their status back through the API
 (most succeed; some are out of stock, have their card declined, ship to an unserviceable address, bounce
 their confirmation, hit a flaky payment gateway, or lose the carrier's reply so the step times out), then
-prints the outcomes, what the API's front door refuses, and a reconciliation of stock and money. Exits 1 if
-any saga is left unfinished, any saga ends other than its scenario predicts, the API answers a probe
-wrongly, or stock and money do not reconcile.
+prints the outcomes, what the API's front door refuses, and a reconciliation of stock and money. One saga
+needs a human: its carrier crashes right after booking (the saga compensates the booking too) and then its
+refund fails for good, so it parks; the stuck-saga detector flags it on its schedule, and the demo resumes
+it with the operator CLI (`saga_ops resume`). Exits 1 if any saga is left unfinished, any saga ends other
+than its scenario predicts, the API answers a probe wrongly, the parked saga is not flagged and
+compensated, or stock and money do not reconcile.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ from local_runtime.http_api import SignedApiClient, serving
 from local_runtime.observe import FINISHED_STATUSES
 from local_runtime.sagas import LocalSagas
 from local_runtime.synth import synthesize
+from saga_ops import cli as saga_ops_cli
+from saga_ops.deployment import Deployment
+from saga_ops.operations import SagaOperator
 from statemachines import load_definition
 
 ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "order_fulfillment.saga.yaml"
@@ -45,9 +51,10 @@ CATALOG = {
     "SKU-DESK-LAMP": (3499, 4),
 }
 COUNTRIES = ["DE", "FR", "NL", "ES", "IT", "GB", "US"]
-MIN_CONSOLE_WIDTH = 110  # columns; CI and pipes report 80, which folds the tables
+MIN_CONSOLE_WIDTH = 120  # columns; CI and pipes report 80, which folds the tables
 ORDERS_PER_SECOND = 8  # an order stream, not one burst: heartbeats count from the moment a command is queued
 DEMO_TIME_SCALE = 0.1  # 1 s of SLA lasts 100 ms: the 120 s carrier timeout takes 12 s
+DETECTOR_WAIT_PERIODS = 3  # detector schedule periods the demo waits for its report
 
 
 @dataclass(frozen=True)
@@ -56,11 +63,11 @@ class Scenario:
     count: int
     expected_status: str
     shape: dict[str, Any] = field(default_factory=dict)  # how the order differs from a healthy one
-    fault: tuple[str, str, Fault] | None = None  # (step, kind, fault)
+    faults: tuple[tuple[str, str, Fault], ...] = ()  # (step, kind, fault) each
 
 
 SCENARIOS = [
-    Scenario("healthy order", 30, "COMPLETED"),
+    Scenario("healthy order", 29, "COMPLETED"),
     Scenario(
         "out of stock", 5, "FAILED", {"items": [{"sku": "SKU-DESK-LAMP", "quantity": 5, "unit_price_cents": 3499}]}
     ),
@@ -71,10 +78,20 @@ SCENARIOS = [
         "flaky payment gateway",
         3,
         "COMPLETED",
-        fault=("process_payment", "action", Fault.transient("Payment.GatewayUnavailable", times=2)),
+        faults=(("process_payment", "action", Fault.transient("Payment.GatewayUnavailable", times=2)),),
     ),
-    Scenario("carrier reply lost (timeout)", 2, "FAILED", fault=("create_shipment", "action", Fault.lost_reply())),
+    Scenario("carrier reply lost (timeout)", 2, "FAILED", faults=(("create_shipment", "action", Fault.lost_reply()),)),
+    Scenario(
+        "carrier crashed, refund failed",
+        1,
+        "COMPENSATION_FAILED",
+        faults=(
+            ("create_shipment", "action", Fault.crash_after_acting()),
+            ("process_payment", "compensation", Fault.permanent("Payment.ProviderDown")),
+        ),
+    ),
 ]
+NEEDS_A_HUMAN = "carrier crashed, refund failed"
 
 
 def make_order(rng: random.Random, number: int, scenario: Scenario) -> dict[str, Any]:
@@ -115,7 +132,8 @@ def run(seed: int, time_scale: float, console: Console) -> int:
     ):
         console.print(
             f"[green]✓[/] deployed {len(cloud.template['Resources'])} resources in {time.monotonic() - started:.1f}s; "
-            f"{len(cloud.mappings)} queues feed {len(cloud.functions)} participant functions; "
+            f"{len(cloud.mappings)} queues feed {len(cloud.mappings)} participant functions, "
+            f"{len(cloud.events.schedules) + len(cloud.events.status_rules)} EventBridge rules the operations ones; "
             f"local clock runs {1 / time_scale:.0f}x faster than the SLAs"
         )
         console.print(f"  participant logs and EMF metrics: {cloud.lambda_log_path}")
@@ -148,8 +166,7 @@ def _run_orders(sagas: LocalSagas, client: SignedApiClient, seed: int, console: 
         finished = progress.add_task("finished", total=len(plan))
         for number, scenario in enumerate(plan, start=1):
             saga_id = f"order-{seed}-{number:04d}"
-            if scenario.fault:
-                step, kind, fault = scenario.fault
+            for step, kind, fault in scenario.faults:
                 sagas.faults.plan(saga_id, step, kind, fault)
             orders[saga_id] = make_order(rng, number, scenario)
             answer = client.start_order(orders[saga_id], idempotency_key=saga_id)
@@ -171,12 +188,14 @@ def _run_orders(sagas: LocalSagas, client: SignedApiClient, seed: int, console: 
     console.print(_outcome_table(scenario_of, outcomes))
     gate, gate_problems = _front_door_table(client, orders)
     console.print(gate)
-    reconciliation = sagas.reconcile()
+    problems = [f"{saga_id} did not finish" for saga_id in unfinished] + refused + surprises + gate_problems
+    if not problems:
+        parked = [saga_id for saga_id, scenario in scenario_of.items() if scenario.name == NEEDS_A_HUMAN]
+        problems = _operate(sagas, parked, console)
+    reconciliation = sagas.reconcile()  # after the operator: nothing may be left parked
     console.print(_stock_table(reconciliation))
     console.print(_money_table(reconciliation))
-
-    problems = [f"{saga_id} did not finish" for saga_id in unfinished] + refused + surprises + gate_problems
-    problems += reconciliation.problems
+    problems += reconciliation.problems + [f"{saga_id} is still parked" for saga_id in reconciliation.parked]
     if problems:
         for problem in problems:
             console.print(f"[red]✗ {problem}")
@@ -205,7 +224,7 @@ def _wait_through_api(
                 token = page["next_token"]
                 if token is None:
                     break
-        time.sleep(0.25)
+        time.sleep(0.5)  # four listings a round: gentle on the participants sharing this process
     return sorted(waiting)
 
 
@@ -248,6 +267,49 @@ def _front_door_table(client: SignedApiClient, orders: dict[str, dict[str, Any]]
     return table, problems
 
 
+def _operate(sagas: LocalSagas, parked: list[str], console: Console) -> list[str]:
+    """What an operator does with a parked saga: read the detector's report, fix the cause, resume it."""
+    console.print()
+    console.rule("[bold]Operations: a saga that needs a human")
+    operator = SagaOperator(Deployment.load(sagas.cloud.stack_name))
+    waiting_for = set(parked)
+    reports: list[dict[str, Any]] = []
+    deadline = time.monotonic() + DETECTOR_WAIT_PERIODS * 60 * sagas.cloud.time_scale
+    with console.status("Waiting for the stuck-saga detector (it runs every minute of the local clock)..."):
+        while waiting_for - {report["saga_id"] for report in reports} and time.monotonic() < deadline:
+            reports += operator.take_stuck_reports()
+    console.print(saga_ops_cli.reports_table(reports))
+    problems = [
+        f"{saga_id} was not flagged by the detector" for saga_id in waiting_for - {r["saga_id"] for r in reports}
+    ]
+    for saga_id in parked:
+        record = sagas.records.get(saga_id) or {}
+        console.print(
+            f"The payment provider is back for {saga_id}: resuming its compensation from {record.get('failed_step')} "
+            "with `python -m saga_ops resume --retry`"
+        )
+        sagas.faults.clear(saga_id, record.get("failed_step", ""), "compensation")
+        exit_code = saga_ops_cli.main(
+            [
+                "--stack",
+                sagas.cloud.stack_name,
+                "resume",
+                saga_id,
+                "--retry",
+                "--reason",
+                "payment provider back online",
+                "--by",
+                "demo-operator",
+                "--wait-seconds",
+                "30",
+            ],
+            console=console,
+        )
+        if exit_code != 0:
+            problems.append(f"{saga_id} could not be resumed")
+    return problems
+
+
 def _outcome_table(scenario_of: dict[str, Scenario], outcomes: dict[str, Any]) -> Table:
     table = Table(title="Outcomes by scenario")
     for column in (
@@ -260,7 +322,11 @@ def _outcome_table(scenario_of: dict[str, Scenario], outcomes: dict[str, Any]) -
         "p50 s",
         "max s",
     ):
-        table.add_column(column, justify="left" if column in ("scenario", "status") else "right")
+        table.add_column(
+            column,
+            justify="left" if column in ("scenario", "status") else "right",
+            no_wrap=column == "status",
+        )
     groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for saga_id, scenario in scenario_of.items():
         groups[(scenario.name, outcomes[saga_id].status)].append(outcomes[saga_id])

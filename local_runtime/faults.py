@@ -16,14 +16,14 @@ from typing import Any, Literal
 
 from participant_toolkit import PermanentFailure, SagaCommand, SagaParticipant, TransientFailure
 
-FaultKind = Literal["permanent", "transient", "lost_reply", "delay"]
+FaultKind = Literal["permanent", "transient", "lost_reply", "delay", "crash_after_acting"]
 
 
 @dataclass(frozen=True)
 class Fault:
     kind: FaultKind
     error: str = ""
-    times: int = 1  # transient: fail this many attempts, then let the real code run
+    times: int = 1  # transient / crash_after_acting: this many attempts, then the real code runs normally
     seconds: float = 0.0  # delay: wall-clock seconds before the real code runs
 
     @staticmethod
@@ -39,9 +39,19 @@ class Fault:
         return Fault("lost_reply")
 
     @staticmethod
+    def crash_after_acting(times: int = 1) -> Fault:
+        """The participant's process dies right after the side effect: no reply, no more heartbeats, the message
+        is redelivered after its visibility timeout (by then the saga may have compensated around it)."""
+        return Fault("crash_after_acting", times=times)
+
+    @staticmethod
     def delay(seconds: float) -> Fault:
         """A slow participant: starts its real work only after `seconds` (e.g. past the task timeout)."""
         return Fault("delay", seconds=seconds)
+
+
+class ParticipantCrashed(Exception):
+    """Stands for the participant's process dying: the toolkit neither replies nor acknowledges the message."""
 
 
 class FaultInjector:
@@ -55,6 +65,16 @@ class FaultInjector:
     def plan(self, saga_id: str, step: str, kind: str, fault: Fault) -> None:
         with self._lock:
             self._plan[(saga_id, step, kind)] = fault
+
+    def clear(self, saga_id: str, step: str, kind: str) -> None:
+        """The root cause is fixed (an operator repaired the dependency): the real code runs from now on."""
+        with self._lock:
+            self._plan.pop((saga_id, step, kind), None)
+
+    def attempts(self, saga_id: str, step: str, kind: str) -> int:
+        """How many times the participant's domain code was called for this command."""
+        with self._lock:
+            return self._attempts[(saga_id, step, kind)]
 
     def attach(self, participant: SagaParticipant) -> None:
         """Wrap a participant's domain functions and callbacks; idempotent per participant."""
@@ -84,6 +104,9 @@ class FaultInjector:
                 self._note(key, fault)
                 time.sleep(fault.seconds)
             result = function(command)
+            if fault.kind == "crash_after_acting" and attempt <= fault.times:
+                self._note(key, fault)
+                raise ParticipantCrashed(f"injected crash after {command.step}/{command.kind} took effect")
             if fault.kind == "lost_reply":
                 self._note(key, fault)
                 with self._lock:

@@ -5,8 +5,8 @@ resources of the template the local cloud deployed (so they are the ones `cdk de
 request is checked the way API Gateway checks it (SigV4 against the local credentials for AWS_IAM methods,
 then the request validator with the model's JSON schema), turned into a REST API proxy event (payload v1)
 and handed to the SAME handler function the template names, imported with that function's environment from
-the local cloud; its answer goes back as the HTTP response. The scheduled reconciler runs on the rule's rate,
-scaled by the local clock.
+the local cloud; its answer goes back as the HTTP response. The scheduled reconciler runs on its rule's rate
+with the stack's other EventBridge rules (local_runtime/eventbridge.py); `run_schedule` runs it now.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ HOST = "127.0.0.1"
 # Warm environments of a function behind the API: Lambda scales out per concurrent request, so a burst of
 # concurrent duplicates really runs concurrently.
 API_ENVIRONMENTS = 20
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours)\)$")
+API_PACKAGE = "saga_api"  # the Lambda package behind the API (lambdas/saga_api)
 
 
 @dataclass(frozen=True)
@@ -113,9 +113,8 @@ class StartExecutionFaults:
 
 
 class LocalHttpApi:
-    def __init__(self, cloud: LocalCloud, *, port: int = 0, run_schedules: bool = True) -> None:
+    def __init__(self, cloud: LocalCloud, *, port: int = 0) -> None:
         self.cloud = cloud
-        self.run_schedules = run_schedules
         self.faults = StartExecutionFaults()
         self._port = port
         self._stop = threading.Event()
@@ -172,15 +171,16 @@ class LocalHttpApi:
                     ),
                 )
             )
-        self.schedules: list[tuple[float, DeployedFunction]] = []
+        # The API's own scheduled function (the orphan reconciler), for `run_schedule`; the local EventBridge runs
+        # it, with every other rule of the stack, on its schedule.
+        self.schedules: list[DeployedFunction] = []
         for resource in resources.values():
             if resource["Type"] != "AWS::Events::Rule" or "ScheduleExpression" not in resource["Properties"]:
                 continue
-            amount, unit = _RATE.match(resource["Properties"]["ScheduleExpression"]).groups()
-            seconds = int(amount) * (60 if unit.startswith("minute") else 3600)
             for target in resource["Properties"]["Targets"]:
                 function = by_name[physical[target["Arn"]["Fn::GetAtt"][0]]]
-                self.schedules.append((seconds * self.cloud.time_scale, function))
+                if function.handler.startswith(f"{API_PACKAGE}."):
+                    self.schedules.append(function)
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def __enter__(self) -> LocalHttpApi:
@@ -191,7 +191,7 @@ class LocalHttpApi:
         self.stop()
 
     def start(self) -> None:
-        for function in [route.function for route in self.routes] + [function for _, function in self.schedules]:
+        for function in [route.function for route in self.routes] + self.schedules:
             if function.name in self._pools:
                 continue
             pool: queue.Queue[Any] = queue.Queue()
@@ -210,9 +210,6 @@ class LocalHttpApi:
             self._pools[function.name] = pool
         self.server = _Server((HOST, self._port), _handler_class(self))
         self._serve(self.server.serve_forever, "local-http-api")
-        if self.run_schedules:
-            for period, function in self.schedules:
-                self._serve(lambda p=period, f=function: self._every(p, f), f"schedule-{function.name}")
 
     def _scale_out(self, function: DeployedFunction, count: int) -> None:
         module_name, _, attribute = function.handler.rpartition(".")
@@ -261,8 +258,14 @@ class LocalHttpApi:
 
     def run_schedule(self, function: DeployedFunction | None = None) -> Any:
         """Invoke a scheduled function now, with the event EventBridge sends (the reconciler by default)."""
-        function = function or self.schedules[0][1]
-        event = {
+        function = function or self.schedules[0]
+        # The local EventBridge runs the same function on its schedule: one event at a time, as Lambda does.
+        with function.invoke_lock:
+            return self.invoke(function, self._scheduled_event())
+
+    @staticmethod
+    def _scheduled_event() -> dict[str, Any]:
+        return {
             "version": "0",
             "id": str(uuid.uuid4()),
             "detail-type": "Scheduled Event",
@@ -273,14 +276,6 @@ class LocalHttpApi:
             "resources": [],
             "detail": {},
         }
-        return self.invoke(function, event)
-
-    def _every(self, period: float, function: DeployedFunction) -> None:
-        while not self._stop.wait(period):
-            try:
-                self.run_schedule(function)
-            except Exception as error:  # a failed run is retried by the next one, as EventBridge's schedule does
-                print(json.dumps({"level": "ERROR", "function": function.name, "invocation_error": str(error)}))
 
     # -- what API Gateway does with a request ----------------------------------------------------------
     def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes, client_ip: str) -> HttpResponse:

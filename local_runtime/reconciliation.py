@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from shipping.repository import ShippingRepository
 
 SETTLED_STATUSES = frozenset({SagaStatus.COMPLETED, SagaStatus.FAILED})
+# Parked sagas await an operator; RESOLVED ones were closed by one, by hand: listed, not checked against the effects.
+HANDED_TO_OPERATOR = PARKED_STATUSES | {SagaStatus.RESOLVED}
 
 
 @dataclass(frozen=True)
@@ -67,9 +69,9 @@ def reconcile(
     problems = [
         f"saga {saga_id} has not finished ({status})"
         for saga_id, status in sorted(status_of.items())
-        if status not in SETTLED_STATUSES and status not in PARKED_STATUSES
+        if status not in SETTLED_STATUSES and status not in HANDED_TO_OPERATOR
     ]
-    parked = sorted(saga_id for saga_id, status in status_of.items() if status in PARKED_STATUSES)
+    parked = sorted(saga_id for saga_id, status in status_of.items() if status in HANDED_TO_OPERATOR)
 
     reservations = inventory.list_reservations()
     active = [reservation for reservation in reservations if not reservation.is_released]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 CommandKind = Literal["action", "compensation"]
 
@@ -18,11 +18,20 @@ class SagaCommand(BaseModel):
     kind: CommandKind
     command: str = Field(min_length=1)
     idempotency_key: str = Field(min_length=1)
-    task_token: str = Field(min_length=1, repr=False)  # a bearer credential: never logged
+    # A bearer credential: never logged. None only for a compensation an operator re-runs (saga_ops resume):
+    # no task waits for it, and its outcome goes on the saga record instead.
+    task_token: str | None = Field(default=None, min_length=1, repr=False, validate_default=True)
     heartbeat_seconds: int = Field(ge=1)
     input: dict[str, Any]
     results: dict[str, Any] = Field(default_factory=dict)
     error: dict[str, Any] | None = None
+
+    @field_validator("task_token")
+    @classmethod
+    def _only_compensations_without_token(cls, token: str | None, info: ValidationInfo) -> str | None:
+        if token is None and info.data.get("kind") != "compensation":
+            raise ValueError("required for an action")
+        return token
 
     def log_keys(self) -> dict[str, str]:
         """What may appear in logs: identifiers only, never the token or the payload."""

@@ -15,7 +15,11 @@ its compensation. The toolkit does the rest, the same way for every service:
   redelivers;
 - keep the saga record's current step, so the state machine spends no billed transitions on it;
 - a success refused because the task already ended (timed out while we worked) means the saga has
-  compensated around this step: the toolkit undoes its own effect with the compensation function.
+  compensated around this step: the toolkit undoes its own effect with the compensation function;
+- a compensation without a task token is one an operator re-runs on a parked saga (saga_ops resume):
+  no task waits for it, so its outcome, success or failure, is written on the saga record only;
+- per step (dimensions service, step, kind) it publishes the duration, successes and failures that the
+  dashboard's latency and failure-rate widgets and the compensation-failure alarm read.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import (
@@ -40,7 +44,7 @@ from participant_toolkit.command import CommandKind, SagaCommand, parse_command
 from participant_toolkit.errors import PermanentFailure, TransientFailure
 from participant_toolkit.observability import logger, metrics, tracer
 from participant_toolkit.settings import ParticipantSettings
-from saga_records import SagaRecordRepository, StepStatus
+from saga_records import SagaRecordRepository, StepStatus, metric_names
 
 DomainFunction = Callable[[SagaCommand], dict[str, Any]]
 HEARTBEATS_PER_INTERVAL = 3  # beat three times per heartbeat window, so one lost beat is survivable
@@ -117,6 +121,9 @@ class SagaParticipant:
 
     def execute(self, command: SagaCommand) -> None:
         """Run one command and answer its task token; raises only when SQS should redeliver it."""
+        if command.task_token is None:
+            self._execute_for_operator(command)
+            return
         started = time.monotonic()
         self.records.step_started(command.saga_id, command.step, command.kind)
         every = command.heartbeat_seconds * self.settings.time_scale / HEARTBEATS_PER_INTERVAL
@@ -125,14 +132,36 @@ class SagaParticipant:
                 outcome = self._run_once[command.kind](command=command)
             except TransientFailure as failure:
                 self._count("CommandFailedTransiently")
+                self._step_metrics(command, started, succeeded=False)
                 self._reject(command, failure.error, failure.cause, record_step=False)
                 return
         self._record_latency(started)
+        self._step_metrics(command, started, succeeded=outcome["outcome"] != "rejected")
         if outcome["outcome"] == "rejected":
             self._count("CommandRejected")
             self._reject(command, outcome["error"], outcome["cause"], record_step=True)
             return
         self._complete(command, outcome["result"])
+
+    def _execute_for_operator(self, command: SagaCommand) -> None:
+        """A compensation re-run by an operator: no task token to answer, the saga record gets the outcome."""
+        started = time.monotonic()
+        self.records.step_started(command.saga_id, command.step, command.kind)
+        try:
+            outcome = self._run_once[command.kind](command=command)
+        except TransientFailure as failure:
+            outcome = {"outcome": "rejected", "error": failure.error, "cause": failure.cause}
+        self._step_metrics(command, started, succeeded=outcome["outcome"] == "succeeded")
+        if outcome["outcome"] == "succeeded":
+            self.records.step_finished(command.saga_id, command.step, StepStatus.COMPENSATED, result=outcome["result"])
+        else:
+            self.records.step_finished(
+                command.saga_id,
+                command.step,
+                StepStatus.COMPENSATION_FAILED,
+                error=outcome["error"],
+                cause=outcome["cause"],
+            )
 
     def _domain_runner(self, kind: CommandKind) -> Callable[..., dict[str, Any]]:
         def run_domain(command: SagaCommand) -> dict[str, Any]:
@@ -179,6 +208,18 @@ class SagaParticipant:
     @staticmethod
     def _count(name: str) -> None:
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+    def _step_metrics(self, command: SagaCommand, started: float, *, succeeded: bool) -> None:
+        """Duration and outcome of one step's command, with the step and kind as dimensions."""
+        dimensions = {"service": self.service, "step": command.step, "kind": command.kind}
+        outcomes = (
+            (metric_names.STEP_DURATION, MetricUnit.Milliseconds, (time.monotonic() - started) * 1000),
+            (metric_names.STEP_SUCCEEDED if succeeded else metric_names.STEP_FAILED, MetricUnit.Count, 1),
+        )
+        for name, unit, value in outcomes:
+            with single_metric(name=name, unit=unit, value=value, namespace=metrics.namespace) as metric:
+                for key, dimension in dimensions.items():
+                    metric.add_dimension(name=key, value=dimension)
 
     @staticmethod
     def _record_latency(started: float) -> None:

@@ -14,10 +14,17 @@ class SagaStatus(StrEnum):
     FAILED = "FAILED"  # every completed step compensated: a business outcome, not an incident
     COMPENSATION_FAILED = "COMPENSATION_FAILED"  # parked: a compensation ran out of retries
     FORWARD_RECOVERY_FAILED = "FORWARD_RECOVERY_FAILED"  # parked: a retriable step ran out of retries
+    # parked: the execution itself failed, timed out or was aborted, where no Catch runs (set by the reconciler)
+    EXECUTION_FAILED = "EXECUTION_FAILED"
+    RESOLVED = "RESOLVED"  # closed by an operator by hand; who, when and why are in its operator_actions
 
 
-TERMINAL_STATUSES = frozenset({SagaStatus.COMPLETED, SagaStatus.FAILED})
-PARKED_STATUSES = frozenset({SagaStatus.COMPENSATION_FAILED, SagaStatus.FORWARD_RECOVERY_FAILED})
+TERMINAL_STATUSES = frozenset({SagaStatus.COMPLETED, SagaStatus.FAILED, SagaStatus.RESOLVED})
+PARKED_STATUSES = frozenset(
+    {SagaStatus.COMPENSATION_FAILED, SagaStatus.FORWARD_RECOVERY_FAILED, SagaStatus.EXECUTION_FAILED}
+)
+# Still running (or never got going): what the stuck-saga detector checks against the saga's deadline.
+IN_FLIGHT_STATUSES = (SagaStatus.STARTED, SagaStatus.PENDING, SagaStatus.COMPENSATING)
 
 
 class StepStatus(StrEnum):

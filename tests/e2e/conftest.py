@@ -61,3 +61,12 @@ def local_api(local_sagas):
     """The stack's REST API on 127.0.0.1 and a client that signs its requests (SigV4, local credentials)."""
     with serving(local_sagas.cloud) as (api, client):
         yield api, client
+
+
+@pytest.fixture(scope="package")
+def operator(local_sagas):
+    """The operator CLI's operations against the local cloud, names read from the deployed stack."""
+    from saga_ops.deployment import Deployment
+    from saga_ops.operations import SagaOperator
+
+    return SagaOperator(Deployment.load(), poll_seconds=0.05)

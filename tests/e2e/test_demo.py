@@ -29,4 +29,7 @@ def test_the_demo_finishes_every_saga_and_reconciles():
     for scenario in ("healthy order", "out of stock", "card declined", "carrier reply lost", "flaky payment"):
         assert scenario in result.stdout
     assert "50 sagas finished" in result.stdout
+    # And the saga whose carrier crashed and whose refund failed was flagged by the detector, then resumed
+    assert "Stuck-sagas queue: 1 report(s) taken" in result.stdout
+    assert "retry-succeeded" in result.stdout
     assert "stock and money reconcile" in result.stdout

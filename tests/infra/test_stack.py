@@ -12,19 +12,28 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match
 
 from infra import constants
-from infra.constructs.saga_api import API_HANDLER, RECONCILER_HANDLER
 from statemachines import SagaDefinition, compile_saga
 from statemachines.compiler import placeholders, substitution_keys
 
 pytestmark = pytest.mark.infra
 
-API_HANDLERS = [API_HANDLER, RECONCILER_HANDLER]
 TASK_RESPONSE_ACTIONS = {"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"}
 
 
 def commands_with_steps(definitions: list[SagaDefinition]) -> dict[str, Any]:
     """Every command of every saga -> the step that declares it."""
     return {command: step for definition in definitions for step in definition.steps for command in step.commands}
+
+
+def participant_resources(synthesized, resource_type: str) -> dict[str, dict[str, Any]]:
+    """Resources of the participants: saga operations and the API have functions and queues of their own, tested in
+    test_monitoring and test_api_stack."""
+    others = (f"{constants.STACK_NAME}/SagaOperations/", f"{constants.STACK_NAME}/OrdersApi/")
+    return {
+        logical_id: resource
+        for logical_id, resource in synthesized.resources(resource_type).items()
+        if not resource.get("Metadata", {}).get("aws:cdk:path", "").startswith(others)
+    }
 
 
 def as_list(value: Any) -> list[Any]:
@@ -90,7 +99,7 @@ def test_state_machine_logs_everything_but_execution_data_and_traces(template):
 
 
 def test_one_queue_and_one_dlq_per_command(synthesized, definitions):
-    assert len(synthesized.resources("AWS::SQS::Queue")) == 2 * len(commands_with_steps(definitions))
+    assert len(participant_resources(synthesized, "AWS::SQS::Queue")) == 2 * len(commands_with_steps(definitions))
 
 
 def test_every_command_queue_has_an_encrypted_dlq_after_enough_receives(synthesized, definitions):
@@ -133,10 +142,9 @@ def test_visibility_timeout_covers_six_consumer_timeouts(synthesized):
 
 
 def test_one_function_per_command_with_its_handler(synthesized, definitions):
-    handlers = sorted(f["Properties"]["Handler"] for f in synthesized.resources("AWS::Lambda::Function").values())
-    expected = sorted(
-        [step.handler(command) for command, step in commands_with_steps(definitions).items()] + API_HANDLERS
-    )
+    functions = participant_resources(synthesized, "AWS::Lambda::Function").values()
+    handlers = sorted(f["Properties"]["Handler"] for f in functions)
+    expected = sorted(step.handler(command) for command, step in commands_with_steps(definitions).items())
     assert handlers == expected
 
 
@@ -244,8 +252,7 @@ def test_task_responses_are_scoped_to_the_state_machine(synthesized, definitions
                 roles_allowed |= {role["Ref"] for role in policy["Properties"]["Roles"]}
     function_roles = {
         f["Properties"]["Role"]["Fn::GetAtt"][0]
-        for f in synthesized.resources("AWS::Lambda::Function").values()
-        if f["Properties"]["Handler"] not in API_HANDLERS  # the API starts sagas; it answers no task
+        for f in participant_resources(synthesized, "AWS::Lambda::Function").values()
     }
     assert roles_allowed == function_roles
     assert all(resources[role]["Type"] == "AWS::IAM::Role" for role in roles_allowed)
@@ -277,5 +284,6 @@ def test_no_aws_managed_policies(synthesized):
 
 def test_outputs_name_the_tables_and_state_machines(synthesized, definitions):
     expected = {"SagaTableName", "IdempotencyTableName", constants.API_URL_OUTPUT}
+    expected |= {constants.STUCK_SAGAS_OUTPUT, constants.ALARM_TOPIC_OUTPUT, constants.DASHBOARD_OUTPUT}
     expected |= {f"{d.name}StateMachineArn" for d in definitions}
     assert set(synthesized.template["Outputs"]) == expected

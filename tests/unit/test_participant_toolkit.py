@@ -301,3 +301,63 @@ def test_task_tokens_and_payloads_stay_out_of_logs_and_errors(settings, capsys):
     assert "heartbeat_seconds" in text
     assert SECRET_TOKEN not in text
     assert "4111-secret" not in text
+
+
+# --- compensations an operator re-runs (saga_ops resume): no task token, the outcome goes on the saga record ---
+
+
+def test_a_compensation_without_a_token_records_its_outcome_and_calls_back_nobody(settings):
+    # Given a healthy domain
+    domain = Domain()
+    participant, callbacks, records = make_participant(settings, domain)
+    body = command("compensation", task_token=None, idempotency_key="saga-1#reserve_inventory#compensation#resume-1")
+    # When the operator's compensation arrives
+    response = participant.handle_compensations(sqs_event(body), context())
+    # Then it ran, the saga record got COMPENSATED, and no callback or heartbeat was attempted
+    assert response == {"batchItemFailures": []}
+    assert domain.undone == ["saga-1"]
+    assert callbacks.calls == []
+    assert records.events[-1][:4] == ("finished", "saga-1", "reserve_inventory", StepStatus.COMPENSATED)
+
+
+def test_a_failing_compensation_without_a_token_records_the_failure(settings):
+    def refuse(_command):
+        raise PermanentFailure("Inventory.Locked", "the warehouse is closed")
+
+    participant, callbacks, records = make_participant(settings, Domain(compensation=refuse))
+    body = command("compensation", task_token=None, idempotency_key="saga-1#reserve_inventory#compensation#resume-1")
+    participant.handle_compensations(sqs_event(body), context())
+    finished = records.events[-1]
+    assert finished[:4] == ("finished", "saga-1", "reserve_inventory", StepStatus.COMPENSATION_FAILED)
+    assert finished[4]["error"] == "Inventory.Locked"
+    assert callbacks.calls == []
+
+
+def test_an_action_without_a_token_is_refused_naming_the_field(settings):
+    domain = Domain()
+    participant, _, _ = make_participant(settings, domain)
+    body = command("action", task_token=None)
+    with pytest.raises(BatchProcessingError):
+        participant.handle_actions(sqs_event(body), context())
+    assert domain.applied == []
+
+
+def test_each_command_publishes_its_step_latency_and_outcome(settings, capsys):
+    participant, _, _ = make_participant(settings, Domain())
+    participant.handle_actions(sqs_event(command()), context())
+    metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    step_metrics = [m for m in metrics if m.get("step") == "reserve_inventory"]
+    names = {definition["Name"] for m in step_metrics for definition in m["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert names == {"StepDuration", "StepSucceeded"}
+    assert all((m["service"], m["kind"]) == ("InventoryService", "action") for m in step_metrics)
+    assert all(m["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Sagas" for m in step_metrics)
+
+
+def test_the_refusal_of_a_tokenless_action_names_the_field():
+    from participant_toolkit.command import MalformedCommand, parse_command
+
+    with pytest.raises(MalformedCommand, match="task_token"):
+        parse_command(json.dumps(command("action", task_token=None)))
+    without_token = {key: value for key, value in command("action").items() if key != "task_token"}
+    with pytest.raises(MalformedCommand, match="task_token"):
+        parse_command(json.dumps(without_token))

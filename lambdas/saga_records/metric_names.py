@@ -1,0 +1,18 @@
+"""Names of the custom CloudWatch metrics (Powertools EMF), in one place for the Lambdas, the alarms and the dashboard.
+
+Every metric lands in the stack's Powertools namespace (infra.constants.POWERTOOLS_METRICS_NAMESPACE) with the
+Powertools `service` dimension.
+"""
+
+# --- participant toolkit, per step: dimensions service, step, kind (action | compensation) ---
+STEP_DIMENSIONS = ("service", "step", "kind")
+STEP_DURATION = "StepDuration"  # milliseconds the domain function took
+STEP_SUCCEEDED = "StepSucceeded"  # the step's command took effect (kind=compensation: a compensation ran)
+STEP_FAILED = "StepFailed"  # the command was rejected or failed transiently (kind=compensation: a compensation failed)
+
+# --- saga operations (detector): dimension service only ---
+OPERATIONS_SERVICE = "SagaOperations"  # POWERTOOLS_SERVICE_NAME of the detector and the reconciler
+STUCK_SAGAS = "StuckSagas"  # gauge: sagas past their deadline or parked, at each detector run
+STUCK_SAGAS_REPORTED = "StuckSagasReported"  # new incidents sent to the stuck-sagas queue
+SAGAS_IN_STATUS = "SagasInStatus"  # gauge per non-terminal status; extra dimension `status`
+EXECUTIONS_RECONCILED = "ExecutionsReconciled"  # records the execution-status reconciler brought to the truth

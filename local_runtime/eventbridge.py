@@ -1,0 +1,138 @@
+"""EventBridge rules of the stack, delivered to their Lambda targets in-process (moto cannot target Lambda).
+
+Two kinds of rule, read from moto's EventBridge (deployed by the same CloudFormation template):
+- a schedule (`rate(...)`): the target runs every period, on the local clock (the time scale shortens it);
+- "Step Functions Execution Status Change" for some statuses and state machines: moto's Step Functions emits no
+  events, so executions of those state machines are watched, and each one that ends in a matching status is
+  delivered once to the target, in the event shape EventBridge uses.
+An invocation that fails goes to the function's dead-letter queue when it has one, as asynchronous invocations do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from saga_operations.execution_status import DETAIL_TYPE, SOURCE, status_change_event
+
+if TYPE_CHECKING:
+    from local_runtime.cloud import LocalCloud
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+WATCH_SECONDS = 1.0  # how often executions are listed for status changes, wall-clock seconds (it costs moto CPU)
+
+
+@dataclass(frozen=True)
+class ScheduleRule:
+    name: str
+    period_seconds: float  # on the local clock
+    targets: list[str]  # function ARNs
+
+
+@dataclass(frozen=True)
+class StatusChangeRule:
+    name: str
+    statuses: list[str]
+    state_machine_arns: list[str]
+    targets: list[str]
+
+
+def rate_seconds(expression: str) -> int:
+    match = _RATE.match(expression)
+    if match is None:
+        raise ValueError(f"ScheduleExpression {expression!r}: only rate(N minute|hour|day) is run locally")
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
+
+
+class LocalEventBridge:
+    def __init__(self, cloud: LocalCloud) -> None:
+        self.cloud = cloud
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.schedules: list[ScheduleRule] = []
+        self.status_rules: list[StatusChangeRule] = []
+        self.delivered: list[tuple[str, str]] = []  # (rule, execution ARN) of every status change delivered
+        self._seen: set[str] = set()
+        self._seen_lock = threading.Lock()
+
+    def start(self) -> None:
+        events = boto3.client("events")
+        for rule in events.list_rules()["Rules"]:
+            targets = [
+                target["Arn"]
+                for target in events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+                if target["Arn"] in self.cloud.functions
+            ]
+            if not targets or rule.get("State") != "ENABLED":
+                continue
+            if "ScheduleExpression" in rule:
+                period = rate_seconds(rule["ScheduleExpression"]) * self.cloud.time_scale
+                self.schedules.append(ScheduleRule(rule["Name"], period, targets))
+            elif rule.get("EventPattern"):
+                pattern = json.loads(rule["EventPattern"])
+                if pattern.get("source") == [SOURCE] and pattern.get("detail-type") == [DETAIL_TYPE]:
+                    detail = pattern.get("detail", {})
+                    self.status_rules.append(
+                        StatusChangeRule(rule["Name"], detail["status"], detail["stateMachineArn"], targets)
+                    )
+        for schedule in self.schedules:
+            self._spawn(f"schedule-{schedule.name}", self._run_schedule, schedule)
+        if self.status_rules:
+            self._spawn("execution-status-watch", self._watch_executions)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+
+    def _spawn(self, name: str, target: Any, *args: Any) -> None:
+        # The "lambda-" prefix routes the output of what runs there to the Lambda log, as on AWS.
+        thread = threading.Thread(target=target, args=args, name=f"lambda-events-{name}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _run_schedule(self, schedule: ScheduleRule) -> None:
+        while not self._stop.wait(schedule.period_seconds):
+            for function_arn in schedule.targets:
+                self.cloud.invoke_async(function_arn, _scheduled_event(schedule.name))
+
+    def _watch_executions(self) -> None:
+        while not self._stop.wait(WATCH_SECONDS):
+            self.deliver_status_changes(self.status_rules)
+
+    def deliver_status_changes(self, rules: list[StatusChangeRule]) -> int:
+        """Deliver, once each, the executions of the rules' state machines that ended in one of their statuses."""
+        sfn = boto3.client("stepfunctions")
+        delivered = 0
+        for rule in rules:
+            for state_machine_arn in rule.state_machine_arns:
+                for status in rule.statuses:
+                    for page in sfn.get_paginator("list_executions").paginate(
+                        stateMachineArn=state_machine_arn, statusFilter=status
+                    ):
+                        for execution in page["executions"]:
+                            with self._seen_lock:
+                                if execution["executionArn"] in self._seen:
+                                    continue
+                                self._seen.add(execution["executionArn"])
+                            self.deliver_status_change(rule, execution["executionArn"])
+                            delivered += 1
+        return delivered
+
+    def deliver_status_change(self, rule: StatusChangeRule, execution_arn: str) -> None:
+        execution = boto3.client("stepfunctions").describe_execution(executionArn=execution_arn)
+        event = status_change_event(execution, region=self.cloud.region, account=self.cloud.account_id)
+        for function_arn in rule.targets:
+            self.cloud.invoke_async(function_arn, event)
+        self.delivered.append((rule.name, execution_arn))
+
+
+def _scheduled_event(rule_name: str) -> dict[str, Any]:
+    return {"version": "0", "source": "aws.events", "detail-type": "Scheduled Event", "resources": [rule_name]}

@@ -1,0 +1,78 @@
+"""Where things are: names read from the deployed stack (outputs and resources), never configured by hand."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from infra import constants
+
+
+@dataclass(frozen=True)
+class DeadLetterQueue:
+    label: str  # the queue's construct name, e.g. InventoryServiceReserveItemsDeadLetterQueue
+    url: str
+    source_url: str | None  # the queue that dead-letters into it; None for a Lambda / EventBridge DLQ
+
+
+@dataclass(frozen=True)
+class Deployment:
+    stack_name: str
+    saga_table: str
+    stuck_sagas_queue_url: str
+    state_machines: dict[str, str]  # saga type -> state machine ARN
+    dead_letter_queues: list[DeadLetterQueue]
+
+    @classmethod
+    def load(cls, stack_name: str = constants.STACK_NAME) -> Deployment:
+        cloudformation = boto3.client("cloudformation")
+        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+        outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
+        suffix = constants.state_machine_output("")
+        return cls(
+            stack_name=stack_name,
+            saga_table=outputs[constants.SAGA_TABLE_OUTPUT],
+            stuck_sagas_queue_url=outputs[constants.STUCK_SAGAS_OUTPUT],
+            state_machines={key.removesuffix(suffix): value for key, value in outputs.items() if key.endswith(suffix)},
+            dead_letter_queues=_dead_letter_queues(cloudformation, stack_name),
+        )
+
+    def compensation_queue_url(self, saga_type: str, compensation: str) -> str:
+        """The queue the state machine sends `compensation` to (its definition holds the substituted URL)."""
+        definition = boto3.client("stepfunctions").describe_state_machine(
+            stateMachineArn=self.state_machines[saga_type]
+        )["definition"]
+        return json.loads(definition)["States"][compensation]["Parameters"]["QueueUrl"]
+
+
+def _dead_letter_queues(cloudformation: Any, stack_name: str) -> list[DeadLetterQueue]:
+    sqs = boto3.client("sqs")
+    queues: dict[str, tuple[str, str]] = {}  # ARN -> (label, URL)
+    paginator = cloudformation.get_paginator("list_stack_resources")
+    for page in paginator.paginate(StackName=stack_name):
+        for resource in page["StackResourceSummaries"]:
+            if resource["ResourceType"] == "AWS::SQS::Queue":
+                url = resource["PhysicalResourceId"]
+                arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+                queues[arn] = (_label(resource["LogicalResourceId"]), url)
+    source_of: dict[str, str] = {}
+    for _label_of_queue, url in queues.values():
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"]).get("Attributes", {})
+        if "RedrivePolicy" in attributes:
+            source_of[json.loads(attributes["RedrivePolicy"])["deadLetterTargetArn"]] = url
+    return sorted(
+        (
+            DeadLetterQueue(label=label, url=url, source_url=source_of.get(arn))
+            for arn, (label, url) in queues.items()
+            if arn in source_of or "DeadLetterQueue" in label
+        ),
+        key=lambda queue: queue.label,
+    )
+
+
+def _label(logical_id: str) -> str:
+    return re.sub(r"[0-9A-F]{8}$", "", logical_id)

@@ -1,0 +1,321 @@
+"""What an operator can do to sagas, independent of how it is shown (saga_ops.cli renders it).
+
+Every change is conditional on the status the operator saw, so two operators (or an operator and the state machine)
+never both act on one saga, and each resume or resolve is appended to the saga's `operator_actions` with who, when and
+why.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import boto3
+
+from saga_operations.detector import StuckSaga, StuckSagaDetector
+from saga_operations.records import OperationsRecords
+from saga_ops.deployment import DeadLetterQueue, Deployment
+from saga_records import PARKED_STATUSES, SagaStatus, StepStatus, utc_now
+from statemachines import SagaDefinition, load_definition, saga_files
+from statemachines.deadline import saga_deadline_seconds
+
+RESUMABLE_STATUSES = (SagaStatus.COMPENSATION_FAILED, SagaStatus.EXECUTION_FAILED)
+Progress = Callable[[str, int, int], None]  # (what, done, total)
+DeadLetters = tuple[DeadLetterQueue, int, list[dict[str, Any]]]  # queue, depth, first messages described
+
+
+class OperatorError(Exception):
+    """A request the operator must change; the message says what (the CLI prints it and exits 2)."""
+
+
+class SagaNotFound(OperatorError):
+    pass
+
+
+class NotResumable(OperatorError):
+    pass
+
+
+@dataclass(frozen=True)
+class ResumeOutcome:
+    saga_id: str
+    status: str
+    compensated: list[str]
+    failed_step: str | None = None
+    error: str | None = None
+
+
+@dataclass
+class RedriveOutcome:
+    queue: str
+    moved: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+
+def _no_progress(_what: str, _done: int, _total: int) -> None:
+    return None
+
+
+class SagaOperator:
+    def __init__(
+        self,
+        deployment: Deployment,
+        *,
+        definitions: list[SagaDefinition] | None = None,
+        poll_seconds: float = 0.2,
+    ) -> None:
+        self.deployment = deployment
+        self.records = OperationsRecords(deployment.saga_table)
+        self.definitions = {d.name: d for d in (definitions or [load_definition(path) for path in saga_files()])}
+        self.poll_seconds = poll_seconds
+
+    @cached_property
+    def _sqs(self) -> Any:
+        return boto3.client("sqs")
+
+    @cached_property
+    def _sfn(self) -> Any:
+        return boto3.client("stepfunctions")
+
+    # --- reading ---
+
+    def list_sagas(self, status: SagaStatus, *, limit: int = 50) -> list[dict[str, Any]]:
+        return self.records.list_by_status(status, limit=limit)
+
+    def show(self, saga_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The saga record and its execution's history events (empty when it never started)."""
+        record = self.records.get(saga_id)
+        if record is None:
+            raise SagaNotFound(f"no saga {saga_id}")
+        history: list[dict[str, Any]] = []
+        if record.get("execution_arn"):
+            paginator = self._sfn.get_paginator("get_execution_history")
+            for page in paginator.paginate(executionArn=record["execution_arn"]):
+                history += page["events"]
+        return record, history
+
+    def stuck(self, *, time_scale: float = 1.0) -> list[StuckSaga]:
+        """What the detector would report now (without reporting it)."""
+        deadlines = {name: saga_deadline_seconds(definition) for name, definition in self.definitions.items()}
+        return StuckSagaDetector(self.records, None, deadlines=deadlines, time_scale=time_scale).find()
+
+    def take_stuck_reports(self, *, max_messages: int = 10) -> list[dict[str, Any]]:
+        """Take the reports waiting in the stuck-sagas queue: read, then deleted (the operator has them now)."""
+        queue_url = self.deployment.stuck_sagas_queue_url
+        messages = self._sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=min(max_messages, 10), WaitTimeSeconds=1
+        ).get("Messages", [])
+        for message in messages:
+            self._sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return [json.loads(message["Body"]) for message in messages]
+
+    def dead_letters(self, *, max_messages: int = 10) -> list[DeadLetters]:
+        """Every DLQ with its depth and a peek at its first messages (identifiers only, never task tokens)."""
+        found = []
+        for queue in self.deployment.dead_letter_queues:
+            depth = self.depth(queue.url)
+            peeked = [_describe_message(message) for message in self._peek(queue.url, max_messages)] if depth else []
+            found.append((queue, depth, peeked))
+        return found
+
+    # --- DLQ redrive ---
+
+    def redrive(self, queue: DeadLetterQueue, *, progress: Progress = _no_progress) -> RedriveOutcome:
+        """Move every message back to the queue it dead-lettered from.
+
+        A command whose task token expired meanwhile does no harm: the saga was compensated around it, so the
+        participant's tombstone refuses a late action (or its idempotency record answers it), and the callback the
+        participant then sends is refused as late and swallowed.
+        """
+        if queue.source_url is None:
+            raise OperatorError(f"{queue.label} is not an SQS dead-letter queue: inspect its events, it has no source")
+        outcome = RedriveOutcome(queue=queue.label)
+        total = self.depth(queue.url)
+        while True:
+            messages = self._sqs.receive_message(
+                QueueUrl=queue.url,
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=1,
+                VisibilityTimeout=60,
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not messages:
+                return outcome
+            for message in messages:
+                self._sqs.send_message(
+                    QueueUrl=queue.source_url,
+                    MessageBody=message["Body"],
+                    **({"MessageAttributes": message["MessageAttributes"]} if message.get("MessageAttributes") else {}),
+                )
+                self._sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=message["ReceiptHandle"])
+                outcome.moved += 1
+                progress(queue.label, outcome.moved, max(total, outcome.moved))
+
+    # --- parked sagas ---
+
+    def resume(
+        self,
+        saga_id: str,
+        *,
+        reason: str,
+        by: str,
+        wait_seconds: float = 300,
+        progress: Progress = _no_progress,
+    ) -> ResumeOutcome:
+        """Re-run the failed compensation and then the remaining ones in reverse order, through the participants.
+
+        Each is sent without a task token (no execution waits any more): the participant runs it under a fresh
+        idempotency key and writes the outcome on the saga record, which is awaited before the next one is sent.
+        The saga ends FAILED (every completed step compensated) or parks again at the step that failed.
+        """
+        record = self._record(saga_id)
+        require_reason(reason)
+        if record["status"] not in RESUMABLE_STATUSES:
+            raise NotResumable(
+                f"saga {saga_id} is {record['status']}; only {', '.join(RESUMABLE_STATUSES)} sagas can be resumed"
+            )
+        definition = self.definitions[record["saga_type"]]
+        to_compensate = compensations_left(definition, record)
+        attempt = len(record.get("operator_actions", [])) + 1
+        entry = _audit("retry", reason=reason, by=by, from_status=record["status"])
+        entry["steps"] = [step.name for step in to_compensate]
+        if not self.records.record_operator_action(
+            saga_id, expected=[record["status"]], new_status=SagaStatus.COMPENSATING, entry=entry
+        ):
+            raise NotResumable(f"saga {saga_id} changed while resuming it; look again with `show`")
+        compensated: list[str] = []
+        for index, step in enumerate(to_compensate):
+            progress(step.name, index, len(to_compensate))
+            self.records.mark_step(saga_id, step.name, StepStatus.COMPENSATING, saga_status=SagaStatus.COMPENSATING)
+            self._send_compensation(definition, record, step, attempt)
+            step_state = self._await_step(saga_id, step.name, wait_seconds)
+            if step_state.get("status") != StepStatus.COMPENSATED:
+                error = step_state.get("error") or "Operator.CompensationTimedOut"
+                self.records.record_operator_action(
+                    saga_id,
+                    expected=[SagaStatus.COMPENSATING],
+                    new_status=SagaStatus.COMPENSATION_FAILED,
+                    entry=_audit("retry-failed", reason=reason, by=by, step=step.name, error=error),
+                    sets={
+                        "failed_step": step.name,
+                        "compensation_error": error,
+                        "compensation_cause": step_state.get("cause") or "",
+                    },
+                )
+                return ResumeOutcome(saga_id, SagaStatus.COMPENSATION_FAILED, compensated, step.name, error)
+            compensated.append(step.name)
+        progress("done", len(to_compensate), len(to_compensate))
+        self.records.record_operator_action(
+            saga_id,
+            expected=[SagaStatus.COMPENSATING],
+            new_status=SagaStatus.FAILED,
+            entry=_audit("retry-succeeded", reason=reason, by=by, steps=compensated),
+        )
+        return ResumeOutcome(saga_id, SagaStatus.FAILED, compensated)
+
+    def resolve(self, saga_id: str, *, reason: str, by: str) -> dict[str, Any]:
+        """Close a parked saga by hand (the operator fixed its effects outside the system)."""
+        record = self._record(saga_id)
+        require_reason(reason)
+        if record["status"] not in PARKED_STATUSES:
+            raise NotResumable(f"saga {saga_id} is {record['status']}; only parked sagas can be resolved by hand")
+        entry = _audit("resolve", reason=reason, by=by, from_status=record["status"])
+        if not self.records.record_operator_action(
+            saga_id, expected=[record["status"]], new_status=SagaStatus.RESOLVED, entry=entry
+        ):
+            raise NotResumable(f"saga {saga_id} changed while resolving it; look again with `show`")
+        return self._record(saga_id)
+
+    # --- helpers ---
+
+    def _record(self, saga_id: str) -> dict[str, Any]:
+        record = self.records.get(saga_id)
+        if record is None:
+            raise SagaNotFound(f"no saga {saga_id}")
+        return record
+
+    def _send_compensation(self, definition: SagaDefinition, record: dict[str, Any], step: Any, attempt: int) -> None:
+        saga_id = record["saga_id"]
+        results = {
+            name: state["result"]
+            for name, state in record.get("steps", {}).items()
+            if "result" in state and state.get("status") == StepStatus.SUCCEEDED
+        }
+        command = {
+            "saga_id": saga_id,
+            "saga_type": definition.name,
+            "step": step.name,
+            "kind": "compensation",
+            "command": step.compensation,
+            # A fresh key: the failed attempt's outcome is remembered under the state machine's key.
+            "idempotency_key": f"{saga_id}#{step.name}#compensation#operator-{attempt}",
+            "heartbeat_seconds": step.sla.heartbeat_seconds,
+            "input": record["input"],
+            "results": results,
+            "error": {"Error": record.get("error") or "", "Cause": record.get("cause") or ""},
+        }
+        queue_url = self.deployment.compensation_queue_url(definition.name, step.compensation)
+        self._sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(command, separators=(",", ":")))
+
+    def _await_step(self, saga_id: str, step: str, wait_seconds: float) -> dict[str, Any]:
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            state = (self._record(saga_id).get("steps") or {}).get(step, {})
+            if state.get("status") in (StepStatus.COMPENSATED, StepStatus.COMPENSATION_FAILED):
+                return state
+            if time.monotonic() > deadline:
+                return state
+            time.sleep(self.poll_seconds)
+
+    def depth(self, queue_url: str) -> int:
+        """Messages in a queue, visible or in flight."""
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def _peek(self, queue_url: str, max_messages: int) -> list[dict[str, Any]]:
+        """Read without consuming: the messages become visible again at once."""
+        messages = self._sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=min(max_messages, 10),
+            VisibilityTimeout=0,
+            AttributeNames=["All"],
+        ).get("Messages", [])
+        return messages
+
+
+def compensations_left(definition: SagaDefinition, record: dict[str, Any]) -> list[Any]:
+    """The failed step's compensation, then every earlier step's, in reverse order (as the state machine would)."""
+    names = [step.name for step in definition.steps]
+    failed = record.get("failed_step") or record.get("current_step")
+    start = names.index(failed) if failed in names else len(names) - 1
+    return [step for step in reversed(definition.steps[: start + 1]) if step.compensation is not None]
+
+
+def require_reason(reason: str) -> None:
+    if not reason or not reason.strip():
+        raise OperatorError("--reason is required: say why, it is kept on the saga record")
+
+
+def _audit(action: str, *, reason: str, by: str, **details: Any) -> dict[str, Any]:
+    return {"action": action, "reason": reason.strip(), "by": by, "at": utc_now(), **details}
+
+
+def _describe_message(message: dict[str, Any]) -> dict[str, Any]:
+    """Identifiers of a dead-lettered message; the body's task token and payload are never shown."""
+    try:
+        body = json.loads(message["Body"])
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    keys = ("saga_id", "step", "kind", "command")
+    described = {key: str(body.get(key, "?")) for key in keys}
+    described["receives"] = message.get("Attributes", {}).get("ApproximateReceiveCount", "?")
+    described["message_id"] = message["MessageId"]
+    return described

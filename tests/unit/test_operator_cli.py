@@ -1,0 +1,53 @@
+"""The operator CLI's command line: what it refuses before touching any saga."""
+
+from __future__ import annotations
+
+import pytest
+
+from saga_ops.cli import build_parser
+from saga_ops.operations import OperatorError, compensations_left, require_reason
+from statemachines import load_definition
+from statemachines.definition import DEFINITIONS_DIR
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.fixture
+def definition():
+    return load_definition(DEFINITIONS_DIR / "order_fulfillment.saga.yaml")
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["resume", "s-1", "--retry"], "--reason"),
+        (["resume", "s-1", "--reason", "why"], "--retry"),
+        (["resume", "s-1", "--retry", "--resolve", "--reason", "why"], "--resolve"),
+        (["list", "--status", "DONE"], "--status"),
+    ],
+)
+def test_a_bad_command_line_is_refused_naming_the_option(argv, named, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args(argv)
+    assert exit_.value.code == 2
+    assert named in capsys.readouterr().err
+
+
+def test_a_blank_reason_is_refused():
+    with pytest.raises(OperatorError, match="--reason"):
+        require_reason("   ")
+
+
+def test_resume_compensates_from_the_failed_step_back_to_the_first(definition):
+    record = {"failed_step": "create_shipment", "current_step": "create_shipment"}
+    assert [step.name for step in compensations_left(definition, record)] == [
+        "create_shipment",
+        "process_payment",
+        "reserve_inventory",
+    ]
+
+
+def test_resume_of_a_saga_stopped_before_any_step_compensates_every_step(definition):
+    # An execution-level failure with no step recorded: nothing is known to be untouched
+    names = [step.name for step in compensations_left(definition, {"failed_step": "", "current_step": None})]
+    assert names == [step.name for step in reversed(definition.compensatable_steps)]
