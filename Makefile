@@ -11,8 +11,10 @@ NPM = node $(NODE_HOME)/lib/node_modules/npm/bin/npm-cli.js
 CDK = $(CURDIR)/node_modules/.bin/cdk
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 WITH_NODE = PATH="$(NODE_HOME)/bin:$$PATH"
+# Extra CDK CLI arguments for diff and deploy, e.g. make deploy CDK_ARGS="-c logLevel=DEBUG".
+CDK_ARGS ?=
 
-.PHONY: demo serve-api test synth diff bootstrap deploy destroy asl lint format bench ops install clean
+.PHONY: demo serve-api test synth diff bootstrap deploy deploy-local destroy asl lint format bench ops install clean
 
 demo: $(PYTHON_READY)  ## Run ~50 orders through the saga on the local runtime
 	$(PY) -m local_runtime.demo
@@ -27,16 +29,19 @@ synth: $(PYTHON_READY) $(NODE_READY)  ## Write the CloudFormation templates to c
 	$(WITH_NODE) $(CDK) synth --quiet
 
 diff: $(PYTHON_READY) $(NODE_READY)  ## Compare with what is deployed (needs AWS credentials)
-	$(WITH_NODE) $(CDK) diff
+	$(WITH_NODE) $(CDK) diff $(CDK_ARGS)
 
 bootstrap: $(PYTHON_READY) $(NODE_READY)  ## Prepare the account and region of your credentials for cdk deploy
 	$(WITH_NODE) $(CDK) bootstrap
 
 deploy: $(PYTHON_READY) $(NODE_READY)  ## Deploy to the AWS account of your credentials (bootstrap it first)
-	$(WITH_NODE) $(CDK) deploy
+	$(WITH_NODE) $(CDK) deploy $(CDK_ARGS)
 
-destroy: $(PYTHON_READY) $(NODE_READY)
+destroy: $(PYTHON_READY) $(NODE_READY)  ## Delete the stack (tables with business data and log groups are retained)
 	$(WITH_NODE) $(CDK) destroy
+
+deploy-local: $(PYTHON_READY) $(NODE_READY)  ## cdk bootstrap/deploy/update/destroy against a local moto endpoint, sagas in between
+	$(WITH_NODE) $(PY) -m local_runtime.deploy_local
 
 asl: $(PYTHON_READY)  ## Regenerate statemachines/*.asl.json and *.mmd from the saga definitions
 	$(PY) -m statemachines

@@ -26,6 +26,9 @@ BATCH_SIZE = 10  # messages per Lambda invocation
 
 LOG_RETENTION = "ONE_MONTH"  # aws_logs.RetentionDays member name (30 days)
 LOG_LEVEL = "INFO"
+# `cdk deploy -c logLevel=DEBUG` changes the participants' log level without a code change.
+LOG_LEVEL_CONTEXT = "logLevel"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 POWERTOOLS_METRICS_NAMESPACE = "Sagas"
 POWERTOOLS_VERSION = "3.37.0"  # must match requirements-lambda.txt

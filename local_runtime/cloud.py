@@ -26,7 +26,7 @@ import time
 import uuid
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,8 +114,12 @@ class LocalCloud:
         time_scale: float = DEFAULT_TIME_SCALE,
         consumers_per_queue: int = 4,
         stack_name: str = STACK_NAME,
+        deploy: bool = True,
     ) -> None:
+        """`deploy=False` attaches to the stack already deployed (e.g. by `cdk deploy` to a local endpoint,
+        see deploy_local.py) where this process's AWS clients point, instead of starting moto and deploying."""
         self.assembly_dir = Path(assembly_dir)
+        self.deploy = deploy
         self.time_scale = time_scale
         self.consumers_per_queue = consumers_per_queue
         self.stack_name = stack_name
@@ -143,9 +147,12 @@ class LocalCloud:
             self._stack.enter_context(_environment({**FAKE_CREDENTIALS, **LOCAL_LAMBDA_ENV}))
             self._stack.enter_context(_lambda_output_to(self.lambda_log_path))
             self.skipped_resource_types = self._stack.enter_context(_skipped_resource_types())
-            self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
-            self._stack.enter_context(all_workarounds(self.time_scale))
-            self._deploy()
+            if self.deploy:
+                self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+                self._stack.enter_context(all_workarounds(self.time_scale))
+                self._deploy()
+            else:
+                self._attach()
             self._take_over_event_sources()
             self._load_handlers()
             self._start_pollers()
@@ -164,60 +171,52 @@ class LocalCloud:
 
     # -- deployment --------------------------------------------------------------------------------------
     def _deploy(self) -> None:
-        manifest = json.loads((self.assembly_dir / "manifest.json").read_text())
-        stack_artifact = manifest["artifacts"][self.stack_name]
-        template_file = stack_artifact["properties"]["templateFile"]
-        template = json.loads((self.assembly_dir / template_file).read_text())
-        self.template = template
+        self.template = read_template(self.assembly_dir, self.stack_name)
         self._publish_assets()
-        self._provide_bootstrap_and_public_parameters(template)
+        boto3.client("ssm").put_parameter(
+            Name=f"/cdk-bootstrap/{BOOTSTRAP_QUALIFIER}/version", Value=BOOTSTRAP_VERSION, Type="String"
+        )
+        provide_public_parameters(str(p.get("Default", "")) for p in self.template.get("Parameters", {}).values())
         cloudformation = boto3.client("cloudformation")
         cloudformation.create_stack(
             StackName=self.stack_name,
-            TemplateBody=json.dumps(template),
+            TemplateBody=json.dumps(self.template),
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
         )
-        stack = cloudformation.describe_stacks(StackName=self.stack_name)["Stacks"][0]
-        if stack["StackStatus"] != "CREATE_COMPLETE":
+        self._read_outputs(expected_status="CREATE_COMPLETE")
+
+    def _attach(self) -> None:
+        self.template = read_template(self.assembly_dir, self.stack_name)
+        self.asset_dirs = {key: source for key, source, _ in self._file_assets() if source.is_dir()}
+        self._read_outputs(expected_status=None)
+
+    def _read_outputs(self, expected_status: str | None) -> None:
+        stack = boto3.client("cloudformation").describe_stacks(StackName=self.stack_name)["Stacks"][0]
+        if expected_status and stack["StackStatus"] != expected_status:
             raise RuntimeError(
                 f"stack {self.stack_name} ended {stack['StackStatus']}: {stack.get('StackStatusReason')}"
             )
         self.outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
 
-    def _publish_assets(self) -> None:
-        """Upload file assets where the template expects them, as `cdk deploy` does (zip for directories)."""
-        s3 = boto3.client("s3")
-        self.asset_dirs: dict[str, Path] = {}
+    def _file_assets(self) -> Iterator[tuple[str, Path, str]]:
+        """(object key, source path, bucket) of every file asset of the assembly."""
         for assets_file in self.assembly_dir.glob("*.assets.json"):
             for asset in json.loads(assets_file.read_text()).get("files", {}).values():
                 source = self.assembly_dir / asset["source"]["path"]
                 for destination in asset["destinations"].values():
-                    bucket = _resolve_pseudo(destination["bucketName"])
-                    key = destination["objectKey"]
-                    _ensure_bucket(s3, bucket)
-                    if asset["source"].get("packaging") == "zip":
-                        s3.put_object(Bucket=bucket, Key=key, Body=_zip_directory(source))
-                        self.asset_dirs[key] = source
-                    else:
-                        s3.put_object(Bucket=bucket, Key=key, Body=source.read_bytes())
+                    yield destination["objectKey"], source, _resolve_pseudo(destination["bucketName"])
 
-    def _provide_bootstrap_and_public_parameters(self, template: dict[str, Any]) -> None:
-        """What a bootstrapped account and AWS's public parameters would answer."""
-        ssm = boto3.client("ssm")
-        ssm.put_parameter(Name=f"/cdk-bootstrap/{BOOTSTRAP_QUALIFIER}/version", Value=BOOTSTRAP_VERSION, Type="String")
-        lambda_client = boto3.client("lambda")
-        for parameter in template.get("Parameters", {}).values():
-            path = str(parameter.get("Default", ""))
-            if not path.startswith(POWERTOOLS_LAYER_PREFIX):
-                continue
-            # The handlers run in this process with Powertools from requirements-lambda.txt; the layer is a stand-in.
-            runtime = path.split("/")[-2]
-            layer = lambda_client.publish_layer_version(
-                LayerName=f"AWSLambdaPowertoolsPythonV3-{runtime.replace('.', '')}-x86_64",
-                Content={"ZipFile": _zip_bytes({"python/README": "local stand-in for the Powertools layer\n"})},
-                CompatibleRuntimes=[runtime],
-            )
-            _publish_aws_public_parameter(path, layer["LayerVersionArn"])
+    def _publish_assets(self) -> None:
+        """Upload file assets where the template expects them, as `cdk deploy` does (zip for directories)."""
+        s3 = boto3.client("s3")
+        self.asset_dirs: dict[str, Path] = {}
+        for key, source, bucket in self._file_assets():
+            _ensure_bucket(s3, bucket)
+            if source.is_dir():
+                s3.put_object(Bucket=bucket, Key=key, Body=_zip_directory(source))
+                self.asset_dirs[key] = source
+            else:
+                s3.put_object(Bucket=bucket, Key=key, Body=source.read_bytes())
 
     def _take_over_event_sources(self) -> None:
         cloudformation, lambda_client, sqs = boto3.client("cloudformation"), boto3.client("lambda"), boto3.client("sqs")
@@ -390,6 +389,28 @@ class LocalCloud:
         if not found:
             raise KeyError(service)
         return found
+
+
+def read_template(assembly_dir: Path, stack_name: str = STACK_NAME) -> dict[str, Any]:
+    manifest = json.loads((assembly_dir / "manifest.json").read_text())
+    template_file = manifest["artifacts"][stack_name]["properties"]["templateFile"]
+    return json.loads((assembly_dir / template_file).read_text())
+
+
+def provide_public_parameters(names: Iterable[str]) -> None:
+    """What AWS's public parameters answer in every region: the Powertools layer ARN among `names`."""
+    lambda_client = boto3.client("lambda")
+    for path in names:
+        if not path.startswith(POWERTOOLS_LAYER_PREFIX):
+            continue
+        # The handlers run in this process with Powertools from requirements-lambda.txt; the layer is a stand-in.
+        runtime = path.split("/")[-2]
+        layer = lambda_client.publish_layer_version(
+            LayerName=f"AWSLambdaPowertoolsPythonV3-{runtime.replace('.', '')}-x86_64",
+            Content={"ZipFile": _zip_bytes({"python/README": "local stand-in for the Powertools layer\n"})},
+            CompatibleRuntimes=[runtime],
+        )
+        _publish_aws_public_parameter(path, layer["LayerVersionArn"])
 
 
 def _share_lambda_observability(environment: dict[str, str], stream: Any) -> None:

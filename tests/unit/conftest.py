@@ -22,3 +22,10 @@ def moto_sfn(aws_env):
     """moto with Step Functions executing definitions (the local runtime's configuration)."""
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         yield
+
+
+@pytest.fixture
+def moto_cloudformation(aws_env):
+    """moto for the CloudFormation change-set path the CDK CLI takes (tests/unit/test_cfn_server_workarounds.py)."""
+    with mock_aws():
+        yield
