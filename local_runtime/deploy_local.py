@@ -205,7 +205,7 @@ class DeployLocal:
             with (
                 LocalCloud(assembly, time_scale=TIME_SCALE, consumers_per_queue=1, deploy=False) as cloud,
                 # The deployed API's routes, IAM auth and request model, served locally (API Gateway's part).
-                serving(cloud, run_schedules=False) as (_, client),
+                serving(cloud) as (_, client),
             ):
                 sagas = LocalSagas(cloud, definition)
                 sagas.seed_stock(STOCK)
