@@ -147,6 +147,7 @@ class LocalCloud:
             self._stack.enter_context(_environment({**FAKE_CREDENTIALS, **LOCAL_LAMBDA_ENV}))
             self._stack.enter_context(_lambda_output_to(self.lambda_log_path))
             self.skipped_resource_types = self._stack.enter_context(_skipped_resource_types())
+            self._stack.enter_context(_quiet_fail_states())
             if self.deploy:
                 self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
                 self._stack.enter_context(all_workarounds(self.time_scale))
@@ -542,6 +543,19 @@ def _zip_bytes(files: dict[str, bytes | str]) -> bytes:
         for name, content in files.items():
             archive.writestr(name, content)
     return buffer.getvalue()
+
+
+@contextmanager
+def _quiet_fail_states() -> Iterator[None]:
+    """moto's ASL interpreter logs every Fail state as an error; a parked saga ends in one by design, and its
+    execution history (what the tests, the demo and the operator CLI read) already records it."""
+    interpreter = logging.getLogger("moto.stepfunctions.parser.asl.component.eval_component")
+    level = interpreter.level
+    interpreter.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        interpreter.setLevel(level)
 
 
 @contextmanager

@@ -1,7 +1,8 @@
 """One construct per concern; the stack only composes them."""
 
 from infra.constructs.monitoring import Monitoring, StepMetrics
-from infra.constructs.participant import CommandConsumer, Participant, ParticipantCommand, SharedResources
+from infra.constructs.participant import CommandConsumer, Participant, ParticipantCommand
+from infra.constructs.powertools_function import SharedResources
 from infra.constructs.saga_operations import SagaOperations
 from infra.constructs.saga_state_machine import SagaStateMachine
 from infra.constructs.saga_store import IdempotencyStore, SagaStore

@@ -7,18 +7,13 @@ from dataclasses import dataclass
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra import constants, nag
+from infra.constructs.powertools_function import SharedResources, powertools_function
 
-RUNTIME = next(runtime for runtime in lambda_.Runtime.ALL if runtime.name == constants.LAMBDA_RUNTIME)
-ARCHITECTURE = lambda_.Architecture.X86_64 if constants.LAMBDA_ARCHITECTURE == "x86_64" else lambda_.Architecture.ARM_64
-LOG_RETENTION = logs.RetentionDays[constants.LOG_RETENTION]
 STRING = dynamodb.AttributeType.STRING
 
 
@@ -40,16 +35,6 @@ class ParticipantCommand:
 
     name: str  # e.g. ReserveItems
     handler: str  # e.g. inventory.handlers.reserve_items
-
-
-@dataclass(frozen=True)
-class SharedResources:
-    """What every participant function uses: the shared tables, the code asset and the Powertools layer."""
-
-    saga_table: dynamodb.Table
-    idempotency_table: dynamodb.ITable
-    code: lambda_.Code
-    powertools_layer: lambda_.ILayerVersion
 
 
 class Participant(Construct):
@@ -114,24 +99,11 @@ class CommandConsumer(Construct):
                 queue=self.dead_letter_queue, max_receive_count=constants.MAX_RECEIVE_COUNT
             ),
         )
-        log_group = logs.LogGroup(self, "LogGroup", retention=LOG_RETENTION)
-        # Own role instead of the L2 default, which attaches the AWS managed AWSLambdaBasicExecutionRole
-        # (logs on every log group); this one may write to its own log group only.
-        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
-        log_group.grant_write(role)
-        self.function = lambda_.Function(
+        self.function = powertools_function(
             self,
-            "Function",
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
+            "",
             handler=command.handler,
-            code=shared.code,
-            layers=[shared.powertools_layer],
-            role=role,
-            timeout=Duration.seconds(constants.FUNCTION_TIMEOUT_SECONDS),
-            memory_size=constants.FUNCTION_MEMORY_MB,
-            tracing=lambda_.Tracing.ACTIVE,
-            log_group=log_group,
+            shared=shared,
             environment={
                 "SERVICE_TABLE_NAME": domain_table.table_name,
                 "SAGA_TABLE_NAME": shared.saga_table.table_name,
@@ -148,10 +120,4 @@ class CommandConsumer(Construct):
         shared.idempotency_table.grant_read_write_data(self.function)
         # The toolkit keeps the saga record's current step; it never deletes or scans saga records.
         shared.saga_table.grant(self.function, "dynamodb:UpdateItem", "dynamodb:GetItem")
-        nag.acknowledge(
-            role,
-            nag.WILDCARD_RESOURCE,
-            "Active tracing adds xray:PutTraceSegments and xray:PutTelemetryRecords, which X-Ray only grants "
-            "on Resource '*' (no resource-level permissions).",
-        )
-        nag.acknowledge(role, nag.table_index_wildcard(shared.saga_table), nag.SAGA_INDEX_REASON)
+        nag.acknowledge(self.function.role, nag.table_index_wildcard(shared.saga_table), nag.SAGA_INDEX_REASON)

@@ -10,14 +10,13 @@ from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import constants, nag
-from infra.constructs.participant import ARCHITECTURE, LOG_RETENTION, RUNTIME, SharedResources
+from infra.constructs.powertools_function import LOG_RETENTION, SharedResources, powertools_function
 from statemachines import SagaDefinition
 
 # The request model lives with the handler (one source of truth): read it from the Lambda code root.
@@ -188,33 +187,9 @@ class SagaApi(Construct):
 def _function(
     scope: Construct, construct_id: str, handler: str, environment: dict[str, str], shared: SharedResources
 ) -> lambda_.Function:
-    log_group = logs.LogGroup(scope, f"{construct_id}LogGroup", retention=LOG_RETENTION)
-    # Own role: the L2 default attaches the AWS managed AWSLambdaBasicExecutionRole (logs on every log group).
-    role = iam.Role(scope, f"{construct_id}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
-    log_group.grant_write(role)
-    function = lambda_.Function(
-        scope,
-        construct_id,
-        runtime=RUNTIME,
-        architecture=ARCHITECTURE,
-        handler=handler,
-        code=shared.code,
-        layers=[shared.powertools_layer],
-        role=role,
-        timeout=Duration.seconds(constants.FUNCTION_TIMEOUT_SECONDS),
-        memory_size=constants.FUNCTION_MEMORY_MB,
-        tracing=lambda_.Tracing.ACTIVE,
-        log_group=log_group,
-        environment=environment,
-    )
+    function = powertools_function(scope, construct_id, handler=handler, shared=shared, environment=environment)
     nag.acknowledge(
-        role,
-        nag.WILDCARD_RESOURCE,
-        "Active tracing adds xray:PutTraceSegments and xray:PutTelemetryRecords, which X-Ray only grants "
-        "on Resource '*' (no resource-level permissions).",
-    )
-    nag.acknowledge(
-        role,
+        function.role,
         nag.table_index_wildcard(shared.saga_table),
         "Listing sagas by status is a Query on the saga table's by_status index, which needs the index ARN; "
         "the L2 grant scopes it to '<saga table ARN>/index/*', this table's own indexes only.",

@@ -15,15 +15,13 @@ from collections.abc import Mapping, Sequence
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import constants, nag
-from infra.constructs.participant import ARCHITECTURE, LOG_RETENTION, RUNTIME, SharedResources
+from infra.constructs.powertools_function import SharedResources, powertools_function
 from saga_operations.execution_status import DETAIL_TYPE, SOURCE, UNCAUGHT_STATUSES
 
 
@@ -131,23 +129,12 @@ def _operations_function(
     environment: dict[str, str],
     dead_letter_queue: sqs.IQueue | None = None,
 ) -> lambda_.Function:
-    """A Powertools function with its own log group and a role that may write only there (as the participants)."""
-    log_group = logs.LogGroup(scope, f"{construct_id}LogGroup", retention=LOG_RETENTION)
-    role = iam.Role(scope, f"{construct_id}Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
-    log_group.grant_write(role)
-    function = lambda_.Function(
+    function = powertools_function(
         scope,
         construct_id,
-        runtime=RUNTIME,
-        architecture=ARCHITECTURE,
         handler=handler,
-        code=shared.code,
-        layers=[shared.powertools_layer],
-        role=role,
-        timeout=Duration.seconds(constants.OPERATIONS_FUNCTION_TIMEOUT_SECONDS),
-        memory_size=constants.FUNCTION_MEMORY_MB,
-        tracing=lambda_.Tracing.ACTIVE,
-        log_group=log_group,
+        shared=shared,
+        timeout_seconds=constants.OPERATIONS_FUNCTION_TIMEOUT_SECONDS,
         dead_letter_queue=dead_letter_queue,
         environment={
             "SAGA_TABLE_NAME": shared.saga_table.table_name,
@@ -157,11 +144,5 @@ def _operations_function(
             **environment,
         },
     )
-    nag.acknowledge(
-        role,
-        nag.WILDCARD_RESOURCE,
-        "Active tracing adds xray:PutTraceSegments and xray:PutTelemetryRecords, which X-Ray only grants "
-        "on Resource '*' (no resource-level permissions).",
-    )
-    nag.acknowledge(role, nag.table_index_wildcard(shared.saga_table), nag.OPERATIONS_INDEX_REASON)
+    nag.acknowledge(function.role, nag.table_index_wildcard(shared.saga_table), nag.OPERATIONS_INDEX_REASON)
     return function
