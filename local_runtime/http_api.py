@@ -545,6 +545,7 @@ def main() -> None:
     import argparse
 
     from local_runtime.demo import CATALOG, DEMO_TIME_SCALE, ORDER_SAGA
+    from local_runtime.moto_server import serving_this_process
     from local_runtime.sagas import LocalSagas
     from local_runtime.synth import synthesize
     from statemachines import load_definition
@@ -552,13 +553,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m local_runtime.http_api", description=main.__doc__)
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args()
-    with LocalCloud(synthesize(), time_scale=DEMO_TIME_SCALE) as cloud, serving(cloud, port=args.port) as (api, _):
+    with (
+        LocalCloud(synthesize(), time_scale=DEMO_TIME_SCALE) as cloud,
+        serving(cloud, port=args.port) as (api, _),
+        serving_this_process() as endpoint,
+    ):
         LocalSagas(cloud, load_definition(ORDER_SAGA)).seed_stock({sku: stock for sku, (_, stock) in CATALOG.items()})
         keys = api.credentials
         print(f"orders API on {api.url} (stock seeded: {', '.join(CATALOG)}); Ctrl-C stops it. Sign with:")
         print(
             f'  curl --aws-sigv4 "aws:amz:{REGION}:execute-api" --user "{keys.access_key}:{keys.secret_key}" '
             f'-H "x-amz-security-token: {keys.token}" {api.url}/orders/<saga id>'
+        )
+        print(
+            f"operate it from another terminal: AWS_ENDPOINT_URL={endpoint.url} AWS_ACCESS_KEY_ID={keys.access_key} "
+            f"AWS_SECRET_ACCESS_KEY={keys.secret_key} AWS_DEFAULT_REGION={REGION} .venv/bin/python -m saga_ops list"
         )
         with suppress(KeyboardInterrupt):
             threading.Event().wait()

@@ -66,3 +66,21 @@ def _configure(endpoint: LocalEndpoint, config: dict[str, object]) -> None:
     with urllib.request.urlopen(request, timeout=10) as response:
         if not 200 <= response.status < 300:
             raise RuntimeError(f"moto refused its config: HTTP {response.status}")
+
+
+@contextmanager
+def serving_this_process() -> Iterator[LocalEndpoint]:
+    """Serve the moto backends of this process (a running LocalCloud's) over HTTP on 127.0.0.1.
+
+    moto's server and `mock_aws` share one set of backends in a process, so another process, such as the
+    operator CLI in a second terminal, sees and changes the same local stack through this endpoint. This
+    process's own clients keep calling moto in-process.
+    """
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
+    server.start()
+    try:
+        port = server.get_host_and_port()[1]
+        yield LocalEndpoint(url=f"http://{HOST}:{port}", port=port)
+    finally:
+        server.stop()

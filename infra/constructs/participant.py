@@ -17,18 +17,6 @@ from infra.constructs.powertools_function import SharedResources, powertools_fun
 STRING = dynamodb.AttributeType.STRING
 
 
-def participant_log_level(requested: object) -> str:
-    """The participants' LOG_LEVEL: the `logLevel` context value if given (checked), else the default."""
-    if requested is None:
-        return constants.LOG_LEVEL
-    level = str(requested).upper()
-    if level not in constants.LOG_LEVELS:
-        raise ValueError(
-            f"context '{constants.LOG_LEVEL_CONTEXT}': {requested!r} is not one of {', '.join(constants.LOG_LEVELS)}"
-        )
-    return level
-
-
 @dataclass(frozen=True)
 class ParticipantCommand:
     """A command the participant handles (an action or a compensation) and the handler that runs it."""
@@ -110,7 +98,6 @@ class CommandConsumer(Construct):
                 "IDEMPOTENCY_TABLE_NAME": shared.idempotency_table.table_name,
                 "POWERTOOLS_SERVICE_NAME": service,
                 "POWERTOOLS_METRICS_NAMESPACE": constants.POWERTOOLS_METRICS_NAMESPACE,
-                "LOG_LEVEL": participant_log_level(self.node.try_get_context(constants.LOG_LEVEL_CONTEXT)),
             },
         )
         self.function.add_event_source(

@@ -30,6 +30,18 @@ class SharedResources:
     powertools_layer: lambda_.ILayerVersion
 
 
+def function_log_level(requested: object) -> str:
+    """LOG_LEVEL of every function: the `logLevel` context value if given (checked), else the default."""
+    if requested is None:
+        return constants.LOG_LEVEL
+    level = str(requested).upper()
+    if level not in constants.LOG_LEVELS:
+        raise ValueError(
+            f"context '{constants.LOG_LEVEL_CONTEXT}': {requested!r} is not one of {', '.join(constants.LOG_LEVELS)}"
+        )
+    return level
+
+
 def powertools_function(
     scope: Construct,
     name: str,
@@ -61,7 +73,10 @@ def powertools_function(
         tracing=lambda_.Tracing.ACTIVE,
         log_group=log_group,
         dead_letter_queue=dead_letter_queue,
-        environment=environment,
+        environment={
+            "LOG_LEVEL": function_log_level(scope.node.try_get_context(constants.LOG_LEVEL_CONTEXT)),
+            **environment,
+        },
     )
     nag.acknowledge(
         role,

@@ -90,7 +90,6 @@ class SagaApi(Construct):
             "START_GIVE_UP_SECONDS": str(constants.START_GIVE_UP_SECONDS),
             "POWERTOOLS_SERVICE_NAME": constants.API_FUNCTION_SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": constants.POWERTOOLS_METRICS_NAMESPACE,
-            "LOG_LEVEL": constants.LOG_LEVEL,
         }
         self.function = _function(self, "Handler", API_HANDLER, environment, shared)
         self.reconciler = _function(self, "Reconciler", RECONCILER_HANDLER, environment, shared)

@@ -140,7 +140,6 @@ def _operations_function(
             "SAGA_TABLE_NAME": shared.saga_table.table_name,
             "POWERTOOLS_SERVICE_NAME": constants.OPERATIONS_SERVICE,
             "POWERTOOLS_METRICS_NAMESPACE": constants.POWERTOOLS_METRICS_NAMESPACE,
-            "LOG_LEVEL": constants.LOG_LEVEL,
             **environment,
         },
     )
