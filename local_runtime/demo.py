@@ -133,7 +133,7 @@ def run(seed: int, time_scale: float, console: Console) -> int:
         console.print(
             f"[green]✓[/] deployed {len(cloud.template['Resources'])} resources in {time.monotonic() - started:.1f}s; "
             f"{len(cloud.mappings)} queues feed {len(cloud.mappings)} participant functions, "
-            f"{len(cloud.events.schedules) + len(cloud.events.status_rules)} EventBridge rules the operations ones; "
+            f"{len(cloud.events.schedules) + len(cloud.events.status_rules)} EventBridge rules run the others; "
             f"local clock runs {1 / time_scale:.0f}x faster than the SLAs"
         )
         console.print(f"  participant logs and EMF metrics: {cloud.lambda_log_path}")

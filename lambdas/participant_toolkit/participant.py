@@ -124,6 +124,12 @@ class SagaParticipant:
         if command.task_token is None:
             self._execute_for_operator(command)
             return
+        if self._already_answered(command):
+            # SQS delivers at least once: this task's answer was taken, and the saga has moved on since. Running it
+            # again would rewind the record's current step, and its refused callback would look like a late action.
+            self._count("DuplicateDelivery")
+            logger.info("Duplicate delivery of a command whose answer was already taken; nothing to do")
+            return
         started = time.monotonic()
         self.records.step_started(command.saga_id, command.step, command.kind)
         every = command.heartbeat_seconds * self.settings.time_scale / HEARTBEATS_PER_INTERVAL
@@ -180,10 +186,19 @@ class SagaParticipant:
             self.callbacks.succeed(command.task_token, result)
             self._count("CommandSucceeded")
         except LateCallback as late:
+            if self._already_answered(command):  # a duplicate that raced the first delivery's answer
+                self._count("DuplicateDelivery")
+                logger.info("Callback refused: a duplicate of an answer already taken; nothing to undo")
+                return
             self._count("LateCallback")
             logger.warning("Callback refused: the task already ended", extra={"reason": str(late)})
             if command.kind == "action":
                 self._undo_late_action(command)
+            return
+        self.records.step_answer_accepted(command.saga_id, command.step, command.kind, command.token_digest())
+
+    def _already_answered(self, command: SagaCommand) -> bool:
+        return self.records.accepted_token(command.saga_id, command.step, command.kind) == command.token_digest()
 
     def _reject(self, command: SagaCommand, error: str, cause: str, *, record_step: bool) -> None:
         if record_step:

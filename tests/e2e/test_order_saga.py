@@ -5,8 +5,10 @@ Expected compensations are derived from the saga definition, so a new step is co
 
 from __future__ import annotations
 
+import json
 import time
 
+import boto3
 import pytest
 
 from local_runtime.faults import Fault
@@ -200,3 +202,39 @@ def test_an_unparseable_command_is_dead_lettered_not_lost(local_sagas):
     while not dead and time.monotonic() < deadline:
         dead = sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=1).get("Messages", [])
     assert [message["Body"] for message in dead] == ['{"not": "a saga command"}']
+
+
+def test_every_command_delivered_again_after_the_saga_completed_changes_nothing(run_saga, local_sagas, saga_id):
+    # Given a completed saga, and every command its state machine sent (SQS may deliver each one again)
+    assert run_saga(saga_id).status == "COMPLETED"
+    before = local_sagas.records.get(saga_id)
+    history = boto3.client("stepfunctions").get_execution_history(
+        executionArn=local_sagas.execution(saga_id)["executionArn"], maxResults=1000
+    )["events"]
+    sent = [
+        json.loads(event["taskScheduledEventDetails"]["parameters"])
+        for event in history
+        if event["type"] == "TaskScheduled" and event["taskScheduledEventDetails"]["resourceType"] == "sqs"
+    ]
+    assert len(sent) == len(before["steps"])
+    # When SQS delivers every one of them a second time
+    sqs = boto3.client("sqs")
+    for parameters in sent:
+        sqs.send_message(QueueUrl=parameters["QueueUrl"], MessageBody=json.dumps(parameters["MessageBody"]))
+    time.sleep(2)
+    # Then no participant acts again or undoes its step: the saga record is as it was, and everything reconciles
+    after = local_sagas.records.get(saga_id)
+    assert after["status"] == "COMPLETED"
+    assert after["current_step"] == before["current_step"]
+    assert {step: state["status"] for step, state in after["steps"].items()} == {
+        step: state["status"] for step, state in before["steps"].items()
+    }
+    for name in ("SagaStack-InventoryService", "SagaStack-PaymentService"):
+        assert all(
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+                "ApproximateNumberOfMessages"
+            ]
+            == "0"
+            for url in sqs.list_queues(QueueNamePrefix=name).get("QueueUrls", [])
+        )
+    assert local_sagas.reconcile().problems == []

@@ -15,6 +15,7 @@ from moto import mock_aws
 from local_runtime.cloud import LocalLambdaContext
 from participant_toolkit import ParticipantSettings, PermanentFailure, SagaParticipant, TransientFailure, observability
 from participant_toolkit.callbacks import LateCallback
+from participant_toolkit.command import SagaCommand
 from saga_records import StepStatus
 
 pytestmark = pytest.mark.unit
@@ -53,6 +54,14 @@ class FakeCallbacks:
 class FakeRecords:
     def __init__(self) -> None:
         self.events: list[tuple] = []
+        self.accepted: dict[tuple[str, str, str], str] = {}
+
+    def step_answer_accepted(self, saga_id, step, kind, token_digest):
+        self.accepted[(saga_id, step, kind)] = token_digest
+        return True
+
+    def accepted_token(self, saga_id, step, kind):
+        return self.accepted.get((saga_id, step, kind))
 
     def step_started(self, saga_id, step, kind):
         self.events.append(("started", saga_id, step, kind))
@@ -262,6 +271,42 @@ def test_a_late_success_undoes_its_own_effect(settings):
     assert response == {"batchItemFailures": []}
     assert domain.applied == ["saga-1"]
     assert domain.undone == ["saga-1"]
+
+
+def test_a_duplicate_delivery_of_an_answered_command_changes_nothing(settings):
+    # Given an action whose success Step Functions took
+    domain = Domain()
+    participant, callbacks, records = make_participant(settings, domain)
+    delivered = command()
+    participant.handle_actions(sqs_event(delivered), context())
+    # When SQS delivers the same message again (same token) after the saga moved on
+    response = participant.handle_actions(sqs_event(delivered), context())
+    # Then nothing runs again: no second effect, no undo, no second answer, no rewind of the record
+    assert response == {"batchItemFailures": []}
+    assert domain.applied == ["saga-1"]
+    assert domain.undone == []
+    assert [call[0] for call in callbacks.answers()] == ["succeed"]
+    assert [event[0] for event in records.events] == ["started", "finished"]
+
+
+def test_a_duplicate_whose_callback_races_the_first_answer_undoes_nothing(settings):
+    # Given a duplicate delivered while the first delivery answered: its own callback is refused afterwards
+    domain = Domain()
+    callbacks = FakeCallbacks(refuse_success=True)
+    participant, _, records = make_participant(settings, domain, callbacks)
+    delivered = command()
+    original_succeed = callbacks.succeed
+
+    def first_delivery_answers_meanwhile(task_token, output):
+        records.step_answer_accepted("saga-1", "reserve_inventory", "action", SagaCommand(**delivered).token_digest())
+        original_succeed(task_token, output)
+
+    callbacks.succeed = first_delivery_answers_meanwhile
+    # When its callback is refused
+    participant.handle_actions(sqs_event(delivered), context())
+    # Then the effect the saga counts on stays in place
+    assert domain.applied == ["saga-1"]
+    assert domain.undone == []
 
 
 def test_heartbeats_are_sent_while_the_work_runs(settings):
