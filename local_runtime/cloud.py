@@ -70,6 +70,15 @@ class DeployedFunction:
     environments: list[ExecutionEnvironment] = field(default_factory=list)
     invoke_lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def new_context(self, time_scale: float = 1.0) -> LocalLambdaContext:
+        """The context of one invocation, its deadline on the local clock."""
+        return LocalLambdaContext(
+            function_name=self.name,
+            invoked_function_arn=self.arn,
+            memory_limit_in_mb=self.memory_mb,
+            deadline=time.monotonic() + self.timeout_seconds * time_scale,
+        )
+
 
 @dataclass
 class ExecutionEnvironment:
@@ -269,25 +278,30 @@ class LocalCloud:
         thread gets its own copy of the handler module, as each Lambda environment imports its own.
         """
         for function in self.functions.values():
-            module_name, _, attribute = function.handler.rpartition(".")
+            module_name = function.handler.rpartition(".")[0]
             # The handler runs from lambdas/ (on the import path, see local_runtime/__init__.py); the asset
             # is a filtered copy of it, so check the asset excludes did not drop the handler.
             if not (function.code_dir / f"{module_name.replace('.', '/')}.py").is_file():
                 raise RuntimeError(
                     f"{function.handler} of {function.name} is not in its code asset {function.code_dir}"
                 )
-            environment = {
-                **function.environment,
-                "SAGA_TIME_SCALE": str(self.time_scale),
-                "AWS_LAMBDA_FUNCTION_NAME": function.name,
-            }
             # Queue consumers run concurrently; a function only EventBridge invokes needs one environment here.
             fed_by_queue = any(mapping.function is function for mapping in self.mappings)
-            for _ in range(self.consumers_per_queue if fed_by_queue else 1):
-                with _environment(environment):
-                    module = _fresh_module(module_name)
-                function.environments.append(ExecutionEnvironment(module, getattr(module, attribute)))
+            self.scale_out(function, self.consumers_per_queue if fed_by_queue else 1)
         _share_lambda_observability(next(iter(self.functions.values())).environment, sys.stdout)
+
+    def scale_out(self, function: DeployedFunction, count: int) -> None:
+        """Warm execution environments of `function` until it has `count`, each with its own module import."""
+        module_name, _, attribute = function.handler.rpartition(".")
+        environment = {
+            **function.environment,
+            "SAGA_TIME_SCALE": str(self.time_scale),
+            "AWS_LAMBDA_FUNCTION_NAME": function.name,
+        }
+        while len(function.environments) < count:
+            with _environment(environment):
+                module = _fresh_module(module_name)
+            function.environments.append(ExecutionEnvironment(module, getattr(module, attribute)))
 
     # -- the Lambda service's SQS poller ----------------------------------------------------------------
     def _start_pollers(self) -> None:
@@ -322,12 +336,7 @@ class LocalCloud:
     ) -> None:
         function = mapping.function
         event = {"Records": [_sqs_record(message, mapping.queue_arn) for message in messages]}
-        context = LocalLambdaContext(
-            function_name=function.name,
-            invoked_function_arn=function.arn,
-            memory_limit_in_mb=function.memory_mb,
-            deadline=time.monotonic() + function.timeout_seconds * self.time_scale,
-        )
+        context = function.new_context(self.time_scale)
         try:
             response = environment.entry_point(event, context) or {}
         except Exception as error:
@@ -350,12 +359,7 @@ class LocalCloud:
         """Run the function on one event as an asynchronous invocation would; a failed one goes to its DLQ."""
         function = self.functions[function_arn]
         environment = function.environments[0]
-        context = LocalLambdaContext(
-            function_name=function.name,
-            invoked_function_arn=function.arn,
-            memory_limit_in_mb=function.memory_mb,
-            deadline=time.monotonic() + function.timeout_seconds * self.time_scale,
-        )
+        context = function.new_context(self.time_scale)
         try:
             with function.invoke_lock:  # one event at a time per environment, as Lambda runs them
                 environment.entry_point(event, context)

@@ -16,7 +16,6 @@ import json
 import queue
 import re
 import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -34,16 +33,12 @@ import jsonschema
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from local_runtime.cloud import (  # the private helpers load one more Lambda environment, as the cloud does
+from local_runtime.cloud import (
     ACCOUNT_ID,
     LAMBDA_THREAD_PREFIX,
     REGION,
     DeployedFunction,
-    ExecutionEnvironment,
     LocalCloud,
-    LocalLambdaContext,
-    _environment,
-    _fresh_module,
 )
 from local_runtime.sigv4 import SignatureRejected, sign, verify
 
@@ -196,7 +191,7 @@ class LocalHttpApi:
                 continue
             pool: queue.Queue[Any] = queue.Queue()
             if any(route.function is function for route in self.routes):
-                self._scale_out(function, API_ENVIRONMENTS)
+                self.cloud.scale_out(function, API_ENVIRONMENTS)
             for environment in function.environments:
                 # Powertools Metrics is a module-level object shared by every environment in this process, and
                 # may have been created before any function's environment was set: give it the stack's namespace.
@@ -210,14 +205,6 @@ class LocalHttpApi:
             self._pools[function.name] = pool
         self.server = _Server((HOST, self._port), _handler_class(self))
         self._serve(self.server.serve_forever, "local-http-api")
-
-    def _scale_out(self, function: DeployedFunction, count: int) -> None:
-        module_name, _, attribute = function.handler.rpartition(".")
-        environment = {**function.environment, "SAGA_TIME_SCALE": str(self.cloud.time_scale)}
-        while len(function.environments) < count:
-            with _environment(environment):
-                module = _fresh_module(module_name)
-            function.environments.append(ExecutionEnvironment(module, getattr(module, attribute)))
 
     def stop(self) -> None:
         self._stop.set()
@@ -242,12 +229,7 @@ class LocalHttpApi:
         """One invocation in a free execution environment of `function` (Lambda runs one event per environment)."""
         pool = self._pools[function.name]
         environment = pool.get()
-        context = LocalLambdaContext(
-            function_name=function.name,
-            invoked_function_arn=function.arn,
-            memory_limit_in_mb=function.memory_mb,
-            deadline=time.monotonic() + function.timeout_seconds,
-        )
+        context = function.new_context()
         thread = threading.current_thread()
         name, thread.name = thread.name, f"{LAMBDA_THREAD_PREFIX}{function.name}"  # its output is Lambda output
         try:

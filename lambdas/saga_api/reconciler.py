@@ -7,10 +7,12 @@ its client stopped waiting long ago and nothing of it ran (so there is nothing t
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from saga_records import SagaStatus
 from saga_records.starter import SagaStartDeferred, StartedSaga
 
 START_FAILED_ERROR = "Saga.StartFailed"
@@ -21,7 +23,7 @@ class Resumer(Protocol):
 
 
 class StartedRecords(Protocol):
-    def started_before(self, cutoff: str) -> list[dict[str, Any]]: ...
+    def in_status(self, status: SagaStatus, *, created_before: str | None = None) -> Iterable[dict[str, Any]]: ...
 
     def mark_start_failed(self, saga_id: str, error: str, cause: str) -> bool: ...
 
@@ -43,7 +45,7 @@ class OrphanReconciler:
     def sweep(self, now: datetime | None = None) -> Sweep:
         now = now or datetime.now(UTC)
         result = Sweep()
-        for record in self.records.started_before(_timestamp(now - self.grace)):
+        for record in self.records.in_status(SagaStatus.STARTED, created_before=_timestamp(now - self.grace)):
             saga_id = record["saga_id"]
             if record["created_at"] < _timestamp(now - self.give_up):
                 if self.records.mark_start_failed(

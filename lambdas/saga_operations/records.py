@@ -6,31 +6,18 @@ operator or a detector acting on a stale view changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from saga_records import IN_FLIGHT_STATUSES, SagaRecordRepository, SagaStatus, utc_now
-from saga_records.repository import BY_STATUS_INDEX, _from_dynamo, _is_conditional_failure, _to_dynamo
+from saga_records.repository import BY_STATUS_INDEX, _is_conditional_failure, _to_dynamo
 
 
 class OperationsRecords(SagaRecordRepository):
     # --- reads ---
-
-    def in_status(self, status: SagaStatus, *, created_before: str | None = None) -> Iterator[dict[str, Any]]:
-        """Every saga in `status` (oldest first), optionally only those created before an ISO timestamp."""
-        condition = Key("status").eq(status.value)
-        if created_before is not None:
-            condition &= Key("created_at").lt(created_before)
-        request: dict[str, Any] = {"IndexName": BY_STATUS_INDEX, "KeyConditionExpression": condition}
-        while True:
-            page = self._table.query(**request)
-            yield from (_from_dynamo(item) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def count_in_status(self, status: SagaStatus) -> int:
         request: dict[str, Any] = {

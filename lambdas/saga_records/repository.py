@@ -7,6 +7,7 @@ Updates are conditional on the saga status so that a late or duplicate message n
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
@@ -151,19 +152,18 @@ class SagaRecordRepository:
         )
         return [_from_dynamo(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
 
-    def started_before(self, cutoff: str) -> list[dict[str, Any]]:
-        """Sagas still STARTED (record written, execution not confirmed) that were created before `cutoff`."""
-        items, kwargs = [], {}
+    def in_status(self, status: SagaStatus, *, created_before: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every saga in `status` (oldest first), optionally only those created before an ISO timestamp."""
+        condition = Key("status").eq(status.value)
+        if created_before is not None:
+            condition &= Key("created_at").lt(created_before)
+        request: dict[str, Any] = {"IndexName": BY_STATUS_INDEX, "KeyConditionExpression": condition}
         while True:
-            page = self._table.query(
-                IndexName=BY_STATUS_INDEX,
-                KeyConditionExpression=Key("status").eq(SagaStatus.STARTED.value) & Key("created_at").lt(cutoff),
-                **kwargs,
-            )
-            items += [_from_dynamo(item) for item in page.get("Items", [])]
+            page = self._table.query(**request)
+            yield from (_from_dynamo(item) for item in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def mark_start_failed(self, saga_id: str, error: str, cause: str) -> bool:
         """A saga whose execution never started: nothing ran, so nothing needs compensating (STARTED -> FAILED)."""
