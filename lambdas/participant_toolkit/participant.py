@@ -133,6 +133,7 @@ class SagaParticipant:
         started = time.monotonic()
         self.records.step_started(command.saga_id, command.step, command.kind)
         every = command.heartbeat_seconds * self.settings.time_scale / HEARTBEATS_PER_INTERVAL
+        # Heartbeats run until the answer is sent: recording the step and calling back can be slow too.
         with self.callbacks.heartbeats(command.task_token, every_seconds=every):
             try:
                 outcome = self._run_once[command.kind](command=command)
@@ -141,13 +142,13 @@ class SagaParticipant:
                 self._step_metrics(command, started, succeeded=False)
                 self._reject(command, failure.error, failure.cause, record_step=False)
                 return
-        self._record_latency(started)
-        self._step_metrics(command, started, succeeded=outcome["outcome"] != "rejected")
-        if outcome["outcome"] == "rejected":
-            self._count("CommandRejected")
-            self._reject(command, outcome["error"], outcome["cause"], record_step=True)
-            return
-        self._complete(command, outcome["result"])
+            self._record_latency(started)
+            self._step_metrics(command, started, succeeded=outcome["outcome"] != "rejected")
+            if outcome["outcome"] == "rejected":
+                self._count("CommandRejected")
+                self._reject(command, outcome["error"], outcome["cause"], record_step=True)
+                return
+            self._complete(command, outcome["result"])
 
     def _execute_for_operator(self, command: SagaCommand) -> None:
         """A compensation re-run by an operator: no task token to answer, the saga record gets the outcome."""
