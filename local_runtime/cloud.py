@@ -98,6 +98,9 @@ class EventSourceMapping:
     visibility_timeout_seconds: int
 
 
+ReceiveHook = Callable[[Any, EventSourceMapping, list[dict[str, Any]]], list[dict[str, Any]]]
+
+
 @dataclass
 class LocalLambdaContext:
     """What Powertools reads from a Lambda context."""
@@ -138,6 +141,9 @@ class LocalCloud:
         self._stack = ExitStack()
         self._stop = threading.Event()
         self._pollers: list[threading.Thread] = []
+        # Called with (sqs client, mapping, received messages) before the handler gets them; returns the messages
+        # to deliver. Where fault injection plays SQS's part (duplicates, poison), see faults.py.
+        self.receive_hooks: list[ReceiveHook] = []
         self.lambda_log_path = Path(tempfile.mkstemp(prefix="saga-lambda-", suffix=".log")[1])
         self.account_id = ACCOUNT_ID
         self.region = REGION
@@ -328,6 +334,8 @@ class LocalCloud:
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
+            for hook in self.receive_hooks:
+                messages = hook(sqs, mapping, messages)
             if messages:
                 self._deliver(sqs, mapping, environment, messages)
 

@@ -32,6 +32,7 @@ class LocalSagas:
         for step in definition.steps:
             for participant in cloud.participants(step.service):
                 self.faults.attach(participant)
+        self.faults.attach_to_queues(cloud)
         self.inventory = InventoryRepository(self.service_table("InventoryService"))
         self.payments = PaymentRepository(self.service_table("PaymentService"))
         self.shipping = ShippingRepository(self.service_table("ShippingService"))
