@@ -308,19 +308,26 @@ class LocalCloud:
             with _environment(environment):
                 module = _fresh_module(module_name)
             function.environments.append(ExecutionEnvironment(module, getattr(module, attribute)))
+            if self._pollers:  # already serving its queue: the new environment polls it too, as Lambda scales out
+                for mapping in self.mappings:
+                    if mapping.function is function:
+                        self._start_poller(mapping, len(function.environments) - 1)
 
     # -- the Lambda service's SQS poller ----------------------------------------------------------------
     def _start_pollers(self) -> None:
         for mapping in self.mappings:
-            for index, environment in enumerate(mapping.function.environments):
-                poller = threading.Thread(
-                    target=self._poll,
-                    args=(mapping, environment),
-                    name=f"{LAMBDA_THREAD_PREFIX}{mapping.function.name}-{index}",
-                    daemon=True,
-                )
-                poller.start()
-                self._pollers.append(poller)
+            for index in range(len(mapping.function.environments)):
+                self._start_poller(mapping, index)
+
+    def _start_poller(self, mapping: EventSourceMapping, index: int) -> None:
+        poller = threading.Thread(
+            target=self._poll,
+            args=(mapping, mapping.function.environments[index]),
+            name=f"{LAMBDA_THREAD_PREFIX}{mapping.function.name}-{index}",
+            daemon=True,
+        )
+        poller.start()
+        self._pollers.append(poller)
 
     def _poll(self, mapping: EventSourceMapping, environment: ExecutionEnvironment) -> None:
         sqs = boto3.client("sqs")

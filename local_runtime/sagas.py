@@ -45,6 +45,15 @@ class LocalSagas:
                 return function.environment["SERVICE_TABLE_NAME"]
         raise KeyError(service)
 
+    def scale_out(self, environments_per_participant: int) -> None:
+        """More warm environments consuming each participant queue (for many concurrent sagas), faults included."""
+        for step in self.definition.steps:
+            for function in self.cloud.functions.values():
+                if function.environment.get("POWERTOOLS_SERVICE_NAME") == step.service:
+                    self.cloud.scale_out(function, environments_per_participant)
+            for participant in self.cloud.participants(step.service):
+                self.faults.attach(participant)
+
     def seed_stock(self, stock: dict[str, int]) -> None:
         for sku, available in stock.items():
             self.inventory.seed_stock(sku, available)
