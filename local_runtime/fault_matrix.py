@@ -116,7 +116,8 @@ def _cell(definition: SagaDefinition, index: int, fault: str) -> FaultCell | Not
 
     if fault == "permanent":
         error = step.permanent_errors[0] if step.permanent_errors else INJECTED_PERMANENT_ERROR
-        return FaultCell(step.name, fault, action(Fault.permanent(error)), compensates(error, including_this_step=False))
+        expected = compensates(error, including_this_step=False)
+        return FaultCell(step.name, fault, action(Fault.permanent(error)), expected)
     if fault in ("transient_within_retries", "transient_beyond_retries"):
         budget = step.retry.max_attempts
         if budget == 0 and fault == "transient_within_retries":
@@ -134,9 +135,7 @@ def _cell(definition: SagaDefinition, index: int, fault: str) -> FaultCell | Not
     if fault == "crash_after_acting":
         expected = times_out()
         late = (step.name, "action") if not (step.retriable and step.retry.max_attempts > 0) else None
-        return FaultCell(
-            step.name, fault, action(Fault.crash_after_acting()), _with(expected, late_redelivery=late)
-        )
+        return FaultCell(step.name, fault, action(Fault.crash_after_acting()), _with(expected, late_redelivery=late))
     if fault == "duplicate_delivery":
         return FaultCell(step.name, fault, action(Fault.duplicate_delivery()), completes())
     if fault == "poison_message":

@@ -1,4 +1,4 @@
-"""The fault matrix generator: every step of a definition gets every fault, with outcomes derived from the definition."""
+"""The fault matrix generator: every step of a definition gets every fault, outcomes derived from the definition."""
 
 from __future__ import annotations
 
@@ -115,7 +115,8 @@ def test_a_step_past_the_pivot_has_no_compensation_cells_and_parks_for_forward_r
 def test_transient_failures_straddle_the_retry_budget(with_extra_step):
     step = with_extra_step.step("create_shipment")
     cells = _cells(with_extra_step)
-    within, beyond = cells["create_shipment-transient_within_retries"], cells["create_shipment-transient_beyond_retries"]
+    within = cells["create_shipment-transient_within_retries"]
+    beyond = cells["create_shipment-transient_beyond_retries"]
     assert within.plans[0].fault.times == step.retry.max_attempts
     assert within.expected.status == SagaStatus.COMPLETED
     assert beyond.plans[0].fault.times == step.retry.max_attempts + 1
