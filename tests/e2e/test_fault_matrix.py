@@ -22,7 +22,7 @@ from tests.e2e.orders import ORDER_SAGA, make_order
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_cloud")]
 
 MATRIX = fault_matrix(load_definition(ORDER_SAGA))
-SETTLE_SECONDS = 120  # local seconds: every cell finished, poison dead-lettered, late deliveries done
+SETTLE_SECONDS = 300  # a deadline, not a timing: every cell finished, poison dead-lettered, late deliveries done
 ENVIRONMENTS_PER_PARTICIPANT = 6
 IN_FLIGHT = 3  # sagas running at once
 FINISHED = {"COMPLETED", "FAILED", "COMPENSATION_FAILED", "FORWARD_RECOVERY_FAILED"}
@@ -34,6 +34,7 @@ class MatrixRun:
     outcomes: dict[str, object]  # saga id -> SagaOutcome
     dead_letters: dict[str, list[tuple[str, str]]]  # saga id -> (step, kind) of each DLQ message naming it
     problems: list[str]  # the reconciliation's, after everything settled
+    parked: list[str]  # sagas the reconciliation hands to an operator
     wall_seconds: float
 
 
@@ -96,7 +97,29 @@ def matrix_run(local_sagas):
         for planned in cell.plans:
             local_sagas.faults.plan(saga_ids[cell.id], planned.step, planned.kind, planned.fault)
     queues = _command_queues(local_sagas)
+    try:
+        yield _run_cells(local_sagas, cells, saga_ids, queues)
+    finally:
+        # Whatever happened, leave nothing of these sagas for the package's later tests: faults off, every command
+        # handled or dead-lettered, and their dead letters taken.
+        for cell in cells:
+            for planned in cell.plans:
+                local_sagas.faults.clear(saga_ids[cell.id], planned.step, planned.kind)
+        _settle(local_sagas, queues, late=[], deadline=time.monotonic() + SETTLE_SECONDS)
+        _take_dead_letters(boto3.client("sqs"), queues, list(saga_ids.values()))
+
+
+def _settle(local_sagas, queues, *, late, deadline):
+    """Until every late delivery happened and every participant queue is empty (poison in its DLQ by then)."""
     sqs = boto3.client("sqs")
+    while time.monotonic() < deadline:
+        redelivered = all(local_sagas.faults.attempts(*key) >= 2 for key in late)
+        if redelivered and all(_depth(sqs, url) == 0 for url, _ in queues.values()):
+            return
+        time.sleep(0.25)
+
+
+def _run_cells(local_sagas, cells, saga_ids, queues):
     # More consumers per queue: a command waiting behind others in a batch sends no heartbeat (HeartbeatSeconds at
     # this time scale is under a second), so the backlog of many sagas at once would time tasks out.
     local_sagas.scale_out(ENVIRONMENTS_PER_PARTICIPANT)
@@ -113,31 +136,23 @@ def matrix_run(local_sagas):
             in_flight.add(saga_id)
         time.sleep(0.05)
         in_flight = {saga_id for saga_id in in_flight if local_sagas.records.get(saga_id)["status"] not in FINISHED}
-    unfinished = local_sagas.wait(list(saga_ids.values()), timeout_seconds=SETTLE_SECONDS)
+    unfinished = local_sagas.wait(list(saga_ids.values()), timeout_seconds=max(1.0, deadline - time.monotonic()))
     assert unfinished == [], f"did not finish: {unfinished}"
     finished = time.monotonic() - started
     # ... and what happens after a saga ends has happened: poison reaches its DLQ, crashed commands come back late
-    late = [
-        (saga_ids[cell.id], *cell.expected.late_redelivery) for cell in cells if cell.expected.late_redelivery
-    ]
-    deadline = started + SETTLE_SECONDS
-    while time.monotonic() < deadline:
-        redelivered = all(local_sagas.faults.attempts(*key) >= 2 for key in late)
-        if redelivered and all(_depth(sqs, url) == 0 for url, _ in queues.values()):
-            break
-        time.sleep(0.25)
+    late = [(saga_ids[cell.id], *cell.expected.late_redelivery) for cell in cells if cell.expected.late_redelivery]
+    _settle(local_sagas, queues, late=late, deadline=deadline)
     wall = time.monotonic() - started
     print(f"\nfault matrix: {len(cells)} cells settled in {wall:.1f} s (finished after {finished:.1f} s)")
-    yield MatrixRun(
+    reconciliation = local_sagas.reconcile()
+    return MatrixRun(
         saga_ids=saga_ids,
         outcomes={saga_id: local_sagas.outcome(saga_id) for saga_id in saga_ids.values()},
-        dead_letters=_take_dead_letters(sqs, queues, list(saga_ids.values())),
-        problems=local_sagas.reconcile().problems,
+        dead_letters=_take_dead_letters(boto3.client("sqs"), queues, list(saga_ids.values())),
+        problems=reconciliation.problems,
+        parked=reconciliation.parked,
         wall_seconds=wall,
     )
-    for cell in cells:
-        for planned in cell.plans:
-            local_sagas.faults.clear(saga_ids[cell.id], planned.step, planned.kind)
 
 
 @pytest.mark.parametrize("cell", MATRIX, ids=lambda cell: cell.id)
@@ -153,6 +168,8 @@ def test_fault_cell(cell, matrix_run, local_sagas, definition):
     assert outcome.record.get("error") == expected.error
     assert outcome.record.get("failed_step") == expected.parked_step
     assert outcome.record.get("compensation_error") == expected.compensation_error
+    # (a parked saga is flagged: handed to an operator, not reconciled as if it had ended)
+    assert (saga_id in matrix_run.parked) == (expected.parked_step is not None)
     # And the history shows exactly these actions and compensations, in this order (so each one once)
     assert outcome.actions_succeeded == expected.actions_succeeded
     assert outcome.compensations_succeeded == expected.compensations_succeeded
