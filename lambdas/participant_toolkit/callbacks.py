@@ -58,34 +58,6 @@ class TaskCallbacks:
             stop.set()
             thread.join(timeout=5)
 
-    @contextmanager
-    def heartbeats_while_waiting(self, task_tokens: list[str], every_seconds: float) -> Iterator[WaitingCommands]:
-        """Heartbeat the tasks of a batch's commands that wait behind earlier ones in this invocation, now and every
-        `every_seconds`, each until it is taken up (`WaitingCommands.taken`) or the block ends."""
-        waiting = WaitingCommands(task_tokens)
-        if not task_tokens:
-            yield waiting  # nothing waits (a batch of one): no thread
-            return
-        stop = threading.Event()
-
-        def beat() -> None:
-            while True:
-                for task_token in waiting.pending():
-                    try:
-                        self.heartbeat(task_token)
-                    except LateCallback:
-                        waiting.taken(task_token)  # its task already ended: nothing left to keep alive
-                if stop.wait(every_seconds):
-                    return
-
-        thread = threading.Thread(target=beat, name="saga-heartbeat", daemon=True)
-        thread.start()
-        try:
-            yield waiting
-        finally:
-            stop.set()
-            thread.join(timeout=5)
-
     def _call(self, operation: str, **kwargs: Any) -> None:
         try:
             getattr(self._sfn, operation)(**kwargs)
@@ -93,19 +65,3 @@ class TaskCallbacks:
             if error.response.get("Error", {}).get("Code") in LATE_CALLBACK_ERRORS:
                 raise LateCallback(error.response["Error"]["Code"]) from error
             raise
-
-
-class WaitingCommands:
-    """Task tokens of a batch's commands not yet taken up by this invocation."""
-
-    def __init__(self, task_tokens: list[str]) -> None:
-        self._tokens = set(task_tokens)
-        self._lock = threading.Lock()
-
-    def taken(self, task_token: str | None) -> None:
-        with self._lock:
-            self._tokens.discard(task_token)
-
-    def pending(self) -> list[str]:
-        with self._lock:
-            return sorted(self._tokens)

@@ -39,8 +39,8 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from participant_toolkit.callbacks import LateCallback, TaskCallbacks, WaitingCommands
-from participant_toolkit.command import CommandKind, MalformedCommand, SagaCommand, parse_command
+from participant_toolkit.callbacks import LateCallback, TaskCallbacks
+from participant_toolkit.command import CommandKind, SagaCommand, parse_command
 from participant_toolkit.errors import PermanentFailure, TransientFailure
 from participant_toolkit.observability import logger, metrics, tracer
 from participant_toolkit.settings import ParticipantSettings
@@ -102,25 +102,15 @@ class SagaParticipant:
         self._idempotency.register_lambda_context(context)
         # Every batch counts, even one of only malformed messages (which would otherwise publish no metric).
         metrics.add_metric(name="CommandsReceived", unit=MetricUnit.Count, value=len(event.get("Records", [])))
-        # The batch's commands run one after another, but each task's heartbeat clock runs from when it was sent:
-        # those waiting behind slow ones are kept alive until their turn comes.
-        waiting = _waiting_commands(event.get("Records", []))
-        with self.callbacks.heartbeats_while_waiting(
-            [command.task_token for command in waiting if command.task_token],
-            every_seconds=min((command.heartbeat_seconds for command in waiting), default=1)
-            * self.settings.time_scale
-            / HEARTBEATS_PER_INTERVAL,
-        ) as pending:
-            return process_partial_response(
-                event=event,
-                record_handler=partial(self._handle_record, kind=kind, pending=pending),
-                processor=self._processor,
-                context=context,
-            )
+        return process_partial_response(
+            event=event,
+            record_handler=partial(self._handle_record, kind=kind),
+            processor=self._processor,
+            context=context,
+        )
 
-    def _handle_record(self, record: SQSRecord, kind: CommandKind, pending: WaitingCommands) -> None:
+    def _handle_record(self, record: SQSRecord, kind: CommandKind) -> None:
         command = parse_command(record.body)
-        pending.taken(command.task_token)  # from here on, execute() heartbeats it
         if command.kind != kind:
             raise CommandOnWrongQueue(f"{command.kind} command {command.command} reached a {kind} function")
         logger.append_keys(**command.log_keys())
@@ -264,14 +254,3 @@ def _lambda_handler(handle: Callable[[dict[str, Any], LambdaContext], dict[str, 
         return handle(event, context)
 
     return handler
-
-
-def _waiting_commands(records: list[dict[str, Any]]) -> list[SagaCommand]:
-    """The batch's commands after the first (which starts at once), those that parse; the others fail on their turn."""
-    commands = []
-    for record in records[1:]:
-        try:
-            commands.append(parse_command(record.get("body", "")))
-        except MalformedCommand:
-            continue
-    return commands

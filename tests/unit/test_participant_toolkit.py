@@ -47,11 +47,6 @@ class FakeCallbacks:
 
         return TaskCallbacks.heartbeats(self, task_token, every_seconds)
 
-    def heartbeats_while_waiting(self, task_tokens, every_seconds):
-        from participant_toolkit.callbacks import TaskCallbacks
-
-        return TaskCallbacks.heartbeats_while_waiting(self, task_tokens, every_seconds)
-
     def answers(self):
         return [call for call in self.calls if call[0] != "heartbeat"]
 
@@ -322,26 +317,6 @@ def test_heartbeats_are_sent_while_the_work_runs(settings):
     beats = [call for call in callbacks.calls if call[0] == "heartbeat"]
     assert len(beats) >= 2
     assert all(call[1] == body["task_token"] for call in beats)
-
-
-def test_commands_waiting_behind_slow_ones_in_a_batch_keep_their_tasks_alive(settings):
-    # Given a batch of three commands whose domain work takes most of a heartbeat window each
-    domain = Domain(action=lambda command: time.sleep(0.3))
-    participant, callbacks, _ = make_participant(settings, domain)
-    bodies = [command(saga_id=f"saga-{n}", heartbeat_seconds=1) for n in range(3)]  # a beat due every 1/3 s
-    # When the batch is handled, one command after another
-    participant.handle_actions(sqs_event(*bodies), context())
-    # Then the last command's task got a heartbeat before its own work started (0.6 s in, past a 1/3 s interval),
-    # not only once its turn came
-    last_token = bodies[-1]["task_token"]
-    calls = callbacks.calls
-    first_beat = calls.index(("heartbeat", last_token))
-    first_answer = next(index for index, call in enumerate(calls) if call[0] == "succeed")
-    assert first_beat < first_answer
-    # And once answered, a task is not beaten again by the batch
-    answered_at = next(index for index, call in enumerate(calls) if call[0] == "succeed" and call[1] == last_token)
-    assert ("heartbeat", last_token) not in calls[answered_at:]
-    assert domain.applied == ["saga-0", "saga-1", "saga-2"]
 
 
 def test_compensation_runs_through_its_own_entry_point(settings):
