@@ -98,6 +98,9 @@ class EventSourceMapping:
     visibility_timeout_seconds: int
 
 
+ReceiveHook = Callable[[Any, EventSourceMapping, list[dict[str, Any]]], list[dict[str, Any]]]
+
+
 @dataclass
 class LocalLambdaContext:
     """What Powertools reads from a Lambda context."""
@@ -138,6 +141,9 @@ class LocalCloud:
         self._stack = ExitStack()
         self._stop = threading.Event()
         self._pollers: list[threading.Thread] = []
+        # Called with (sqs client, mapping, received messages) before the handler gets them; returns the messages
+        # to deliver. Where fault injection plays SQS's part (duplicates, poison), see faults.py.
+        self.receive_hooks: list[ReceiveHook] = []
         self.lambda_log_path = Path(tempfile.mkstemp(prefix="saga-lambda-", suffix=".log")[1])
         self.account_id = ACCOUNT_ID
         self.region = REGION
@@ -302,19 +308,26 @@ class LocalCloud:
             with _environment(environment):
                 module = _fresh_module(module_name)
             function.environments.append(ExecutionEnvironment(module, getattr(module, attribute)))
+            if self._pollers:  # already serving its queue: the new environment polls it too, as Lambda scales out
+                for mapping in self.mappings:
+                    if mapping.function is function:
+                        self._start_poller(mapping, len(function.environments) - 1)
 
     # -- the Lambda service's SQS poller ----------------------------------------------------------------
     def _start_pollers(self) -> None:
         for mapping in self.mappings:
-            for index, environment in enumerate(mapping.function.environments):
-                poller = threading.Thread(
-                    target=self._poll,
-                    args=(mapping, environment),
-                    name=f"{LAMBDA_THREAD_PREFIX}{mapping.function.name}-{index}",
-                    daemon=True,
-                )
-                poller.start()
-                self._pollers.append(poller)
+            for index in range(len(mapping.function.environments)):
+                self._start_poller(mapping, index)
+
+    def _start_poller(self, mapping: EventSourceMapping, index: int) -> None:
+        poller = threading.Thread(
+            target=self._poll,
+            args=(mapping, mapping.function.environments[index]),
+            name=f"{LAMBDA_THREAD_PREFIX}{mapping.function.name}-{index}",
+            daemon=True,
+        )
+        poller.start()
+        self._pollers.append(poller)
 
     def _poll(self, mapping: EventSourceMapping, environment: ExecutionEnvironment) -> None:
         sqs = boto3.client("sqs")
@@ -328,6 +341,8 @@ class LocalCloud:
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
+            for hook in self.receive_hooks:
+                messages = hook(sqs, mapping, messages)
             if messages:
                 self._deliver(sqs, mapping, environment, messages)
 

@@ -4,26 +4,42 @@ A fault wraps the real participant, it does not replace it: a "lost reply" runs 
 and then drops the success callback, so the side effect happened and the saga must time out and
 compensate it. Faults are planned by saga id before the saga starts, so tests and the demo can mix
 healthy and faulty sagas in one run.
+
+Two faults are SQS's, not the participant's, so they act where the local runtime plays the Lambda service's
+SQS poller (`LocalCloud.receive_hooks`), before any handler sees the batch:
+- a duplicate delivery puts copies of the command back on its queue as soon as it is received, so another
+  consumer gets one while the first is still being processed (SQS's at-least-once delivery);
+- a poison message replaces the command in its queue by an unparseable one (truncated JSON), as a corrupt
+  producer would have sent it: every receive fails, and after maxReceiveCount SQS moves it to the DLQ.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from participant_toolkit import PermanentFailure, SagaCommand, SagaParticipant, TransientFailure
 
-FaultKind = Literal["permanent", "transient", "lost_reply", "delay", "crash_after_acting"]
+if TYPE_CHECKING:
+    from local_runtime.cloud import EventSourceMapping, LocalCloud
+
+FaultKind = Literal[
+    "permanent", "transient", "lost_reply", "delay", "crash_after_acting", "duplicate_delivery", "poison_message"
+]
+DELIVERY_FAULTS = frozenset({"duplicate_delivery", "poison_message"})  # injected at the SQS poller
 
 
 @dataclass(frozen=True)
 class Fault:
     kind: FaultKind
     error: str = ""
-    times: int = 1  # transient / crash_after_acting: this many attempts, then the real code runs normally
+    # transient / crash_after_acting: this many attempts, then the real code runs normally;
+    # duplicate_delivery: this many extra copies of the command
+    times: int = 1
     seconds: float = 0.0  # delay: wall-clock seconds before the real code runs
 
     @staticmethod
@@ -49,6 +65,19 @@ class Fault:
         """A slow participant: starts its real work only after `seconds` (e.g. past the task timeout)."""
         return Fault("delay", seconds=seconds)
 
+    @staticmethod
+    def duplicate_delivery(copies: int = 1) -> Fault:
+        """SQS delivers the command `copies` more times, while the first delivery is being processed."""
+        if copies < 1:
+            raise ValueError(f"copies must be at least 1, got {copies}")
+        return Fault("duplicate_delivery", times=copies)
+
+    @staticmethod
+    def poison_message() -> Fault:
+        """The command on the queue is unparseable: it fails every receive and is dead-lettered; the task waiting
+        for it hears nothing and times out (heartbeat)."""
+        return Fault("poison_message")
+
 
 class ParticipantCrashed(Exception):
     """Stands for the participant's process dying: the toolkit neither replies nor acknowledges the message."""
@@ -58,7 +87,9 @@ class FaultInjector:
     def __init__(self) -> None:
         self._plan: dict[tuple[str, str, str], Fault] = {}
         self._attempts: Counter[tuple[str, str, str]] = Counter()
+        self._effects: Counter[tuple[str, str, str]] = Counter()
         self._lost_tokens: set[str] = set()
+        self._delivery_faults: Counter[tuple[str, str, str]] = Counter()
         self._lock = threading.Lock()
         self.injected: list[tuple[str, str, str, FaultKind]] = []
 
@@ -75,6 +106,47 @@ class FaultInjector:
         """How many times the participant's domain code was called for this command."""
         with self._lock:
             return self._attempts[(saga_id, step, kind)]
+
+    def effects(self, saga_id: str, step: str, kind: str) -> int:
+        """How many times the participant's real domain code returned for this command (took effect, or found it
+        already taken: the domain is idempotent too). The toolkit's idempotency keeps it at one per command."""
+        with self._lock:
+            return self._effects[(saga_id, step, kind)]
+
+    def attach_to_queues(self, cloud: LocalCloud) -> None:
+        """Inject the delivery faults where the local Lambda service receives from SQS; idempotent per cloud."""
+        if self._on_receive not in cloud.receive_hooks:
+            cloud.receive_hooks.append(self._on_receive)
+
+    def delivery_faults(self, saga_id: str, step: str, kind: str) -> int:
+        """How many duplicate copies or poisoned messages were put on the queue for this command."""
+        with self._lock:
+            return self._delivery_faults[(saga_id, step, kind)]
+
+    def _on_receive(
+        self, sqs: Any, mapping: EventSourceMapping, messages: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Play SQS's part of a delivery fault on a received batch; returns the messages the handler gets."""
+        delivered = []
+        for message in messages:
+            key = _command_key(message["Body"])
+            with self._lock:
+                fault = self._plan.get(key) if key else None
+                first = fault is not None and fault.kind in DELIVERY_FAULTS and self._delivery_faults[key] == 0
+                if first:
+                    self._delivery_faults[key] = fault.times if fault.kind == "duplicate_delivery" else 1
+            if not first:
+                delivered.append(message)
+                continue
+            self._note(key, fault)
+            if fault.kind == "duplicate_delivery":
+                for _ in range(fault.times):
+                    sqs.send_message(QueueUrl=mapping.queue_url, MessageBody=message["Body"])
+                delivered.append(message)
+            else:  # poison: what sits on the queue from now on is a truncated, unparseable command
+                sqs.send_message(QueueUrl=mapping.queue_url, MessageBody=message["Body"][:-1])
+                sqs.delete_message(QueueUrl=mapping.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return delivered
 
     def attach(self, participant: SagaParticipant) -> None:
         """Wrap a participant's domain functions and callbacks; idempotent per participant."""
@@ -93,7 +165,7 @@ class FaultInjector:
                 self._attempts[key] += 1
                 attempt = self._attempts[key]
             if fault is None:
-                return function(command)
+                return self._effect(key, function, command)
             if fault.kind == "permanent":
                 self._note(key, fault)
                 raise PermanentFailure(fault.error, f"injected permanent failure at {command.step}/{command.kind}")
@@ -103,7 +175,7 @@ class FaultInjector:
             if fault.kind == "delay":
                 self._note(key, fault)
                 time.sleep(fault.seconds)
-            result = function(command)
+            result = self._effect(key, function, command)
             if fault.kind == "crash_after_acting" and attempt <= fault.times:
                 self._note(key, fault)
                 raise ParticipantCrashed(f"injected crash after {command.step}/{command.kind} took effect")
@@ -115,6 +187,12 @@ class FaultInjector:
 
         return faulty
 
+    def _effect(self, key: tuple[str, str, str], function: Any, command: SagaCommand) -> dict[str, Any]:
+        result = function(command)
+        with self._lock:
+            self._effects[key] += 1
+        return result
+
     def _note(self, key: tuple[str, str, str], fault: Fault) -> None:
         with self._lock:
             self.injected.append((*key, fault.kind))
@@ -122,6 +200,15 @@ class FaultInjector:
     def swallows(self, task_token: str) -> bool:
         with self._lock:
             return task_token in self._lost_tokens
+
+
+def _command_key(body: str) -> tuple[str, str, str] | None:
+    """(saga id, step, kind) of a command message; None for anything else (e.g. an already poisoned one)."""
+    try:
+        command = json.loads(body)
+        return (command["saga_id"], command["step"], command["kind"])
+    except (ValueError, TypeError, KeyError):
+        return None
 
 
 class _LossyCallbacks:

@@ -32,6 +32,7 @@ class LocalSagas:
         for step in definition.steps:
             for participant in cloud.participants(step.service):
                 self.faults.attach(participant)
+        self.faults.attach_to_queues(cloud)
         self.inventory = InventoryRepository(self.service_table("InventoryService"))
         self.payments = PaymentRepository(self.service_table("PaymentService"))
         self.shipping = ShippingRepository(self.service_table("ShippingService"))
@@ -43,6 +44,15 @@ class LocalSagas:
             if function.environment.get("POWERTOOLS_SERVICE_NAME") == service:
                 return function.environment["SERVICE_TABLE_NAME"]
         raise KeyError(service)
+
+    def scale_out(self, environments_per_participant: int) -> None:
+        """More warm environments consuming each participant queue (for many concurrent sagas), faults included."""
+        for step in self.definition.steps:
+            for function in self.cloud.functions.values():
+                if function.environment.get("POWERTOOLS_SERVICE_NAME") == step.service:
+                    self.cloud.scale_out(function, environments_per_participant)
+            for participant in self.cloud.participants(step.service):
+                self.faults.attach(participant)
 
     def seed_stock(self, stock: dict[str, int]) -> None:
         for sku, available in stock.items():

@@ -8,7 +8,7 @@ its compensation. The toolkit does the rest, the same way for every service:
 - run the domain function once per idempotency key (saga id + step + kind, set by the state machine,
   not the SQS message id): a duplicate delivery, or a retry with a fresh task token, gets the stored
   outcome and answers its own token;
-- heartbeat while the domain function runs;
+- heartbeat while the domain function runs, and for the commands of a batch waiting their turn;
 - map outcomes in one place: success -> SendTaskSuccess; PermanentFailure -> SendTaskFailure (the saga
   compensates; the rejection is stored like a success); TransientFailure -> SendTaskFailure with the
   transient error name (the state machine retries); anything else -> the batch item fails and SQS
@@ -24,8 +24,10 @@ its compensation. The toolkit does the rest, the same way for every service:
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -40,7 +42,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from participant_toolkit.callbacks import LateCallback, TaskCallbacks
-from participant_toolkit.command import CommandKind, SagaCommand, parse_command
+from participant_toolkit.command import CommandKind, MalformedCommand, SagaCommand, parse_command
 from participant_toolkit.errors import PermanentFailure, TransientFailure
 from participant_toolkit.observability import logger, metrics, tracer
 from participant_toolkit.settings import ParticipantSettings
@@ -88,6 +90,8 @@ class SagaParticipant:
             for kind in ("action", "compensation")
         }
         self._processor = BatchProcessor(event_type=EventType.SQS)
+        self._queued_lock = threading.Lock()
+        self._queued_tokens: set[str] = set()
         self.action_handler = _lambda_handler(self.handle_actions)
         self.compensation_handler = _lambda_handler(self.handle_compensations)
 
@@ -102,17 +106,58 @@ class SagaParticipant:
         self._idempotency.register_lambda_context(context)
         # Every batch counts, even one of only malformed messages (which would otherwise publish no metric).
         metrics.add_metric(name="CommandsReceived", unit=MetricUnit.Count, value=len(event.get("Records", [])))
-        return process_partial_response(
-            event=event,
-            record_handler=partial(self._handle_record, kind=kind),
-            processor=self._processor,
-            context=context,
-        )
+        with self._heartbeats_while_queued(event):
+            return process_partial_response(
+                event=event,
+                record_handler=partial(self._handle_record, kind=kind),
+                processor=self._processor,
+                context=context,
+            )
+
+    @contextmanager
+    def _heartbeats_while_queued(self, event: dict[str, Any]) -> Iterator[None]:
+        """A batch's commands run one after another: those waiting behind a slow one would send no heartbeat, and
+        their tasks would time out before they start. Beat for each from receipt until its own work begins."""
+        queued = _queued_commands(event)
+        if len(queued) < 2:  # a lone command's own heartbeats start at once
+            yield
+            return
+        every = min(queued.values()) * self.settings.time_scale / HEARTBEATS_PER_INTERVAL
+        stop = threading.Event()
+        with self._queued_lock:
+            self._queued_tokens = set(queued)
+
+        def beat() -> None:
+            while True:
+                with self._queued_lock:
+                    tokens = list(self._queued_tokens)
+                for token in tokens:
+                    try:
+                        self.callbacks.heartbeat(token)
+                    except LateCallback:
+                        self._stop_queued_heartbeat(token)
+                if stop.wait(every):
+                    return
+
+        thread = threading.Thread(target=beat, name="saga-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+            with self._queued_lock:
+                self._queued_tokens = set()
+
+    def _stop_queued_heartbeat(self, token: str | None) -> None:
+        with self._queued_lock:
+            self._queued_tokens.discard(token)
 
     def _handle_record(self, record: SQSRecord, kind: CommandKind) -> None:
         command = parse_command(record.body)
         if command.kind != kind:
             raise CommandOnWrongQueue(f"{command.kind} command {command.command} reached a {kind} function")
+        self._stop_queued_heartbeat(command.task_token)  # from here on, execute() heartbeats for it
         logger.append_keys(**command.log_keys())
         try:
             self.execute(command)
@@ -242,6 +287,19 @@ class SagaParticipant:
         metrics.add_metric(
             name="CommandDuration", unit=MetricUnit.Milliseconds, value=(time.monotonic() - started) * 1000
         )
+
+
+def _queued_commands(event: dict[str, Any]) -> dict[str, int]:
+    """Task token -> heartbeat seconds of each well-formed command in a batch (the others fail on their own)."""
+    queued = {}
+    for record in event.get("Records", []):
+        try:
+            command = parse_command(record.get("body", ""))
+        except MalformedCommand:
+            continue
+        if command.task_token is not None:
+            queued[command.task_token] = command.heartbeat_seconds
+    return queued
 
 
 def _lambda_handler(handle: Callable[[dict[str, Any], LambdaContext], dict[str, Any]]) -> Callable[..., Any]:

@@ -319,6 +319,20 @@ def test_heartbeats_are_sent_while_the_work_runs(settings):
     assert all(call[1] == body["task_token"] for call in beats)
 
 
+def test_a_command_waiting_behind_a_slow_one_in_its_batch_keeps_its_task_alive(settings):
+    # Given a batch of two commands whose first takes longer than a heartbeat interval (1/3 s)
+    domain = Domain(action=lambda command: time.sleep(0.7) if command.saga_id == "saga-1" else None)
+    participant, callbacks, _ = make_participant(settings, domain)
+    first, second = command(saga_id="saga-1", heartbeat_seconds=1), command(saga_id="saga-2", heartbeat_seconds=1)
+    # When the batch is processed, one command after the other
+    participant.handle_actions(sqs_event(first, second), context())
+    # Then the second command's task got heartbeats while the first one was still working, not only after
+    first_answered = callbacks.calls.index(("succeed", first["task_token"], {"reservation_id": "r-saga-1"}))
+    early_beats = [call for call in callbacks.calls[:first_answered] if call == ("heartbeat", second["task_token"])]
+    assert len(early_beats) >= 2
+    assert domain.applied == ["saga-1", "saga-2"]
+
+
 def test_compensation_runs_through_its_own_entry_point(settings):
     domain = Domain()
     participant, _callbacks, records = make_participant(settings, domain)

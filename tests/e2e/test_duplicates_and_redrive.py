@@ -1,0 +1,133 @@
+"""At-least-once, end to end: duplicate deliveries during flight to every participant, and DLQ redrive of commands
+whose task tokens expired. In each case no participant takes effect a second time.
+
+"No second effect" is read from the ground truth: each participant's own table (every item of the saga, compared
+before and after), the domain functions' call counts, and the reconciliation of stock and money.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import boto3
+import pytest
+from boto3.dynamodb.conditions import Attr
+
+from local_runtime.faults import Fault
+from tests.e2e.orders import make_order
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_cloud")]
+COPIES = 2  # extra deliveries of each command, while the first is being processed
+
+
+def _participant_items(local_sagas, saga_id):
+    """Every item of every participant's table that belongs to the saga: what its effects are."""
+    dynamodb = boto3.resource("dynamodb")
+    return {
+        step.service: sorted(
+            json.dumps(item, sort_keys=True, default=str)
+            for item in dynamodb.Table(local_sagas.service_table(step.service))
+            .scan(FilterExpression=Attr("saga_id").eq(saga_id), ConsistentRead=True)
+            .get("Items", [])
+        )
+        for step in local_sagas.definition.steps
+    }
+
+
+def _wait_until_quiet(local_sagas, within=30.0):
+    """Every participant queue empty (visible and in flight): every delivery, duplicates too, was handled."""
+    sqs, deadline = boto3.client("sqs"), time.monotonic() + within
+    while time.monotonic() < deadline:
+        depths = [
+            sqs.get_queue_attributes(
+                QueueUrl=mapping.queue_url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+            for mapping in local_sagas.cloud.mappings
+        ]
+        if all(set(depth.values()) == {"0"} for depth in depths):
+            return
+        time.sleep(0.1)
+    raise AssertionError("participant queues did not drain")
+
+
+def test_every_action_delivered_again_during_flight_takes_effect_once(local_sagas, saga_id, definition):
+    # Given every step's command delivered COPIES more times, while the first delivery is being processed
+    for step in definition.steps:
+        local_sagas.faults.plan(saga_id, step.name, "action", Fault.duplicate_delivery(copies=COPIES))
+    # When the saga runs
+    local_sagas.start(saga_id, make_order())
+    assert local_sagas.wait([saga_id], timeout_seconds=60) == []
+    _wait_until_quiet(local_sagas)
+    outcome = local_sagas.outcome(saga_id)
+    # Then it completed once, each participant's domain code ran once although each got 1 + COPIES deliveries
+    assert outcome.status == "COMPLETED"
+    assert outcome.actions_succeeded == tuple(step.name for step in definition.steps)
+    for step in definition.steps:
+        assert local_sagas.faults.delivery_faults(saga_id, step.name, "action") == COPIES
+        assert local_sagas.faults.effects(saga_id, step.name, "action") == 1, step.name
+    assert local_sagas.reconcile().problems == []
+
+
+def test_every_compensation_delivered_again_during_flight_takes_effect_once(local_sagas, saga_id, definition):
+    # Given the last step refusing for good, and every compensation delivered COPIES more times during flight
+    last = definition.steps[-1]
+    local_sagas.faults.plan(saga_id, last.name, "action", Fault.permanent(last.permanent_errors[0]))
+    undone = [step for step in reversed(definition.steps[:-1]) if step.compensation]
+    for step in undone:
+        local_sagas.faults.plan(saga_id, step.name, "compensation", Fault.duplicate_delivery(copies=COPIES))
+    # When the saga compensates
+    local_sagas.start(saga_id, make_order())
+    assert local_sagas.wait([saga_id], timeout_seconds=60) == []
+    _wait_until_quiet(local_sagas)
+    outcome = local_sagas.outcome(saga_id)
+    # Then every completed step was compensated once, last first, and nothing else ran again
+    assert outcome.status == "FAILED"
+    assert outcome.compensations_succeeded == tuple(step.name for step in undone)
+    for step in undone:
+        assert local_sagas.faults.delivery_faults(saga_id, step.name, "compensation") == COPIES
+        assert local_sagas.faults.effects(saga_id, step.name, "compensation") == 1, step.name
+        assert local_sagas.faults.effects(saga_id, step.name, "action") == 1, step.name
+    assert local_sagas.reconcile().problems == []
+
+
+def test_redriving_every_command_of_a_compensated_saga_has_no_second_effect(local_sagas, operator, saga_id, definition):
+    # Given a saga whose last step acted but never answered: it timed out, and every step was compensated
+    last = definition.steps[-1]
+    local_sagas.faults.plan(saga_id, last.name, "action", Fault.lost_reply())
+    local_sagas.start(saga_id, make_order())
+    assert local_sagas.wait([saga_id], timeout_seconds=60) == []
+    _wait_until_quiet(local_sagas)
+    record = local_sagas.records.get(saga_id)
+    assert (record["status"], record["error"]) == ("FAILED", "States.Timeout")
+    # And every command its state machine sent (each task token now expired) parked in its participant's DLQ
+    history = boto3.client("stepfunctions").get_execution_history(
+        executionArn=record["execution_arn"], maxResults=1000
+    )["events"]
+    sent = [
+        json.loads(event["taskScheduledEventDetails"]["parameters"])
+        for event in history
+        if event["type"] == "TaskScheduled" and event["taskScheduledEventDetails"]["resourceType"] == "sqs"
+    ]
+    dead_letter_queues = {queue.source_url: queue for queue in operator.deployment.dead_letter_queues}
+    sqs = boto3.client("sqs")
+    for parameters in sent:
+        queue = dead_letter_queues[parameters["QueueUrl"]]
+        sqs.send_message(QueueUrl=queue.url, MessageBody=json.dumps(parameters["MessageBody"]))
+    commands = {(body["MessageBody"]["step"], body["MessageBody"]["kind"]) for body in sent}
+    assert len(commands) == 2 * len(definition.steps)  # every action and every compensation
+    effects_before = {key: local_sagas.faults.effects(saga_id, *key) for key in commands}
+    items_before = _participant_items(local_sagas, saga_id)
+    local_sagas.faults.clear(saga_id, last.name, "action")  # the lost reply is long gone; the redrive is healthy
+    # When the operator redrives those DLQs
+    moved = sum(operator.redrive(dead_letter_queues[url]).moved for url in {p["QueueUrl"] for p in sent})
+    # Then every command went back and was consumed (none dead-lettered again)
+    assert moved >= len(sent)
+    _wait_until_quiet(local_sagas)
+    assert all(operator.depth(dead_letter_queues[url].url) == 0 for url in {p["QueueUrl"] for p in sent})
+    # And no domain code took effect again, no participant's data changed, and the saga is as it ended
+    assert {key: local_sagas.faults.effects(saga_id, *key) for key in commands} == effects_before
+    assert _participant_items(local_sagas, saga_id) == items_before
+    assert local_sagas.records.get(saga_id)["status"] == "FAILED"
+    assert local_sagas.reconcile().problems == []
