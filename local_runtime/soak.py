@@ -93,6 +93,10 @@ FAULT_MENU: list[FaultChoice] = [
     FaultChoice("lost_reply", lambda rng, step, kind, scale: Fault.lost_reply(), breaks_a_reply=True),
     FaultChoice("crash_after_acting", lambda rng, step, kind, scale: Fault.crash_after_acting(), breaks_a_reply=True),
     FaultChoice("delay", _delay, breaks_a_reply=True),
+    FaultChoice(
+        "duplicate_delivery", lambda rng, step, kind, scale: Fault.duplicate_delivery(copies=rng.randint(1, 2))
+    ),
+    FaultChoice("poison_message", lambda rng, step, kind, scale: Fault.poison_message(), breaks_a_reply=True),
 ]
 
 
