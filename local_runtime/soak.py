@@ -299,11 +299,12 @@ def _soak(
     if violations:
         console.print(f"[bold red]✗ {len(violations)} violation(s) (seed {seed}):")
         for violation in violations:
-            console.print(f"[red]  ✗ {violation}")
+            console.print(f"[red]  ✗ {violation}", soft_wrap=True)
         return 1
     console.print(
         f"[bold green]✓ soak seed {seed}: {count} sagas terminal or parked and flagged; stock and money reconcile; "
-        "every command accounted for."
+        f"every command accounted for ({len(sagas.faults.injected)} fault injections).",
+        soft_wrap=True,  # one line, for whoever greps the output
     )
     return 0
 

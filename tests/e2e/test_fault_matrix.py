@@ -117,9 +117,7 @@ def matrix_run(local_sagas):
     assert unfinished == [], f"did not finish: {unfinished}"
     finished = time.monotonic() - started
     # ... and what happens after a saga ends has happened: poison reaches its DLQ, crashed commands come back late
-    late = [
-        (saga_ids[cell.id], *cell.expected.late_redelivery) for cell in cells if cell.expected.late_redelivery
-    ]
+    late = [(saga_ids[cell.id], *cell.expected.late_redelivery) for cell in cells if cell.expected.late_redelivery]
     deadline = started + SETTLE_SECONDS
     while time.monotonic() < deadline:
         redelivered = all(local_sagas.faults.attempts(*key) >= 2 for key in late)
