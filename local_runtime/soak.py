@@ -9,10 +9,12 @@ local_runtime.soak_checks. Exits 1 with the list of violations when anything fai
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import hashlib
 import json
 import random
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -53,6 +55,7 @@ STARTS_PER_SECOND = 20.0  # at most; starts are also held back while the partici
 BACKLOG_PER_CONSUMER = 3  # messages on all participant queues, per warm environment, before starts wait
 BACKLOG_POLL_SECONDS = 0.05
 MAX_IN_FLIGHT = 40  # sagas running at once
+PROGRESS_EVERY = 100  # sagas between progress lines
 CONSUMERS_PER_QUEUE = 4  # warm environments per participant function
 CLIENT_THREADS = 8  # concurrent API callers
 HEALTHY_SHARE, ONE_FAULT_SHARE = 0.6, 0.3  # the rest get two or three faults
@@ -243,6 +246,12 @@ def _soak(
     measured = Measurements()
     accepted: list[str] = []
     submitted: list[str] = []
+    finished: list[str] = []
+
+    def on_finished(saga_id: str) -> None:
+        finished.append(saga_id)
+        if len(finished) % PROGRESS_EVERY == 0:
+            console.log(f"{len(finished)}/{count} finished")
 
     def pending_starts() -> int:
         with lock:
@@ -266,7 +275,11 @@ def _soak(
             ThreadPoolExecutor(CLIENT_THREADS) as pool,
         ):
             next_start = measured.started_at
-            for saga_id in saga_ids:
+            for number, saga_id in enumerate(saga_ids):
+                if number % PROGRESS_EVERY == 0:
+                    console.log(
+                        f"starting saga {number + 1}/{count}: {sampler.running} running, backlog {sampler.backlog}"
+                    )
                 # Back-pressure: the consumers are behind, or enough sagas run already (each one's threads share
                 # this process's CPU with the consumers; a task's heartbeat clock does not wait for them).
                 while sampler.backlog > max_backlog or sampler.running + pending_starts() >= max_in_flight:
@@ -285,6 +298,7 @@ def _soak(
                 saga_ids,
                 timeout_seconds=FINISH_TIMEOUT_SECONDS,
                 poll_seconds=1.0,
+                on_finished=on_finished,
             )
         measured.finished_at = time.monotonic()
         measured.max_running = sampler.max_running
@@ -543,7 +557,7 @@ def _print_summary(
         ("sagas parked and flagged", f"{parked} / {sum(1 for s in evidence.stuck_reports.values() if s)} reports"),
         ("commands sent", str(len(evidence.commands))),
         ("stock rows reconciled", str(len(reconciliation.stock))),
-        ("money net / expected (cents)", f"{money.net_cents} / {money.expected_cents}"),
+        ("money net, all sagas / completed orders (cents)", f"{money.net_cents} / {money.expected_cents}"),
         ("wall time, first start to last finish (s)", f"{elapsed:.1f}"),
         ("throughput (sagas/s)", f"{count / elapsed:.1f}" if elapsed > 0 else "-"),
         ("starts held back for the backlog (s)", f"{measured.held_back_seconds:.1f}"),
@@ -568,6 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--consumers", type=int, default=CONSUMERS_PER_QUEUE, help="warm environments per queue")
     parser.add_argument("--time-scale", type=float, default=SOAK_TIME_SCALE, help="local seconds per SLA second")
     args = parser.parse_args(argv)
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack: where a soak hangs
     if args.sagas < 1:
         parser.error("--sagas: at least 1")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1_000_000)
