@@ -23,7 +23,7 @@ def test_a_hundred_sagas_with_random_faults_end_consistent_and_accounted_for():
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         check=False,
     )
     output = result.stdout + result.stderr
