@@ -260,7 +260,12 @@ def _soak(
     lock = threading.Lock()
 
     def start(saga_id: str) -> None:
-        answer = client.start_order(orders[saga_id], idempotency_key=saga_id)
+        try:
+            answer = client.start_order(orders[saga_id], idempotency_key=saga_id)
+        except Exception as error:  # e.g. the request timed out: a violation to report, not a lost start slot
+            with lock:
+                measured.refused.append(f"{saga_id}: POST /orders failed: {error!r}")
+            return
         with lock:
             if answer.status == 202:
                 accepted.append(saga_id)
