@@ -13,11 +13,17 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 WITH_NODE = PATH="$(NODE_HOME)/bin:$$PATH"
 # Extra CDK CLI arguments for diff and deploy, e.g. make deploy CDK_ARGS="-c logLevel=DEBUG".
 CDK_ARGS ?=
+# make soak: how many sagas, and the seed to replay (random when unset).
+SOAK_SAGAS ?= 1000
+SEED ?=
 
-.PHONY: demo serve-api test synth diff bootstrap deploy deploy-local destroy asl lint format bench ops install clean
+.PHONY: demo soak serve-api test synth diff bootstrap deploy deploy-local destroy asl lint format bench ops install clean
 
 demo: $(PYTHON_READY)  ## Run ~50 orders through the saga on the local runtime
 	$(PY) -m local_runtime.demo
+
+soak: $(PYTHON_READY)  ## 1,000 sagas with random faults through the API, checked afterwards; replay: make soak SEED=N
+	$(PY) -m local_runtime.soak --sagas $(SOAK_SAGAS) $(if $(SEED),--seed $(SEED))
 
 serve-api: $(PYTHON_READY)  ## The stack on the local runtime with its orders API on http://127.0.0.1:8080/v1 (SigV4)
 	$(PY) -m local_runtime.http_api

@@ -12,6 +12,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from participant_toolkit.observability import logger
+
 # The task already ended (timed out, or the saga moved on): the callback is refused.
 # AWS answers TaskTimedOut; moto answers InvalidToken; TaskDoesNotExist once the execution is gone.
 LATE_CALLBACK_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
@@ -47,6 +49,8 @@ class TaskCallbacks:
                     self.heartbeat(task_token)
                 except LateCallback:
                     return
+                except Exception as error:  # a lost beat is survivable (several per window); a dead thread is not
+                    missed_heartbeat(error)
                 if stop.wait(every_seconds):
                     return
 
@@ -65,3 +69,8 @@ class TaskCallbacks:
             if error.response.get("Error", {}).get("Code") in LATE_CALLBACK_ERRORS:
                 raise LateCallback(error.response["Error"]["Code"]) from error
             raise
+
+
+def missed_heartbeat(error: Exception) -> None:
+    """A heartbeat call failed for another reason than the task having ended (throttled, network): keep beating."""
+    logger.warning("Heartbeat failed; the next one is due within the heartbeat window", extra={"error": repr(error)})

@@ -41,7 +41,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from participant_toolkit.callbacks import LateCallback, TaskCallbacks
+from participant_toolkit.callbacks import LateCallback, TaskCallbacks, missed_heartbeat
 from participant_toolkit.command import CommandKind, MalformedCommand, SagaCommand, parse_command
 from participant_toolkit.errors import PermanentFailure, TransientFailure
 from participant_toolkit.observability import logger, metrics, tracer
@@ -136,6 +136,8 @@ class SagaParticipant:
                         self.callbacks.heartbeat(token)
                     except LateCallback:
                         self._stop_queued_heartbeat(token)
+                    except Exception as error:  # one lost beat is survivable; the thread must keep beating
+                        missed_heartbeat(error)
                 if stop.wait(every):
                     return
 

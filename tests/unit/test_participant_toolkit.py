@@ -333,6 +333,28 @@ def test_a_command_waiting_behind_a_slow_one_in_its_batch_keeps_its_task_alive(s
     assert domain.applied == ["saga-1", "saga-2"]
 
 
+def test_a_failed_heartbeat_call_does_not_stop_the_heartbeats():
+    # Given a Step Functions client whose first heartbeat call fails for a reason other than the task having ended
+    # (moto 5.2.5 raises AttributeError while an execution is being created; AWS may throttle)
+    from participant_toolkit.callbacks import TaskCallbacks
+
+    class FlakyCallbacks(TaskCallbacks):
+        def __init__(self):
+            self.beats = 0
+
+        def heartbeat(self, task_token):
+            self.beats += 1
+            if self.beats == 1:
+                raise AttributeError("'NoneType' object has no attribute 'value'")
+
+    callbacks = FlakyCallbacks()
+    # When work runs for several heartbeat intervals
+    with callbacks.heartbeats("token", every_seconds=0.05):
+        time.sleep(0.4)
+    # Then the beats went on after the failed one
+    assert callbacks.beats >= 3
+
+
 def test_compensation_runs_through_its_own_entry_point(settings):
     domain = Domain()
     participant, _callbacks, records = make_participant(settings, domain)

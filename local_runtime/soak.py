@@ -1,0 +1,607 @@
+"""`make soak`: many sagas at once through the signed orders API, with random faults drawn from a printed seed.
+
+Each saga is healthy, has one fault, or a few, drawn per (saga, step, action|compensation) from every fault kind the
+local runtime injects (local_runtime.faults). Afterwards the evidence is read back from the cloud itself (saga
+records, execution histories, queues, DLQs and their alarms, the stuck-sagas queue, stock and money) and checked by
+local_runtime.soak_checks. Exits 1 with the list of violations when anything fails; replay a run with `--seed`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import hashlib
+import json
+import random
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from rich.console import Console
+from rich.table import Table
+
+from local_runtime.cloud import LocalCloud
+from local_runtime.faults import Fault
+from local_runtime.http_api import SignedApiClient, serving
+from local_runtime.observe import execution_arn, history_events, wait_until_finished
+from local_runtime.sagas import LocalSagas
+from local_runtime.soak_checks import (
+    DeadLetter,
+    DlqAlarm,
+    SentCommand,
+    SoakEvidence,
+    SoakVerdict,
+    check,
+    evaluate_alarm,
+)
+from local_runtime.synth import synthesize
+from saga_ops.deployment import Deployment
+from saga_records import PARKED_STATUSES
+from statemachines import SagaDefinition, Step, load_definition
+
+ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "order_fulfillment.saga.yaml"
+CATALOG = {"SKU-KEYBOARD": 4999, "SKU-MOUSE": 2599, "SKU-MONITOR": 18999}  # sku: unit price in cents
+SOAK_TIME_SCALE = 0.25  # 1 s of SLA lasts 250 ms: a 20 s heartbeat 5 s, the 120 s carrier timeout 30 s
+STARTS_PER_SECOND = 20.0  # at most; starts are also held back while the participant queues have a backlog
+BACKLOG_PER_CONSUMER = 3  # messages on all participant queues, per warm environment, before starts wait
+BACKLOG_POLL_SECONDS = 0.05
+MAX_IN_FLIGHT = 40  # sagas running at once
+PROGRESS_EVERY = 100  # sagas between progress lines
+CONSUMERS_PER_QUEUE = 4  # warm environments per participant function
+CLIENT_THREADS = 8  # concurrent API callers
+HEALTHY_SHARE, ONE_FAULT_SHARE = 0.6, 0.3  # the rest get two or three faults
+FINISH_TIMEOUT_SECONDS = 600
+DETECTOR_WAIT_PERIODS = 4  # detector schedule periods to wait for its reports of the parked sagas
+MIN_CONSOLE_WIDTH = 120
+
+
+@dataclass(frozen=True)
+class FaultChoice:
+    """One kind of fault the soak draws: how to make it for a step's action or compensation."""
+
+    name: str
+    make: Callable[[random.Random, Step, str, float], Fault]
+    breaks_a_reply: bool = False  # the task may time out by design (no reply, a crash, a delay past its timeout)
+
+
+def _permanent(rng: random.Random, step: Step, kind: str, time_scale: float) -> Fault:
+    errors = step.permanent_errors or ["Injected.Permanent"]
+    return Fault.permanent(rng.choice(errors))
+
+
+def _transient(rng: random.Random, step: Step, kind: str, time_scale: float) -> Fault:
+    retry = step.retry if kind == "action" else step.effective_compensation_retry
+    # Up to one more failure than the retries allow, so some sagas run out of retries.
+    return Fault.transient(rng.choice(retry.errors), times=rng.randint(1, retry.max_attempts + 1))
+
+
+def _delay(rng: random.Random, step: Step, kind: str, time_scale: float) -> Fault:
+    # Either slow but within the task's timeout (heartbeats keep it alive), or past it.
+    factor = rng.choice([0.5, 1.3])
+    return Fault.delay(step.sla.timeout_seconds * time_scale * factor)
+
+
+FAULT_MENU: list[FaultChoice] = [
+    FaultChoice("permanent", _permanent),
+    FaultChoice("transient", _transient),
+    FaultChoice("lost_reply", lambda rng, step, kind, scale: Fault.lost_reply(), breaks_a_reply=True),
+    FaultChoice("crash_after_acting", lambda rng, step, kind, scale: Fault.crash_after_acting(), breaks_a_reply=True),
+    FaultChoice("delay", _delay, breaks_a_reply=True),
+    FaultChoice(
+        "duplicate_delivery", lambda rng, step, kind, scale: Fault.duplicate_delivery(copies=rng.randint(1, 2))
+    ),
+    FaultChoice("poison_message", lambda rng, step, kind, scale: Fault.poison_message(), breaks_a_reply=True),
+]
+
+
+@dataclass(frozen=True)
+class PlannedFault:
+    step: str
+    kind: str
+    choice: str
+    fault: Fault
+
+
+def plan_faults(
+    rng: random.Random, definition: SagaDefinition, saga_ids: list[str], time_scale: float
+) -> dict[str, list[PlannedFault]]:
+    """Per saga: none (most), one, or two or three faults on distinct (step, action|compensation) cells."""
+    cells = [(step, kind) for step in definition.steps for kind in ("action", "compensation") if step.compensation]
+    plan: dict[str, list[PlannedFault]] = {}
+    for saga_id in saga_ids:
+        draw = rng.random()
+        count = 0 if draw < HEALTHY_SHARE else 1 if draw < HEALTHY_SHARE + ONE_FAULT_SHARE else rng.randint(2, 3)
+        plan[saga_id] = []
+        for step, kind in rng.sample(cells, count):
+            choice = rng.choice(FAULT_MENU)
+            plan[saga_id].append(PlannedFault(step.name, kind, choice.name, choice.make(rng, step, kind, time_scale)))
+    return plan
+
+
+def make_order(rng: random.Random, number: int) -> dict[str, Any]:
+    items = [
+        {"sku": sku, "quantity": rng.randint(1, 3), "unit_price_cents": CATALOG[sku]}
+        for sku in rng.sample(sorted(CATALOG), rng.randint(1, 2))
+    ]
+    customer = f"soak-customer-{number:05d}"
+    return {
+        "order_id": f"soak-ord-{number:05d}",
+        "customer": {"customer_id": customer, "email": f"{customer}@example.com"},
+        "items": items,
+        "payment": {"card_token": "tok_visa"},
+        "shipping_address": {
+            "name": "Soak Buyer",
+            "line1": f"{number} Main Street",
+            "city": "Springfield",
+            "postal_code": f"{10000 + number % 90000}",
+            "country": "DE",
+        },
+    }
+
+
+@dataclass
+class Measurements:
+    started_at: float = 0.0
+    starts_done_at: float = 0.0
+    finished_at: float = 0.0
+    max_running: int = 0
+    held_back_seconds: float = 0.0  # starts waited this long for the consumers to catch up
+    refused: list[str] = field(default_factory=list)
+    max_backlog: Counter[str] = field(default_factory=Counter)  # queue label -> most messages seen waiting
+
+
+class BacklogSampler:
+    """Samples the participant queues' depth while the soak runs: how far the consumers fall behind.
+
+    A command's heartbeat clock runs while it waits on its queue, where no participant can beat for it, so the soak
+    holds new starts back while the backlog is above what the warm environments take up at once."""
+
+    def __init__(
+        self, queues: dict[str, str], state_machine_arn: str, into: Counter[str], every_seconds: float = 0.25
+    ) -> None:
+        self.queues, self.state_machine_arn, self.into, self.every = queues, state_machine_arn, into, every_seconds
+        self.backlog = 0  # messages on all participant queues, at the last sample
+        self.running = 0  # executions running, at the last sample
+        self.max_running = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="soak-backlog", daemon=True)
+
+    def __enter__(self) -> BacklogSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        sqs, sfn = boto3.client("sqs"), boto3.client("stepfunctions")
+        while not self._stop.wait(self.every):
+            total = 0
+            for label, url in self.queues.items():
+                depth = _depth(sqs, url)  # waiting, or taken but not yet done (a batch is worked one by one)
+                self.into[label] = max(self.into[label], depth)
+                total += depth
+            self.backlog = total
+            self.running = sum(
+                len(page["executions"])
+                for page in sfn.get_paginator("list_executions").paginate(
+                    stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
+                )
+            )
+            self.max_running = max(self.max_running, self.running)
+
+
+def run(
+    count: int,
+    seed: int,
+    *,
+    time_scale: float,
+    rate: float,
+    consumers: int,
+    max_in_flight: int,
+    console: Console,
+) -> int:
+    definition = load_definition(ORDER_SAGA)
+    console.print(f"[bold]Random-fault soak:[/] {count} sagas, seed {seed} (replay with --seed {seed})")
+    with console.status("Synthesizing and deploying into moto..."):
+        assembly = synthesize()
+        cloud = LocalCloud(assembly, time_scale=time_scale, consumers_per_queue=consumers)
+        cloud.start()
+    try:
+        sagas = LocalSagas(cloud, definition)
+        sagas.seed_stock({sku: 10 * count for sku in CATALOG})  # the soak is about faults, not stock-outs
+        with serving(cloud) as (_api, client):
+            return _soak(sagas, client, count, seed, rate, max_in_flight, console)
+    finally:
+        cloud.stop()
+
+
+def _soak(
+    sagas: LocalSagas,
+    client: SignedApiClient,
+    count: int,
+    seed: int,
+    rate: float,
+    max_in_flight: int,
+    console: Console,
+) -> int:
+    rng = random.Random(seed)
+    saga_ids = [f"soak-{seed}-{number:05d}" for number in range(1, count + 1)]
+    plan = plan_faults(rng, sagas.definition, saga_ids, sagas.cloud.time_scale)
+    for saga_id, faults in plan.items():
+        for planned in faults:
+            sagas.faults.plan(saga_id, planned.step, planned.kind, planned.fault)
+    orders = {saga_id: make_order(rng, number) for number, saga_id in enumerate(saga_ids, start=1)}
+    queues = {mapping.function.name: mapping.queue_url for mapping in sagas.cloud.mappings}
+    measured = Measurements()
+    accepted: list[str] = []
+    submitted: list[str] = []
+    finished: list[str] = []
+
+    def on_finished(saga_id: str) -> None:
+        finished.append(saga_id)
+        if len(finished) % PROGRESS_EVERY == 0:
+            console.log(f"{len(finished)}/{count} finished")
+
+    def pending_starts() -> int:
+        with lock:
+            return len(submitted) - len(accepted) - len(measured.refused)
+
+    lock = threading.Lock()
+
+    def start(saga_id: str) -> None:
+        try:
+            answer = client.start_order(orders[saga_id], idempotency_key=saga_id)
+        except Exception as error:  # e.g. the request timed out: a violation to report, not a lost start slot
+            with lock:
+                measured.refused.append(f"{saga_id}: POST /orders failed: {error!r}")
+            return
+        with lock:
+            if answer.status == 202:
+                accepted.append(saga_id)
+            else:
+                measured.refused.append(f"{saga_id}: POST /orders answered {answer.status} {answer.body}")
+
+    max_backlog = BACKLOG_PER_CONSUMER * sagas.cloud.consumers_per_queue
+    with BacklogSampler(queues, sagas.state_machine_arn, measured.max_backlog) as sampler:
+        measured.started_at = time.monotonic()
+        with (
+            console.status(f"Starting {count} sagas through the API, at most {rate:g}/s..."),
+            ThreadPoolExecutor(CLIENT_THREADS) as pool,
+        ):
+            next_start = measured.started_at
+            for number, saga_id in enumerate(saga_ids):
+                if number % PROGRESS_EVERY == 0:
+                    console.log(
+                        f"starting saga {number + 1}/{count}: {sampler.running} running, backlog {sampler.backlog}"
+                    )
+                # Back-pressure: the consumers are behind, or enough sagas run already (each one's threads share
+                # this process's CPU with the consumers; a task's heartbeat clock does not wait for them).
+                while sampler.backlog > max_backlog or sampler.running + pending_starts() >= max_in_flight:
+                    measured.held_back_seconds += BACKLOG_POLL_SECONDS
+                    time.sleep(BACKLOG_POLL_SECONDS)
+                time.sleep(max(0.0, next_start - time.monotonic()))
+                next_start = max(next_start, time.monotonic() - 1.0) + 1 / rate
+                with lock:
+                    submitted.append(saga_id)
+                pool.submit(start, saga_id)
+        measured.starts_done_at = time.monotonic()
+        with console.status("Waiting for every saga to finish..."):
+            unfinished = wait_until_finished(
+                sagas.records.get,
+                sagas.state_machine_arn,
+                saga_ids,
+                timeout_seconds=FINISH_TIMEOUT_SECONDS,
+                poll_seconds=1.0,
+                on_finished=on_finished,
+            )
+        measured.finished_at = time.monotonic()
+        measured.max_running = sampler.max_running
+    with console.status("Waiting for the queues to drain and the detector to flag the parked sagas..."):
+        _wait_until_drained(list(queues.values()), sagas.cloud)
+        reports = _stuck_reports(sagas)
+    evidence = gather_evidence(sagas, accepted, saga_ids, reports)
+    verdict = check(evidence)
+    violations = measured.refused + [f"saga {saga_id} did not finish in time" for saga_id in unfinished]
+    violations += verdict.violations
+    _print_summary(console, sagas, plan, evidence, verdict, measured, queues, count, seed)
+    if violations:
+        console.print(f"[bold red]✗ {len(violations)} violation(s) (seed {seed}):")
+        for violation in violations:
+            console.print(f"[red]  ✗ {violation}", soft_wrap=True)
+        return 1
+    console.print(
+        f"[bold green]✓ soak seed {seed}: {count} sagas terminal or parked and flagged; stock and money reconcile; "
+        f"every command accounted for ({len(sagas.faults.injected)} fault injections).",
+        soft_wrap=True,  # one line, for whoever greps the output
+    )
+    return 0
+
+
+def _wait_until_drained(queue_urls: list[str], cloud: LocalCloud) -> None:
+    """A crashed participant's message comes back after its visibility timeout: wait for the last redeliveries."""
+    sqs = boto3.client("sqs")
+    visibility = max(mapping.visibility_timeout_seconds for mapping in cloud.mappings) * cloud.time_scale
+    deadline = time.monotonic() + visibility * 6
+    while time.monotonic() < deadline:
+        if not any(_depth(sqs, url) for url in queue_urls):
+            return
+        time.sleep(0.5)
+
+
+def _depth(sqs: Any, url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def _stuck_reports(sagas: LocalSagas) -> list[dict[str, Any]]:
+    """Drain the stuck-sagas queue until every parked saga has a report, or the detector had its chances."""
+    deployment = Deployment.load(sagas.cloud.stack_name)
+    sqs = boto3.client("sqs")
+    parked = {
+        record["saga_id"]: record["status"] for status in PARKED_STATUSES for record in sagas.records.in_status(status)
+    }
+    reports: list[dict[str, Any]] = []
+    deadline = time.monotonic() + DETECTOR_WAIT_PERIODS * 60 * sagas.cloud.time_scale
+    while True:
+        messages = sqs.receive_message(
+            QueueUrl=deployment.stuck_sagas_queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        ).get("Messages", [])
+        for message in messages:
+            reports.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=deployment.stuck_sagas_queue_url, ReceiptHandle=message["ReceiptHandle"])
+        reported = {(report["saga_id"], report["status"]) for report in reports}
+        if not messages and (set(parked.items()) <= reported or time.monotonic() > deadline):
+            return reports
+
+
+def gather_evidence(
+    sagas: LocalSagas, accepted: list[str], saga_ids: list[str], reports: list[dict[str, Any]]
+) -> SoakEvidence:
+    """Read what happened from the cloud: records, execution histories, queues, DLQs and alarms, reconciliation."""
+    statuses = {record["saga_id"]: record["status"] for record in sagas.records.scan_all()}
+    commands = [
+        command
+        for saga_id in saga_ids
+        if saga_id in statuses
+        for command in sent_commands(saga_id, execution_arn(sagas.state_machine_arn, saga_id))
+    ]
+    sqs = boto3.client("sqs")
+    deployment = Deployment.load(sagas.cloud.stack_name)
+    dlq_alarms = evaluate_dlq_alarms(sagas.cloud, deployment, sqs)
+    stuck: dict[str, set[str]] = {}
+    for report in reports:
+        stuck.setdefault(report["saga_id"], set()).add(report["status"])
+    return SoakEvidence(
+        accepted=accepted,
+        statuses=statuses,
+        commands=commands,
+        left_on_queues={mapping.queue_url: _depth(sqs, mapping.queue_url) for mapping in sagas.cloud.mappings},
+        dead_letters=[letter for queue in deployment.dead_letter_queues for letter in _dead_letters(sqs, queue)],
+        dlq_alarms=dlq_alarms,
+        stuck_reports=stuck,
+        reconciliation_problems=sagas.reconcile().problems,
+    )
+
+
+def sent_commands(saga_id: str, arn: str) -> list[SentCommand]:
+    """Every command the execution sent to a participant queue, and how its task ended."""
+    commands: list[dict[str, Any]] = []
+    for event in history_events(arn):
+        kind = event["type"]
+        if kind == "TaskScheduled":
+            parameters = json.loads(event["taskScheduledEventDetails"]["parameters"])
+            body = parameters.get("MessageBody")
+            body = json.loads(body) if isinstance(body, str) else body
+            if not isinstance(body, dict) or "task_token" not in body:
+                continue
+            commands.append(
+                {
+                    "saga_id": saga_id,
+                    "step": body["step"],
+                    "kind": body["kind"],
+                    "queue_url": parameters["QueueUrl"],
+                    "token_digest": hashlib.sha256(body["task_token"].encode()).hexdigest(),
+                    "answer": "none",
+                }
+            )
+        elif kind in ("TaskSucceeded", "TaskFailed", "TaskTimedOut") and commands and commands[-1]["answer"] == "none":
+            commands[-1]["answer"] = {"TaskSucceeded": "succeeded", "TaskFailed": "failed"}.get(kind, "timed_out")
+    return [SentCommand(**command) for command in commands]
+
+
+def evaluate_dlq_alarms(cloud: LocalCloud, deployment: Deployment, sqs: Any) -> list[DlqAlarm]:
+    """moto deploys no CloudWatch alarms: evaluate the template's DLQ depth alarms on the queues' depths now."""
+    resources = boto3.client("cloudformation").list_stack_resources(StackName=cloud.stack_name)[
+        "StackResourceSummaries"
+    ]
+    url_of = {
+        r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::SQS::Queue"
+    }
+    alarm_of_url: dict[str, tuple[str, dict[str, Any]]] = {}
+    for logical_id, resource in cloud.template["Resources"].items():
+        properties = resource.get("Properties", {})
+        if resource["Type"] != "AWS::CloudWatch::Alarm" or properties.get("Namespace") != "AWS/SQS":
+            continue
+        for dimension in properties.get("Dimensions", []):
+            queue_ref = (
+                dimension["Value"].get("Fn::GetAtt", [None])[0] if isinstance(dimension["Value"], dict) else None
+            )
+            if dimension["Name"] == "QueueName" and queue_ref in url_of:
+                alarm_of_url[url_of[queue_ref]] = (logical_id, properties)
+    alarms = []
+    for queue in deployment.dead_letter_queues:
+        depth = int(
+            sqs.get_queue_attributes(QueueUrl=queue.url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"][
+                "ApproximateNumberOfMessages"
+            ]
+        )
+        if queue.url not in alarm_of_url:
+            alarms.append(DlqAlarm(queue.label, depth, None, "MISSING"))
+            continue
+        logical_id, properties = alarm_of_url[queue.url]
+        if properties.get("MetricName") != "ApproximateNumberOfMessagesVisible":
+            alarms.append(DlqAlarm(queue.label, depth, logical_id, "MISSING"))
+            continue
+        alarms.append(DlqAlarm(queue.label, depth, logical_id, evaluate_alarm(properties, depth)))
+    return alarms
+
+
+def _dead_letters(sqs: Any, queue: Any) -> list[DeadLetter]:
+    """Every message of a DLQ, read without deleting it (each stays invisible until the soak ends)."""
+    letters = []
+    while True:
+        messages = sqs.receive_message(
+            QueueUrl=queue.url, MaxNumberOfMessages=10, VisibilityTimeout=3600, WaitTimeSeconds=0
+        ).get("Messages", [])
+        if not messages:
+            return letters
+        for message in messages:
+            try:
+                body = json.loads(message["Body"])
+            except json.JSONDecodeError:
+                body = None
+            if isinstance(body, dict) and {"saga_id", "step", "kind"} <= set(body):
+                token = body.get("task_token")
+                digest = hashlib.sha256(token.encode()).hexdigest() if token else None
+                letters.append(
+                    DeadLetter(queue.label, queue.source_url, body["saga_id"], body["step"], body["kind"], digest)
+                )
+            else:
+                letters.append(DeadLetter(queue.label, queue.source_url, None))
+
+
+def spurious_timeouts(evidence: SoakEvidence, plan: dict[str, list[PlannedFault]]) -> list[SentCommand]:
+    """Tasks that timed out although no fault planned for them breaks a reply: the consumers fell behind."""
+    breaking = {choice.name for choice in FAULT_MENU if choice.breaks_a_reply}
+    expected = {(saga_id, p.step, p.kind) for saga_id, faults in plan.items() for p in faults if p.choice in breaking}
+    return [
+        command
+        for command in evidence.commands
+        if command.answer == "timed_out" and (command.saga_id, command.step, command.kind) not in expected
+    ]
+
+
+def _print_summary(
+    console: Console,
+    sagas: LocalSagas,
+    plan: dict[str, list[PlannedFault]],
+    evidence: SoakEvidence,
+    verdict: SoakVerdict,
+    measured: Measurements,
+    queues: dict[str, str],
+    count: int,
+    seed: int,
+) -> None:
+    outcomes = Table(title="Outcomes by number of faults (from the saga records)")
+    statuses = sorted(set(evidence.statuses.values()))
+    outcomes.add_column("faults")
+    for status in statuses:
+        outcomes.add_column(status, justify="right")
+    by_faults: Counter[tuple[int, str]] = Counter(
+        (len(plan[saga_id]), status) for saga_id, status in evidence.statuses.items() if saga_id in plan
+    )
+    for faults in sorted({n for n, _ in by_faults}):
+        outcomes.add_row(str(faults), *(str(by_faults[(faults, status)]) for status in statuses))
+    console.print(outcomes)
+
+    injected = Table(title="Faults planned and injected")
+    for column in ("fault", "action cells", "compensation cells", "injections seen"):
+        injected.add_column(column, justify="left" if column == "fault" else "right")
+    planned = Counter((p.choice, p.kind) for faults in plan.values() for p in faults)
+    seen = Counter(kind for *_, kind in sagas.faults.injected)
+    for choice in FAULT_MENU:
+        injected.add_row(
+            choice.name,
+            str(planned[(choice.name, "action")]),
+            str(planned[(choice.name, "compensation")]),
+            str(seen[choice.name]),
+        )
+    console.print(injected)
+
+    accounting = Table(title="Every command accounted for (execution histories, queues, DLQs)")
+    label_of = {url: label for label, url in queues.items()}
+    hows = sorted({how for _, how in verdict.accounting})
+    accounting.add_column("queue")
+    for how in hows:
+        accounting.add_column(how, justify="right")
+    for url in sorted({url for url, _ in verdict.accounting}):
+        accounting.add_row(label_of.get(url, url), *(str(verdict.accounting[(url, how)]) for how in hows))
+    console.print(accounting)
+
+    alarms = Table(title="Dead-letter queues and their alarms (template alarm evaluated on the depth)")
+    for column in ("DLQ", "depth", "alarm state"):
+        alarms.add_column(column, justify="right" if column == "depth" else "left")
+    for alarm in evidence.dlq_alarms:
+        colour = "red" if alarm.state == "ALARM" else "green" if alarm.state == "OK" else "bold red"
+        alarms.add_row(alarm.queue_label, str(alarm.depth), f"[{colour}]{alarm.state}")
+    console.print(alarms)
+
+    reconciliation = sagas.reconcile()
+    money = reconciliation.money
+    figures = Table(title=f"Soak figures (seed {seed})")
+    figures.add_column("figure")
+    figures.add_column("value", justify="right")
+    elapsed = measured.finished_at - measured.started_at
+    spurious = spurious_timeouts(evidence, plan)
+    parked = sum(1 for status in evidence.statuses.values() if status in {s.value for s in PARKED_STATUSES})
+    for name, value in (
+        ("sagas started (API 202)", str(len(evidence.accepted))),
+        ("sagas parked and flagged", f"{parked} / {sum(1 for s in evidence.stuck_reports.values() if s)} reports"),
+        ("commands sent", str(len(evidence.commands))),
+        ("stock rows reconciled", str(len(reconciliation.stock))),
+        ("money net, all sagas / completed orders (cents)", f"{money.net_cents} / {money.expected_cents}"),
+        ("wall time, first start to last finish (s)", f"{elapsed:.1f}"),
+        ("throughput (sagas/s)", f"{count / elapsed:.1f}" if elapsed > 0 else "-"),
+        ("starts held back for the backlog (s)", f"{measured.held_back_seconds:.1f}"),
+        ("start rate (sagas/s, paced)", f"{count / max(measured.starts_done_at - measured.started_at, 1e-9):.1f}"),
+        ("most sagas running at once", str(measured.max_running)),
+        ("max backlog on a participant queue", str(max(measured.max_backlog.values(), default=0))),
+        ("task timeouts no fault explains (spurious)", str(len(spurious))),
+        ("local clock (s per SLA s)", f"{sagas.cloud.time_scale:g}"),
+    ):
+        figures.add_row(name, value)
+    console.print(figures)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local_runtime.soak", description=__doc__.splitlines()[0])
+    parser.add_argument("--sagas", type=int, default=1000, help="how many sagas to run")
+    parser.add_argument("--seed", type=int, default=None, help="faults and orders are drawn from it (default: random)")
+    parser.add_argument("--rate", type=float, default=STARTS_PER_SECOND, help="saga starts per second")
+    parser.add_argument(
+        "--max-in-flight", type=int, default=MAX_IN_FLIGHT, help="sagas running at once, at most (back-pressure)"
+    )
+    parser.add_argument("--consumers", type=int, default=CONSUMERS_PER_QUEUE, help="warm environments per queue")
+    parser.add_argument("--time-scale", type=float, default=SOAK_TIME_SCALE, help="local seconds per SLA second")
+    args = parser.parse_args(argv)
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack: where a soak hangs
+    if args.sagas < 1:
+        parser.error("--sagas: at least 1")
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1_000_000)
+    console = Console(width=max(shutil.get_terminal_size().columns, MIN_CONSOLE_WIDTH))
+    return run(
+        args.sagas,
+        seed,
+        time_scale=args.time_scale,
+        rate=args.rate,
+        consumers=args.consumers,
+        max_in_flight=args.max_in_flight,
+        console=console,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
