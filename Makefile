@@ -14,7 +14,7 @@ WITH_NODE = PATH="$(NODE_HOME)/bin:$$PATH"
 # Extra CDK CLI arguments for diff and deploy, e.g. make deploy CDK_ARGS="-c logLevel=DEBUG".
 CDK_ARGS ?=
 
-.PHONY: demo serve-api test synth diff bootstrap deploy deploy-local destroy asl lint format bench ops install clean
+.PHONY: demo serve-api test synth diff bootstrap deploy deploy-local destroy asl lint format bench capacity ops install clean
 
 demo: $(PYTHON_READY)  ## Run ~50 orders through the saga on the local runtime
 	$(PY) -m local_runtime.demo
@@ -55,8 +55,11 @@ format: $(PYTHON_READY)
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-bench: $(PYTHON_READY)  ## Billed state transitions per saga path, measured on the local runtime
-	$(PY) -m bench.transitions
+bench: $(PYTHON_READY) $(NODE_READY)  ## Every figure of issue 5 beside its baseline (writes bench/results.json; BENCH_ARGS="--skip-suite")
+	$(WITH_NODE) $(PY) -m bench $(BENCH_ARGS)
+
+capacity: $(PYTHON_READY)  ## Sustained sagas/s per account and region from the definition and the Step Functions quotas
+	$(PY) -m bench.capacity $(ARGS)
 
 ops: $(PYTHON_READY)  ## The operator CLI: make ops ARGS="list --status COMPENSATION_FAILED"
 	$(PY) -m saga_ops $(ARGS)
