@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             "throughput_reconciled": runs["toolkit"]["reconciled"],
             "cold_init_baseline_s": round(cold["baseline_s"], 4),
             "cold_init_handler_s": {module.split(".")[0]: round(s, 4) for module, s in cold["handler_s"].items()},
+            "cold_init_ratio_max_without_xray": round(max(cold["untraced_ratios"].values()), 3),
             "synth_method": "cdk synth --quiet (pinned CDK CLI, app.py)",
             "test_suite_passed": suite_passed,
             "test_suite_summary": suite_summary,
@@ -119,6 +120,12 @@ def summary_table(document: dict[str, Any], paths: list[transitions.PathTransiti
             f"import boto3 + 1 client {document['cold_init_baseline_s']:.3f}",
             f"{value:.2f} (target ≤ 1.5) {verdict(value <= 1.5)}",
         )
+    table.add_row(
+        "cold init, worst handler with tracing disabled",
+        "",
+        "",
+        f"{document['cold_init_ratio_max_without_xray']:.2f} (X-Ray's share of the above)",
+    )
     table.add_row("synth, s (cdk synth, pinned CLI)", f"{document['synth_s']:.1f}", "", "")
     suite = document["test_suite_s"]
     table.add_row(

@@ -7,8 +7,9 @@ Per saga it counts, from the compiled state machine (the same ASL the stack depl
 - StartExecution: one per saga (SagaStarter names the execution after the saga id);
 - billed state transitions: the states a path enters (no retries on these paths);
 - SendTask* calls: per callback task entered, its answer (SendTaskSuccess or SendTaskFailure) plus the
-  participant toolkit's heartbeats: one when it picks the command up, then one every
-  heartbeat_seconds / HEARTBEATS_PER_INTERVAL while the step runs (`--step-seconds`).
+  participant toolkit's heartbeats, one every heartbeat_seconds / HEARTBEATS_PER_INTERVAL while the step runs
+  (`--step-seconds`); a command that waited in its queue longer than that also beats on pick-up (a backlog,
+  not the sustained state modelled here).
 Each quota's refill rate divided by the saga's use of it gives the sagas per second that quota allows; the
 smallest is the sustained capacity and names the binding quota. A failure mix (`--failure-rate`, spread evenly
 over the steps, each a permanent failure compensating what ran before) is modelled beside the happy path.
@@ -73,9 +74,10 @@ class Capacity:
 
 
 def heartbeats_per_task(heartbeat_seconds: int, step_seconds: float) -> int:
-    """The toolkit beats on pick-up, then every heartbeat_seconds / HEARTBEATS_PER_INTERVAL until it answers."""
+    """The toolkit beats every heartbeat_seconds / HEARTBEATS_PER_INTERVAL until it answers; a command picked up
+    within one interval (no queue backlog, the sustained case) sends its first beat one interval in."""
     interval = heartbeat_seconds / HEARTBEATS_PER_INTERVAL
-    return 1 + math.floor(step_seconds / interval)
+    return math.floor(step_seconds / interval)
 
 
 def happy_path(asl: dict[str, Any]) -> list[str]:

@@ -81,16 +81,23 @@ def measure(assembly: Path, repetitions: int = 5) -> dict[str, Any]:
     handlers = participant_handlers(read_template(assembly))
     baseline_runs: list[float] = []
     handler_runs: dict[str, list[float]] = {module: [] for module in handlers}
+    untraced_runs: dict[str, list[float]] = {module: [] for module in handlers}
     for _ in range(repetitions):
         baseline_runs.append(time_in_fresh_process(BASELINE))
         for module, environment in handlers.items():
             handler_runs[module].append(time_in_fresh_process(f"import {module}", environment))
+            # The same without X-Ray: what tracing adds (its recorder builds X-Ray clients for sampling at import).
+            untraced = environment | {"POWERTOOLS_TRACE_DISABLED": "true"}
+            untraced_runs[module].append(time_in_fresh_process(f"import {module}", untraced))
     baseline_s = median(baseline_runs)
     handler_s = {module: median(runs) for module, runs in handler_runs.items()}
+    untraced_s = {module: median(runs) for module, runs in untraced_runs.items()}
     return {
         "baseline_s": baseline_s,
         "handler_s": handler_s,
         "ratios": {module: ratio(seconds, baseline_s) for module, seconds in handler_s.items()},
+        "untraced_s": untraced_s,
+        "untraced_ratios": {module: ratio(seconds, baseline_s) for module, seconds in untraced_s.items()},
         "repetitions": repetitions,
     }
 

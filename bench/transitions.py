@@ -45,11 +45,15 @@ class PathTransitions:
     target: int  # at most: steps + 1 on the happy path, 2k for a failure at step k
 
 
-def measure(assembly: Path | None = None) -> list[PathTransitions]:
-    """Run the happy path and a permanent failure at each step on the stack in `assembly` (synthesized if None)."""
+def measure(assembly: Path | None = None, time_scale: float = 1.0) -> list[PathTransitions]:
+    """Run the happy path and a permanent failure at each step on the stack in `assembly` (synthesized if None).
+
+    Real SLA time by default: none of these paths waits on a timer, and on a loaded machine a scaled-down
+    heartbeat window could time a step out and add a retry that is not the path's cost.
+    """
     definition = load_definition(ORDER_SAGA)
     paths: list[PathTransitions] = []
-    with LocalCloud(assembly or synthesize()) as cloud:
+    with LocalCloud(assembly or synthesize(), time_scale=time_scale) as cloud:
         sagas = LocalSagas(cloud, definition)
         sagas.seed_stock({"SKU-BENCH": 1000})
         plans = [("happy path", None, len(definition.steps) + 1)]

@@ -10,14 +10,15 @@ from statemachines import compile_saga
 
 pytestmark = pytest.mark.unit
 
-# Steps of 9 s: step 1 (beats every 10 s) beats once, on pick-up; step 2 (every 4 s) at 0, 4 and 8 s: 3 beats.
+# Steps of 9 s, commands picked up fresh: step 1 (a beat every 10 s) answers before its first beat; step 2 (every
+# 4 s) beats at 4 and 8 s: 2 beats.
 STEP_SECONDS = 9.0
 
 
-def test_heartbeats_are_one_on_pick_up_plus_one_per_interval_elapsed():
+def test_heartbeats_are_one_per_interval_elapsed():
     # Given a 30 s heartbeat window (a beat every 10 s) / When the step takes 0, 9.9, 10 or 25 s
-    # Then the toolkit sends 1, 1, 2 and 3 heartbeats
-    assert [heartbeats_per_task(30, seconds) for seconds in (0, 9.9, 10, 25)] == [1, 1, 2, 3]
+    # Then the toolkit sends 0, 0, 1 and 2 heartbeats
+    assert [heartbeats_per_task(30, seconds) for seconds in (0, 9.9, 10, 25)] == [0, 0, 1, 2]
 
 
 def test_paths_enter_the_states_the_definition_implies(two_step_saga):
@@ -37,11 +38,11 @@ def test_use_per_saga_counts_answers_and_heartbeats(two_step_saga):
     asl = compile_saga(two_step_saga)
     # When the happy path is costed
     happy = path_use("happy", asl, happy_path(asl), STEP_SECONDS)
-    # Then 1 StartExecution, 3 transitions, and (1 answer + 1 beat) + (1 answer + 3 beats) = 6 SendTask* calls
-    assert (happy.start_executions, happy.transitions, happy.send_task_calls) == (1, 3, 6)
-    # And a failure at step 2: 4 transitions; DoAlpha 2 + DoBeta 4 + UndoAlpha (step 1's window) 2 = 8 calls
+    # Then 1 StartExecution, 3 transitions, and (1 answer + 0 beats) + (1 answer + 2 beats) = 4 SendTask* calls
+    assert (happy.start_executions, happy.transitions, happy.send_task_calls) == (1, 3, 4)
+    # And a failure at step 2: 4 transitions; DoAlpha 1 + DoBeta 3 + UndoAlpha (step 1's window) 1 = 5 calls
     failed = path_use("fail 2", asl, failure_path(asl, 2), STEP_SECONDS)
-    assert (failed.transitions, failed.send_task_calls) == (4, 8)
+    assert (failed.transitions, failed.send_task_calls) == (4, 5)
 
 
 def test_large_regions_are_bound_by_send_task_for_the_two_step_saga(two_step_saga):
@@ -52,24 +53,24 @@ def test_large_regions_are_bound_by_send_task_for_the_two_step_saga(two_step_sag
         for entry in model(two_step_saga, step_seconds=STEP_SECONDS, failure_rate=0)
         if entry.region_class is REGION_CLASSES[0]
     )
-    # Then per quota: 300/1 = 300, 500/6 = 83.3, 5000/3 = 1666.7 sagas/s; SendTask* binds at 83.3
+    # Then per quota: 300/1 = 300, 500/4 = 125, 5000/3 = 1666.7 sagas/s; SendTask* binds at 125
     by_quota = {limit.quota.name: limit.sagas_per_s for limit in large.limits}
     assert by_quota[START_EXECUTION] == pytest.approx(300)
-    assert by_quota[SEND_TASK] == pytest.approx(500 / 6)
+    assert by_quota[SEND_TASK] == pytest.approx(500 / 4)
     assert by_quota[STATE_TRANSITIONS] == pytest.approx(5000 / 3)
     assert large.binding.quota.name == SEND_TASK
-    # And the full 3,000-call bucket absorbs 3000/6 = 500 sagas above the sustained rate
-    assert large.binding.burst_sagas == pytest.approx(500)
+    # And the full 3,000-call bucket absorbs 3000/4 = 750 sagas above the sustained rate
+    assert large.binding.burst_sagas == pytest.approx(750)
 
 
 def test_a_failure_mix_averages_the_paths(two_step_saga):
     # Given half the sagas failing, a quarter at each step
     entries = model(two_step_saga, step_seconds=STEP_SECONDS, failure_rate=0.5)
     mixed = next(entry for entry in entries if entry.use.label != "happy path")
-    # When averaged / Then transitions 0.5*3 + 0.25*(2 + 4) = 3; SendTask* 0.5*6 + 0.25*(2 + 8) = 5.5
-    # (failure at step 1: DoAlpha answers once and beats once = 2)
+    # When averaged / Then transitions 0.5*3 + 0.25*(2 + 4) = 3; SendTask* 0.5*4 + 0.25*(1 + 5) = 3.5
+    # (failure at step 1: DoAlpha answers once, no beat)
     assert mixed.use.transitions == pytest.approx(3)
-    assert mixed.use.send_task_calls == pytest.approx(5.5)
+    assert mixed.use.send_task_calls == pytest.approx(3.5)
     with pytest.raises(ValueError, match="failure_rate"):
         model(two_step_saga, step_seconds=STEP_SECONDS, failure_rate=1.5)
 
