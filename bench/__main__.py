@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             "test_suite_passed": suite_passed,
             "test_suite_summary": suite_summary,
             "load_average_at_start": [round(value, 2) for value in load_before],
+            "load_average_at_end": [round(value, 2) for value in os.getloadavg()],
         },
     )
     write_results(document)
