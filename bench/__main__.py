@@ -50,10 +50,10 @@ def main(argv: list[str] | None = None) -> int:
             )
     with console.status("cold init of the participant handlers..."):
         cold = cold_init.measure(assembly, args.cold_init_repetitions)
-    suite_s, suite_passed, suite_summary = None, None, "skipped (--skip-suite)"
+    suite_s, suite_passed, suite_summary, suite_failures = None, None, "skipped (--skip-suite)", []
     if not args.skip_suite:
         with console.status("test suite (make test's command)..."):
-            suite_s, suite_passed, suite_summary = timings.run_test_suite()
+            suite_s, suite_passed, suite_summary, suite_failures = timings.run_test_suite()
 
     happy = next(path for path in paths if path.failing_step is None)
     document = results(
@@ -74,12 +74,15 @@ def main(argv: list[str] | None = None) -> int:
             "synth_method": "cdk synth --quiet (pinned CDK CLI, app.py)",
             "test_suite_passed": suite_passed,
             "test_suite_summary": suite_summary,
+            "test_suite_failures": suite_failures,
             "load_average_at_start": [round(value, 2) for value in load_before],
             "load_average_at_end": [round(value, 2) for value in os.getloadavg()],
         },
     )
     write_results(document)
     console.print(summary_table(document, paths))
+    for failure in suite_failures:
+        console.print(f"[red]{failure}")
     console.print(f"wrote {RESULTS_FILE.relative_to(RESULTS_FILE.parent.parent)}")
     return 0 if suite_passed in (None, True) else 1
 
@@ -125,7 +128,7 @@ def summary_table(document: dict[str, Any], paths: list[transitions.PathTransiti
         "cold init, worst handler with tracing disabled",
         "",
         "",
-        f"{document['cold_init_ratio_max_without_xray']:.2f} (X-Ray's share of the above)",
+        f"{document['cold_init_ratio_max_without_xray']:.2f} (X-Ray off, for comparison)",
     )
     table.add_row("synth, s (cdk synth, pinned CLI)", f"{document['synth_s']:.1f}", "", "")
     suite = document["test_suite_s"]

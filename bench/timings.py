@@ -35,10 +35,11 @@ def synth_with_cdk_cli(outdir: Path | None = None) -> tuple[float, Path]:
     return elapsed, outdir
 
 
-def run_test_suite() -> tuple[float, bool, str]:
-    """Seconds the whole suite took, whether it passed, and its summary line."""
+def run_test_suite() -> tuple[float, bool, str, list[str]]:
+    """Seconds the whole suite took, whether it passed, its summary line and the failed tests' lines."""
     started = time.perf_counter()
     completed = subprocess.run(TEST_SUITE, cwd=REPO, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     lines = [line for line in completed.stdout.strip().splitlines() if line.strip()]
-    return elapsed, completed.returncode == 0, lines[-1] if lines else completed.stderr[-500:]
+    failed = [line[:300] for line in lines if line.startswith(("FAILED", "ERROR"))]
+    return elapsed, completed.returncode == 0, lines[-1] if lines else completed.stderr[-500:], failed
