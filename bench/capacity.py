@@ -9,7 +9,8 @@ Per saga it counts, from the compiled state machine (the same ASL the stack depl
 - SendTask* calls: per callback task entered, its answer (SendTaskSuccess or SendTaskFailure) plus the
   participant toolkit's heartbeats, one every heartbeat_seconds / HEARTBEATS_PER_INTERVAL while the step runs
   (`--step-seconds`); a command that waited in its queue longer than that also beats on pick-up (a backlog,
-  not the sustained state modelled here).
+  not the sustained state modelled here), and so does one whose beat interval is under a second (only
+  scaled local clocks: a definition's heartbeat_seconds of 3 or more gives intervals of a second or more).
 Each quota's refill rate divided by the saga's use of it gives the sagas per second that quota allows; the
 smallest is the sustained capacity and names the binding quota. A failure mix (`--failure-rate`, spread evenly
 over the steps, each a permanent failure compensating what ran before) is modelled beside the happy path.
@@ -30,7 +31,7 @@ from rich.table import Table
 
 import local_runtime  # noqa: F401 - puts the Lambda code root (participant_toolkit) on the import path
 from bench.quotas import REGION_CLASSES, SEND_TASK, START_EXECUTION, STATE_TRANSITIONS, Quota, RegionClass
-from participant_toolkit.participant import HEARTBEATS_PER_INTERVAL
+from participant_toolkit.participant import HEARTBEATS_PER_INTERVAL, MIN_DEFERRED_BEAT_INTERVAL_SECONDS
 from statemachines import SagaDefinition, compile_saga, load_definition
 from statemachines.compiler import CALLBACK_RESOURCE
 
@@ -77,7 +78,8 @@ def heartbeats_per_task(heartbeat_seconds: int, step_seconds: float) -> int:
     """The toolkit beats every heartbeat_seconds / HEARTBEATS_PER_INTERVAL until it answers; a command picked up
     within one interval (no queue backlog, the sustained case) sends its first beat one interval in."""
     interval = heartbeat_seconds / HEARTBEATS_PER_INTERVAL
-    return math.floor(step_seconds / interval)
+    pick_up_beat = 1 if interval < MIN_DEFERRED_BEAT_INTERVAL_SECONDS else 0
+    return pick_up_beat + math.floor(step_seconds / interval)
 
 
 def happy_path(asl: dict[str, Any]) -> list[str]:

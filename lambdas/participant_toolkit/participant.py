@@ -48,6 +48,9 @@ from saga_records import SagaRecordRepository, StepStatus, metric_names
 
 DomainFunction = Callable[[SagaCommand], dict[str, Any]]
 HEARTBEATS_PER_INTERVAL = 3  # beat three times per heartbeat window, so one lost beat is survivable
+# Below this beat interval (seconds; only scaled local clocks go there) a busy host's scheduling delay is a fair
+# share of the interval: such commands keep the pick-up beat.
+MIN_DEFERRED_BEAT_INTERVAL_SECONDS = 1.0
 
 
 class CommandOnWrongQueue(Exception):
@@ -139,7 +142,7 @@ class SagaParticipant:
         # The task's heartbeat window opened when the command was sent. Picked up within one beat interval, two of
         # the window's three intervals are left: the first beat can wait an interval, so a step that answers sooner
         # costs one SendTask* call instead of two (the quota that bounds sagas per second, see bench/capacity.py).
-        beat_now = queued_seconds is None or queued_seconds >= every
+        beat_now = queued_seconds is None or queued_seconds >= every or every < MIN_DEFERRED_BEAT_INTERVAL_SECONDS
         # Heartbeats run until the answer is sent: recording the step and calling back can be slow too.
         with self.callbacks.heartbeats(command.task_token, every_seconds=every, beat_now=beat_now):
             try:
