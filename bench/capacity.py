@@ -9,8 +9,8 @@ Per saga it counts, from the compiled state machine (the same ASL the stack depl
 - SendTask* calls: per callback task entered, its answer (SendTaskSuccess or SendTaskFailure) plus the
   participant toolkit's heartbeats, one every heartbeat_seconds / HEARTBEATS_PER_INTERVAL while the step runs
   (`--step-seconds`); a command that waited in its queue longer than that also beats on pick-up (a backlog,
-  not the sustained state modelled here), and so does one whose beat interval is under a second (only
-  scaled local clocks: a definition's heartbeat_seconds of 3 or more gives intervals of a second or more).
+  not the sustained state modelled here), and so does one whose beat interval is under 1.5 s (scaled
+  local clocks, or a definition's heartbeat_seconds under 5).
 Each quota's refill rate divided by the saga's use of it gives the sagas per second that quota allows; the
 smallest is the sustained capacity and names the binding quota. A failure mix (`--failure-rate`, spread evenly
 over the steps, each a permanent failure compensating what ran before) is modelled beside the happy path.

@@ -326,10 +326,10 @@ def _sent_seconds_ago(event, seconds):
 
 
 def test_a_fresh_command_answered_within_one_beat_interval_sends_no_heartbeat(settings):
-    # Given a command sent just now, whose heartbeat window is 3 s (a beat due every 1 s), and quick domain work
+    # Given a command sent just now, whose heartbeat window is 6 s (a beat due every 2 s), and quick domain work
     domain = Domain()
     participant, callbacks, _ = make_participant(settings, domain)
-    event = _sent_seconds_ago(sqs_event(command(heartbeat_seconds=3)), 0)
+    event = _sent_seconds_ago(sqs_event(command(heartbeat_seconds=6)), 0)
     # When it is handled
     participant.handle_actions(event, context())
     # Then it is answered with no heartbeat: one SendTask* call for the step
@@ -337,11 +337,11 @@ def test_a_fresh_command_answered_within_one_beat_interval_sends_no_heartbeat(se
 
 
 def test_a_command_that_waited_in_the_queue_beats_on_pick_up(settings):
-    # Given a command that waited 2 s of its 3 s heartbeat window in the queue (more than one 1 s interval)
+    # Given a command that waited 3 s of its 6 s heartbeat window in the queue (more than one 2 s interval)
     domain = Domain()
     participant, callbacks, _ = make_participant(settings, domain)
-    body = command(heartbeat_seconds=3)
-    event = _sent_seconds_ago(sqs_event(body), 2)
+    body = command(heartbeat_seconds=6)
+    event = _sent_seconds_ago(sqs_event(body), 3)
     # When it is handled
     participant.handle_actions(event, context())
     # Then the window is renewed on pick-up (the only beat: the work took no interval), and the step answered
@@ -350,10 +350,10 @@ def test_a_command_that_waited_in_the_queue_beats_on_pick_up(settings):
 
 
 def test_a_fresh_command_still_beats_once_its_work_outlasts_an_interval(settings):
-    # Given a fresh command beating every 1 s (a 3 s window) whose domain work takes 1.3 s
-    domain = Domain(action=lambda command: time.sleep(1.3))
+    # Given a fresh command beating every 5/3 s (a 5 s window) whose domain work takes 2 s
+    domain = Domain(action=lambda command: time.sleep(2.0))
     participant, callbacks, _ = make_participant(settings, domain)
-    event = _sent_seconds_ago(sqs_event(command(heartbeat_seconds=3)), 0)
+    event = _sent_seconds_ago(sqs_event(command(heartbeat_seconds=5)), 0)
     # When it is handled / Then a heartbeat went out while the work ran, before the answer
     participant.handle_actions(event, context())
     kinds = [call[0] for call in callbacks.calls]
@@ -362,11 +362,11 @@ def test_a_fresh_command_still_beats_once_its_work_outlasts_an_interval(settings
 
 
 def test_a_fresh_command_on_a_sub_second_interval_keeps_the_pick_up_beat(settings):
-    # Given a fresh command beating every 1/3 s (a scaled local clock), answered at once
+    # Given a fresh command beating every 1/3 s (a scaled local clock's kind of interval), answered at once
     domain = Domain()
     participant, callbacks, _ = make_participant(settings, domain)
     event = _sent_seconds_ago(sqs_event(command(heartbeat_seconds=1)), 0)
-    # When it is handled / Then it beat on pick-up, as scheduling delays are a fair share of such an interval
+    # When it is handled / Then it beat on pick-up: scheduling delays are a fair share of such an interval
     participant.handle_actions(event, context())
     assert sorted(call[0] for call in callbacks.calls) == ["heartbeat", "succeed"]
 

@@ -19,7 +19,7 @@ def test_heartbeats_are_one_per_interval_elapsed():
     # Given a 30 s heartbeat window (a beat every 10 s) / When the step takes 0, 9.9, 10 or 25 s
     # Then the toolkit sends 0, 0, 1 and 2 heartbeats
     assert [heartbeats_per_task(30, seconds) for seconds in (0, 9.9, 10, 25)] == [0, 0, 1, 2]
-    # And a 2 s window beats every 2/3 s, under a second: the toolkit keeps the pick-up beat, 1 + 1 for a 1 s step
+    # And a 2 s window beats every 2/3 s, under 1.5 s: the toolkit keeps the pick-up beat, 1 + 1 for a 1 s step
     assert heartbeats_per_task(2, 1.0) == 2
 
 
