@@ -17,7 +17,7 @@ CDK_ARGS ?=
 SOAK_SAGAS ?= 1000
 SEED ?=
 
-.PHONY: demo soak serve-api test synth diff bootstrap deploy deploy-local destroy asl lint format bench ops install clean
+.PHONY: demo soak serve-api test synth diff bootstrap deploy deploy-local destroy asl lint format bench capacity ops install clean
 
 demo: $(PYTHON_READY)  ## Run ~50 orders through the saga on the local runtime
 	$(PY) -m local_runtime.demo
@@ -61,8 +61,11 @@ format: $(PYTHON_READY)
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-bench: $(PYTHON_READY)  ## Billed state transitions per saga path, measured on the local runtime
-	$(PY) -m bench.transitions
+bench: $(PYTHON_READY) $(NODE_READY)  ## Every figure of issue 5 beside its baseline (writes bench/results.json; BENCH_ARGS="--skip-suite")
+	$(WITH_NODE) $(PY) -m bench $(BENCH_ARGS)
+
+capacity: $(PYTHON_READY)  ## Sustained sagas/s per account and region from the definition and the Step Functions quotas
+	$(PY) -m bench.capacity $(ARGS)
 
 ops: $(PYTHON_READY)  ## The operator CLI: make ops ARGS="list --status COMPENSATION_FAILED"
 	$(PY) -m saga_ops $(ARGS)

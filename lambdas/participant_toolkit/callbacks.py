@@ -39,11 +39,14 @@ class TaskCallbacks:
         self._call("send_task_heartbeat", taskToken=task_token)
 
     @contextmanager
-    def heartbeats(self, task_token: str, every_seconds: float) -> Iterator[None]:
-        """Send a heartbeat now and every `every_seconds` until the block ends or the task is gone."""
+    def heartbeats(self, task_token: str, every_seconds: float, *, beat_now: bool = True) -> Iterator[None]:
+        """Send a heartbeat every `every_seconds` (and now, unless `beat_now` is False) until the block ends or the
+        task is gone."""
         stop = threading.Event()
 
         def beat() -> None:
+            if not beat_now and stop.wait(every_seconds):
+                return
             while True:
                 try:
                     self.heartbeat(task_token)

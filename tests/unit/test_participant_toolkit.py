@@ -42,10 +42,10 @@ class FakeCallbacks:
         with self._lock:
             self.calls.append(("heartbeat", task_token))
 
-    def heartbeats(self, task_token, every_seconds):
+    def heartbeats(self, task_token, every_seconds, **options):
         from participant_toolkit.callbacks import TaskCallbacks
 
-        return TaskCallbacks.heartbeats(self, task_token, every_seconds)
+        return TaskCallbacks.heartbeats(self, task_token, every_seconds, **options)
 
     def answers(self):
         return [call for call in self.calls if call[0] != "heartbeat"]
@@ -310,7 +310,7 @@ def test_a_duplicate_whose_callback_races_the_first_answer_undoes_nothing(settin
 
 
 def test_heartbeats_are_sent_while_the_work_runs(settings):
-    domain = Domain(action=lambda command: time.sleep(0.35))
+    domain = Domain(action=lambda command: time.sleep(0.8))
     participant, callbacks, _ = make_participant(settings, domain)
     body = command(heartbeat_seconds=1)  # beat every 1/3 s
     participant.handle_actions(sqs_event(body), context())
@@ -353,6 +353,58 @@ def test_a_failed_heartbeat_call_does_not_stop_the_heartbeats():
         time.sleep(0.4)
     # Then the beats went on after the failed one
     assert callbacks.beats >= 3
+
+
+def _sent_seconds_ago(event, seconds):
+    for record in event["Records"]:
+        record["attributes"]["SentTimestamp"] = str(int((time.time() - seconds) * 1000))
+    return event
+
+
+def test_a_fresh_command_answered_within_one_beat_interval_sends_no_heartbeat(settings):
+    # Given a command sent just now, whose heartbeat window is 6 s (a beat due every 2 s), and quick domain work
+    domain = Domain()
+    participant, callbacks, _ = make_participant(settings, domain)
+    event = _sent_seconds_ago(sqs_event(command(heartbeat_seconds=6)), 0)
+    # When it is handled
+    participant.handle_actions(event, context())
+    # Then it is answered with no heartbeat: one SendTask* call for the step
+    assert [call[0] for call in callbacks.calls] == ["succeed"]
+
+
+def test_a_command_that_waited_in_the_queue_beats_on_pick_up(settings):
+    # Given a command that waited 3 s of its 6 s heartbeat window in the queue (more than one 2 s interval)
+    domain = Domain()
+    participant, callbacks, _ = make_participant(settings, domain)
+    body = command(heartbeat_seconds=6)
+    event = _sent_seconds_ago(sqs_event(body), 3)
+    # When it is handled
+    participant.handle_actions(event, context())
+    # Then the window is renewed on pick-up (the only beat: the work took no interval), and the step answered
+    assert sorted(call[0] for call in callbacks.calls) == ["heartbeat", "succeed"]
+    assert all(call[1] == body["task_token"] for call in callbacks.calls)
+
+
+def test_a_fresh_command_still_beats_once_its_work_outlasts_an_interval(settings):
+    # Given a fresh command beating every 5/3 s (a 5 s window) whose domain work takes 2 s
+    domain = Domain(action=lambda command: time.sleep(2.0))
+    participant, callbacks, _ = make_participant(settings, domain)
+    event = _sent_seconds_ago(sqs_event(command(heartbeat_seconds=5)), 0)
+    # When it is handled / Then a heartbeat went out while the work ran, before the answer
+    participant.handle_actions(event, context())
+    kinds = [call[0] for call in callbacks.calls]
+    assert "heartbeat" in kinds
+    assert kinds.index("heartbeat") < kinds.index("succeed")
+
+
+def test_a_fresh_command_on_a_sub_second_interval_keeps_the_pick_up_beat(settings):
+    # Given a fresh command beating every 1/3 s (a scaled local clock's kind of interval), answered at once
+    domain = Domain()
+    participant, callbacks, _ = make_participant(settings, domain)
+    event = _sent_seconds_ago(sqs_event(command(heartbeat_seconds=1)), 0)
+    # When it is handled / Then it beat on pick-up: scheduling delays are a fair share of such an interval
+    participant.handle_actions(event, context())
+    assert sorted(call[0] for call in callbacks.calls) == ["heartbeat", "succeed"]
 
 
 def test_compensation_runs_through_its_own_entry_point(settings):

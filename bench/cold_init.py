@@ -1,0 +1,119 @@
+"""Cold initialisation of each participant handler, against `import boto3` plus one client, in fresh processes.
+
+    python -m bench.cold_init [--assembly cdk.out] [--repetitions 5]
+
+A Lambda cold start runs the handler module's import (settings parsed, services and clients built at module
+level). Each measurement is a new interpreter that times, with `time.perf_counter`, only that import (so
+interpreter start-up, the same for both, is not counted): the handler module with its function's environment
+from the synthesized template, as Lambda would import it; and the baseline, `import boto3` and one client. The
+runs alternate (baseline, each handler, baseline, ...) so that a busy moment hits both; the median of the
+repetitions is reported, and the ratio handler / baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from bench.figures import median, ratio
+from local_runtime import LAMBDA_CODE_ROOT
+from local_runtime.cloud import FAKE_CREDENTIALS, read_template
+
+BASELINE = "import boto3\nboto3.client('dynamodb')"
+TIMER = "import time\n_started = time.perf_counter()\n{body}\nprint(time.perf_counter() - _started)"
+PLACEHOLDER_VALUE = "bench-placeholder"  # stands for a deploy-time reference (a table name) in the environment
+
+
+def participant_handlers(template: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Handler module -> its function's environment, for every queue-fed function of the template.
+
+    Both functions of a participant (action and compensation) import the same module: measured once.
+    """
+    fed_by_queue = {
+        _logical_id(mapping["Properties"]["FunctionName"])
+        for mapping in template["Resources"].values()
+        if mapping["Type"] == "AWS::Lambda::EventSourceMapping"
+    }
+    modules: dict[str, dict[str, str]] = {}
+    for logical_id in sorted(fed_by_queue):
+        properties = template["Resources"][logical_id]["Properties"]
+        module = properties["Handler"].rpartition(".")[0]
+        variables = properties.get("Environment", {}).get("Variables", {})
+        modules.setdefault(
+            module,
+            {key: value if isinstance(value, str) else PLACEHOLDER_VALUE for key, value in variables.items()}
+            | {"AWS_LAMBDA_FUNCTION_NAME": logical_id},
+        )
+    return modules
+
+
+def _logical_id(reference: Any) -> str:
+    if isinstance(reference, dict) and "Ref" in reference:
+        return str(reference["Ref"])
+    if isinstance(reference, dict) and "Fn::GetAtt" in reference:
+        return str(reference["Fn::GetAtt"][0])
+    raise ValueError(f"event source mapping FunctionName is not a reference to a function: {reference}")
+
+
+def time_in_fresh_process(body: str, environment: dict[str, str] | None = None) -> float:
+    """Seconds `body` took in a new interpreter with the Lambda code root on its path."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(LAMBDA_CODE_ROOT),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        **FAKE_CREDENTIALS,
+        **(environment or {}),
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", TIMER.format(body=body)], capture_output=True, text=True, env=env, check=False
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"cold-init run failed:\n{completed.stderr[-2000:]}")
+    return float(completed.stdout.strip().splitlines()[-1])
+
+
+def measure(assembly: Path, repetitions: int = 5) -> dict[str, Any]:
+    handlers = participant_handlers(read_template(assembly))
+    baseline_runs: list[float] = []
+    handler_runs: dict[str, list[float]] = {module: [] for module in handlers}
+    untraced_runs: dict[str, list[float]] = {module: [] for module in handlers}
+    for _ in range(repetitions):
+        baseline_runs.append(time_in_fresh_process(BASELINE))
+        for module, environment in handlers.items():
+            handler_runs[module].append(time_in_fresh_process(f"import {module}", environment))
+            # The same without X-Ray: what tracing adds (its recorder builds X-Ray clients for sampling at import).
+            untraced = environment | {"POWERTOOLS_TRACE_DISABLED": "true"}
+            untraced_runs[module].append(time_in_fresh_process(f"import {module}", untraced))
+    baseline_s = median(baseline_runs)
+    handler_s = {module: median(runs) for module, runs in handler_runs.items()}
+    untraced_s = {module: median(runs) for module, runs in untraced_runs.items()}
+    return {
+        "baseline_s": baseline_s,
+        "handler_s": handler_s,
+        "ratios": {module: ratio(seconds, baseline_s) for module, seconds in handler_s.items()},
+        "untraced_s": untraced_s,
+        "untraced_ratios": {module: ratio(seconds, baseline_s) for module, seconds in untraced_s.items()},
+        "repetitions": repetitions,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.cold_init", description=__doc__.splitlines()[0])
+    parser.add_argument("--assembly", type=Path, help="cloud assembly (cdk.out); synthesized in-process if absent")
+    parser.add_argument("--repetitions", type=int, default=5)
+    args = parser.parse_args(argv)
+    if args.assembly is None:
+        from local_runtime.synth import synthesize
+
+        args.assembly = synthesize()
+    print(json.dumps(measure(args.assembly, args.repetitions), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""Local end-to-end throughput: sagas per second on the local runtime, against a bare harness on the same moto.
+
+    python -m bench.throughput --harness toolkit --assembly cdk.out --sagas 200
+    python -m bench.throughput --harness bare --sagas 200 [--profile bare.prof]
+
+Each harness runs in its own fresh process (the bench starts both), prints one JSON line and exits:
+- `toolkit`: the synthesized stack on `LocalCloud` (participant handlers with the toolkit, saga records,
+  idempotency, heartbeats, EventBridge schedules), sagas started through `SagaStarter`; the stock and money
+  are reconciled afterwards, and a saga that did not complete or a reconciliation problem fails the run.
+- `bare`: the same generated ASL (statemachines/*.asl.json, its `${...}` placeholders filled with queues and a
+  table of the same names' roles) on the same moto with the same patches, and a minimal poller per queue that
+  answers every command with SendTaskSuccess: no toolkit, no records, no checks.
+
+Both use the same time scale, the same number of poller threads per queue, the same batch size and long-poll
+wait, start the sagas one after the other from one thread, and take the wall time from the first start until a
+poll (every 0.2 s, the same loop) sees every execution stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from local_runtime.cloud import DEFAULT_TIME_SCALE, FAKE_CREDENTIALS, LocalCloud
+from local_runtime.observe import wait_until_finished
+from local_runtime.sagas import LocalSagas
+from statemachines import load_definition
+from statemachines.compiler import substitution_keys
+
+REPO = Path(__file__).resolve().parent.parent
+ORDER_SAGA = REPO / "statemachines" / "order_fulfillment.saga.yaml"
+GENERATED_ASL = REPO / "statemachines" / "order_fulfillment.asl.json"
+CONSUMERS_PER_QUEUE = 4  # LocalCloud's default: poller threads (warm Lambda environments) per queue
+BATCH_SIZE = 10  # infra/constants.py BATCH_SIZE: messages per receive, as the event source mappings use
+LONG_POLL_SECONDS = 1  # LocalCloud's ReceiveMessage WaitTimeSeconds
+SKU = "SKU-BENCH"
+WAIT_SECONDS = 300  # give up on a run after this long: a hung saga fails the bench instead of hanging it
+
+
+def order(number: int) -> dict[str, Any]:
+    return {
+        "order_id": f"bench-{number:05d}",
+        "customer": {"customer_id": f"c-{number}", "email": f"bench{number}@example.com"},
+        "items": [{"sku": SKU, "quantity": 1, "unit_price_cents": 1000}],
+        "payment": {"card_token": "tok_visa"},
+        "shipping_address": {"name": "B", "line1": "1 St", "city": "Berlin", "postal_code": "10115", "country": "DE"},
+    }
+
+
+def run_toolkit(assembly: Path, sagas: int, time_scale: float) -> dict[str, Any]:
+    definition = load_definition(ORDER_SAGA)
+    with LocalCloud(assembly, time_scale=time_scale, consumers_per_queue=CONSUMERS_PER_QUEUE) as cloud:
+        local = LocalSagas(cloud, definition)
+        local.seed_stock({SKU: sagas})
+        saga_ids = [f"tp-{uuid.uuid4().hex[:12]}" for _ in range(sagas)]
+        started = time.perf_counter()
+        for number, saga_id in enumerate(saga_ids):
+            local.start(saga_id, order(number))
+        unfinished = local.wait(saga_ids, timeout_seconds=WAIT_SECONDS)
+        wall = time.perf_counter() - started
+        if unfinished:
+            raise RuntimeError(f"{len(unfinished)} of {sagas} sagas did not finish, e.g. {unfinished[:3]}")
+        not_completed = [s for s in saga_ids if local.records.get(s)["status"] != "COMPLETED"]  # type: ignore[index]
+        if not_completed:
+            raise RuntimeError(f"{len(not_completed)} sagas did not complete, e.g. {not_completed[:3]}")
+        reconciliation = local.reconcile()
+        if not reconciliation.ok:
+            raise RuntimeError("reconciliation failed: " + "; ".join(reconciliation.problems[:5]))
+    return {"harness": "toolkit", "sagas": sagas, "wall_s": wall, "reconciled": True}
+
+
+def run_bare(sagas: int, time_scale: float) -> dict[str, Any]:
+    from moto import mock_aws
+
+    from local_runtime.moto_workarounds import all_workarounds
+
+    with ExitStack() as stack:
+        stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
+        stack.enter_context(all_workarounds(time_scale))
+        state_machine_arn, queue_urls = _deploy_bare(load_definition(ORDER_SAGA))
+        stop = threading.Event()
+        stack.enter_context(_bare_pollers(queue_urls, stop))
+        sfn = boto3.client("stepfunctions")
+        saga_ids = [f"tp-{uuid.uuid4().hex[:12]}" for _ in range(sagas)]
+        started = time.perf_counter()
+        for number, saga_id in enumerate(saga_ids):
+            sfn.start_execution(
+                stateMachineArn=state_machine_arn,
+                name=saga_id,
+                input=json.dumps({"input": order(number), "results": {}}, separators=(",", ":")),
+            )
+        # The bare harness keeps no records: an execution that stopped is finished.
+        unfinished = wait_until_finished(
+            lambda _: {"status": "COMPLETED"}, state_machine_arn, saga_ids, timeout_seconds=WAIT_SECONDS
+        )
+        wall = time.perf_counter() - started
+        stop.set()
+        if unfinished:
+            raise RuntimeError(f"{len(unfinished)} of {sagas} bare executions did not finish")
+    return {"harness": "bare", "sagas": sagas, "wall_s": wall, "reconciled": False}
+
+
+def _deploy_bare(definition: Any) -> tuple[str, list[str]]:
+    """The generated ASL with its placeholders filled: one queue per command, one table for the record states."""
+    sqs, dynamodb = boto3.client("sqs"), boto3.client("dynamodb")
+    asl = GENERATED_ASL.read_text(encoding="utf-8")
+    queue_urls = []
+    for key in substitution_keys(definition):
+        if key.endswith("QueueUrl"):
+            url = sqs.create_queue(QueueName=f"bare-{key.removesuffix('QueueUrl')}")["QueueUrl"]
+            queue_urls.append(url)
+            value = url
+        else:
+            value = "bare-sagas"
+            dynamodb.create_table(
+                TableName=value,
+                KeySchema=[{"AttributeName": "saga_id", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "saga_id", "AttributeType": "S"}],
+                BillingMode="PAY_PER_REQUEST",
+            )
+        asl = asl.replace(f"${{{key}}}", value)
+    arn = boto3.client("stepfunctions").create_state_machine(
+        name="BareOrderFulfillment", definition=asl, roleArn="arn:aws:iam::123456789012:role/bare"
+    )["stateMachineArn"]
+    return arn, queue_urls
+
+
+@contextmanager
+def _bare_pollers(queue_urls: list[str], stop: threading.Event) -> Iterator[None]:
+    def poll(queue_url: str) -> None:
+        sqs, sfn = boto3.client("sqs"), boto3.client("stepfunctions")
+        while not stop.is_set():
+            messages = sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=BATCH_SIZE, WaitTimeSeconds=LONG_POLL_SECONDS
+            ).get("Messages", [])
+            for message in messages:
+                sfn.send_task_success(taskToken=json.loads(message["Body"])["task_token"], output="{}")
+            if messages:
+                sqs.delete_message_batch(
+                    QueueUrl=queue_url,
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+                )
+
+    threads = [
+        threading.Thread(target=poll, args=(url,), name=f"bare-{index}", daemon=True)
+        for url in queue_urls
+        for index in range(CONSUMERS_PER_QUEUE)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=LONG_POLL_SECONDS + 5)
+
+
+def measure_in_fresh_process(
+    harness: str, *, sagas: int, time_scale: float, assembly: Path | None = None, profile: Path | None = None
+) -> dict[str, Any]:
+    """Run one harness in a new interpreter (no state shared with the other run) and return its JSON line."""
+    import subprocess
+
+    command = [sys.executable, "-m", "bench.throughput", "--harness", harness, "--sagas", str(sagas)]
+    command += ["--time-scale", str(time_scale)]
+    if assembly is not None:
+        command += ["--assembly", str(assembly)]
+    if profile is not None:
+        command += ["--profile", str(profile)]
+    completed = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, env={**os.environ, **FAKE_CREDENTIALS}, check=False
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"{harness} throughput run failed:\n{completed.stderr[-3000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__.splitlines()[0])
+    parser.add_argument("--harness", choices=("toolkit", "bare"), required=True)
+    parser.add_argument("--sagas", type=int, default=200)
+    parser.add_argument("--time-scale", type=float, default=DEFAULT_TIME_SCALE)
+    parser.add_argument("--assembly", type=Path, help="cloud assembly (cdk.out) for the toolkit harness")
+    parser.add_argument("--profile", type=Path, help="write a cProfile of the run to this file")
+    args = parser.parse_args(argv)
+    os.environ.update(FAKE_CREDENTIALS)  # moto is in-process: no call may reach AWS
+    if args.harness == "toolkit" and args.assembly is None:
+        from local_runtime.synth import synthesize
+
+        args.assembly = synthesize()
+    run: Callable[[], dict[str, Any]] = (
+        (lambda: run_toolkit(args.assembly, args.sagas, args.time_scale))
+        if args.harness == "toolkit"
+        else (lambda: run_bare(args.sagas, args.time_scale))
+    )
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler:
+        profiler.enable()
+    result = run()
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
