@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_cloud")]
 
 MATRIX = fault_matrix(load_definition(ORDER_SAGA))
 SETTLE_SECONDS = 300  # a deadline, not a timing: every cell finished, poison dead-lettered, late deliveries done
-ENVIRONMENTS_PER_PARTICIPANT = 6
+ENVIRONMENTS_PER_PARTICIPANT = 4
 IN_FLIGHT = 3  # sagas running at once
 FINISHED = {"COMPLETED", "FAILED", "COMPENSATION_FAILED", "FORWARD_RECOVERY_FAILED"}
 

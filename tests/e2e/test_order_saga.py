@@ -6,6 +6,7 @@ Expected compensations are derived from the saga definition, so a new step is co
 from __future__ import annotations
 
 import json
+import math
 import time
 
 import boto3
@@ -195,9 +196,11 @@ def test_an_unparseable_command_is_dead_lettered_not_lost(local_sagas):
     redrive = sqs.get_queue_attributes(QueueUrl=mapping.queue_url, AttributeNames=["RedrivePolicy"])
     import json
 
-    dlq_arn = json.loads(redrive["Attributes"]["RedrivePolicy"])["deadLetterTargetArn"]
-    dlq_url = sqs.get_queue_url(QueueName=dlq_arn.split(":")[-1])["QueueUrl"]
-    deadline = time.monotonic() + 60
+    policy = json.loads(redrive["Attributes"]["RedrivePolicy"])
+    dlq_url = sqs.get_queue_url(QueueName=policy["deadLetterTargetArn"].split(":")[-1])["QueueUrl"]
+    # A deadline, not a timing: maxReceiveCount visibility timeouts on the local clock, twice over
+    visibility = max(1, math.ceil(mapping.visibility_timeout_seconds * local_sagas.cloud.time_scale))
+    deadline = time.monotonic() + 2 * int(policy["maxReceiveCount"]) * visibility + 10
     dead = []
     while not dead and time.monotonic() < deadline:
         dead = sqs.receive_message(QueueUrl=dlq_url, WaitTimeSeconds=1).get("Messages", [])
