@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
@@ -42,18 +42,25 @@ class TaskCallbacks:
     def heartbeats(self, task_token: str, every_seconds: float, *, beat_now: bool = True) -> Iterator[None]:
         """Send a heartbeat every `every_seconds` (and now, unless `beat_now` is False) until the block ends or the
         task is gone."""
+        with self.heartbeats_for(BeatingTokens([task_token]), every_seconds, beat_now=beat_now):
+            yield
+
+    @contextmanager
+    def heartbeats_for(self, tokens: BeatingTokens, every_seconds: float, *, beat_now: bool = True) -> Iterator[None]:
+        """Heartbeat each token in `tokens` (as it is at each beat) until the block ends; a task that is gone leaves."""
         stop = threading.Event()
 
         def beat() -> None:
             if not beat_now and stop.wait(every_seconds):
                 return
             while True:
-                try:
-                    self.heartbeat(task_token)
-                except LateCallback:
-                    return
-                except Exception as error:  # a lost beat is survivable (several per window); a dead thread is not
-                    missed_heartbeat(error)
+                for token in tokens.current():
+                    try:
+                        self.heartbeat(token)
+                    except LateCallback:
+                        tokens.discard(token)
+                    except Exception as error:  # a lost beat is survivable (several per window); a dead thread is not
+                        missed_heartbeat(error)
                 if stop.wait(every_seconds):
                     return
 
@@ -77,3 +84,23 @@ class TaskCallbacks:
 def missed_heartbeat(error: Exception) -> None:
     """A heartbeat call failed for another reason than the task having ended (throttled, network): keep beating."""
     logger.warning("Heartbeat failed; the next one is due within the heartbeat window", extra={"error": repr(error)})
+
+
+class BeatingTokens:
+    """The task tokens a heartbeat thread keeps alive; one leaves when its own work takes over or its task is gone."""
+
+    def __init__(self, tokens: Iterable[str] = ()) -> None:
+        self._tokens = set(tokens)
+        self._lock = threading.Lock()
+
+    def replace(self, tokens: Iterable[str]) -> None:
+        with self._lock:
+            self._tokens = set(tokens)
+
+    def discard(self, token: str | None) -> None:
+        with self._lock:
+            self._tokens.discard(token)
+
+    def current(self) -> list[str]:
+        with self._lock:
+            return list(self._tokens)

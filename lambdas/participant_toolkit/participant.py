@@ -24,7 +24,6 @@ its compensation. The toolkit does the rest, the same way for every service:
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,7 +40,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from participant_toolkit.callbacks import LateCallback, TaskCallbacks, missed_heartbeat
+from participant_toolkit.callbacks import BeatingTokens, LateCallback, TaskCallbacks
 from participant_toolkit.command import CommandKind, MalformedCommand, SagaCommand, parse_command
 from participant_toolkit.errors import PermanentFailure, TransientFailure
 from participant_toolkit.observability import logger, metrics, tracer
@@ -93,8 +92,7 @@ class SagaParticipant:
             for kind in ("action", "compensation")
         }
         self._processor = BatchProcessor(event_type=EventType.SQS)
-        self._queued_lock = threading.Lock()
-        self._queued_tokens: set[str] = set()
+        self._queued = BeatingTokens()  # commands of the current batch waiting their turn
         self.action_handler = _lambda_handler(self.handle_actions)
         self.compensation_handler = _lambda_handler(self.handle_compensations)
 
@@ -126,37 +124,15 @@ class SagaParticipant:
             yield
             return
         every = min(queued.values()) * self.settings.time_scale / HEARTBEATS_PER_INTERVAL
-        stop = threading.Event()
-        with self._queued_lock:
-            self._queued_tokens = set(queued)
-
-        def beat() -> None:
-            while True:
-                with self._queued_lock:
-                    tokens = list(self._queued_tokens)
-                for token in tokens:
-                    try:
-                        self.callbacks.heartbeat(token)
-                    except LateCallback:
-                        self._stop_queued_heartbeat(token)
-                    except Exception as error:  # one lost beat is survivable; the thread must keep beating
-                        missed_heartbeat(error)
-                if stop.wait(every):
-                    return
-
-        thread = threading.Thread(target=beat, name="saga-heartbeat", daemon=True)
-        thread.start()
+        self._queued.replace(queued)
         try:
-            yield
+            with self.callbacks.heartbeats_for(self._queued, every_seconds=every):
+                yield
         finally:
-            stop.set()
-            thread.join(timeout=5)
-            with self._queued_lock:
-                self._queued_tokens = set()
+            self._queued.replace(())
 
     def _stop_queued_heartbeat(self, token: str | None) -> None:
-        with self._queued_lock:
-            self._queued_tokens.discard(token)
+        self._queued.discard(token)
 
     def _handle_record(self, record: SQSRecord, kind: CommandKind) -> None:
         command = parse_command(record.body)

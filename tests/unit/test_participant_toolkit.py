@@ -47,6 +47,11 @@ class FakeCallbacks:
 
         return TaskCallbacks.heartbeats(self, task_token, every_seconds, **options)
 
+    def heartbeats_for(self, tokens, every_seconds, **options):
+        from participant_toolkit.callbacks import TaskCallbacks
+
+        return TaskCallbacks.heartbeats_for(self, tokens, every_seconds, **options)
+
     def answers(self):
         return [call for call in self.calls if call[0] != "heartbeat"]
 
