@@ -70,13 +70,16 @@ class DeployedFunction:
     environments: list[ExecutionEnvironment] = field(default_factory=list)
     invoke_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def new_context(self, time_scale: float = 1.0) -> LocalLambdaContext:
-        """The context of one invocation, its deadline on the local clock."""
+    def new_context(self) -> LocalLambdaContext:
+        """The context of one invocation. Its deadline is the function's timeout in real seconds, not on the scaled
+        local clock: nothing here stops an invocation at its deadline, and Powertools lets another delivery take a
+        command's idempotency lock once the deadline has passed, so a scaled one would let a duplicate run the
+        command again while a busy host still runs the first delivery."""
         return LocalLambdaContext(
             function_name=self.name,
             invoked_function_arn=self.arn,
             memory_limit_in_mb=self.memory_mb,
-            deadline=time.monotonic() + self.timeout_seconds * time_scale,
+            deadline=time.monotonic() + self.timeout_seconds,
         )
 
 
@@ -357,7 +360,7 @@ class LocalCloud:
     ) -> None:
         function = mapping.function
         event = {"Records": [_sqs_record(message, mapping.queue_arn) for message in messages]}
-        context = function.new_context(self.time_scale)
+        context = function.new_context()
         try:
             response = environment.entry_point(event, context) or {}
         except Exception as error:
@@ -380,7 +383,7 @@ class LocalCloud:
         """Run the function on one event as an asynchronous invocation would; a failed one goes to its DLQ."""
         function = self.functions[function_arn]
         environment = function.environments[0]
-        context = function.new_context(self.time_scale)
+        context = function.new_context()
         try:
             with function.invoke_lock:  # one event at a time per environment, as Lambda runs them
                 environment.entry_point(event, context)

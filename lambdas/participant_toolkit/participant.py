@@ -6,8 +6,10 @@ its compensation. The toolkit does the rest, the same way for every service:
 - parse and validate the command; an unparseable one fails its batch item, so SQS redelivers it and
   finally dead-letters it (the DLQ alarm fires), it never vanishes;
 - run the domain function once per idempotency key (saga id + step + kind, set by the state machine,
-  not the SQS message id): a duplicate delivery, or a retry with a fresh task token, gets the stored
-  outcome and answers its own token;
+  not the SQS message id): a retry with a fresh task token gets the stored outcome and answers its own token;
+- answer each task token once: the deliveries of one command (same key, same token) are serialised by a second
+  idempotency record, so a duplicate that arrives while the first delivery works is redelivered later and then
+  finds the answer given, and a refused callback can only mean that the task ended without our answer;
 - heartbeat while the domain function runs, and for the commands of a batch waiting their turn;
 - map outcomes in one place: success -> SendTaskSuccess; PermanentFailure -> SendTaskFailure (the saga
   compensates; the rejection is stored like a success); TransientFailure -> SendTaskFailure with the
@@ -30,6 +32,7 @@ from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
+import boto3
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -38,6 +41,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from participant_toolkit.callbacks import BeatingTokens, LateCallback, TaskCallbacks
@@ -58,6 +62,11 @@ class CommandOnWrongQueue(Exception):
     """A command whose kind does not match the function it reached: a wiring error, dead-lettered."""
 
 
+class DeliveryInProgress(Exception):
+    """Another delivery of this very task attempt is being answered: SQS redelivers this one later, by when the
+    answer is given (and the redelivery changes nothing) or that delivery died (and this one answers)."""
+
+
 class SagaParticipant:
     def __init__(
         self,
@@ -68,26 +77,49 @@ class SagaParticipant:
         settings: ParticipantSettings,
         callbacks: TaskCallbacks | None = None,
         records: SagaRecordRepository | None = None,
-        persistence: DynamoDBPersistenceLayer | None = None,
+        idempotency_client: Any = None,
     ) -> None:
         self.service = service
         self.domain: dict[CommandKind, DomainFunction] = {"action": action, "compensation": compensation}
         self.settings = settings
         self.callbacks = callbacks or TaskCallbacks()
         self.records = records or SagaRecordRepository(settings.saga_table_name)
-        persistence = persistence or DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name)
+        idempotency_client = idempotency_client or boto3.client("dynamodb")
+
+        def persistence() -> DynamoDBPersistenceLayer:
+            # One per idempotent function: Powertools keeps the key expression and prefix on the layer, so a layer
+            # shared by the nested answer and domain units would store one under the other's key.
+            return DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name, boto3_client=idempotency_client)
+
+        # The domain runs once per step and kind (whatever the task attempt); each attempt's token is answered once.
         self._idempotency = IdempotencyConfig(
             event_key_jmespath="idempotency_key",
             raise_on_no_idempotency_key=True,
             expires_after_seconds=settings.idempotency_ttl_seconds,
         )
+        self._answer_idempotency = IdempotencyConfig(
+            event_key_jmespath="[idempotency_key, task_token]",  # hashed: the token itself is not stored
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=settings.idempotency_ttl_seconds,
+            response_hook=_mark_duplicate,
+        )
         self._run_once: dict[CommandKind, Callable[..., dict[str, Any]]] = {
             kind: idempotent_function(
                 self._domain_runner(kind),
                 data_keyword_argument="command",
-                persistence_store=persistence,
+                persistence_store=persistence(),
                 config=self._idempotency,
                 key_prefix=f"{service}.{kind}",
+            )
+            for kind in ("action", "compensation")
+        }
+        self._answer_once: dict[CommandKind, Callable[..., dict[str, Any]]] = {
+            kind: idempotent_function(
+                self._answer,
+                data_keyword_argument="command",
+                persistence_store=persistence(),
+                config=self._answer_idempotency,
+                key_prefix=f"{service}.{kind}.answer",
             )
             for kind in ("action", "compensation")
         }
@@ -105,6 +137,7 @@ class SagaParticipant:
     def _handle_batch(self, event: dict[str, Any], context: LambdaContext, kind: CommandKind) -> dict[str, Any]:
         # Without the context a timed-out invocation would hold its INPROGRESS lock until expiry.
         self._idempotency.register_lambda_context(context)
+        self._answer_idempotency.register_lambda_context(context)
         # Every batch counts, even one of only malformed messages (which would otherwise publish no metric).
         metrics.add_metric(name="CommandsReceived", unit=MetricUnit.Count, value=len(event.get("Records", [])))
         with self._heartbeats_while_queued(event):
@@ -153,12 +186,21 @@ class SagaParticipant:
         if command.task_token is None:
             self._execute_for_operator(command)
             return
-        if self._already_answered(command):
-            # SQS delivers at least once: this task's answer was taken, and the saga has moved on since. Running it
+        try:
+            answer = self._answer_once[command.kind](command=command, queued_seconds=queued_seconds)
+        except IdempotencyAlreadyInProgressError:
+            self._count("DuplicateDelivery")
+            raise DeliveryInProgress(f"{command.kind} {command.command}: another delivery is answering") from None
+        if answer.get("delivery") == "duplicate":
+            # SQS delivers at least once: this task's answer was given, and the saga has moved on since. Running it
             # again would rewind the record's current step, and its refused callback would look like a late action.
             self._count("DuplicateDelivery")
-            logger.info("Duplicate delivery of a command whose answer was already taken; nothing to do")
-            return
+            logger.info("Duplicate delivery of a command whose answer was already given; nothing to do")
+
+    def _answer(self, command: SagaCommand, queued_seconds: float | None = None) -> dict[str, Any]:
+        """The unit that runs once per task attempt: run the domain (once per step), record it, answer the token.
+
+        What it returns is stored; a later delivery of the same attempt gets it back marked by `_mark_duplicate`."""
         started = time.monotonic()
         self.records.step_started(command.saga_id, command.step, command.kind)
         every = command.heartbeat_seconds * self.settings.time_scale / HEARTBEATS_PER_INTERVAL
@@ -174,14 +216,14 @@ class SagaParticipant:
                 self._count("CommandFailedTransiently")
                 self._step_metrics(command, started, succeeded=False)
                 self._reject(command, failure.error, failure.cause, record_step=False)
-                return
+                return {"answer": "retry"}
             self._record_latency(started)
             self._step_metrics(command, started, succeeded=outcome["outcome"] != "rejected")
             if outcome["outcome"] == "rejected":
                 self._count("CommandRejected")
                 self._reject(command, outcome["error"], outcome["cause"], record_step=True)
-                return
-            self._complete(command, outcome["result"])
+                return {"answer": "rejected"}
+            return {"answer": self._complete(command, outcome["result"])}
 
     def _execute_for_operator(self, command: SagaCommand) -> None:
         """A compensation re-run by an operator: no task token to answer, the saga record gets the outcome."""
@@ -213,26 +255,20 @@ class SagaParticipant:
 
         return run_domain
 
-    def _complete(self, command: SagaCommand, result: dict[str, Any]) -> None:
+    def _complete(self, command: SagaCommand, result: dict[str, Any]) -> str:
         done = StepStatus.SUCCEEDED if command.kind == "action" else StepStatus.COMPENSATED
         self.records.step_finished(command.saga_id, command.step, done, result=result)
         try:
             self.callbacks.succeed(command.task_token, result)
-            self._count("CommandSucceeded")
         except LateCallback as late:
-            if self._already_answered(command):  # a duplicate that raced the first delivery's answer
-                self._count("DuplicateDelivery")
-                logger.info("Callback refused: a duplicate of an answer already taken; nothing to undo")
-                return
+            # No other delivery of this attempt can have answered (they are serialised): the task ended without us.
             self._count("LateCallback")
             logger.warning("Callback refused: the task already ended", extra={"reason": str(late)})
             if command.kind == "action":
                 self._undo_late_action(command)
-            return
-        self.records.step_answer_accepted(command.saga_id, command.step, command.kind, command.token_digest())
-
-    def _already_answered(self, command: SagaCommand) -> bool:
-        return self.records.accepted_token(command.saga_id, command.step, command.kind) == command.token_digest()
+            return "late"
+        self._count("CommandSucceeded")
+        return "succeeded"
 
     def _reject(self, command: SagaCommand, error: str, cause: str, *, record_step: bool) -> None:
         if record_step:
@@ -275,6 +311,11 @@ class SagaParticipant:
         metrics.add_metric(
             name="CommandDuration", unit=MetricUnit.Milliseconds, value=(time.monotonic() - started) * 1000
         )
+
+
+def _mark_duplicate(stored_answer: dict[str, Any], _record: Any) -> dict[str, Any]:
+    """Powertools' response hook: what a delivery gets back when its attempt was answered already."""
+    return {**stored_answer, "delivery": "duplicate"}
 
 
 def _queued_commands(event: dict[str, Any]) -> dict[str, int]:

@@ -116,15 +116,6 @@ class SagaRecordRepository:
         forward = status in (StepStatus.SUCCEEDED, StepStatus.FAILED)
         return self._update(saga_id, step=(step, fields), allowed=_FORWARD if forward else _UNDOING)
 
-    def step_answer_accepted(self, saga_id: str, step: str, kind: str, token_digest: str) -> bool:
-        """Step Functions took this step's answer to the task attempt named by `token_digest`."""
-        return self._update(saga_id, step=(step, {f"{kind}_accepted_token": token_digest}), allowed=tuple(SagaStatus))
-
-    def accepted_token(self, saga_id: str, step: str, kind: str) -> str | None:
-        """The digest of the task attempt whose answer Step Functions took for this step and kind, if any."""
-        record = self.get(saga_id) or {}
-        return record.get("steps", {}).get(step, {}).get(f"{kind}_accepted_token")
-
     def get(self, saga_id: str) -> dict[str, Any] | None:
         item = self._table.get_item(Key={"saga_id": saga_id}, ConsistentRead=True).get("Item")
         return _from_dynamo(item) if item else None

@@ -15,7 +15,6 @@ from moto import mock_aws
 from local_runtime.cloud import LocalLambdaContext
 from participant_toolkit import ParticipantSettings, PermanentFailure, SagaParticipant, TransientFailure, observability
 from participant_toolkit.callbacks import LateCallback
-from participant_toolkit.command import SagaCommand
 from saga_records import StepStatus
 
 pytestmark = pytest.mark.unit
@@ -59,14 +58,6 @@ class FakeCallbacks:
 class FakeRecords:
     def __init__(self) -> None:
         self.events: list[tuple] = []
-        self.accepted: dict[tuple[str, str, str], str] = {}
-
-    def step_answer_accepted(self, saga_id, step, kind, token_digest):
-        self.accepted[(saga_id, step, kind)] = token_digest
-        return True
-
-    def accepted_token(self, saga_id, step, kind):
-        return self.accepted.get((saga_id, step, kind))
 
     def step_started(self, saga_id, step, kind):
         self.events.append(("started", saga_id, step, kind))
@@ -294,24 +285,59 @@ def test_a_duplicate_delivery_of_an_answered_command_changes_nothing(settings):
     assert [event[0] for event in records.events] == ["started", "finished"]
 
 
-def test_a_duplicate_whose_callback_races_the_first_answer_undoes_nothing(settings):
-    # Given a duplicate delivered while the first delivery answered: its own callback is refused afterwards
+class SlowFirstAnswer(FakeCallbacks):
+    """Step Functions taking a token's first answer slowly, then refusing any other answer to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answering, self.release = threading.Event(), threading.Event()
+        self._answered: set[str] = set()
+
+    def succeed(self, task_token, output):
+        super().succeed(task_token, output)
+        if task_token in self._answered:
+            raise LateCallback("InvalidToken")
+        self._answered.add(task_token)
+        self.answering.set()
+        self.release.wait(5)
+
+
+def test_a_duplicate_delivered_while_the_first_answers_waits_and_undoes_nothing(settings):
+    # Given a command whose first delivery ran its domain call and is still answering its token
     domain = Domain()
-    callbacks = FakeCallbacks(refuse_success=True)
+    callbacks = SlowFirstAnswer()
     participant, _, records = make_participant(settings, domain, callbacks)
+    # (another warm environment of the same function: one environment runs one invocation at a time)
+    other_environment = SagaParticipant(
+        service="InventoryService",
+        action=domain.action,
+        compensation=domain.compensation,
+        settings=settings,
+        callbacks=callbacks,
+        records=records,
+    )
     delivered = command()
-    original_succeed = callbacks.succeed
-
-    def first_delivery_answers_meanwhile(task_token, output):
-        records.step_answer_accepted("saga-1", "reserve_inventory", "action", SagaCommand(**delivered).token_digest())
-        original_succeed(task_token, output)
-
-    callbacks.succeed = first_delivery_answers_meanwhile
-    # When its callback is refused
-    participant.handle_actions(sqs_event(delivered), context())
-    # Then the effect the saga counts on stays in place
+    first_response = []
+    first = threading.Thread(
+        target=lambda: first_response.append(other_environment.handle_actions(sqs_event(delivered), context()))
+    )
+    first.start()
+    assert callbacks.answering.wait(5)
+    # When SQS delivers the same message meanwhile
+    # Then that delivery fails back to SQS (its whole batch, here of one), to be redelivered
+    with pytest.raises(BatchProcessingError):
+        participant.handle_actions(sqs_event(delivered), context())
+    callbacks.release.set()
+    first.join(5)
+    assert first_response == [{"batchItemFailures": []}]
+    # And once redelivered it changes nothing: the effect ran once, nothing was undone, the token was answered once
+    # and the record not rewound
+    after = participant.handle_actions(sqs_event(delivered), context())
+    assert after == {"batchItemFailures": []}
     assert domain.applied == ["saga-1"]
     assert domain.undone == []
+    assert [call[0] for call in callbacks.answers()] == ["succeed"]
+    assert [event[0] for event in records.events] == ["started", "finished"]
 
 
 def test_heartbeats_are_sent_while_the_work_runs(settings):
