@@ -53,6 +53,9 @@ CATALOG = {
 COUNTRIES = ["DE", "FR", "NL", "ES", "IT", "GB", "US"]
 MIN_CONSOLE_WIDTH = 120  # columns; CI and pipes report 80, which folds the tables
 ORDERS_PER_SECOND = 8  # an order stream, not one burst: heartbeats count from the moment a command is queued
+# Sagas running at once, at most. A task's timeout counts while its command waits on a queue: started faster than this
+# machine finishes them (about 2 sagas/s, `make bench`), orders would queue until healthy ones time out.
+MAX_IN_FLIGHT = 10
 DEMO_TIME_SCALE = 0.1  # 1 s of SLA lasts 100 ms: the 120 s carrier timeout takes 12 s
 DETECTOR_WAIT_PERIODS = 3  # detector schedule periods the demo waits for its report
 
@@ -164,7 +167,9 @@ def _run_orders(sagas: LocalSagas, client: SignedApiClient, seed: int, console: 
     with progress:
         started = progress.add_task("started", total=len(plan))
         finished = progress.add_task("finished", total=len(plan))
+        running = _FinishedWatch(client, lambda: progress.advance(finished))
         for number, scenario in enumerate(plan, start=1):
+            running.wait_below(MAX_IN_FLIGHT)
             saga_id = f"order-{seed}-{number:04d}"
             for step, kind, fault in scenario.faults:
                 sagas.faults.plan(saga_id, step, kind, fault)
@@ -173,9 +178,10 @@ def _run_orders(sagas: LocalSagas, client: SignedApiClient, seed: int, console: 
             if answer.status != 202:
                 refused.append(f"{saga_id}: POST /orders answered {answer.status} {answer.body}")
             scenario_of[saga_id] = scenario
+            running.add(saga_id)
             progress.advance(started)
             time.sleep(1 / ORDERS_PER_SECOND)
-        unfinished = _wait_through_api(client, list(scenario_of), 180, lambda: progress.advance(finished))
+        unfinished = running.wait_below(1, timeout_seconds=180)
 
     api_status = {saga_id: client.get_order(saga_id).body.get("status") for saga_id in scenario_of}
     outcomes = {saga_id: sagas.outcome(saga_id) for saga_id in scenario_of}
@@ -207,25 +213,38 @@ def _run_orders(sagas: LocalSagas, client: SignedApiClient, seed: int, console: 
     return 0
 
 
-def _wait_through_api(
-    client: SignedApiClient, saga_ids: list[str], timeout_seconds: float, on_finished: Any
-) -> list[str]:
-    """Poll GET /orders?status=... for each finished status (one listing, not a GET per saga); return the unfinished."""
-    waiting, deadline = set(saga_ids), time.monotonic() + timeout_seconds
-    while waiting and time.monotonic() < deadline:
+class _FinishedWatch:
+    """The demo's sagas still running, as the API lists them: one GET /orders?status=... per finished status and
+    round, not a GET per saga."""
+
+    def __init__(self, client: SignedApiClient, on_finished: Any) -> None:
+        self.client, self.on_finished = client, on_finished
+        self.waiting: set[str] = set()
+
+    def add(self, saga_id: str) -> None:
+        self.waiting.add(saga_id)
+
+    def wait_below(self, count: int, timeout_seconds: float = 180) -> list[str]:
+        """Wait until fewer than `count` sagas run (or the timeout passes); return those still running."""
+        deadline = time.monotonic() + timeout_seconds
+        while len(self.waiting) >= count and time.monotonic() < deadline:
+            self._poll()
+            if len(self.waiting) >= count:
+                time.sleep(0.5)  # four listings a round: gentle on the participants sharing this process
+        return sorted(self.waiting)
+
+    def _poll(self) -> None:
         for status in sorted(FINISHED_STATUSES):
             token = None
             while True:
-                page = client.list_orders(status, limit=100, next_token=token).body
+                page = self.client.list_orders(status, limit=100, next_token=token).body
                 for saga in page["sagas"]:
-                    if saga["saga_id"] in waiting:
-                        waiting.discard(saga["saga_id"])
-                        on_finished()
+                    if saga["saga_id"] in self.waiting:
+                        self.waiting.discard(saga["saga_id"])
+                        self.on_finished()
                 token = page["next_token"]
                 if token is None:
                     break
-        time.sleep(0.5)  # four listings a round: gentle on the participants sharing this process
-    return sorted(waiting)
 
 
 def _front_door_table(client: SignedApiClient, orders: dict[str, dict[str, Any]]) -> tuple[Table, list[str]]:
