@@ -29,7 +29,7 @@ serve-api: $(PYTHON_READY)  ## The stack on the local runtime with its orders AP
 	$(PY) -m local_runtime.http_api
 
 test: $(PYTHON_READY) $(NODE_READY)  ## The whole test suite (unit, infra, end to end)
-	$(WITH_NODE) $(PY) -m pytest -n 2 --dist loadgroup -m "not soak"
+	$(WITH_NODE) $(PY) -m pytest -n 2 --dist loadgroup --durations=15
 
 synth: $(PYTHON_READY) $(NODE_READY)  ## Write the CloudFormation templates to cdk.out/ with the CDK CLI
 	$(WITH_NODE) $(CDK) synth --quiet

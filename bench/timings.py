@@ -12,7 +12,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 CDK_CLI = REPO / "node_modules" / ".bin" / "cdk"
 # The Makefile's `make test` command.
-TEST_SUITE = [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-m", "not soak", "-q"]
+TEST_SUITE = [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-q"]
 
 
 def synth_with_cdk_cli(outdir: Path | None = None) -> tuple[float, Path]:

@@ -49,7 +49,8 @@ from saga_records import PARKED_STATUSES
 from statemachines import SagaDefinition, Step, load_definition
 
 ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "order_fulfillment.saga.yaml"
-CATALOG = {"SKU-KEYBOARD": 4999, "SKU-MOUSE": 2599, "SKU-MONITOR": 18999}  # sku: unit price in cents
+# sku: unit price in cents; SKUs of the soak's own, so a cloud shared with other tests keeps their stock apart
+CATALOG = {"SKU-SOAK-DOCK": 4999, "SKU-SOAK-HEADSET": 2599, "SKU-SOAK-WEBCAM": 18999}
 SOAK_TIME_SCALE = 0.25  # 1 s of SLA lasts 250 ms: a 20 s heartbeat 5 s, the 120 s carrier timeout 30 s
 STARTS_PER_SECOND = 20.0  # at most; starts are also held back while the participant queues have a backlog
 BACKLOG_PER_CONSUMER = 3  # messages on all participant queues, per warm environment, before starts wait
@@ -232,22 +233,45 @@ def run(
         cloud.start()
     try:
         sagas = LocalSagas(cloud, definition)
-        sagas.seed_stock({sku: 10 * count for sku in CATALOG})  # the soak is about faults, not stock-outs
         with serving(cloud) as (_api, client):
-            return _soak(sagas, client, count, seed, rate, max_in_flight, console)
+            outcome = soak(sagas, client, count, seed, rate=rate, max_in_flight=max_in_flight, console=console)
     finally:
         cloud.stop()
+    if outcome.violations:
+        console.print(f"[bold red]✗ {len(outcome.violations)} violation(s) (seed {seed}):")
+        for violation in outcome.violations:
+            console.print(f"[red]  ✗ {violation}", soft_wrap=True)
+        return 1
+    console.print(
+        f"[bold green]✓ soak seed {seed}: {count} sagas terminal or parked and flagged; stock and money reconcile; "
+        f"every command accounted for ({outcome.fault_injections} fault injections).",
+        soft_wrap=True,  # one line, for whoever greps the output
+    )
+    return 0
 
 
-def _soak(
+@dataclass(frozen=True)
+class SoakOutcome:
+    violations: list[str]  # empty: every check held
+    fault_injections: int
+    sagas_per_second: float
+
+
+def soak(
     sagas: LocalSagas,
     client: SignedApiClient,
     count: int,
     seed: int,
-    rate: float,
-    max_in_flight: int,
+    *,
+    rate: float = STARTS_PER_SECOND,
+    max_in_flight: int = MAX_IN_FLIGHT,
     console: Console,
-) -> int:
+) -> SoakOutcome:
+    """Run `count` sagas with faults drawn from `seed` through the API on a running cloud, then check the evidence.
+
+    The checks cover this soak's sagas (the cloud may have run others before: `make test` shares it) and the whole
+    cloud's stock, money, queues and DLQs."""
+    sagas.seed_stock({sku: 10 * count for sku in CATALOG})  # the soak is about faults, not stock-outs
     rng = random.Random(seed)
     saga_ids = [f"soak-{seed}-{number:05d}" for number in range(1, count + 1)]
     plan = plan_faults(rng, sagas.definition, saga_ids, sagas.cloud.time_scale)
@@ -318,23 +342,14 @@ def _soak(
         measured.max_running = sampler.max_running
     with console.status("Waiting for the queues to drain and the detector to flag the parked sagas..."):
         _wait_until_drained(list(queues.values()), sagas.cloud)
-        reports = _stuck_reports(sagas)
+        reports = _stuck_reports(sagas, saga_ids)
     evidence = gather_evidence(sagas, accepted, saga_ids, reports)
     verdict = check(evidence)
     violations = measured.refused + [f"saga {saga_id} did not finish in time" for saga_id in unfinished]
     violations += verdict.violations
     _print_summary(console, sagas, plan, evidence, verdict, measured, queues, count, seed)
-    if violations:
-        console.print(f"[bold red]✗ {len(violations)} violation(s) (seed {seed}):")
-        for violation in violations:
-            console.print(f"[red]  ✗ {violation}", soft_wrap=True)
-        return 1
-    console.print(
-        f"[bold green]✓ soak seed {seed}: {count} sagas terminal or parked and flagged; stock and money reconcile; "
-        f"every command accounted for ({len(sagas.faults.injected)} fault injections).",
-        soft_wrap=True,  # one line, for whoever greps the output
-    )
-    return 0
+    elapsed = measured.finished_at - measured.started_at
+    return SoakOutcome(violations, len(sagas.faults.injected), count / elapsed if elapsed > 0 else 0.0)
 
 
 def _wait_until_drained(queue_urls: list[str], cloud: LocalCloud) -> None:
@@ -355,12 +370,17 @@ def _depth(sqs: Any, url: str) -> int:
     return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
 
-def _stuck_reports(sagas: LocalSagas) -> list[dict[str, Any]]:
-    """Drain the stuck-sagas queue until every parked saga has a report, or the detector had its chances."""
+def _stuck_reports(sagas: LocalSagas, saga_ids: list[str]) -> list[dict[str, Any]]:
+    """Drain the stuck-sagas queue until every parked saga of this soak has a report, or the detector had its
+    chances."""
     deployment = Deployment.load(sagas.cloud.stack_name)
     sqs = boto3.client("sqs")
+    ours = set(saga_ids)
     parked = {
-        record["saga_id"]: record["status"] for status in PARKED_STATUSES for record in sagas.records.in_status(status)
+        record["saga_id"]: record["status"]
+        for status in PARKED_STATUSES
+        for record in sagas.records.in_status(status)
+        if record["saga_id"] in ours
     }
     reports: list[dict[str, Any]] = []
     deadline = time.monotonic() + DETECTOR_WAIT_PERIODS * 60 * sagas.cloud.time_scale
@@ -380,7 +400,8 @@ def gather_evidence(
     sagas: LocalSagas, accepted: list[str], saga_ids: list[str], reports: list[dict[str, Any]]
 ) -> SoakEvidence:
     """Read what happened from the cloud: records, execution histories, queues, DLQs and alarms, reconciliation."""
-    statuses = {record["saga_id"]: record["status"] for record in sagas.records.scan_all()}
+    ours = set(saga_ids)
+    statuses = {record["saga_id"]: record["status"] for record in sagas.records.scan_all() if record["saga_id"] in ours}
     commands = [
         command
         for saga_id in saga_ids
