@@ -53,7 +53,7 @@ ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "order_f
 CATALOG = {"SKU-SOAK-DOCK": 4999, "SKU-SOAK-HEADSET": 2599, "SKU-SOAK-WEBCAM": 18999}
 SOAK_TIME_SCALE = 0.25  # 1 s of SLA lasts 250 ms: a 20 s heartbeat 5 s, the 120 s carrier timeout 30 s
 STARTS_PER_SECOND = 20.0  # at most; starts are also held back while the participant queues have a backlog
-BACKLOG_PER_CONSUMER = 3  # messages on all participant queues, per warm environment, before starts wait
+BACKLOG_PER_CONSUMER = 3  # commands waiting on all participant queues, per warm environment, before starts wait
 BACKLOG_POLL_SECONDS = 0.05
 MAX_IN_FLIGHT = 12  # sagas running at once; 40 let commands queue past their heartbeat windows (90 of 100 parked)
 PROGRESS_EVERY = 100  # sagas between progress lines
@@ -196,7 +196,9 @@ class BacklogSampler:
         while not self._stop.wait(self.every):
             total = 0
             for label, url in self.queues.items():
-                depth = _depth(sqs, url)  # waiting, or taken but not yet done (a batch is worked one by one)
+                # Waiting to be received: no participant beats for these. Taken ones beat (their batch's too), and
+                # one waiting out a visibility timeout (poisoned, or its consumer crashed) costs nothing until then.
+                depth = _waiting(sqs, url)
                 self.into[label] = max(self.into[label], depth)
                 total += depth
             self.backlog = total
@@ -361,6 +363,11 @@ def _wait_until_drained(queue_urls: list[str], cloud: LocalCloud) -> None:
         if not any(_depth(sqs, url) for url in queue_urls):
             return
         time.sleep(0.5)
+
+
+def _waiting(sqs: Any, url: str) -> int:
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"])
 
 
 def _depth(sqs: Any, url: str) -> int:
@@ -598,7 +605,7 @@ def _print_summary(
         ("starts held back for the backlog (s)", f"{measured.held_back_seconds:.1f}"),
         ("start rate (sagas/s, paced)", f"{count / max(measured.starts_done_at - measured.started_at, 1e-9):.1f}"),
         ("most sagas running at once", str(measured.max_running)),
-        ("max backlog on a participant queue", str(max(measured.max_backlog.values(), default=0))),
+        ("most commands waiting on a participant queue", str(max(measured.max_backlog.values(), default=0))),
         ("task timeouts no fault explains (spurious)", str(len(spurious))),
         ("local clock (s per SLA s)", f"{sagas.cloud.time_scale:g}"),
     ):
