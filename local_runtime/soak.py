@@ -81,8 +81,11 @@ def _permanent(rng: random.Random, step: Step, kind: str, time_scale: float) -> 
 
 def _transient(rng: random.Random, step: Step, kind: str, time_scale: float) -> Fault:
     retry = step.retry if kind == "action" else step.effective_compensation_retry
+    # A participant reports its own error names; "States." ones (a compensation also retries States.Timeout) are
+    # Step Functions' alone.
+    errors = [error for error in retry.errors if not error.startswith("States.")]
     # Up to one more failure than the retries allow, so some sagas run out of retries.
-    return Fault.transient(rng.choice(retry.errors), times=rng.randint(1, retry.max_attempts + 1))
+    return Fault.transient(rng.choice(errors), times=rng.randint(1, retry.max_attempts + 1))
 
 
 def _delay(rng: random.Random, step: Step, kind: str, time_scale: float) -> Fault:

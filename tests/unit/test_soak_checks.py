@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 
 import pytest
 
@@ -80,3 +81,19 @@ def test_a_parked_saga_nobody_was_told_about_and_an_unfinished_one_are_flagged(s
 def test_a_template_alarm_is_evaluated_on_a_depth(comparison, depth, state):
     # Given a DLQ depth alarm as the template defines it (threshold 0) / When evaluated on a depth / Then its state
     assert evaluate_alarm({"ComparisonOperator": comparison, "Threshold": 0}, depth) == state
+
+
+def test_the_soak_plans_transient_faults_with_the_participants_own_error_names():
+    # Given the order saga, whose compensation retry policies also retry States.Timeout (a name only Step Functions
+    # may raise: a participant that reported it would crash moto's interpreter, and be refused by AWS)
+    from local_runtime.soak import plan_faults
+    from statemachines import load_definition
+    from tests.e2e.orders import ORDER_SAGA
+
+    definition = load_definition(ORDER_SAGA)
+    # When the soak draws faults for many sagas
+    plan = plan_faults(random.Random(7), definition, [f"saga-{n}" for n in range(2000)], time_scale=0.25)
+    transient = [p for faults in plan.values() for p in faults if p.fault.kind == "transient"]
+    # Then there are transient faults on compensations too, and none is named like a Step Functions error
+    assert any(p.kind == "compensation" for p in transient)
+    assert [p.fault.error for p in transient if p.fault.error.startswith("States.")] == []
