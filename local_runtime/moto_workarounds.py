@@ -8,9 +8,11 @@ that tests never sleep real SLAs.
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -19,6 +21,10 @@ import moto
 from moto.core import responses as moto_responses
 from moto.core.base_backend import BackendDict
 from moto.core.utils import unix_time
+from moto.dynamodb import models as dynamodb_models
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.dynamodb.responses import DynamoHandler
 from moto.sqs.models import SQSBackend
@@ -295,6 +301,81 @@ def request_dispatch_work_done_once() -> Iterator[None]:
         yield
 
 
+# --- Defect (performance): TransactWriteItems deep-copies every table it writes (once per operation) to roll back
+# on failure: each transaction costs O(items in the table), so a run's transactions cost O(n^2). An operation only
+# changes the item under its key (an update mutates that item in place; a put or delete replaces or removes it):
+# the rollback copy needs the table's item index and deep copies of those items only.
+_transaction_keys = threading.local()
+
+
+def _rollback_copy(table: Table, keys: list[tuple[Any, Any]]) -> Table:
+    snapshot = copy.copy(table)
+    snapshot.items = defaultdict(dict)
+    for hash_value, stored in table.items.items():
+        snapshot.items[hash_value] = dict(stored) if table.range_key_attr is not None else stored
+    for hash_value, range_value in keys:
+        if hash_value not in table.items:
+            continue
+        if range_value is None:
+            snapshot.items[hash_value] = copy.deepcopy(table.items[hash_value])
+        elif range_value in table.items[hash_value]:
+            snapshot.items[hash_value][range_value] = copy.deepcopy(table.items[hash_value][range_value])
+    return snapshot
+
+
+class _CopyForRollback:
+    """Stands in for the `copy` module in moto's DynamoDB backend: a table copied during a transaction is copied
+    by `_rollback_copy`; everything else as before."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        keys = getattr(_transaction_keys, "by_table", None)
+        if keys is not None and isinstance(value, Table):
+            # moto copies a table once per operation on it, before any write: one copy serves them all.
+            copies = _transaction_keys.copies
+            if value.name not in copies:
+                copies[value.name] = _rollback_copy(value, keys.get(value.name, []))
+            return copies[value.name]
+        return copy.deepcopy(value, memo)
+
+
+def _keys_written(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> dict[str, list[tuple[Any, Any]]]:
+    """(hash, range) of each operation's item, by table; what moto itself takes as the key of each operation."""
+    keys: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
+    for entry in transact_items:
+        for operation, request in entry.items():
+            table = backend.tables.get(request.get("TableName"))
+            if table is None:
+                continue
+            attributes = request.get("Item", {}) if operation == "Put" else request.get("Key", {})
+            if table.hash_key_attr not in attributes:
+                continue
+            range_attribute = table.range_key_attr
+            range_value = DynamoType(attributes[range_attribute]) if range_attribute in attributes else None
+            keys[table.name].append((DynamoType(attributes[table.hash_key_attr]), range_value))
+    return keys
+
+
+@contextmanager
+def transaction_rollback_copies_written_items() -> Iterator[None]:
+    transact = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        _transaction_keys.by_table, _transaction_keys.copies = _keys_written(self, transact_items), {}
+        try:
+            return transact(self, transact_items)
+        finally:
+            _transaction_keys.by_table, _transaction_keys.copies = None, {}
+
+    with ExitStack() as stack:
+        stack.enter_context(_patched(dynamodb_models, "copy", _CopyForRollback()))
+        stack.enter_context(_patched(DynamoDBBackend, "transact_write_items", transact_write_items))
+        yield
+
+
 # --- Not a defect: run Step Functions' clock `factor` times real time (TimeoutSeconds, HeartbeatSeconds,
 # Retry intervals). 0.02 turns a 60 s task timeout into 1.2 s.
 @contextmanager
@@ -340,6 +421,7 @@ def all_workarounds(time_scale: float = 1.0) -> Iterator[None]:
         stack.enter_context(retention_check_reads_one_attribute())
         stack.enter_context(service_clients_built_once())
         stack.enter_context(request_dispatch_work_done_once())
+        stack.enter_context(transaction_rollback_copies_written_items())
         if time_scale != 1.0:
             stack.enter_context(scaled_time(time_scale))
         yield

@@ -30,6 +30,7 @@ from local_runtime.moto_workarounds import (
     send_task_failure_keeps_cause,
     service_clients_built_once,
     start_execution_once_per_name,
+    transaction_rollback_copies_written_items,
 )
 
 pytestmark = pytest.mark.unit
@@ -421,3 +422,83 @@ def test_a_cached_update_expression_applies_its_own_values_each_time(moto_sfn):
     assert items["a"]["version"] == {"N": "2"}
     assert items["b"]["status"] == {"S": "DONE"}
     assert items["b"]["version"] == {"N": "1"}
+
+
+def _table_with_items(count: int) -> str:
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(
+        TableName="ledger",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for number in range(count):
+        dynamodb.put_item(
+            TableName="ledger", Item={"pk": {"S": f"p{number}"}, "sk": {"S": "A"}, "n": {"N": "1"}, "m": {"M": {}}}
+        )
+    return "ledger"
+
+
+def _transact(*, failing: bool) -> None:
+    dynamodb = boto3.client("dynamodb")
+    items = [
+        {
+            "Update": {
+                "TableName": "ledger",
+                "Key": {"pk": {"S": "p0"}, "sk": {"S": "A"}},
+                "UpdateExpression": "SET m.k = :v ADD n :one",
+                "ExpressionAttributeValues": {":one": {"N": "1"}, ":v": {"S": "changed"}},
+            }
+        },
+        {"Put": {"TableName": "ledger", "Item": {"pk": {"S": "new"}, "sk": {"S": "A"}}}},
+        {
+            "ConditionCheck": {
+                "TableName": "ledger",
+                "Key": {"pk": {"S": "p1"}, "sk": {"S": "A"}},
+                "ConditionExpression": "attribute_not_exists(pk)" if failing else "attribute_exists(pk)",
+            }
+        },
+    ]
+    dynamodb.transact_write_items(TransactItems=items)
+
+
+@pytest.mark.parametrize("with_workaround", [False, True])
+def test_a_transaction_copies_only_the_items_it_writes(aws_env, monkeypatch, with_workaround):
+    from moto.dynamodb.models.dynamo_type import Item
+
+    with mock_aws():
+        # Given a table of 50 items
+        _table_with_items(50)
+        copied = []
+        item_copy = Item.__deepcopy__
+        monkeypatch.setattr(Item, "__deepcopy__", lambda item, memo: copied.append(1) or item_copy(item, memo))
+        # When a transaction of three operations runs
+        with transaction_rollback_copies_written_items() if with_workaround else nullcontext():
+            _transact(failing=False)
+    # Then without the workaround it copied the whole table (per operation); with it, at most the items it writes
+    assert (len(copied) <= 3) is with_workaround, len(copied)
+
+
+def test_a_cancelled_transaction_still_rolls_back_every_write(aws_env):
+    from botocore.exceptions import ClientError
+
+    with mock_aws(), transaction_rollback_copies_written_items():
+        dynamodb = boto3.client("dynamodb")
+        # Given a table of items, and a transaction that updates one in place, puts another and then fails a check
+        _table_with_items(5)
+        with pytest.raises(ClientError, match="TransactionCanceledException"):
+            _transact(failing=True)
+        items = {item["pk"]["S"]: item for item in dynamodb.scan(TableName="ledger")["Items"]}
+        # Then nothing it wrote stayed: the updated item is as before, the new one absent, the others untouched
+        assert items["p0"]["n"] == {"N": "1"}
+        assert items["p0"]["m"] == {"M": {}}
+        assert sorted(items) == [f"p{number}" for number in range(5)]
+        # And the same transaction, with its check now passing, applies every write
+        _transact(failing=False)
+        items = {item["pk"]["S"]: item for item in dynamodb.scan(TableName="ledger")["Items"]}
+        assert items["p0"]["n"] == {"N": "2"}
+        assert items["p0"]["m"] == {"M": {"k": {"S": "changed"}}}
+        assert "new" in items
