@@ -14,6 +14,7 @@ import json
 import re
 import threading
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -60,6 +61,11 @@ class LocalEventBridge:
         self.delivered: list[tuple[str, str]] = []  # (rule, execution ARN) of every status change delivered
         self._seen: set[str] = set()
         self._seen_lock = threading.Lock()
+
+    @cached_property
+    def _sfn(self) -> Any:
+        # One client for the watcher's life: creating one per poll and per delivery cost more CPU than the polls.
+        return boto3.client("stepfunctions")
 
     def start(self) -> None:
         events = boto3.client("events")
@@ -109,12 +115,11 @@ class LocalEventBridge:
 
     def deliver_status_changes(self, rules: list[StatusChangeRule]) -> int:
         """Deliver, once each, the executions of the rules' state machines that ended in one of their statuses."""
-        sfn = boto3.client("stepfunctions")
         delivered = 0
         for rule in rules:
             for state_machine_arn in rule.state_machine_arns:
                 for status in rule.statuses:
-                    for page in sfn.get_paginator("list_executions").paginate(
+                    for page in self._sfn.get_paginator("list_executions").paginate(
                         stateMachineArn=state_machine_arn, statusFilter=status
                     ):
                         for execution in page["executions"]:
@@ -127,7 +132,7 @@ class LocalEventBridge:
         return delivered
 
     def deliver_status_change(self, rule: StatusChangeRule, execution_arn: str) -> None:
-        execution = boto3.client("stepfunctions").describe_execution(executionArn=execution_arn)
+        execution = self._sfn.describe_execution(executionArn=execution_arn)
         event = status_change_event(execution, region=self.cloud.region, account=self.cloud.account_id)
         for function_arn in rule.targets:
             self.cloud.invoke_async(function_arn, event)

@@ -8,16 +8,26 @@ that tests never sleep real SLAs.
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 import threading
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
 import moto
+from moto.core import responses as moto_responses
 from moto.core.base_backend import BackendDict
+from moto.core.utils import unix_time
+from moto.dynamodb import models as dynamodb_models
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
+from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.dynamodb.responses import DynamoHandler
+from moto.sqs.models import SQSBackend
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions import responses as sfn_responses
 from moto.stepfunctions.parser.asl.component.common.path import result_path as result_path_module
@@ -28,6 +38,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resou
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
     StateTaskServiceCallback,
 )
+from moto.stepfunctions.parser.asl.utils import boto_client as boto_client_module
 from moto.stepfunctions.parser.asl.utils import json_path as json_path_module
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend, stepfunctions_parser_backends
@@ -224,6 +235,147 @@ def start_execution_once_per_name() -> Iterator[None]:
         yield
 
 
+# --- Defect (performance): ReceiveMessage checks each message's retention by asking for the queue's attributes,
+# and moto computes every attribute for that, counting all the queue's messages (each count calls the clock per
+# message): one receive costs O(messages in the queue) per message returned. Read the one attribute it needs.
+@contextmanager
+def retention_check_reads_one_attribute() -> Iterator[None]:
+    def is_message_valid_based_on_retention_period(self: SQSBackend, queue_name: str, message: Any) -> bool:
+        retention_period = int(self.get_queue(queue_name).message_retention_period)
+        return retention_period + message.sent_timestamp / 1000 > unix_time()
+
+    with _patched(SQSBackend, "is_message_valid_based_on_retention_period", is_message_valid_based_on_retention_period):
+        yield
+
+
+# --- Defect (performance): each state that calls a service (sqs:sendMessage, dynamodb:updateItem, ...) builds a new
+# boto3 client for the call, loading the service model each time. A client serves any thread: build one per
+# region, service and endpoint, and reuse it while the workarounds are on.
+@contextmanager
+def service_clients_built_once() -> Iterator[None]:
+    import sys
+
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (  # noqa: F401 - users of it
+        state_task_service_dynamodb,
+        state_task_service_events,
+        state_task_service_sqs,
+    )
+
+    build = boto_client_module.boto_client_for
+    clients: dict[tuple[str, str, bool, str], Any] = {}
+    lock = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        key = (region, service, botocore_stubber.enabled, str(moto_server_port()))
+        with lock:
+            if key not in clients:
+                clients[key] = build(region, service, state_credentials)
+            return clients[key]
+
+    # Each user imported the function by name: patch it where it is used.
+    users = [
+        module
+        for name, module in list(sys.modules.items())
+        if name.startswith("moto.stepfunctions.parser") and getattr(module, "boto_client_for", None) is build
+    ]
+    with ExitStack() as stack:
+        for module in users:
+            stack.enter_context(_patched(module, "boto_client_for", boto_client_for))
+        yield
+
+
+# --- Defect (performance): every request lists its response class's methods with `inspect.getmembers` to find the
+# action's handler, and every UpdateItem parses its UpdateExpression twice (request check, then update). A class's
+# method names do not change while it serves; a parsed expression is only read (the validator works on a deep copy).
+# List each class once, parse each expression once.
+@contextmanager
+def request_dispatch_work_done_once() -> Iterator[None]:
+    method_names = functools.lru_cache(maxsize=256)(moto_responses.method_names_from_class)
+    parse_expression = functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make.__func__)
+
+    with ExitStack() as stack:
+        stack.enter_context(_patched(moto_responses, "method_names_from_class", method_names))
+        stack.enter_context(_patched(UpdateExpressionParser, "make", classmethod(parse_expression)))
+        yield
+
+
+# --- Defect (performance): TransactWriteItems deep-copies every table it writes (once per operation) to roll back
+# on failure: each transaction costs O(items in the table), so a run's transactions cost O(n^2). An operation only
+# changes the item under its key (an update mutates that item in place; a put or delete replaces or removes it):
+# the rollback copy needs the table's item index and deep copies of those items only.
+_transaction_keys = threading.local()
+
+
+def _rollback_copy(table: Table, keys: list[tuple[Any, Any]]) -> Table:
+    snapshot = copy.copy(table)
+    snapshot.items = defaultdict(dict)
+    for hash_value, stored in table.items.items():
+        snapshot.items[hash_value] = dict(stored) if table.range_key_attr is not None else stored
+    for hash_value, range_value in keys:
+        if hash_value not in table.items:
+            continue
+        if range_value is None:
+            snapshot.items[hash_value] = copy.deepcopy(table.items[hash_value])
+        elif range_value in table.items[hash_value]:
+            snapshot.items[hash_value][range_value] = copy.deepcopy(table.items[hash_value][range_value])
+    return snapshot
+
+
+class _CopyForRollback:
+    """Stands in for the `copy` module in moto's DynamoDB backend: a table copied during a transaction is copied
+    by `_rollback_copy`; everything else as before."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(copy, name)
+
+    @staticmethod
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        keys = getattr(_transaction_keys, "by_table", None)
+        if keys is not None and isinstance(value, Table):
+            # moto copies a table once per operation on it, before any write: one copy serves them all.
+            copies = _transaction_keys.copies
+            if value.name not in copies:
+                copies[value.name] = _rollback_copy(value, keys.get(value.name, []))
+            return copies[value.name]
+        return copy.deepcopy(value, memo)
+
+
+def _keys_written(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> dict[str, list[tuple[Any, Any]]]:
+    """(hash, range) of each operation's item, by table; what moto itself takes as the key of each operation."""
+    keys: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
+    for entry in transact_items:
+        for operation, request in entry.items():
+            table = backend.tables.get(request.get("TableName"))
+            if table is None:
+                continue
+            attributes = request.get("Item", {}) if operation == "Put" else request.get("Key", {})
+            if table.hash_key_attr not in attributes:
+                continue
+            range_attribute = table.range_key_attr
+            range_value = DynamoType(attributes[range_attribute]) if range_attribute in attributes else None
+            keys[table.name].append((DynamoType(attributes[table.hash_key_attr]), range_value))
+    return keys
+
+
+@contextmanager
+def transaction_rollback_copies_written_items() -> Iterator[None]:
+    transact = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        _transaction_keys.by_table, _transaction_keys.copies = _keys_written(self, transact_items), {}
+        try:
+            return transact(self, transact_items)
+        finally:
+            _transaction_keys.by_table, _transaction_keys.copies = None, {}
+
+    with ExitStack() as stack:
+        stack.enter_context(_patched(dynamodb_models, "copy", _CopyForRollback()))
+        stack.enter_context(_patched(DynamoDBBackend, "transact_write_items", transact_write_items))
+        yield
+
+
 # --- Not a defect: run Step Functions' clock `factor` times real time (TimeoutSeconds, HeartbeatSeconds,
 # Retry intervals). 0.02 turns a 60 s task timeout into 1.2 s.
 @contextmanager
@@ -266,6 +418,10 @@ def all_workarounds(time_scale: float = 1.0) -> Iterator[None]:
         stack.enter_context(parse_each_definition_once())
         stack.enter_context(compile_each_json_path_once())
         stack.enter_context(start_execution_once_per_name())
+        stack.enter_context(retention_check_reads_one_attribute())
+        stack.enter_context(service_clients_built_once())
+        stack.enter_context(request_dispatch_work_done_once())
+        stack.enter_context(transaction_rollback_copies_written_items())
         if time_scale != 1.0:
             stack.enter_context(scaled_time(time_scale))
         yield

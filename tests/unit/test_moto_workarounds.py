@@ -15,6 +15,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from local_runtime import moto_workarounds
 from local_runtime.moto_workarounds import (
     backend_lookup_without_global_lock,
     cfn_state_machine_in_executing_backend,
@@ -23,9 +24,13 @@ from local_runtime.moto_workarounds import (
     early_callback_seen_at_once,
     fresh_task_token_per_retry,
     parse_each_definition_once,
+    request_dispatch_work_done_once,
+    retention_check_reads_one_attribute,
     scaled_time,
     send_task_failure_keeps_cause,
+    service_clients_built_once,
     start_execution_once_per_name,
+    transaction_rollback_copies_written_items,
 )
 
 pytestmark = pytest.mark.unit
@@ -313,3 +318,187 @@ def test_concurrent_starts_with_one_name_create_one_execution(moto_sfn, monkeypa
         names = [execution["name"] for execution in sfn.list_executions(stateMachineArn=arn)["executions"]]
     # Then without the workaround each call made its own execution of that name; with it, one
     assert (names == ["saga-1"]) is with_workaround, names
+
+
+@pytest.mark.parametrize("with_workaround", [False, True])
+def test_receiving_a_message_does_not_compute_every_queue_attribute(moto_sfn, monkeypatch, with_workaround):
+    from moto.sqs.models import Queue
+
+    computed = []
+    all_attributes = Queue.attributes
+    monkeypatch.setattr(Queue, "attributes", property(lambda queue: computed.append(1) or all_attributes.fget(queue)))
+    sqs = boto3.client("sqs")
+    # Given a queue holding messages
+    url = sqs.create_queue(QueueName="commands")["QueueUrl"]
+    for number in range(5):
+        sqs.send_message(QueueUrl=url, MessageBody=f"m{number}")
+    computed.clear()
+    # When a consumer receives them
+    with retention_check_reads_one_attribute() if with_workaround else nullcontext():
+        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    # Then every message is received, and only without the workaround did each one compute all queue attributes
+    assert sorted(message["Body"] for message in received) == [f"m{number}" for number in range(5)]
+    assert (not computed) is with_workaround, len(computed)
+
+
+def test_a_message_past_its_retention_period_is_still_not_received(moto_sfn, monkeypatch):
+    from moto.sqs import models as sqs_models
+
+    sqs = boto3.client("sqs")
+    # Given a message sent to a queue that retains messages 60 s
+    url = sqs.create_queue(QueueName="short", Attributes={"MessageRetentionPeriod": "60"})["QueueUrl"]
+    sqs.send_message(QueueUrl=url, MessageBody="old")
+    # When a consumer receives it 61 s later (moto's clock moved on)
+    later = time.time() + 61
+    monkeypatch.setattr(sqs_models, "unix_time", lambda: later)
+    monkeypatch.setattr(moto_workarounds, "unix_time", lambda: later)
+    with retention_check_reads_one_attribute():
+        received = sqs.receive_message(QueueUrl=url).get("Messages", [])
+    # Then the expired message is not delivered
+    assert received == []
+
+
+@pytest.mark.parametrize("with_workaround", [False, True])
+def test_service_states_build_one_client_per_service(moto_sfn, with_workaround):
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_sqs
+
+    # When two sqs:sendMessage states ask for their client
+    with service_clients_built_once() if with_workaround else nullcontext():
+        first = state_task_service_sqs.boto_client_for(region="us-east-1", service="sqs", state_credentials=None)
+        second = state_task_service_sqs.boto_client_for(region="us-east-1", service="sqs", state_credentials=None)
+        other = state_task_service_sqs.boto_client_for(region="us-east-1", service="dynamodb", state_credentials=None)
+    # Then only with the workaround do they share one (and another service still gets its own)
+    assert (first is second) is with_workaround
+    assert other is not first
+    assert other.meta.service_model.service_name == "dynamodb"
+
+
+def test_a_callback_state_still_runs_with_shared_clients(queue_url):
+    # Given a callback task whose participant answers (the sendMessage goes through the shared sqs client)
+    with service_clients_built_once():
+        execution = _run(_callback_machine(queue_url), [{"ok": True}], queue_url)
+    # Then the execution succeeds with the participant's answer
+    assert execution["status"] == "SUCCEEDED"
+    assert json.loads(execution["output"]) == {"ok": True}
+
+
+@pytest.mark.parametrize("with_workaround", [False, True])
+def test_dispatch_lists_methods_and_parses_update_expressions_once(with_workaround):
+    from moto.core import responses
+    from moto.dynamodb.parsing.expressions import UpdateExpressionParser
+    from moto.dynamodb.responses import DynamoHandler
+
+    # When a response class's methods are listed twice, and one update expression parsed twice
+    with request_dispatch_work_done_once() if with_workaround else nullcontext():
+        listed = [responses.method_names_from_class(DynamoHandler) for _ in range(2)]
+        parsed = [UpdateExpressionParser.make("SET #a = :a ADD version :one") for _ in range(2)]
+    # Then only with the workaround is the second answer the first one, unchanged
+    assert (listed[0] is listed[1]) is with_workaround
+    assert "update_item" in listed[1]
+    assert (parsed[0] is parsed[1]) is with_workaround
+
+
+def test_a_cached_update_expression_applies_its_own_values_each_time(moto_sfn):
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(
+        TableName="records",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    # Given one update expression used with different values for two items
+    with request_dispatch_work_done_once():
+        for key, status in (("a", "RUNNING"), ("b", "DONE"), ("a", "FAILED")):
+            dynamodb.update_item(
+                TableName="records",
+                Key={"pk": {"S": key}},
+                UpdateExpression="SET #s = :s ADD version :one",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":s": {"S": status}, ":one": {"N": "1"}},
+            )
+        items = {key: dynamodb.get_item(TableName="records", Key={"pk": {"S": key}})["Item"] for key in ("a", "b")}
+    # Then each update applied its own values (the parsed expression kept none of them)
+    assert items["a"]["status"] == {"S": "FAILED"}
+    assert items["a"]["version"] == {"N": "2"}
+    assert items["b"]["status"] == {"S": "DONE"}
+    assert items["b"]["version"] == {"N": "1"}
+
+
+def _table_with_items(count: int) -> str:
+    dynamodb = boto3.client("dynamodb")
+    dynamodb.create_table(
+        TableName="ledger",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    for number in range(count):
+        dynamodb.put_item(
+            TableName="ledger", Item={"pk": {"S": f"p{number}"}, "sk": {"S": "A"}, "n": {"N": "1"}, "m": {"M": {}}}
+        )
+    return "ledger"
+
+
+def _transact(*, failing: bool) -> None:
+    dynamodb = boto3.client("dynamodb")
+    items = [
+        {
+            "Update": {
+                "TableName": "ledger",
+                "Key": {"pk": {"S": "p0"}, "sk": {"S": "A"}},
+                "UpdateExpression": "SET m.k = :v ADD n :one",
+                "ExpressionAttributeValues": {":one": {"N": "1"}, ":v": {"S": "changed"}},
+            }
+        },
+        {"Put": {"TableName": "ledger", "Item": {"pk": {"S": "new"}, "sk": {"S": "A"}}}},
+        {
+            "ConditionCheck": {
+                "TableName": "ledger",
+                "Key": {"pk": {"S": "p1"}, "sk": {"S": "A"}},
+                "ConditionExpression": "attribute_not_exists(pk)" if failing else "attribute_exists(pk)",
+            }
+        },
+    ]
+    dynamodb.transact_write_items(TransactItems=items)
+
+
+@pytest.mark.parametrize("with_workaround", [False, True])
+def test_a_transaction_copies_only_the_items_it_writes(aws_env, monkeypatch, with_workaround):
+    from moto.dynamodb.models.dynamo_type import Item
+
+    with mock_aws():
+        # Given a table of 50 items
+        _table_with_items(50)
+        copied = []
+        item_copy = Item.__deepcopy__
+        monkeypatch.setattr(Item, "__deepcopy__", lambda item, memo: copied.append(1) or item_copy(item, memo))
+        # When a transaction of three operations runs
+        with transaction_rollback_copies_written_items() if with_workaround else nullcontext():
+            _transact(failing=False)
+    # Then without the workaround it copied the whole table (per operation); with it, at most the items it writes
+    assert (len(copied) <= 3) is with_workaround, len(copied)
+
+
+def test_a_cancelled_transaction_still_rolls_back_every_write(aws_env):
+    from botocore.exceptions import ClientError
+
+    with mock_aws(), transaction_rollback_copies_written_items():
+        dynamodb = boto3.client("dynamodb")
+        # Given a table of items, and a transaction that updates one in place, puts another and then fails a check
+        _table_with_items(5)
+        with pytest.raises(ClientError, match="TransactionCanceledException"):
+            _transact(failing=True)
+        items = {item["pk"]["S"]: item for item in dynamodb.scan(TableName="ledger")["Items"]}
+        # Then nothing it wrote stayed: the updated item is as before, the new one absent, the others untouched
+        assert items["p0"]["n"] == {"N": "1"}
+        assert items["p0"]["m"] == {"M": {}}
+        assert sorted(items) == [f"p{number}" for number in range(5)]
+        # And the same transaction, with its check now passing, applies every write
+        _transact(failing=False)
+        items = {item["pk"]["S"]: item for item in dynamodb.scan(TableName="ledger")["Items"]}
+        assert items["p0"]["n"] == {"N": "2"}
+        assert items["p0"]["m"] == {"M": {"k": {"S": "changed"}}}
+        assert "new" in items
