@@ -25,6 +25,8 @@ MATRIX = fault_matrix(load_definition(ORDER_SAGA))
 SETTLE_SECONDS = 300  # a deadline, not a timing: every cell finished, poison dead-lettered, late deliveries done
 ENVIRONMENTS_PER_PARTICIPANT = 4
 IN_FLIGHT = 3  # sagas running at once
+# Not a saga command at all (a poisoned one is truncated JSON): it cycles to its DLQ beside the matrix's sagas.
+STRAY_MESSAGE = '{"not": "a saga command"}'
 FINISHED = {"COMPLETED", "FAILED", "COMPENSATION_FAILED", "FORWARD_RECOVERY_FAILED"}
 
 
@@ -34,6 +36,7 @@ class MatrixRun:
     outcomes: dict[str, object]  # saga id -> SagaOutcome
     dead_letters: dict[str, list[tuple[str, str]]]  # saga id -> (step, kind) of each DLQ message naming it
     problems: list[str]  # the reconciliation's, after everything settled
+    stray_dead_letters: list[str]  # bodies of the stray message found in its queue's DLQ
     parked: list[str]  # sagas the reconciliation hands to an operator
     wall_seconds: float
 
@@ -66,25 +69,41 @@ def _depth(sqs, url):
 
 def _take_dead_letters(sqs, queues, saga_ids):
     """Every DLQ message naming one of `saga_ids` (a poisoned body is truncated JSON, so match the text), removed
-    once attributed: accounted for here, and not left for later tests' redrives."""
+    once attributed: accounted for here, and not left for later tests' redrives. Others are made visible again once
+    each DLQ has been read through (at once, they would be received again and again)."""
     found: dict[str, list[tuple[str, str]]] = {saga_id: [] for saga_id in saga_ids}
     for (step, kind), (_, dlq_url) in queues.items():
-        while True:
-            messages = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30).get(
-                "Messages", []
-            )
-            if not messages:
-                break
+        others = []
+        while messages := sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30).get(
+            "Messages", []
+        ):
             for message in messages:
                 owners = [saga_id for saga_id in saga_ids if f'"{saga_id}"' in message["Body"]]
                 for saga_id in owners:
                     found[saga_id].append((step, kind))
                 if owners:
                     sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
-                else:  # not this module's: visible again for whoever owns it
-                    sqs.change_message_visibility(
-                        QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-                    )
+                else:
+                    others.append(message["ReceiptHandle"])
+        for receipt in others:
+            sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=receipt, VisibilityTimeout=0)
+    return found
+
+
+def _take_stray(sqs, dlq_url):
+    """Every copy of the stray message in its DLQ, removed; the others are made visible again for their owners."""
+    found, others = [], []
+    while messages := sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30).get(
+        "Messages", []
+    ):
+        for message in messages:
+            if message["Body"] == STRAY_MESSAGE:
+                found.append(message["Body"])
+                sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+            else:
+                others.append(message["ReceiptHandle"])
+    for receipt in others:
+        sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=receipt, VisibilityTimeout=0)
     return found
 
 
@@ -97,8 +116,11 @@ def matrix_run(local_sagas):
         for planned in cell.plans:
             local_sagas.faults.plan(saga_ids[cell.id], planned.step, planned.kind, planned.fault)
     queues = _command_queues(local_sagas)
+    # And garbage on the first command queue, which no saga waits for
+    stray_queue, stray_dlq = next(iter(queues.values()))
+    boto3.client("sqs").send_message(QueueUrl=stray_queue, MessageBody=STRAY_MESSAGE)
     try:
-        yield _run_cells(local_sagas, cells, saga_ids, queues)
+        yield _run_cells(local_sagas, cells, saga_ids, queues, stray_dlq)
     finally:
         # Whatever happened, leave nothing of these sagas for the package's later tests: faults off, every command
         # handled or dead-lettered, and their dead letters taken.
@@ -119,7 +141,7 @@ def _settle(local_sagas, queues, *, late, deadline):
         time.sleep(0.25)
 
 
-def _run_cells(local_sagas, cells, saga_ids, queues):
+def _run_cells(local_sagas, cells, saga_ids, queues, stray_dlq):
     # More consumers per queue: a command waiting behind others in a batch sends no heartbeat (HeartbeatSeconds at
     # this time scale is under a second), so the backlog of many sagas at once would time tasks out.
     local_sagas.scale_out(ENVIRONMENTS_PER_PARTICIPANT)
@@ -150,6 +172,7 @@ def _run_cells(local_sagas, cells, saga_ids, queues):
         outcomes={saga_id: local_sagas.outcome(saga_id) for saga_id in saga_ids.values()},
         dead_letters=_take_dead_letters(boto3.client("sqs"), queues, list(saga_ids.values())),
         problems=reconciliation.problems,
+        stray_dead_letters=_take_stray(boto3.client("sqs"), stray_dlq),
         parked=reconciliation.parked,
         wall_seconds=wall,
     )
@@ -188,6 +211,12 @@ def test_fault_cell(cell, matrix_run, local_sagas, definition):
     assert sorted(matrix_run.dead_letters[saga_id]) == sorted(expected.dead_lettered)
     # And stock and money reconcile for this saga
     assert [problem for problem in matrix_run.problems if saga_id in problem] == []
+
+
+def test_a_message_that_is_not_a_command_is_dead_lettered_not_lost(matrix_run):
+    # Then the garbage sent beside the matrix failed maxReceiveCount receives and sits in its queue's DLQ, once (the
+    # matrix waited for every command queue to be empty)
+    assert matrix_run.stray_dead_letters == [STRAY_MESSAGE]
 
 
 def test_the_whole_matrix_reconciles(matrix_run):
