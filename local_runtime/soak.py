@@ -259,7 +259,6 @@ def run(
 class SoakOutcome:
     violations: list[str]  # empty: every check held
     fault_injections: int
-    sagas_per_second: float
 
 
 def soak(
@@ -274,8 +273,8 @@ def soak(
 ) -> SoakOutcome:
     """Run `count` sagas with faults drawn from `seed` through the API on a running cloud, then check the evidence.
 
-    The checks cover this soak's sagas (the cloud may have run others before: `make test` shares it) and the whole
-    cloud's stock, money, queues and DLQs."""
+    The checks cover this soak's sagas (the cloud may have run others before) and the whole cloud's stock, money,
+    queues and DLQs."""
     sagas.seed_stock({sku: 10 * count for sku in CATALOG})  # the soak is about faults, not stock-outs
     rng = random.Random(seed)
     saga_ids = [f"soak-{seed}-{number:05d}" for number in range(1, count + 1)]
@@ -353,8 +352,7 @@ def soak(
     violations = measured.refused + [f"saga {saga_id} did not finish in time" for saga_id in unfinished]
     violations += verdict.violations
     _print_summary(console, sagas, plan, evidence, verdict, measured, queues, count, seed)
-    elapsed = measured.finished_at - measured.started_at
-    return SoakOutcome(violations, len(sagas.faults.injected), count / elapsed if elapsed > 0 else 0.0)
+    return SoakOutcome(violations, len(sagas.faults.injected))
 
 
 def _wait_until_drained(queue_urls: list[str], cloud: LocalCloud) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
@@ -33,10 +32,6 @@ class SagaCommand(BaseModel):
         if token is None and info.data.get("kind") != "compensation":
             raise ValueError("required for an action")
         return token
-
-    def token_digest(self) -> str | None:
-        """Names this task attempt on the saga record without storing the bearer token itself."""
-        return hashlib.sha256(self.task_token.encode()).hexdigest() if self.task_token else None
 
     def log_keys(self) -> dict[str, str]:
         """What may appear in logs: identifiers only, never the token or the payload."""

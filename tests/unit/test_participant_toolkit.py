@@ -108,9 +108,9 @@ def settings(aws_env, monkeypatch):
         )
 
 
-def make_participant(settings, domain, callbacks=None):
+def make_participant(settings, domain, callbacks=None, records=None):
     callbacks = callbacks or FakeCallbacks()
-    records = FakeRecords()
+    records = records or FakeRecords()
     participant = SagaParticipant(
         service="InventoryService",
         action=domain.action,
@@ -308,14 +308,7 @@ def test_a_duplicate_delivered_while_the_first_answers_waits_and_undoes_nothing(
     callbacks = SlowFirstAnswer()
     participant, _, records = make_participant(settings, domain, callbacks)
     # (another warm environment of the same function: one environment runs one invocation at a time)
-    other_environment = SagaParticipant(
-        service="InventoryService",
-        action=domain.action,
-        compensation=domain.compensation,
-        settings=settings,
-        callbacks=callbacks,
-        records=records,
-    )
+    other_environment, _, _ = make_participant(settings, domain, callbacks, records)
     delivered = command()
     first_response = []
     first = threading.Thread(
