@@ -241,7 +241,9 @@ def test_the_scheduled_reconciler_starts_an_orphan_nobody_retried(local_api, loc
     grace = float(api.schedules[0].environment["START_GRACE_SECONDS"]) * TIME_SCALE
     time.sleep(grace)
     sweep = api.run_schedule()
-    # Then the orphan is started and runs to its end
-    assert key in sweep["started"]
+    # Then the orphan is started and runs to its end: by this sweep, or by the schedule's own run (EventBridge's,
+    # on the same scaled clock) when that one got to it first
+    if key not in sweep["started"]:
+        assert local_sagas.execution(key)["name"] == key
     assert record["status"] == "STARTED"
     _ran_to_an_end_once(client, local_sagas, key)
