@@ -131,6 +131,17 @@ def plan_faults(
     return plan
 
 
+# A poisoned command is accounted for only when it reaches its DLQ, maxReceiveCount visibility timeouts after its
+# first delivery (90 s at the test's clock): the longest wait of any fault, whenever its saga ran.
+SLOWEST_TO_ACCOUNT_FOR = frozenset({"poison_message"})
+
+
+def start_order(saga_ids: list[str], plan: dict[str, list[PlannedFault]]) -> list[str]:
+    """The sagas in the order the soak starts them: those with a fault slowest to account for first, so that wait
+    overlaps the other sagas' runs instead of following the last of them. Otherwise in plan order (stable)."""
+    return sorted(saga_ids, key=lambda saga_id: not any(p.choice in SLOWEST_TO_ACCOUNT_FOR for p in plan[saga_id]))
+
+
 def make_order(rng: random.Random, number: int) -> dict[str, Any]:
     items = [
         {"sku": sku, "quantity": rng.randint(1, 3), "unit_price_cents": CATALOG[sku]}
@@ -317,7 +328,7 @@ def soak(
             ThreadPoolExecutor(CLIENT_THREADS) as pool,
         ):
             next_start = measured.started_at
-            for number, saga_id in enumerate(saga_ids):
+            for number, saga_id in enumerate(start_order(saga_ids, plan)):
                 if number % PROGRESS_EVERY == 0:
                     console.log(
                         f"starting saga {number + 1}/{count}: {sampler.running} running, backlog {sampler.backlog}"

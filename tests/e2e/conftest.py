@@ -1,15 +1,19 @@
 """End to end on the local runtime: one synthesized stack deployed into moto for the whole package.
 
-The cloud is package-scoped and every e2e test module joins one xdist group, so the tests here run back
-to back on one worker while moto is up, and no unit test (with its own moto) runs in between.
+The cloud is package-scoped, and the modules that use it join an xdist group, so their tests run back to back on
+one worker while moto is up, and no unit test (with its own moto) runs in between: "local_cloud" for most, and
+"long_runs" for the fault matrix (on the other worker, with a cloud of its own there), followed by the soak and the
+demo (each runs its own moto in a subprocess). The deploy-local test does too, and joins no group.
 """
 
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
+import boto3
 import pytest
 
 from local_runtime.cloud import LocalCloud
@@ -54,6 +58,29 @@ def run_saga(local_sagas):
         return outcome
 
     return run
+
+
+@pytest.fixture
+def wait_until_quiet(local_sagas):
+    """Wait until every participant queue is empty (visible and in flight): every delivery, duplicates and late
+    ones too, was handled."""
+
+    def wait(within=30.0):
+        sqs, deadline = boto3.client("sqs"), time.monotonic() + within
+        while time.monotonic() < deadline:
+            depths = [
+                sqs.get_queue_attributes(
+                    QueueUrl=mapping.queue_url,
+                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                )["Attributes"]
+                for mapping in local_sagas.cloud.mappings
+            ]
+            if all(set(depth.values()) == {"0"} for depth in depths):
+                return
+            time.sleep(0.1)
+        raise AssertionError("participant queues did not drain")
+
+    return wait
 
 
 @pytest.fixture(scope="package")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-# Its own xdist group: it starts its own moto in a subprocess, so it can run beside the shared local cloud.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("demo")]
+# The long runs' group (see test_fault_matrix.py), after the soak: it starts its own moto in a subprocess.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("long_runs")]
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,10 +17,8 @@ from infra import constants
 from statemachines import load_definition
 from tests.e2e.orders import ORDER_SAGA
 
-# The shared cloud's group (it does not use that cloud): the worker of the demo's group runs the demo and the
-# soak, the longest runs of the suite, so this one evens the two workers out. It runs niced, back to back with
-# the shared-cloud tests, never beside them on this worker.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_cloud")]
+# In no xdist group: it uses no cloud of this worker, and runs on whichever worker is free first, niced.
+pytestmark = [pytest.mark.e2e]
 
 UPDATE_LOG_LEVEL = "WARNING"  # differs from the default, so the update has something to change
 NICENESS = 10  # added to this process's: the deploy-local run yields the CPU to timing-sensitive tests

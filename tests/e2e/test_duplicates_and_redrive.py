@@ -8,7 +8,6 @@ before and after), the domain functions' call counts, and the reconciliation of 
 from __future__ import annotations
 
 import json
-import time
 
 import boto3
 import pytest
@@ -35,31 +34,16 @@ def _participant_items(local_sagas, saga_id):
     }
 
 
-def _wait_until_quiet(local_sagas, within=30.0):
-    """Every participant queue empty (visible and in flight): every delivery, duplicates too, was handled."""
-    sqs, deadline = boto3.client("sqs"), time.monotonic() + within
-    while time.monotonic() < deadline:
-        depths = [
-            sqs.get_queue_attributes(
-                QueueUrl=mapping.queue_url,
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-            )["Attributes"]
-            for mapping in local_sagas.cloud.mappings
-        ]
-        if all(set(depth.values()) == {"0"} for depth in depths):
-            return
-        time.sleep(0.1)
-    raise AssertionError("participant queues did not drain")
-
-
-def test_every_action_delivered_again_during_flight_takes_effect_once(local_sagas, saga_id, definition):
+def test_every_action_delivered_again_during_flight_takes_effect_once(
+    local_sagas, wait_until_quiet, saga_id, definition
+):
     # Given every step's command delivered COPIES more times, while the first delivery is being processed
     for step in definition.steps:
         local_sagas.faults.plan(saga_id, step.name, "action", Fault.duplicate_delivery(copies=COPIES))
     # When the saga runs
     local_sagas.start(saga_id, make_order())
     assert local_sagas.wait([saga_id], timeout_seconds=60) == []
-    _wait_until_quiet(local_sagas)
+    wait_until_quiet()
     outcome = local_sagas.outcome(saga_id)
     # Then it completed once, each participant's domain code ran once although each got 1 + COPIES deliveries
     assert outcome.status == "COMPLETED"
@@ -70,7 +54,9 @@ def test_every_action_delivered_again_during_flight_takes_effect_once(local_saga
     assert local_sagas.reconcile().problems == []
 
 
-def test_every_compensation_delivered_again_during_flight_takes_effect_once(local_sagas, saga_id, definition):
+def test_every_compensation_delivered_again_during_flight_takes_effect_once(
+    local_sagas, wait_until_quiet, saga_id, definition
+):
     # Given the last step refusing for good, and every compensation delivered COPIES more times during flight
     last = definition.steps[-1]
     local_sagas.faults.plan(saga_id, last.name, "action", Fault.permanent(last.permanent_errors[0]))
@@ -80,7 +66,7 @@ def test_every_compensation_delivered_again_during_flight_takes_effect_once(loca
     # When the saga compensates
     local_sagas.start(saga_id, make_order())
     assert local_sagas.wait([saga_id], timeout_seconds=60) == []
-    _wait_until_quiet(local_sagas)
+    wait_until_quiet()
     outcome = local_sagas.outcome(saga_id)
     # Then every completed step was compensated once, last first, and nothing else ran again
     assert outcome.status == "FAILED"
@@ -92,13 +78,15 @@ def test_every_compensation_delivered_again_during_flight_takes_effect_once(loca
     assert local_sagas.reconcile().problems == []
 
 
-def test_redriving_every_command_of_a_compensated_saga_has_no_second_effect(local_sagas, operator, saga_id, definition):
+def test_redriving_every_command_of_a_compensated_saga_has_no_second_effect(
+    local_sagas, wait_until_quiet, operator, saga_id, definition
+):
     # Given a saga whose last step acted but never answered: it timed out, and every step was compensated
     last = definition.steps[-1]
     local_sagas.faults.plan(saga_id, last.name, "action", Fault.lost_reply())
     local_sagas.start(saga_id, make_order())
     assert local_sagas.wait([saga_id], timeout_seconds=60) == []
-    _wait_until_quiet(local_sagas)
+    wait_until_quiet()
     record = local_sagas.records.get(saga_id)
     assert (record["status"], record["error"]) == ("FAILED", "States.Timeout")
     # And every command its state machine sent (each task token now expired) parked in its participant's DLQ
@@ -124,7 +112,7 @@ def test_redriving_every_command_of_a_compensated_saga_has_no_second_effect(loca
     moved = sum(operator.redrive(dead_letter_queues[url]).moved for url in {p["QueueUrl"] for p in sent})
     # Then every command went back and was consumed (none dead-lettered again)
     assert moved >= len(sent)
-    _wait_until_quiet(local_sagas)
+    wait_until_quiet()
     assert all(operator.depth(dead_letter_queues[url].url) == 0 for url in {p["QueueUrl"] for p in sent})
     # And no domain code took effect again, no participant's data changed, and the saga is as it ended
     assert {key: local_sagas.faults.effects(saga_id, *key) for key in commands} == effects_before

@@ -1,4 +1,4 @@
-"""The fault matrix: every step of the saga definition x every fault, run at once on the shared local cloud.
+"""The fault matrix: every step of the saga definition x every fault, run at once on a local cloud of its own.
 
 Cells and their expected outcomes come from `local_runtime.fault_matrix` (derived from the definition, never from a
 run), so a step added to the definition is covered here without editing this module. All cells start together
@@ -19,7 +19,10 @@ from local_runtime.fault_matrix import FaultCell, NotApplicable, fault_matrix
 from statemachines import load_definition
 from tests.e2e.orders import ORDER_SAGA, make_order
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_cloud")]
+# The long runs' group (the matrix, the soak, the demo), on the worker the shared cloud's tests are not on: the
+# package's cloud fixture deploys a cloud for the matrix there, so its 75 s (mostly poisoned commands cycling to
+# their DLQs) run beside the shared cloud's tests instead of after them.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("long_runs")]
 
 MATRIX = fault_matrix(load_definition(ORDER_SAGA))
 SETTLE_SECONDS = 300  # a deadline, not a timing: every cell finished, poison dead-lettered, late deliveries done

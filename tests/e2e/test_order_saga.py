@@ -151,15 +151,16 @@ def test_a_compensation_that_fails_transiently_is_retried(run_saga, local_sagas,
     assert outcome.compensations_succeeded == ("process_payment", "reserve_inventory")
 
 
-def test_a_late_action_after_its_compensation_is_refused(run_saga, local_sagas, saga_id, definition):
+def test_a_late_action_after_its_compensation_is_refused(run_saga, local_sagas, saga_id, definition, wait_until_quiet):
     # Given a carrier so slow that the task times out and CancelShipment runs before CreateShipment does
     step = definition.step("create_shipment")
     slow = step.sla.timeout_seconds * TIME_SCALE * 1.5
     local_sagas.faults.plan(saga_id, step.name, "action", Fault.delay(slow))
     outcome = run_saga(saga_id)
     assert outcome.status == "FAILED"
-    # When the slow action finally runs, the tombstone refuses it: no shipment survives
-    time.sleep(slow)
+    # When the slow action finally runs (its delivery is handled and deleted), the tombstone refuses it
+    wait_until_quiet(within=slow * 2)
+    # Then no shipment survives
     shipment = local_sagas.shipping.get_shipment(saga_id)
     assert shipment is not None
     assert shipment.status == "CANCELLED"

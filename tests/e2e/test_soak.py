@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-# The demo's group: like the demo, it runs its own moto in a subprocess, on the worker the shared cloud is not on.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("demo")]
+# The long runs' group (see test_fault_matrix.py): after the matrix, on the worker the shared cloud's tests are not
+# on. The soak runs its own moto in a subprocess (the matrix's cloud in the worker stays idle meanwhile).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("long_runs")]
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = 5  # fixed, so a failure here replays with the same command line

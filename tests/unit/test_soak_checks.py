@@ -97,3 +97,22 @@ def test_the_soak_plans_transient_faults_with_the_participants_own_error_names()
     # Then there are transient faults on compensations too, and none is named like a Step Functions error
     assert any(p.kind == "compensation" for p in transient)
     assert [p.fault.error for p in transient if p.fault.error.startswith("States.")] == []
+
+
+def test_the_soak_starts_the_sagas_with_a_poisoned_command_first_and_the_rest_in_plan_order():
+    # Given a plan where poisoned commands (accounted for only after maxReceiveCount visibility timeouts) are drawn
+    # for sagas spread through the run
+    from local_runtime.soak import plan_faults, start_order
+    from statemachines import load_definition
+    from tests.e2e.orders import ORDER_SAGA
+
+    saga_ids = [f"saga-{n:03d}" for n in range(200)]
+    plan = plan_faults(random.Random(5), load_definition(ORDER_SAGA), saga_ids, time_scale=0.1)
+    poisoned = [s for s in saga_ids if any(p.choice == "poison_message" for p in plan[s])]
+    assert poisoned
+    assert poisoned != saga_ids[: len(poisoned)]  # not already first in the plan
+    # When the soak orders its starts
+    order = start_order(saga_ids, plan)
+    # Then every saga starts once, the poisoned ones first, each group in plan order
+    assert sorted(order) == saga_ids
+    assert order == poisoned + [s for s in saga_ids if s not in poisoned]
