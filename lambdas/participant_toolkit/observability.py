@@ -3,5 +3,7 @@
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
 logger = Logger()
-tracer = Tracer()
+# Only boto3 (botocore) calls leave a participant. Patching every library X-Ray knows (the default) imports
+# requests, httpx, sqlite3 and more at cold start, and would trace none of our calls.
+tracer = Tracer(patch_modules=("botocore",))
 metrics = Metrics()
