@@ -2,8 +2,8 @@
 
 The cloud is package-scoped, and the modules that use it join an xdist group, so their tests run back to back on
 one worker while moto is up, and no unit test (with its own moto) runs in between: "local_cloud" for most, and
-"long_runs" for the fault matrix (on the other worker, with a cloud of its own there), followed by the soak and the
-demo (each runs its own moto in a subprocess). The deploy-local test does too, and joins no group.
+"long_runs" for the fault matrix (on the other worker, with a cloud of its own there), followed by the soak. The soak,
+the demo (in "local_cloud", for balance) and the deploy-local test (in no group) run their own moto in a subprocess.
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-# The long runs' group (see test_fault_matrix.py), after the soak: it starts its own moto in a subprocess.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("long_runs")]
+# The shared cloud's group, though it starts its own moto in a subprocess: the other worker runs the fault matrix and
+# the soak (the longest runs), and pytest-xdist hands a worker more tests when it has two left, so an ungrouped demo
+# could wait behind the soak there.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_cloud")]
 
 REPO = Path(__file__).resolve().parents[2]
 

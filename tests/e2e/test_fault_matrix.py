@@ -19,7 +19,7 @@ from local_runtime.fault_matrix import FaultCell, NotApplicable, fault_matrix
 from statemachines import load_definition
 from tests.e2e.orders import ORDER_SAGA, make_order
 
-# The long runs' group (the matrix, the soak, the demo), on the worker the shared cloud's tests are not on: the
+# The long runs' group (the matrix, then the soak), on the worker the shared cloud's tests are not on: the
 # package's cloud fixture deploys a cloud for the matrix there, so its 75 s (mostly poisoned commands cycling to
 # their DLQs) run beside the shared cloud's tests instead of after them.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("long_runs")]
