@@ -71,6 +71,14 @@ def main(argv: list[str] | None = None) -> int:
             "cold_init_baseline_s": round(cold["baseline_s"], 4),
             "cold_init_handler_s": {module.split(".")[0]: round(s, 4) for module, s in cold["handler_s"].items()},
             "cold_init_ratio_max_without_xray": round(max(cold["untraced_ratios"].values()), 3),
+            "cold_init_layers": [
+                {
+                    "layer": layer["layer"],
+                    "cumulative_s": round(layer["cumulative_s"], 4),
+                    "adds_s": round(layer["adds_s"], 4),
+                }
+                for layer in cold["layers"]
+            ],
             "synth_method": "cdk synth --quiet (pinned CDK CLI, app.py)",
             "test_suite_passed": suite_passed,
             "test_suite_summary": suite_summary,
@@ -81,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     write_results(document)
     console.print(summary_table(document, paths))
+    console.print(layers_table(document["cold_init_layers"]))
     for failure in suite_failures:
         console.print(f"[red]{failure}")
     console.print(f"wrote {RESULTS_FILE.relative_to(RESULTS_FILE.parent.parent)}")
@@ -138,6 +147,15 @@ def summary_table(document: dict[str, Any], paths: list[transitions.PathTransiti
         "target < 300",
         "" if suite is None else f"{document['test_suite_summary']} {verdict(suite < 300)}",
     )
+    return table
+
+
+def layers_table(layers: list[dict[str, Any]]) -> Table:
+    table = Table(title="cold init of one handler, layer by layer (each row adds one layer to the one above; medians)")
+    for column in ("layer", "cumulative s", "adds s"):
+        table.add_column(column, justify="left" if column == "layer" else "right")
+    for layer in layers:
+        table.add_row(layer["layer"], f"{layer['cumulative_s']:.3f}", f"{layer['adds_s']:+.3f}")
     return table
 
 

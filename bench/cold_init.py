@@ -7,7 +7,8 @@ level). Each measurement is a new interpreter that times, with `time.perf_counte
 interpreter start-up, the same for both, is not counted): the handler module with its function's environment
 from the synthesized template, as Lambda would import it; and the baseline, `import boto3` and one client. The
 runs alternate (baseline, each handler, baseline, ...) so that a busy moment hits both; the median of the
-repetitions is reported, and the ratio handler / baseline.
+repetitions is reported, and the ratio handler / baseline. One handler is also timed layer by layer (pydantic,
+Powertools, the rest of the toolkit, the handler: `import_layers`), so the figures say where its cold init goes.
 """
 
 from __future__ import annotations
@@ -94,11 +95,37 @@ def time_in_fresh_process(body: str, environment: dict[str, str] | None = None) 
     return float(completed.stdout.strip().splitlines()[-1])
 
 
+def import_layers(module: str) -> list[tuple[str, str]]:
+    """(layer, body) from the baseline to the handler module, each body the one before plus one layer of what the
+    handler imports and builds: timed like the handler, their differences say where its cold init goes."""
+    layers = [
+        ("pydantic", "from pydantic import BaseModel"),
+        (
+            "Powertools Logger, Metrics, Tracer (built)",
+            "from aws_lambda_powertools import Logger, Metrics, Tracer\n"
+            "Logger()\nMetrics()\nTracer(patch_modules=('botocore',))",
+        ),
+        (
+            "Powertools batch and idempotency",
+            "import aws_lambda_powertools.utilities.batch\nimport aws_lambda_powertools.utilities.idempotency",
+        ),
+        ("participant toolkit (the rest of it)", "import participant_toolkit"),
+        (f"{module} (services, repository, participant built)", f"import {module}"),
+    ]
+    bodies = [("import boto3 + 1 client (the baseline)", BASELINE)]
+    for label, code in layers:
+        bodies.append((label, f"{bodies[-1][1]}\n{code}"))
+    return bodies
+
+
 def measure(assembly: Path, repetitions: int = 5) -> dict[str, Any]:
     handlers = participant_handlers(read_template(assembly))
     baseline_runs: list[float] = []
     handler_runs: dict[str, list[float]] = {module: [] for module in handlers}
     untraced_runs: dict[str, list[float]] = {module: [] for module in handlers}
+    layered_module = next(iter(handlers))
+    layers = import_layers(layered_module)
+    layer_runs: list[list[float]] = [[] for _ in layers]
     for _ in range(repetitions):
         baseline_runs.append(time_in_fresh_process(BASELINE))
         for module, environment in handlers.items():
@@ -106,15 +133,22 @@ def measure(assembly: Path, repetitions: int = 5) -> dict[str, Any]:
             # The same without X-Ray: what tracing adds.
             untraced = environment | {"POWERTOOLS_TRACE_DISABLED": "true"}
             untraced_runs[module].append(time_in_fresh_process(f"import {module}", untraced))
+        for runs, (_, body) in zip(layer_runs, layers, strict=True):
+            runs.append(time_in_fresh_process(body, handlers[layered_module]))
     baseline_s = median(baseline_runs)
     handler_s = {module: median(runs) for module, runs in handler_runs.items()}
     untraced_s = {module: median(runs) for module, runs in untraced_runs.items()}
+    layer_s = [median(runs) for runs in layer_runs]
     return {
         "baseline_s": baseline_s,
         "handler_s": handler_s,
         "ratios": {module: ratio(seconds, baseline_s) for module, seconds in handler_s.items()},
         "untraced_s": untraced_s,
         "untraced_ratios": {module: ratio(seconds, baseline_s) for module, seconds in untraced_s.items()},
+        "layers": [
+            {"layer": label, "cumulative_s": seconds, "adds_s": seconds - (layer_s[index - 1] if index else 0.0)}
+            for index, ((label, _), seconds) in enumerate(zip(layers, layer_s, strict=True))
+        ],
         "repetitions": repetitions,
     }
 

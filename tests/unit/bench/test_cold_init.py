@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from bench.cold_init import time_in_fresh_process
@@ -17,3 +19,22 @@ def test_the_x_ray_recorder_takes_its_lambda_path_in_the_bench_environment():
     )
     # Then its recorder samples locally, as in Lambda (outside Lambda it would build X-Ray clients at import)
     assert time_in_fresh_process(body) > 0
+
+
+def test_the_layers_build_up_from_the_baseline_to_the_handler_one_layer_at_a_time():
+    # Given a handler module
+    from bench.cold_init import BASELINE, import_layers
+
+    # When its import is split into layers
+    layers = import_layers("inventory.handlers")
+    # Then they start at the baseline and end importing the handler, each body the one before plus its layer
+    bodies = [body for _, body in layers]
+    assert bodies[0] == BASELINE
+    assert bodies[-1].endswith("import inventory.handlers")
+    for before, after in itertools.pairwise(bodies):
+        assert after.startswith(before + "\n")
+        assert after != before + "\n"
+    # And every layer runs in a Lambda-like process (an import error would fail here)
+    from bench.cold_init import time_in_fresh_process
+
+    assert time_in_fresh_process(bodies[-2]) > 0
