@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             "throughput_sagas": args.sagas,
             "throughput_time_scale": THROUGHPUT_TIME_SCALE,
             "throughput_reconciled": runs["toolkit"]["reconciled"],
+            "requests_per_saga": runs["toolkit"]["requests_per_saga"],
+            "baseline_requests_per_saga": runs["bare"]["requests_per_saga"],
             "cold_init_baseline_s": round(cold["baseline_s"], 4),
             "cold_init_handler_s": {module.split(".")[0]: round(s, 4) for module, s in cold["handler_s"].items()},
             "cold_init_ratio_max_without_xray": round(max(cold["untraced_ratios"].values()), 3),
@@ -111,6 +113,16 @@ def summary_table(document: dict[str, Any], paths: list[transitions.PathTransiti
         f"bare harness {document['baseline_throughput_sagas_per_s']:.2f}",
         f"{ratio:.2f} (target ≥ 1.0) {verdict(ratio >= 1.0)}",
     )
+
+    def requests(per_service: dict[str, float]) -> str:
+        return f"{sum(per_service.values()):.1f} (" + ", ".join(f"{k} {v:g}" for k, v in per_service.items()) + ")"
+
+    table.add_row(
+        "moto requests per saga in that run (by service)",
+        requests(document["requests_per_saga"]),
+        "bare " + requests(document["baseline_requests_per_saga"]),
+        f"{ratio_of_sums(document['requests_per_saga'], document['baseline_requests_per_saga']):.2f}",
+    )
     happy = next(path for path in paths if path.failing_step is None)
     table.add_row(
         "billed transitions, happy path",
@@ -148,6 +160,10 @@ def summary_table(document: dict[str, Any], paths: list[transitions.PathTransiti
         "" if suite is None else f"{document['test_suite_summary']} {verdict(suite < 300)}",
     )
     return table
+
+
+def ratio_of_sums(measured: dict[str, float], baseline: dict[str, float]) -> float:
+    return sum(measured.values()) / max(sum(baseline.values()), 1e-9)
 
 
 def layers_table(layers: list[dict[str, Any]]) -> Table:

@@ -13,7 +13,8 @@ Each harness runs in its own fresh process (the bench starts both), prints one J
 
 Both use the same time scale, the same number of poller threads per queue, the same batch size and long-poll
 wait, start the sagas one after the other from one thread, and take the wall time from the first start until a
-poll (every 0.2 s, the same loop) sees every execution stopped.
+poll (every 0.2 s, the same loop) sees every execution stopped. Both also count the requests moto serves in that
+window, by service, without the waiting loop's own polls: what one saga costs each harness in API calls.
 """
 
 from __future__ import annotations
@@ -26,12 +27,16 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
+from unittest import mock
+from urllib.parse import urlsplit
 
 import boto3
+from moto.core.botocore_stubber import BotocoreStubber
 
 from local_runtime.cloud import DEFAULT_TIME_SCALE, FAKE_CREDENTIALS, LocalCloud
 from local_runtime.observe import wait_until_finished
@@ -49,6 +54,50 @@ SKU = "SKU-BENCH"
 WAIT_SECONDS = 300  # give up on a run after this long: a hung saga fails the bench instead of hanging it
 
 
+class RequestCounter:
+    """Requests the in-process moto serves, by service (the endpoint's first label: dynamodb, sqs, states, ...).
+
+    Requests from the thread that sets `skip_this_thread` are not counted while it is set: a harness's waiting loop
+    polls as often as it likes, and what a saga costs is the starts, the state machine and the participants."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._skipped: set[int] = set()
+
+    @contextmanager
+    def installed(self) -> Iterator[RequestCounter]:
+        process_request = BotocoreStubber.process_request
+        counter = self
+
+        def counted(stubber: BotocoreStubber, request: Any) -> Any:
+            if threading.get_ident() not in counter._skipped:
+                service = (urlsplit(request.url).hostname or "unknown").split(".")[0]
+                with counter._lock:
+                    counter.counts[service] += 1
+            return process_request(stubber, request)
+
+        with mock.patch.object(BotocoreStubber, "process_request", counted):
+            yield self
+
+    @contextmanager
+    def skip_this_thread(self) -> Iterator[None]:
+        self._skipped.add(threading.get_ident())
+        try:
+            yield
+        finally:
+            self._skipped.discard(threading.get_ident())
+
+    def snapshot(self) -> Counter[str]:
+        with self._lock:
+            return Counter(self.counts)
+
+
+def per_saga(before: Counter[str], after: Counter[str], sagas: int) -> dict[str, float]:
+    """Requests per saga by service over a window, from two snapshots of a RequestCounter."""
+    return {service: round(count / sagas, 2) for service, count in sorted((after - before).items())}
+
+
 def order(number: int) -> dict[str, Any]:
     return {
         "order_id": f"bench-{number:05d}",
@@ -61,15 +110,22 @@ def order(number: int) -> dict[str, Any]:
 
 def run_toolkit(assembly: Path, sagas: int, time_scale: float) -> dict[str, Any]:
     definition = load_definition(ORDER_SAGA)
-    with LocalCloud(assembly, time_scale=time_scale, consumers_per_queue=CONSUMERS_PER_QUEUE) as cloud:
+    counter = RequestCounter()
+    with (
+        counter.installed(),
+        LocalCloud(assembly, time_scale=time_scale, consumers_per_queue=CONSUMERS_PER_QUEUE) as cloud,
+    ):
         local = LocalSagas(cloud, definition)
         local.seed_stock({SKU: sagas})
         saga_ids = [f"tp-{uuid.uuid4().hex[:12]}" for _ in range(sagas)]
+        before = counter.snapshot()
         started = time.perf_counter()
         for number, saga_id in enumerate(saga_ids):
             local.start(saga_id, order(number))
-        unfinished = local.wait(saga_ids, timeout_seconds=WAIT_SECONDS)
+        with counter.skip_this_thread():
+            unfinished = local.wait(saga_ids, timeout_seconds=WAIT_SECONDS)
         wall = time.perf_counter() - started
+        requests = per_saga(before, counter.snapshot(), sagas)
         if unfinished:
             raise RuntimeError(f"{len(unfinished)} of {sagas} sagas did not finish, e.g. {unfinished[:3]}")
         not_completed = [s for s in saga_ids if local.records.get(s)["status"] != "COMPLETED"]  # type: ignore[index]
@@ -78,7 +134,7 @@ def run_toolkit(assembly: Path, sagas: int, time_scale: float) -> dict[str, Any]
         reconciliation = local.reconcile()
         if not reconciliation.ok:
             raise RuntimeError("reconciliation failed: " + "; ".join(reconciliation.problems[:5]))
-    return {"harness": "toolkit", "sagas": sagas, "wall_s": wall, "reconciled": True}
+    return {"harness": "toolkit", "sagas": sagas, "wall_s": wall, "reconciled": True, "requests_per_saga": requests}
 
 
 def run_bare(sagas: int, time_scale: float) -> dict[str, Any]:
@@ -86,7 +142,9 @@ def run_bare(sagas: int, time_scale: float) -> dict[str, Any]:
 
     from local_runtime.moto_workarounds import all_workarounds
 
+    counter = RequestCounter()
     with ExitStack() as stack:
+        stack.enter_context(counter.installed())
         stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
         stack.enter_context(all_workarounds(time_scale))
         state_machine_arn, queue_urls = _deploy_bare(load_definition(ORDER_SAGA))
@@ -94,6 +152,7 @@ def run_bare(sagas: int, time_scale: float) -> dict[str, Any]:
         stack.enter_context(_bare_pollers(queue_urls, stop))
         sfn = boto3.client("stepfunctions")
         saga_ids = [f"tp-{uuid.uuid4().hex[:12]}" for _ in range(sagas)]
+        before = counter.snapshot()
         started = time.perf_counter()
         for number, saga_id in enumerate(saga_ids):
             sfn.start_execution(
@@ -102,14 +161,16 @@ def run_bare(sagas: int, time_scale: float) -> dict[str, Any]:
                 input=json.dumps({"input": order(number), "results": {}}, separators=(",", ":")),
             )
         # The bare harness keeps no records: an execution that stopped is finished.
-        unfinished = wait_until_finished(
-            lambda _: {"status": "COMPLETED"}, state_machine_arn, saga_ids, timeout_seconds=WAIT_SECONDS
-        )
+        with counter.skip_this_thread():
+            unfinished = wait_until_finished(
+                lambda _: {"status": "COMPLETED"}, state_machine_arn, saga_ids, timeout_seconds=WAIT_SECONDS
+            )
         wall = time.perf_counter() - started
+        requests = per_saga(before, counter.snapshot(), sagas)
         stop.set()
         if unfinished:
             raise RuntimeError(f"{len(unfinished)} of {sagas} bare executions did not finish")
-    return {"harness": "bare", "sagas": sagas, "wall_s": wall, "reconciled": False}
+    return {"harness": "bare", "sagas": sagas, "wall_s": wall, "reconciled": False, "requests_per_saga": requests}
 
 
 def _deploy_bare(definition: Any) -> tuple[str, list[str]]:
