@@ -1,8 +1,11 @@
 """InventoryService participant: Lambda entry points for its saga command and its compensation."""
 
+# The toolkit first: it imports Powertools' batch utility before pydantic (see participant_toolkit/__init__.py).
+from participant_toolkit import ParticipantSettings, SagaParticipant
+
+# isort: split
 from inventory.repository import InventoryRepository
 from inventory.service import InventoryService
-from participant_toolkit import ParticipantSettings, SagaParticipant
 
 settings = ParticipantSettings.from_env()
 inventory = InventoryService(InventoryRepository(settings.service_table_name))

@@ -1,8 +1,11 @@
 """NotificationService participant: Lambda entry points for its saga command and its compensation."""
 
+# The toolkit first: it imports Powertools' batch utility before pydantic (see participant_toolkit/__init__.py).
+from participant_toolkit import ParticipantSettings, SagaParticipant
+
+# isort: split
 from notification.repository import NotificationRepository
 from notification.service import NotificationService
-from participant_toolkit import ParticipantSettings, SagaParticipant
 
 settings = ParticipantSettings.from_env()
 notifications = NotificationService(NotificationRepository(settings.service_table_name))

@@ -1,6 +1,9 @@
 """PaymentService participant: Lambda entry points for its saga command and its compensation."""
 
+# The toolkit first: it imports Powertools' batch utility before pydantic (see participant_toolkit/__init__.py).
 from participant_toolkit import ParticipantSettings, SagaParticipant
+
+# isort: split
 from payment.repository import PaymentRepository
 from payment.service import PaymentService
 

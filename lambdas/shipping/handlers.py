@@ -1,6 +1,9 @@
 """ShippingService participant: Lambda entry points for its saga command and its compensation."""
 
+# The toolkit first: it imports Powertools' batch utility before pydantic (see participant_toolkit/__init__.py).
 from participant_toolkit import ParticipantSettings, SagaParticipant
+
+# isort: split
 from shipping.repository import ShippingRepository
 from shipping.service import ShippingService
 

@@ -38,3 +38,22 @@ def test_the_layers_build_up_from_the_baseline_to_the_handler_one_layer_at_a_tim
     from bench.cold_init import time_in_fresh_process
 
     assert time_in_fresh_process(bodies[-2]) > 0
+
+
+@pytest.mark.parametrize("service", ["inventory", "notification", "payment", "shipping"])
+def test_a_participant_handler_cold_start_builds_no_powertools_parser_model(service):
+    # Given a participant handler module, in a fresh Lambda-like process with its function's settings
+    environment = {
+        "SERVICE_TABLE_NAME": f"{service}-table",
+        "SAGA_TABLE_NAME": "sagas",
+        "IDEMPOTENCY_TABLE_NAME": "idempotency",
+        "POWERTOOLS_SERVICE_NAME": service,
+    }
+    # When it is imported / Then Powertools' parser models (unused: records are read through the data classes) are
+    # not, which they would be if pydantic were imported before Powertools' batch utility
+    body = (
+        f"import {service}.handlers\n"
+        "import sys\n"
+        "assert 'aws_lambda_powertools.utilities.parser.models' not in sys.modules, 'parser models imported'"
+    )
+    assert time_in_fresh_process(body, environment) > 0
