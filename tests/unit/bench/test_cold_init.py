@@ -57,3 +57,19 @@ def test_a_participant_handler_cold_start_builds_no_powertools_parser_model(serv
         "assert 'aws_lambda_powertools.utilities.parser.models' not in sys.modules, 'parser models imported'"
     )
     assert time_in_fresh_process(body, environment) > 0
+
+
+def test_a_participant_traces_its_boto3_calls_without_importing_other_libraries_x_ray_could_patch():
+    # Given a participant handler imported in a fresh Lambda-like process, tracing on
+    environment = {"SERVICE_TABLE_NAME": "t", "SAGA_TABLE_NAME": "s", "IDEMPOTENCY_TABLE_NAME": "i"}
+    body = (
+        "import inventory.handlers\n"
+        "import sys\n"
+        "import botocore.client\n"
+        # Then its boto3 calls go through X-Ray's wrapper
+        "assert type(botocore.client.BaseClient._make_api_call).__name__ == 'BoundFunctionWrapper'\n"
+        # And libraries it never calls were not imported to be patched
+        "unneeded = {'requests', 'httpx', 'sqlite3'} & set(sys.modules)\n"
+        "assert not unneeded, unneeded"
+    )
+    assert time_in_fresh_process(body, environment) > 0
