@@ -31,7 +31,7 @@ THROUGHPUT_TIME_SCALE = 1.0
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--sagas", type=int, default=200, help="sagas run concurrently per throughput harness")
-    parser.add_argument("--cold-init-repetitions", type=int, default=5)
+    parser.add_argument("--cold-init-repetitions", type=int, default=cold_init.REPETITIONS)
     parser.add_argument("--skip-suite", action="store_true", help="do not run the test suite (figure left null)")
     args = parser.parse_args(argv)
     console = Console(width=max(shutil.get_terminal_size().columns, 120))
