@@ -13,7 +13,6 @@ import time
 import uuid
 from pathlib import Path
 
-import boto3
 import pytest
 
 from local_runtime.cloud import LocalCloud
@@ -61,21 +60,14 @@ def run_saga(local_sagas):
 
 
 @pytest.fixture
-def wait_until_quiet(local_sagas):
+def wait_until_quiet(local_sagas, operator):
     """Wait until every participant queue is empty (visible and in flight): every delivery, duplicates and late
     ones too, was handled."""
 
     def wait(within=30.0):
-        sqs, deadline = boto3.client("sqs"), time.monotonic() + within
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
-            depths = [
-                sqs.get_queue_attributes(
-                    QueueUrl=mapping.queue_url,
-                    AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-                )["Attributes"]
-                for mapping in local_sagas.cloud.mappings
-            ]
-            if all(set(depth.values()) == {"0"} for depth in depths):
+            if not any(operator.depth(mapping.queue_url) for mapping in local_sagas.cloud.mappings):
                 return
             time.sleep(0.1)
         raise AssertionError("participant queues did not drain")

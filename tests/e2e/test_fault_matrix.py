@@ -63,55 +63,46 @@ def _command_queues(local_sagas):
     return queues
 
 
-def _depth(sqs, url):
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
-
-
-def _take_dead_letters(sqs, queues, saga_ids):
-    """Every DLQ message naming one of `saga_ids` (a poisoned body is truncated JSON, so match the text), removed
-    once attributed: accounted for here, and not left for later tests' redrives. Others are made visible again once
-    each DLQ has been read through (at once, they would be received again and again)."""
-    found: dict[str, list[tuple[str, str]]] = {saga_id: [] for saga_id in saga_ids}
-    for (step, kind), (_, dlq_url) in queues.items():
-        others = []
-        while messages := sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30).get(
-            "Messages", []
-        ):
-            for message in messages:
-                owners = [saga_id for saga_id in saga_ids if f'"{saga_id}"' in message["Body"]]
-                for saga_id in owners:
-                    found[saga_id].append((step, kind))
-                if owners:
-                    sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
-                else:
-                    others.append(message["ReceiptHandle"])
-        for receipt in others:
-            sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=receipt, VisibilityTimeout=0)
-    return found
-
-
-def _take_stray(sqs, dlq_url):
-    """Every copy of the stray message in its DLQ, removed; the others are made visible again for their owners."""
-    found, others = [], []
+def _take(sqs, dlq_url, owners_of):
+    """Read a DLQ through: each message `owners_of(body)` names is removed and returned as (body, owners); the others
+    are made visible again once it has been read through (at once, they would be received again and again)."""
+    taken, others = [], []
     while messages := sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, VisibilityTimeout=30).get(
         "Messages", []
     ):
         for message in messages:
-            if message["Body"] == STRAY_MESSAGE:
-                found.append(message["Body"])
+            if owners := owners_of(message["Body"]):
+                taken.append((message["Body"], owners))
                 sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
             else:
                 others.append(message["ReceiptHandle"])
     for receipt in others:
         sqs.change_message_visibility(QueueUrl=dlq_url, ReceiptHandle=receipt, VisibilityTimeout=0)
+    return taken
+
+
+def _take_dead_letters(sqs, queues, saga_ids):
+    """Every DLQ message naming one of `saga_ids` (a poisoned body is truncated JSON, so match the text), removed
+    once attributed: accounted for here, and not left for later tests' redrives."""
+    found: dict[str, list[tuple[str, str]]] = {saga_id: [] for saga_id in saga_ids}
+
+    def naming(body):
+        return [saga_id for saga_id in saga_ids if f'"{saga_id}"' in body]
+
+    for (step, kind), (_, dlq_url) in queues.items():
+        for _, owners in _take(sqs, dlq_url, naming):
+            for saga_id in owners:
+                found[saga_id].append((step, kind))
     return found
 
 
+def _take_stray(sqs, dlq_url):
+    """Every copy of the stray message in its DLQ, removed; the others are made visible again for their owners."""
+    return [body for body, _ in _take(sqs, dlq_url, lambda body: body == STRAY_MESSAGE)]
+
+
 @pytest.fixture(scope="module")
-def matrix_run(local_sagas):
+def matrix_run(local_sagas, operator):
     # Given every applicable cell's faults planned for its own saga
     cells = [cell for cell in MATRIX if isinstance(cell, FaultCell)]
     saga_ids = {cell.id: f"matrix-{index:03d}-{cell.id}"[:80] for index, cell in enumerate(cells)}
@@ -123,28 +114,27 @@ def matrix_run(local_sagas):
     stray_queue, stray_dlq = next(iter(queues.values()))
     boto3.client("sqs").send_message(QueueUrl=stray_queue, MessageBody=STRAY_MESSAGE)
     try:
-        yield _run_cells(local_sagas, cells, saga_ids, queues, stray_dlq)
+        yield _run_cells(local_sagas, operator, cells, saga_ids, queues, stray_dlq)
     finally:
         # Whatever happened, leave nothing of these sagas for the package's later tests: faults off, every command
         # handled or dead-lettered, and their dead letters taken.
         for cell in cells:
             for planned in cell.plans:
                 local_sagas.faults.clear(saga_ids[cell.id], planned.step, planned.kind)
-        _settle(local_sagas, queues, late=[], deadline=time.monotonic() + SETTLE_SECONDS)
+        _settle(local_sagas, operator, queues, late=[], deadline=time.monotonic() + SETTLE_SECONDS)
         _take_dead_letters(boto3.client("sqs"), queues, list(saga_ids.values()))
 
 
-def _settle(local_sagas, queues, *, late, deadline):
+def _settle(local_sagas, operator, queues, *, late, deadline):
     """Until every late delivery happened and every participant queue is empty (poison in its DLQ by then)."""
-    sqs = boto3.client("sqs")
     while time.monotonic() < deadline:
         redelivered = all(local_sagas.faults.attempts(*key) >= 2 for key in late)
-        if redelivered and all(_depth(sqs, url) == 0 for url, _ in queues.values()):
+        if redelivered and all(operator.depth(url) == 0 for url, _ in queues.values()):
             return
         time.sleep(0.25)
 
 
-def _run_cells(local_sagas, cells, saga_ids, queues, stray_dlq):
+def _run_cells(local_sagas, operator, cells, saga_ids, queues, stray_dlq):
     # More consumers per queue: a command waiting behind others in a batch sends no heartbeat (HeartbeatSeconds at
     # this time scale is under a second), so the backlog of many sagas at once would time tasks out.
     local_sagas.scale_out(ENVIRONMENTS_PER_PARTICIPANT)
@@ -166,7 +156,7 @@ def _run_cells(local_sagas, cells, saga_ids, queues, stray_dlq):
     finished = time.monotonic() - started
     # ... and what happens after a saga ends has happened: poison reaches its DLQ, crashed commands come back late
     late = [(saga_ids[cell.id], *cell.expected.late_redelivery) for cell in cells if cell.expected.late_redelivery]
-    _settle(local_sagas, queues, late=late, deadline=deadline)
+    _settle(local_sagas, operator, queues, late=late, deadline=deadline)
     wall = time.monotonic() - started
     print(f"\nfault matrix: {len(cells)} cells settled in {wall:.1f} s (finished after {finished:.1f} s)")
     reconciliation = local_sagas.reconcile()

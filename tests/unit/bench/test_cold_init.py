@@ -6,9 +6,19 @@ import itertools
 
 import pytest
 
-from bench.cold_init import time_in_fresh_process
+from bench.cold_init import BASELINE, import_layers, time_in_fresh_process
 
 pytestmark = pytest.mark.unit
+
+
+def participant_environment(service: str) -> dict[str, str]:
+    """What a participant function's settings need, for importing its handler module outside the template."""
+    return {
+        "SERVICE_TABLE_NAME": f"{service}-table",
+        "SAGA_TABLE_NAME": "sagas",
+        "IDEMPOTENCY_TABLE_NAME": "idempotency",
+        "POWERTOOLS_SERVICE_NAME": service,
+    }
 
 
 def test_the_x_ray_recorder_takes_its_lambda_path_in_the_bench_environment():
@@ -22,10 +32,7 @@ def test_the_x_ray_recorder_takes_its_lambda_path_in_the_bench_environment():
 
 
 def test_the_layers_build_up_from_the_baseline_to_the_handler_one_layer_at_a_time():
-    # Given a handler module
-    from bench.cold_init import BASELINE, import_layers
-
-    # When its import is split into layers
+    # Given a handler module / When its import is split into layers
     layers = import_layers("inventory.handlers")
     # Then they start at the baseline and end importing the handler, each body the one before plus its layer
     bodies = [body for _, body in layers]
@@ -35,20 +42,12 @@ def test_the_layers_build_up_from_the_baseline_to_the_handler_one_layer_at_a_tim
         assert after.startswith(before + "\n")
         assert after != before + "\n"
     # And every layer runs in a Lambda-like process (an import error would fail here)
-    from bench.cold_init import time_in_fresh_process
-
     assert time_in_fresh_process(bodies[-2]) > 0
 
 
 @pytest.mark.parametrize("service", ["inventory", "notification", "payment", "shipping"])
 def test_a_participant_handler_cold_start_builds_no_powertools_parser_model(service):
     # Given a participant handler module, in a fresh Lambda-like process with its function's settings
-    environment = {
-        "SERVICE_TABLE_NAME": f"{service}-table",
-        "SAGA_TABLE_NAME": "sagas",
-        "IDEMPOTENCY_TABLE_NAME": "idempotency",
-        "POWERTOOLS_SERVICE_NAME": service,
-    }
     # When it is imported / Then Powertools' parser models (unused: records are read through the data classes) are
     # not, which they would be if pydantic were imported before Powertools' batch utility
     body = (
@@ -56,12 +55,11 @@ def test_a_participant_handler_cold_start_builds_no_powertools_parser_model(serv
         "import sys\n"
         "assert 'aws_lambda_powertools.utilities.parser.models' not in sys.modules, 'parser models imported'"
     )
-    assert time_in_fresh_process(body, environment) > 0
+    assert time_in_fresh_process(body, participant_environment(service)) > 0
 
 
 def test_a_participant_traces_its_boto3_calls_without_importing_other_libraries_x_ray_could_patch():
     # Given a participant handler imported in a fresh Lambda-like process, tracing on
-    environment = {"SERVICE_TABLE_NAME": "t", "SAGA_TABLE_NAME": "s", "IDEMPOTENCY_TABLE_NAME": "i"}
     body = (
         "import inventory.handlers\n"
         "import sys\n"
@@ -72,4 +70,4 @@ def test_a_participant_traces_its_boto3_calls_without_importing_other_libraries_
         "unneeded = {'requests', 'httpx', 'sqlite3'} & set(sys.modules)\n"
         "assert not unneeded, unneeded"
     )
-    assert time_in_fresh_process(body, environment) > 0
+    assert time_in_fresh_process(body, participant_environment("inventory")) > 0
