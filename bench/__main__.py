@@ -22,12 +22,14 @@ from rich.table import Table
 
 from bench import cold_init, throughput, timings, transitions
 from bench.figures import RESULTS_FILE, results, sagas_per_second, write_results
+from local_runtime.interrupt import exits_quietly_on_ctrl_c
 
 # The throughput runs keep real SLA time: the happy path waits on no timer, and 200 sagas at once on 2 shared
 # cores would otherwise miss heartbeats scaled down to a fraction of a second (a timeout, not a throughput).
 THROUGHPUT_TIME_SCALE = 1.0
 
 
+@exits_quietly_on_ctrl_c
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--sagas", type=int, default=200, help="sagas run concurrently per throughput harness")

@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import os
-import sys
 import tempfile
 import threading
 import time
@@ -36,6 +35,8 @@ import boto3
 from moto import mock_aws
 
 from local_runtime.eventbridge import LocalEventBridge
+from local_runtime.lambda_isolation import metrics_per_thread
+from local_runtime.lambda_output import LAMBDA_THREAD_PREFIX, ensure_routed, lambda_output_to
 from local_runtime.moto_workarounds import all_workarounds
 
 ACCOUNT_ID = "123456789012"  # moto's default account
@@ -47,7 +48,6 @@ DEFAULT_TIME_SCALE = 0.02  # local clock: 1 s of SLA lasts 20 ms
 POWERTOOLS_LAYER_PREFIX = "/aws/service/powertools/"
 # Process-wide settings for in-process handlers: no X-Ray daemon here, and EMF lines would flood the demo.
 LOCAL_LAMBDA_ENV = {"POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_LOGGER_LOG_EVENT": "false"}
-LAMBDA_THREAD_PREFIX = "lambda-"  # threads whose output is Lambda output (CloudWatch Logs on AWS)
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -130,9 +130,12 @@ class LocalCloud:
         consumers_per_queue: int = 4,
         stack_name: str = STACK_NAME,
         deploy: bool = True,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         """`deploy=False` attaches to the stack already deployed (e.g. by `cdk deploy` to a local endpoint,
-        see deploy_local.py) where this process's AWS clients point, instead of starting moto and deploying."""
+        see deploy_local.py) where this process's AWS clients point, instead of starting moto and deploying.
+        `progress` is told what the start is doing, phase by phase (a terminal shows it while it waits)."""
+        self._progress = progress or (lambda _: None)
         self.assembly_dir = Path(assembly_dir)
         self.deploy = deploy
         self.time_scale = time_scale
@@ -163,7 +166,8 @@ class LocalCloud:
     def start(self) -> None:
         try:
             self._stack.enter_context(_environment({**FAKE_CREDENTIALS, **LOCAL_LAMBDA_ENV}))
-            self._stack.enter_context(_lambda_output_to(self.lambda_log_path))
+            self.lambda_output = self._stack.enter_context(lambda_output_to(self.lambda_log_path))
+            self._stack.enter_context(metrics_per_thread())  # each environment's invocation publishes its own
             self.skipped_resource_types = self._stack.enter_context(_skipped_resource_types())
             self._stack.enter_context(_quiet_fail_states())
             if self.deploy:
@@ -175,6 +179,7 @@ class LocalCloud:
             self._take_over_event_sources()
             self._load_handlers()
             self._start_pollers()
+            self._progress("starting the EventBridge rules and schedules")
             self.events.start()
         except BaseException:
             self.stop()
@@ -191,12 +196,16 @@ class LocalCloud:
     # -- deployment --------------------------------------------------------------------------------------
     def _deploy(self) -> None:
         self.template = read_template(self.assembly_dir, self.stack_name)
+        self._progress("publishing the assets to the bootstrap bucket")
         self._publish_assets()
         boto3.client("ssm").put_parameter(
             Name=f"/cdk-bootstrap/{BOOTSTRAP_QUALIFIER}/version", Value=BOOTSTRAP_VERSION, Type="String"
         )
         provide_public_parameters(str(p.get("Default", "")) for p in self.template.get("Parameters", {}).values())
         cloudformation = boto3.client("cloudformation")
+        self._progress(
+            f"creating {self.stack_name} in moto's CloudFormation ({len(self.template['Resources'])} resources)"
+        )
         cloudformation.create_stack(
             StackName=self.stack_name,
             TemplateBody=json.dumps(self.template),
@@ -238,6 +247,7 @@ class LocalCloud:
                 s3.put_object(Bucket=bucket, Key=key, Body=source.read_bytes())
 
     def _take_over_event_sources(self) -> None:
+        self._progress("taking over the SQS event sources from moto's Lambda")
         cloudformation, lambda_client, sqs = boto3.client("cloudformation"), boto3.client("lambda"), boto3.client("sqs")
         resources = cloudformation.list_stack_resources(StackName=self.stack_name)["StackResourceSummaries"]
         physical_ids = {resource["LogicalResourceId"]: resource["PhysicalResourceId"] for resource in resources}
@@ -286,7 +296,10 @@ class LocalCloud:
         BatchProcessor or IdempotencyConfig at module level holds per-invocation state). So each poller
         thread gets its own copy of the handler module, as each Lambda environment imports its own.
         """
-        for function in self.functions.values():
+        for number, function in enumerate(self.functions.values(), start=1):
+            self._progress(
+                f"warming Lambda execution environments: {function.handler} ({number}/{len(self.functions)})"
+            )
             module_name = function.handler.rpartition(".")[0]
             # The handler runs from lambdas/ (on the import path, see local_runtime/__init__.py); the asset
             # is a filtered copy of it, so check the asset excludes did not drop the handler.
@@ -297,7 +310,7 @@ class LocalCloud:
             # Queue consumers run concurrently; a function only EventBridge invokes needs one environment here.
             fed_by_queue = any(mapping.function is function for mapping in self.mappings)
             self.scale_out(function, self.consumers_per_queue if fed_by_queue else 1)
-        _share_lambda_observability(next(iter(self.functions.values())).environment, sys.stdout)
+        _share_lambda_observability(next(iter(self.functions.values())).environment, self.lambda_output)
 
     def scale_out(self, function: DeployedFunction, count: int) -> None:
         """Warm execution environments of `function` until it has `count`, each with its own module import."""
@@ -361,6 +374,7 @@ class LocalCloud:
         function = mapping.function
         event = {"Records": [_sqs_record(message, mapping.queue_arn) for message in messages]}
         context = function.new_context()
+        ensure_routed()  # a progress display may have replaced sys.stdout since the last invocation
         try:
             response = environment.entry_point(event, context) or {}
         except Exception as error:
@@ -384,6 +398,7 @@ class LocalCloud:
         function = self.functions[function_arn]
         environment = function.environments[0]
         context = function.new_context()
+        ensure_routed()
         try:
             with function.invoke_lock:  # one event at a time per environment, as Lambda runs them
                 environment.entry_point(event, context)
@@ -451,52 +466,6 @@ def _share_lambda_observability(environment: dict[str, str], stream: Any) -> Non
     for handler in observability.logger.handlers:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(stream)
-
-
-class _ThreadRoutedStdout(io.TextIOBase):
-    """stdout that sends what Lambda threads print (logs, EMF metrics) to a file, the rest to the console."""
-
-    def __init__(self, console: Any, lambda_output: Any) -> None:
-        self._console = console
-        self._lambda_output = lambda_output
-        self._lock = threading.Lock()
-
-    def _target(self) -> Any:
-        name = threading.current_thread().name
-        lambda_thread = name.startswith(LAMBDA_THREAD_PREFIX) or name == "saga-heartbeat"
-        return self._lambda_output if lambda_thread else self._console
-
-    def write(self, text: str) -> int:
-        target = self._target()
-        if target is self._lambda_output:
-            with self._lock:
-                return target.write(text)
-        return target.write(text)
-
-    def flush(self) -> None:
-        self._console.flush()
-        self._lambda_output.flush()
-
-    def isatty(self) -> bool:
-        return self._console.isatty()
-
-    def fileno(self) -> int:
-        return self._console.fileno()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return getattr(self._console, "encoding", "utf-8")
-
-
-@contextmanager
-def _lambda_output_to(path: Path) -> Iterator[None]:
-    with path.open("a", encoding="utf-8") as lambda_output:
-        console = sys.stdout
-        sys.stdout = _ThreadRoutedStdout(console, lambda_output)
-        try:
-            yield
-        finally:
-            sys.stdout = console
 
 
 def _fresh_module(name: str) -> Any:

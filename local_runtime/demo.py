@@ -22,6 +22,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,9 +34,10 @@ from rich.table import Table
 from local_runtime.cloud import LocalCloud
 from local_runtime.faults import Fault
 from local_runtime.http_api import SignedApiClient, serving
+from local_runtime.interrupt import exits_quietly_on_ctrl_c
 from local_runtime.observe import FINISHED_STATUSES
 from local_runtime.sagas import LocalSagas
-from local_runtime.synth import synthesize
+from local_runtime.synth import SynthesisFailed, synthesize
 from saga_ops import cli as saga_ops_cli
 from saga_ops.deployment import Deployment
 from saga_ops.operations import SagaOperator
@@ -129,10 +131,17 @@ def run(seed: int, time_scale: float, console: Console) -> int:
         assembly = synthesize()
     console.print(f"[green]✓[/] synthesized in {time.monotonic() - started:.1f}s → {assembly}")
     started = time.monotonic()
-    with (
-        console.status("Deploying the template into moto (CloudFormation)..."),
-        LocalCloud(assembly, time_scale=time_scale) as cloud,
-    ):
+    with ExitStack() as running:
+        with console.status("Deploying the template into moto...") as status:
+            cloud = running.enter_context(
+                LocalCloud(
+                    assembly,
+                    time_scale=time_scale,
+                    progress=lambda phase: status.update(f"Deploying the template into moto: {phase}..."),
+                )
+            )
+            status.update("Starting the local API Gateway and its warm Lambda environments...")
+            api, client = running.enter_context(serving(cloud))
         console.print(
             f"[green]✓[/] deployed {len(cloud.template['Resources'])} resources in {time.monotonic() - started:.1f}s; "
             f"{len(cloud.mappings)} queues feed {len(cloud.mappings)} participant functions, "
@@ -145,9 +154,8 @@ def run(seed: int, time_scale: float, console: Console) -> int:
             console.print(f"  not emulated by moto (the infra tests check them on the template): {skipped}")
         sagas = LocalSagas(cloud, definition)
         sagas.seed_stock({sku: stock for sku, (_, stock) in CATALOG.items()})
-        with serving(cloud) as (api, client):
-            console.print(f"  orders API (IAM: SigV4-signed requests only): POST/GET {api.url}/orders")
-            return _run_orders(sagas, client, seed, console)
+        console.print(f"  orders API (IAM: SigV4-signed requests only): POST/GET {api.url}/orders")
+        return _run_orders(sagas, client, seed, console)
 
 
 def _run_orders(sagas: LocalSagas, client: SignedApiClient, seed: int, console: Console) -> int:
@@ -395,6 +403,7 @@ def _money_table(reconciliation: Any) -> Table:
     return table
 
 
+@exits_quietly_on_ctrl_c
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local_runtime.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=7, help="orders and their order are drawn from this seed")
@@ -402,7 +411,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console(width=max(shutil.get_terminal_size().columns, MIN_CONSOLE_WIDTH))
     console.print(f"[bold]OrderFulfillment saga on the local runtime[/] (seed {args.seed})")
-    return run(args.seed, args.time_scale, console)
+    try:
+        return run(args.seed, args.time_scale, console)
+    except SynthesisFailed as failure:
+        console.print("[red]✗ cdk synth failed:")
+        console.print(str(failure), markup=False, highlight=False)
+        return 2
 
 
 if __name__ == "__main__":

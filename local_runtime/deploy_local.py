@@ -38,6 +38,7 @@ from local_runtime.cloud import ACCOUNT_ID, REGION, LocalCloud, _skipped_resourc
 from local_runtime.cloud import read_template as read_stack_template
 from local_runtime.faults import Fault
 from local_runtime.http_api import serving
+from local_runtime.interrupt import exits_quietly_on_ctrl_c
 from local_runtime.moto_server import LocalEndpoint, local_aws_endpoint
 from local_runtime.sagas import LocalSagas
 from statemachines import load_definition
@@ -105,6 +106,7 @@ class CdkCli:
             command,
             cwd=cwd,
             env=self.environment,
+            stdin=subprocess.DEVNULL,  # never a prompt: in a terminal the CLI would otherwise wait for an answer
             capture_output=True,
             text=True,
             timeout=CLI_TIMEOUT_SECONDS,
@@ -326,6 +328,7 @@ def render(report: Report, console: Console) -> None:
         console.print("[green]deploy-local: bootstrap, deploy, update, sagas and destroy all passed[/green]")
 
 
+@exits_quietly_on_ctrl_c
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(

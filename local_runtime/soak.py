@@ -32,6 +32,7 @@ from rich.table import Table
 from local_runtime.cloud import LocalCloud
 from local_runtime.faults import Fault
 from local_runtime.http_api import SignedApiClient, serving
+from local_runtime.interrupt import exits_quietly_on_ctrl_c
 from local_runtime.observe import execution_arn, history_events, wait_until_finished
 from local_runtime.sagas import LocalSagas
 from local_runtime.soak_checks import (
@@ -243,9 +244,14 @@ def run(
 ) -> int:
     definition = load_definition(ORDER_SAGA)
     console.print(f"[bold]Random-fault soak:[/] {count} sagas, seed {seed} (replay with --seed {seed})")
-    with console.status("Synthesizing and deploying into moto..."):
+    with console.status("Synthesizing the CDK app (cdk synth)...") as status:
         assembly = synthesize()
-        cloud = LocalCloud(assembly, time_scale=time_scale, consumers_per_queue=consumers)
+        cloud = LocalCloud(
+            assembly,
+            time_scale=time_scale,
+            consumers_per_queue=consumers,
+            progress=lambda phase: status.update(f"Deploying the template into moto: {phase}..."),
+        )
         cloud.start()
     try:
         sagas = LocalSagas(cloud, definition)
@@ -625,6 +631,7 @@ def _print_summary(
     console.print(figures)
 
 
+@exits_quietly_on_ctrl_c
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local_runtime.soak", description=__doc__.splitlines()[0])
     parser.add_argument("--sagas", type=int, default=1000, help="how many sagas to run")

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from infra import constants
-from saga_ops.deployment import Deployment
+from saga_ops.deployment import Deployment, StackUnreachable
 from saga_ops.operations import OperatorError, SagaOperator
 from saga_records import IN_FLIGHT_STATUSES, PARKED_STATUSES, SagaStatus
 
@@ -75,9 +75,12 @@ def main(argv: list[str] | None = None, *, console: Console | None = None) -> in
     try:
         operator = SagaOperator(Deployment.load(args.stack))
         return COMMANDS[args.command](operator, args, console)
-    except OperatorError as error:
+    except (OperatorError, StackUnreachable) as error:
         console.print(f"[red]✗ {error}")
         return 2
+    except KeyboardInterrupt:  # Ctrl-C while waiting on a resumed saga: it goes on without the CLI watching
+        console.print("[yellow]interrupted[/]: what was already asked of the saga goes on; `show` follows it")
+        return 130
 
 
 def _list(operator: SagaOperator, args: argparse.Namespace, console: Console) -> int:

@@ -8,8 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
 
 from infra import constants
+
+
+class StackUnreachable(Exception):
+    """No stack to operate on: no region or credentials, an endpoint that does not answer, or no such stack."""
 
 
 @dataclass(frozen=True)
@@ -29,8 +34,24 @@ class Deployment:
 
     @classmethod
     def load(cls, stack_name: str = constants.STACK_NAME) -> Deployment:
-        cloudformation = boto3.client("cloudformation")
-        stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+        """Read the stack's names; `StackUnreachable` says why when there is no stack to read."""
+        try:
+            cloudformation = boto3.client("cloudformation")
+            stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+        except NoRegionError:
+            raise StackUnreachable(
+                "no AWS region: set AWS_DEFAULT_REGION (or AWS_PROFILE), or --endpoint-url for the local runtime"
+            ) from None
+        except NoCredentialsError:
+            raise StackUnreachable("no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/SECRET") from None
+        except EndpointConnectionError as error:
+            raise StackUnreachable(f"cannot reach {error.kwargs.get('endpoint_url')}: is the endpoint up?") from None
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ValidationError":  # CloudFormation's answer for a missing stack
+                raise StackUnreachable(
+                    f"stack {stack_name} not found in {cloudformation.meta.region_name}: deploy it, or pass --stack"
+                ) from None
+            raise
         outputs = {output["OutputKey"]: output["OutputValue"] for output in stack.get("Outputs", [])}
         suffix = constants.state_machine_output("")
         return cls(

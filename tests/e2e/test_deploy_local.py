@@ -7,20 +7,19 @@ it sets stay out of this worker, where the package-scoped local cloud of the oth
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from infra import constants
 from statemachines import load_definition
 from tests.e2e.orders import ORDER_SAGA
+from tests.e2e.terminal import start_in_terminal
 
 # In no xdist group: it uses no cloud of this worker, and runs on whichever worker is free first, niced.
 pytestmark = [pytest.mark.e2e]
 
 UPDATE_LOG_LEVEL = "WARNING"  # differs from the default, so the update has something to change
+DEPLOY_LOCAL_TIMEOUT_SECONDS = 300  # about 40 s alone on 2 cores
 NICENESS = 10  # added to this process's: the deploy-local run yields the CPU to timing-sensitive tests
 
 
@@ -30,27 +29,22 @@ def test_cdk_cli_deploys_updates_runs_sagas_and_destroys_on_a_local_endpoint(tmp
     definition = load_definition(ORDER_SAGA)
     report_file = tmp_path / "report.json"
     # When the whole deploy-local path runs, updating the participants' log level
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "local_runtime.deploy_local",
-            "--update-log-level",
-            UPDATE_LOG_LEVEL,
-            "--report",
-            str(report_file),
-        ],
-        cwd=constants.REPO_ROOT,
+    # (in a terminal, as a user runs it: the CLI's stdin is a terminal too, and progress displays are drawn)
+    run = start_in_terminal(
+        "-m",
+        "local_runtime.deploy_local",
+        "--update-log-level",
+        UPDATE_LOG_LEVEL,
+        "--report",
+        str(report_file),
         # Lower priority for it and its CLI children: the scaled clocks of the e2e tests on the other worker
         # must not be starved by two CDK synths (its own sagas run on a slow clock and do not mind).
-        preexec_fn=lambda: os.nice(NICENESS),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        niceness=NICENESS,
     )
-    # Then it succeeds, every phase in order
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    exit_code = run.wait(DEPLOY_LOCAL_TIMEOUT_SECONDS)
+    # Then it ends and succeeds, every phase in order
+    assert exit_code is not None, f"deploy-local hung in a terminal; it last showed:\n{run.output[-3000:]}"
+    assert exit_code == 0, run.output[-6000:]
     report = json.loads(report_file.read_text())
     assert [phase["name"] for phase in report["phases"]] == [
         "start local AWS endpoint",

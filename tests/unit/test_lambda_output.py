@@ -1,0 +1,122 @@
+"""Lambda threads' output goes to the Lambda log, the rest to the terminal, whatever rich displays do meanwhile."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import re
+import sys
+import threading
+from contextlib import ExitStack
+
+import pytest
+from rich.console import Console
+
+from local_runtime.lambda_output import ensure_routed, lambda_output_to
+
+pytestmark = pytest.mark.unit
+
+ANSI_CODES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+HANG_SECONDS = 10  # a write loop never finishes; every scenario here takes milliseconds
+
+
+class FakeTerminal(io.StringIO):
+    """What a user's terminal is to rich: a tty."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def lambda_print(text: str) -> None:
+    """What a handler does in the local Lambda service: the invocation first puts the router back on top."""
+
+    def invoke() -> None:
+        ensure_routed()
+        print(text)
+
+    thread = threading.Thread(target=invoke, name="lambda-InventoryFunction-0")
+    thread.start()
+    thread.join(HANG_SECONDS)
+    assert not thread.is_alive(), "a Lambda thread's print never returned"
+
+
+# Each scenario is an order of four events: a progress display and the Lambda output routing each begin and end.
+EVENTS = ("display begins", "routing begins", "display ends", "routing ends")
+ORDERS = [
+    order
+    for order in itertools.permutations(EVENTS)
+    if order.index("display begins") < order.index("display ends")
+    and order.index("routing begins") < order.index("routing ends")
+]
+
+
+@pytest.mark.parametrize("order", ORDERS, ids=[" / ".join(order) for order in ORDERS])
+def test_output_is_routed_whatever_order_displays_begin_and_end_in(order, tmp_path, monkeypatch):
+    # Given a terminal, a rich console on it (as the demo's), and a Lambda log
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    console = Console(force_terminal=True, width=100)
+    log = tmp_path / "lambda.log"
+    finished = threading.Event()
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with ExitStack() as stack:
+                display = routing = None
+                routed = False
+                for step, event in enumerate(order):
+                    if event == "display begins":
+                        display = stack.enter_context(ExitStack())
+                        display.enter_context(console.status("working..."))
+                    elif event == "routing begins":
+                        routing = stack.enter_context(ExitStack())
+                        routing.enter_context(lambda_output_to(log))
+                        routed = True
+                    elif event == "display ends":
+                        display.close()
+                    else:
+                        routing.close()
+                        routed = False
+                    # When the main thread and a Lambda thread both write after each event
+                    console.print(f"console line {step}")
+                    print(f"main print {step}")
+                    if routed:
+                        lambda_print(f"lambda line {step}")
+        except BaseException as error:  # reported on the test's thread
+            failures.append(error)
+        finally:
+            finished.set()
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    # Then it ends (no write loop between a display's proxy and the router) ...
+    assert finished.wait(HANG_SECONDS), f"writes looped forever for the order {order}"
+    assert not failures, failures
+    shown, logged = ANSI_CODES.sub("", terminal.getvalue()), log.read_text()
+    # ... the Lambda threads' lines are in the log and not on the terminal ...
+    lambda_lines = [line for line in logged.splitlines() if line.startswith("lambda line")]
+    assert lambda_lines, "no Lambda output reached the Lambda log"
+    assert "lambda line" not in shown
+    # ... every line of the main thread reached the terminal and none the log ...
+    for step in range(len(order)):
+        assert f"console line {step}" in shown
+        assert f"main print {step}" in shown
+    assert "console line" not in logged
+    assert "main print" not in logged
+    # ... and afterwards stdout writes to the terminal (a display that outlived the routing may restore an idle
+    # router, which passes everything through), Lambda threads included
+    lambda_print("after everything")
+    assert "after everything" in terminal.getvalue()
+    assert sys.stdout is terminal or getattr(sys.stdout, "downstream", None) is terminal
+
+
+def test_a_routed_stdout_writes_past_a_display_proxy_never_into_it(tmp_path, monkeypatch):
+    # Given routing that began while a display's proxy was stdout (the demo deploys inside a status)
+    terminal = FakeTerminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    console = Console(force_terminal=True, width=100)
+    with console.status("deploying..."), lambda_output_to(tmp_path / "lambda.log") as router:
+        # Then the router's stream underneath is the terminal, and it is what rich resolves stdout to
+        assert router.downstream is terminal
+        assert console.file is terminal
