@@ -53,8 +53,10 @@ def metric_names(documents: list[dict]) -> set[str]:
 
 
 def test_without_isolation_one_invocation_publishes_anothers_metrics():
-    # Given one Metrics object shared by two concurrent invocations (one process, as the local runtime has)
+    # Given one Metrics object shared by two concurrent invocations (one process, as the local runtime has), with
+    # nothing pending from other tests (the sets are class-wide)
     metrics = Metrics(namespace="Test", service="shared")
+    metrics.clear_metrics()
     # When B flushes while A's metric is pending
     printed = two_invocations(metrics)
     # Then B published A's metric, and A had nothing left to publish (the defect the isolation removes)
