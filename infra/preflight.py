@@ -44,8 +44,8 @@ def powertools_layer_arn(ssm: Any, region: str) -> str:
     raise PreflightError(
         f"The Powertools layer parameter {name} does not exist in {region}: Powertools "
         f"{constants.POWERTOOLS_VERSION} has no layer for {constants.LAMBDA_RUNTIME} on "
-        f"{constants.LAMBDA_ARCHITECTURE} there, and the deploy would fail. {advice}. Deploy to another region, or set POWERTOOLS_VERSION in "
-        "infra/constants.py (and requirements-lambda.txt) to a published version."
+        f"{constants.LAMBDA_ARCHITECTURE} there, and the deploy would fail. {advice}. Deploy to another region, "
+        "or set POWERTOOLS_VERSION in infra/constants.py (and requirements-lambda.txt) to a published version."
     )
 
 
