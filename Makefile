@@ -41,9 +41,10 @@ bootstrap: $(PYTHON_READY) $(NODE_READY)  ## Prepare the account and region of y
 	$(WITH_NODE) $(CDK) bootstrap
 
 deploy: $(PYTHON_READY) $(NODE_READY)  ## Deploy to the AWS account of your credentials (bootstrap it first)
+	$(PY) -m infra.preflight
 	$(WITH_NODE) $(CDK) deploy $(CDK_ARGS)
 
-destroy: $(PYTHON_READY) $(NODE_READY)  ## Delete the stack (tables with business data and log groups are retained)
+destroy: $(PYTHON_READY) $(NODE_READY)  ## Delete the stack (business tables and log groups are retained unless deployed with -c deletionProtection=false)
 	$(WITH_NODE) $(CDK) destroy
 
 deploy-local: $(PYTHON_READY) $(NODE_READY)  ## cdk bootstrap/deploy/update/destroy against a local moto endpoint, sagas in between

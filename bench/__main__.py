@@ -20,7 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import cold_init, throughput, timings, transitions
+from bench import cold_init, report, throughput, timings, transitions
 from bench.figures import RESULTS_FILE, results, sagas_per_second, write_results
 from local_runtime.interrupt import exits_quietly_on_ctrl_c
 
@@ -92,11 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     write_results(document)
+    report.write_page()
     console.print(summary_table(document, paths))
     console.print(layers_table(document["cold_init_layers"]))
     for failure in suite_failures:
         console.print(f"[red]{failure}")
-    console.print(f"wrote {RESULTS_FILE.relative_to(RESULTS_FILE.parent.parent)}")
+    console.print(f"wrote {RESULTS_FILE.relative_to(RESULTS_FILE.parent.parent)} and docs/benchmarks.md")
     return 0 if suite_passed in (None, True) else 1
 
 

@@ -16,13 +16,17 @@ CDK_JSON = constants.REPO_ROOT / "cdk.json"
 CLI_DEFAULT_CONTEXT = {"aws:cdk:enable-path-metadata": True, "aws:cdk:enable-asset-metadata": True}
 
 
-def build_app(outdir: str | None = None) -> App:
+def build_app(outdir: str | None = None, context: dict[str, object] | None = None) -> App:
     """The app with SagaStack and the cdk-nag checks; `app.synth()` returns the cloud assembly.
 
     The feature flags of cdk.json and the CLI's metadata defaults apply here too, so an in-process synth
-    gives the template `cdk synth` gives.
+    gives the template `cdk synth` gives; `context` adds what `cdk deploy -c key=value` would.
     """
-    context = {**CLI_DEFAULT_CONTEXT, **json.loads(CDK_JSON.read_text(encoding="utf-8")).get("context", {})}
+    context = {
+        **CLI_DEFAULT_CONTEXT,
+        **json.loads(CDK_JSON.read_text(encoding="utf-8")).get("context", {}),
+        **(context or {}),
+    }
     app = App(outdir=outdir, context=context)
     SagaStack(
         app,

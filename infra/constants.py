@@ -12,10 +12,15 @@ SAGAS = saga_files()  # paths of the *.saga.yaml definitions, one state machine 
 
 STACK_NAME = "SagaStack"
 
-# Newest Python runtime in aws-cdk-lib 2.275 (cdk-nag AwsSolutions-L1 wants the newest the library knows).
-LAMBDA_RUNTIME = "python3.14"
+# The Python the test suite runs on (deploy what is tested): no Python 3.14 installs on the development and CI
+# machines (PyPI ships no CPython, Debian ships 3.11). cdk-nag's AwsSolutions-L1 (newest runtime) is acknowledged
+# with this reason in infra/constructs/powertools_function.py; tests/infra/test_stack.py checks the two agree.
+LAMBDA_RUNTIME = "python3.11"
 LAMBDA_ARCHITECTURE = "x86_64"  # must match the Powertools layer below
 FUNCTION_TIMEOUT_SECONDS = 30
+# The API's handler answers within API Gateway's 29 s integration timeout, with room for the gateway's own work.
+API_FUNCTION_TIMEOUT_SECONDS = 15
+API_INTEGRATION_TIMEOUT_LIMIT_SECONDS = 29
 FUNCTION_MEMORY_MB = 256
 
 # SQS in front of each participant command (AWS guidance for Lambda consumers).
@@ -37,6 +42,10 @@ POWERTOOLS_LAYER_PARAMETER = (
     f"/aws/service/powertools/python/{LAMBDA_ARCHITECTURE}/{LAMBDA_RUNTIME}/{POWERTOOLS_VERSION}"
 )
 
+# `cdk deploy -c deletionProtection=false` for a throwaway stack: the saga table and the participants' tables are then
+# neither deletion-protected nor retained, and `cdk destroy` deletes them with the stack.
+DELETION_PROTECTION_CONTEXT = "deletionProtection"
+
 # Saga record: one item per saga, listed by status through the GSI.
 SAGA_TABLE_PARTITION_KEY = "saga_id"
 SAGA_STATUS_INDEX = "by_status"
@@ -48,6 +57,18 @@ IDEMPOTENCY_TTL_ATTRIBUTE = "expiration"
 # Each participant's own domain table.
 DOMAIN_TABLE_PARTITION_KEY = "pk"
 DOMAIN_TABLE_SORT_KEY = "sk"
+# What a participant's function may do: the item actions its code calls (tests/unit/participants/
+# test_table_actions.py runs every service's action and compensation and compares).
+# The domain table, through participant_toolkit.dynamodb.SagaTable (transactions need the per-item actions).
+DOMAIN_TABLE_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:ConditionCheckItem",
+)
+# The idempotency table, through Powertools' DynamoDBPersistenceLayer; only items keyed "<service>.*".
+IDEMPOTENCY_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 
 # CloudFormation outputs the local runtime and the demo look up.
 SAGA_TABLE_OUTPUT = "SagaTableName"
@@ -79,6 +100,11 @@ RECONCILE_EVERY_MINUTES = 5
 START_GRACE_SECONDS = 120  # seconds; a client retry normally comes first
 START_GIVE_UP_SECONDS = 24 * 3600  # seconds
 API_URL_OUTPUT = "OrdersApiUrl"
+# Minimum TLS 1.2 on the default execute-api endpoint (a REST API without one also accepts TLS 1.0).
+API_SECURITY_POLICY = "TLS_1_2"
+# `cdk deploy -c apiAllowedPrincipals=arn:aws:iam::111122223333:role/shop,444455556666`: a resource policy lets only
+# these IAM principal ARNs and account ids call the API (IAM authorisation still applies). Unset: no resource policy.
+API_ALLOWED_PRINCIPALS_CONTEXT = "apiAllowedPrincipals"
 
 # --- operations (infra/constructs/saga_operations.py, monitoring.py) ---
 OPERATIONS_SERVICE = "SagaOperations"  # POWERTOOLS_SERVICE_NAME of the detector and the reconciler
@@ -89,9 +115,24 @@ OPERATIONS_FUNCTION_TIMEOUT_SECONDS = 60
 STUCK_SAGAS_RETENTION_DAYS = 14  # operators' queue of stuck-saga reports (the SQS maximum)
 EVENT_TARGET_RETRY_ATTEMPTS = 8  # EventBridge retries of a failed delivery to the reconciler before its DLQ
 EVENT_TARGET_MAX_EVENT_AGE_HOURS = 24
-# Alarms: evaluated over one period; any breach notifies (a saga that needs a human must not wait).
+# Alarms: evaluated over one period; any breach notifies (a saga that needs a human must not wait), and each alarm
+# says so again when it clears. Every alarm is named "<stack name>/<alarm>": the topic and key policies let CloudWatch
+# publish for alarms of that name in this account and region only ("/" cannot appear in a stack name).
 ALARM_PERIOD_MINUTES = 5
 DLQ_ALARM_PERIOD_MINUTES = 1
+QUEUE_AGE_PERIOD_MINUTES = 1
+# A command waiting in its queue this share of its step's heartbeat window has the rest of the window left before the
+# task times out unanswered (the window opens when the command is sent): alarm then, while there is time to act.
+QUEUE_AGE_ALARM_SHARE_OF_HEARTBEAT = 0.5
+# The detector runs every minute; none in this many minutes (or no data at all) means it is not running.
+DETECTOR_SILENCE_MINUTES = 5
+API_LATENCY_ALARM_MS = 5_000  # p99 of the whole request at the gateway, milliseconds
+API_LATENCY_ALARM_PERIODS = 2  # consecutive 5-minute periods above it
+# `cdk deploy -c alarmEmail=ops@example.com` subscribes e-mail addresses (comma-separated) to the alarm topic;
+# `-c alarmEndpoint=<protocol>:<endpoint>` any other SNS protocol (https:https://..., sms:+49..., sqs:<queue ARN>,
+# lambda:<function ARN>, application:<endpoint ARN>; comma-separated for several).
+ALARM_EMAIL_CONTEXT = "alarmEmail"
+ALARM_ENDPOINT_CONTEXT = "alarmEndpoint"
 STUCK_SAGAS_OUTPUT = "StuckSagasQueueUrl"
 ALARM_TOPIC_OUTPUT = "AlarmTopicArn"
 DASHBOARD_OUTPUT = "DashboardName"

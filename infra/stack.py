@@ -12,6 +12,8 @@ from constructs import Construct
 
 from infra import constants
 from infra.constructs import (
+    AlarmTopic,
+    CommandQueue,
     IdempotencyStore,
     Monitoring,
     Participant,
@@ -32,6 +34,7 @@ class SagaStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         definitions = [load_definition(path) for path in constants.SAGAS]
 
+        alarm_topic = AlarmTopic(self, "Notifications")
         saga_store = SagaStore(self, "SagaStore")
         idempotency_store = IdempotencyStore(self, "IdempotencyStore")
         shared = SharedResources(
@@ -55,6 +58,7 @@ class SagaStack(Stack):
         consumers = {name: consumer for participant in participants for name, consumer in participant.consumers.items()}
         state_machines = {}
         api_functions: dict[str, lambda_.IFunction] = {}
+        apis = {}
         for definition in definitions:
             saga = SagaStateMachine(
                 self,
@@ -76,6 +80,7 @@ class SagaStack(Stack):
                 api = SagaApi(self, "OrdersApi", definition=definition, state_machine=saga.state_machine, shared=shared)
                 CfnOutput(self, constants.API_URL_OUTPUT, value=api.api.url, description="Orders API (IAM-signed)")
                 api_functions = {"OrdersApi": api.function, "OrdersApiReconciler": api.reconciler}
+                apis["OrdersApi"] = api.api
 
         operations = SagaOperations(
             self,
@@ -83,11 +88,21 @@ class SagaStack(Stack):
             shared=shared,
             state_machines=list(state_machines.values()),
             deadlines={definition.name: saga_deadline_seconds(definition) for definition in definitions},
+            alarm_topic=alarm_topic.topic,
+            alarm_key=alarm_topic.key,
         )
         monitoring = Monitoring(
             self,
             "Monitoring",
+            topic=alarm_topic,
             state_machines=state_machines,
+            command_queues={
+                name: CommandQueue(queue=consumer.queue, heartbeat_seconds=consumer.command.heartbeat_seconds)
+                for name, consumer in consumers.items()
+            },
+            participant_services=[participant.service for participant in participants],
+            detector=operations.detector,
+            apis=apis,
             dead_letter_queues={
                 **{f"{name}DLQ": consumer.dead_letter_queue for name, consumer in consumers.items()},
                 **operations.dead_letter_queues,
@@ -110,7 +125,12 @@ class SagaStack(Stack):
             value=operations.stuck_sagas_queue.queue_url,
             description="Reports of stuck and parked sagas, for operators",
         )
-        CfnOutput(self, constants.ALARM_TOPIC_OUTPUT, value=monitoring.topic.topic_arn, description="Every alarm")
+        CfnOutput(
+            self,
+            constants.ALARM_TOPIC_OUTPUT,
+            value=alarm_topic.topic.topic_arn,
+            description="Every alarm and every stuck-saga notice: subscribe here (or deploy with -c alarmEmail=...)",
+        )
         CfnOutput(
             self, constants.DASHBOARD_OUTPUT, value=monitoring.dashboard.dashboard_name, description="Saga dashboard"
         )
@@ -129,5 +149,11 @@ def commands_by_service(definitions: list[SagaDefinition]) -> dict[str, list[Par
     for definition in definitions:
         for step in definition.steps:
             for command in step.commands:
-                grouped[step.service][command] = ParticipantCommand(name=command, handler=step.handler(command))
+                known = grouped[step.service].get(command)
+                heartbeat = step.sla.heartbeat_seconds
+                grouped[step.service][command] = ParticipantCommand(
+                    name=command,
+                    handler=step.handler(command),
+                    heartbeat_seconds=min(heartbeat, known.heartbeat_seconds) if known else heartbeat,
+                )
     return {service: list(commands.values()) for service, commands in grouped.items()}

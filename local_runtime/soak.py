@@ -490,6 +490,8 @@ def evaluate_dlq_alarms(cloud: LocalCloud, deployment: Deployment, sqs: Any) -> 
         properties = resource.get("Properties", {})
         if resource["Type"] != "AWS::CloudWatch::Alarm" or properties.get("Namespace") != "AWS/SQS":
             continue
+        if properties.get("MetricName") == "ApproximateAgeOfOldestMessage":  # a command queue's, not a DLQ's
+            continue
         for dimension in properties.get("Dimensions", []):
             queue_ref = (
                 dimension["Value"].get("Fn::GetAtt", [None])[0] if isinstance(dimension["Value"], dict) else None

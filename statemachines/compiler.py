@@ -13,6 +13,11 @@ semantics allow):
   `Saga.CompensationFailed`; a retriable step (past the pivot) that runs out of retries records
   FORWARD_RECOVERY_FAILED and fails with `Saga.ForwardRecoveryFailed`. Only parked sagas fail.
 
+The execution as a whole is bounded by `TimeoutSeconds`, the saga's deadline (statemachines/deadline.py: every
+step and compensation using all its retries, each attempt to its timeout, plus grace): an execution that escapes
+every Catch still ends (TIMED_OUT), and the execution-status reconciler parks its saga. It enters no state, so it
+bills no transition.
+
 Queue URLs and the saga table name are `${...}` placeholders filled by the state machine's
 DefinitionSubstitutions at deploy time.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from statemachines.deadline import saga_deadline_seconds
 from statemachines.definition import RetryPolicy, SagaDefinition, Step
 
 SAGA_TABLE_KEY = "SagaTableName"
@@ -122,6 +128,7 @@ def compile_saga(definition: SagaDefinition) -> dict[str, Any]:
     return {
         "Comment": f"{definition.name} saga: {definition.description} Generated from the saga definition; do not edit.",
         "StartAt": action_state(steps[0]),
+        "TimeoutSeconds": saga_deadline_seconds(definition),
         "States": states,
     }
 

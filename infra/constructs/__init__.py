@@ -1,6 +1,7 @@
 """One construct per concern; the stack only composes them."""
 
-from infra.constructs.monitoring import Monitoring, StepMetrics
+from infra.constructs.monitoring import CommandQueue, Monitoring, StepMetrics
+from infra.constructs.notifications import AlarmTopic
 from infra.constructs.participant import CommandConsumer, Participant, ParticipantCommand
 from infra.constructs.powertools_function import SharedResources
 from infra.constructs.saga_operations import SagaOperations
@@ -8,7 +9,9 @@ from infra.constructs.saga_state_machine import SagaStateMachine
 from infra.constructs.saga_store import IdempotencyStore, SagaStore
 
 __all__ = [
+    "AlarmTopic",
     "CommandConsumer",
+    "CommandQueue",
     "IdempotencyStore",
     "Monitoring",
     "Participant",

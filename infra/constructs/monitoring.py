@@ -1,33 +1,48 @@
-"""Alarms, their notification topic and the operations dashboard.
+"""Alarms and the operations dashboard, over whatever sagas, participants, functions and APIs the stack has.
 
-Every alarm notifies one SNS topic (KMS-encrypted with a key CloudWatch may use, TLS-only). Alarmed: the depth of every
-DLQ, executions failed / timed out / aborted / throttled per state machine, stuck sagas, compensation failures, and the
-errors and throttles of every function. Custom metrics come from Powertools (EMF) under the names in
-saga_records.metric_names.
+Every alarm is named "<stack>/<alarm>" and notifies the alarm topic (infra/constructs/notifications.py) when it
+fires and again when it clears. Every alarm reads one metric (CloudWatch allows 10 per alarm expression, so nothing
+here sums over steps or sagas). Alarmed:
+
+- the depth of every DLQ; the age of the oldest command in every participant queue, against its step's heartbeat
+  window;
+- executions failed / timed out / aborted / throttled per state machine;
+- sagas stuck or parked, and sagas whose compensation failed for good (COMPENSATION_FAILED, a gauge the detector
+  publishes: a transient failure its retries heal never gets there);
+- the detector not running (its invocations, missing data breaching);
+- errors and throttles of every function (the execution-status reconciler's included), and the records of partial
+  batches a participant handed back to SQS (Lambda's Errors only counts a batch that failed whole);
+- 5XX answers and p99 latency of every API.
+
+Custom metrics come from Powertools (EMF) under the names in saga_records.metric_names. Dashboard lines of sparse
+metrics are drawn as MAX([metric, TIME_SERIES(0)]): 0 where nothing happened, not a gap.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Duration, Stack
+from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import constants
-from saga_records import IN_FLIGHT_STATUSES, PARKED_STATUSES, metric_names
+from infra.constructs.notifications import AlarmTopic, alarm_name
+from saga_records import IN_FLIGHT_STATUSES, PARKED_STATUSES, SagaStatus, metric_names
 
 PERIOD = Duration.minutes(constants.ALARM_PERIOD_MINUTES)
 DLQ_PERIOD = Duration.minutes(constants.DLQ_ALARM_PERIOD_MINUTES)
+QUEUE_AGE_PERIOD = Duration.minutes(constants.QUEUE_AGE_PERIOD_MINUTES)
 NAMESPACE = constants.POWERTOOLS_METRICS_NAMESPACE
+ABOVE = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+BELOW = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -49,15 +64,56 @@ class StepMetrics:
         )
 
 
-def operations_metric(name: str, statistic: str, **dimensions: str) -> cloudwatch.Metric:
+@dataclass(frozen=True)
+class CommandQueue:
+    """A participant command's queue and the shortest heartbeat window of the steps that send it (seconds)."""
+
+    queue: sqs.IQueue
+    heartbeat_seconds: int
+
+    @property
+    def age_alarm_seconds(self) -> int:
+        return max(1, int(self.heartbeat_seconds * constants.QUEUE_AGE_ALARM_SHARE_OF_HEARTBEAT))
+
+
+# A metric with a label renders, in an alarm, as a metric-math query: the alarms use them without.
+def operations_metric(name: str, statistic: str, *, label: str | None = None, **dimensions: str) -> cloudwatch.Metric:
     return cloudwatch.Metric(
         namespace=NAMESPACE,
         metric_name=name,
         dimensions_map={"service": constants.OPERATIONS_SERVICE, **dimensions},
         statistic=statistic,
         period=PERIOD,
-        label=dimensions.get("status", name),
+        label=label,
     )
+
+
+def batch_records_failed(service: str, *, label: str | None = None) -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name=metric_names.BATCH_RECORDS_FAILED,
+        dimensions_map={"service": service},
+        statistic="Sum",
+        period=PERIOD,
+        label=label,
+    )
+
+
+class ZeroFilled:
+    """Dashboard lines that show 0 where a sparse metric has no data (a gap, or no line at all, otherwise)."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count()
+
+    def __call__(self, metric: cloudwatch.IMetric, label: str, period: Duration = PERIOD) -> cloudwatch.MathExpression:
+        # Each metric of a graph needs an id of its own.
+        metric_id = f"z{next(self._ids)}"
+        return cloudwatch.MathExpression(
+            expression=f"MAX([{metric_id}, TIME_SERIES(0)])",
+            using_metrics={metric_id: metric},
+            label=label,
+            period=period,
+        )
 
 
 class Monitoring(Construct):
@@ -66,33 +122,44 @@ class Monitoring(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        topic: AlarmTopic,
         state_machines: Mapping[str, sfn.StateMachine],
+        command_queues: Mapping[str, CommandQueue],
         dead_letter_queues: Mapping[str, sqs.IQueue],
         functions: Mapping[str, lambda_.IFunction],
+        participant_services: Sequence[str],
+        detector: lambda_.IFunction,
+        apis: Mapping[str, apigw.RestApi],
         steps: Sequence[StepMetrics],
     ) -> None:
         super().__init__(scope, construct_id)
-        key = kms.Key(
-            self, "AlarmTopicKey", enable_key_rotation=True, description="Encrypts the saga alarm notifications"
-        )
-        # CloudWatch publishes the alarms: it must be able to use the topic's key.
-        key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
-        self.topic = sns.Topic(self, "AlarmTopic", display_name="Saga alarms", master_key=key, enforce_ssl=True)
+        self.topic = topic.topic
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         action = cloudwatch_actions.SnsAction(self.topic)
 
-        def alarm(name: str, metric: cloudwatch.IMetric, description: str) -> None:
+        def alarm(
+            name: str,
+            metric: cloudwatch.IMetric,
+            description: str,
+            *,
+            threshold: float = 0,
+            comparison: cloudwatch.ComparisonOperator = ABOVE,
+            missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+            periods: int = 1,
+        ) -> None:
             created = cloudwatch.Alarm(
                 self,
                 name,
+                alarm_name=alarm_name(self, name),
                 metric=metric,
-                threshold=0,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                threshold=threshold,
+                comparison_operator=comparison,
+                evaluation_periods=periods,
+                treat_missing_data=missing,
                 alarm_description=description,
             )
             created.add_alarm_action(action)
+            created.add_ok_action(action)
             self.alarms[name] = created
 
         for label, queue in dead_letter_queues.items():
@@ -101,6 +168,15 @@ class Monitoring(Construct):
                 queue.metric_approximate_number_of_messages_visible(period=DLQ_PERIOD, statistic="Maximum"),
                 f"Messages wait in {label}: inspect them with `saga_ops dlq list`, redrive with `saga_ops dlq redrive`",
             )
+        for label, command in command_queues.items():
+            alarm(
+                f"{label}QueueAge",
+                command.queue.metric_approximate_age_of_oldest_message(period=QUEUE_AGE_PERIOD, statistic="Maximum"),
+                f"A {label} command has waited over {command.age_alarm_seconds} s for its participant: past "
+                f"{command.heartbeat_seconds} s (the step's heartbeat window) its task times out and the saga "
+                "compensates. Look for throttled or failing consumers (their alarms) or a backlog.",
+                threshold=command.age_alarm_seconds,
+            )
         for saga, machine in state_machines.items():
             for what, metric in (
                 ("ExecutionsFailed", machine.metric_failed(period=PERIOD)),
@@ -108,74 +184,104 @@ class Monitoring(Construct):
                 ("ExecutionsAborted", machine.metric_aborted(period=PERIOD)),
                 ("ExecutionThrottled", machine.metric_throttled(period=PERIOD)),
             ):
-                alarm(f"{saga}{what}", metric, f"{saga} saga: {what} above 0.")
+                alarm(
+                    f"{saga}{what}", metric, f"{saga} saga: {what} above 0. The parked sagas are in `saga_ops stuck`."
+                )
         alarm(
             "StuckSagas",
             operations_metric(metric_names.STUCK_SAGAS, "Maximum"),
-            "Sagas past their deadline or parked: see the stuck-sagas queue and `saga_ops stuck`.",
+            "Sagas past their deadline or parked. Each one also arrives as its own notice on this topic; "
+            "see `saga_ops stuck`.",
         )
-        compensation_steps = [step for step in steps if step.kind == "compensation"]
-        failed = {
-            f"c{index}": step.metric(metric_names.STEP_FAILED, "Sum") for index, step in enumerate(compensation_steps)
-        }
         alarm(
             "CompensationFailures",
-            cloudwatch.MathExpression(
-                expression=" + ".join(f"FILL({name}, 0)" for name in failed),
-                using_metrics=failed,
-                label="compensation commands failed",
-                period=PERIOD,
-            ),
-            "A compensation failed: the saga retries it, then parks it as COMPENSATION_FAILED for `saga_ops resume`.",
+            operations_metric(metric_names.SAGAS_IN_STATUS, "Maximum", status=SagaStatus.COMPENSATION_FAILED.value),
+            "A compensation failed for good (after its retries): the saga is parked as COMPENSATION_FAILED. "
+            "Finish it with `saga_ops resume <saga id> --retry` or `--resolve`.",
+        )
+        alarm(
+            "DetectorNotRunning",
+            detector.metric_invocations(period=Duration.minutes(constants.DETECTOR_SILENCE_MINUTES), statistic="Sum"),
+            f"The stuck-saga detector ran not once in {constants.DETECTOR_SILENCE_MINUTES} minutes: stuck and "
+            "parked sagas go unreported. Check its schedule and its Errors alarm.",
+            threshold=1,
+            comparison=BELOW,
+            missing=cloudwatch.TreatMissingData.BREACHING,
         )
         for label, function in functions.items():
             alarm(f"{label}Errors", function.metric_errors(period=PERIOD), f"{label} function errors.")
             alarm(f"{label}Throttles", function.metric_throttles(period=PERIOD), f"{label} function throttles.")
+        for service in participant_services:
+            alarm(
+                f"{service}BatchRecordsFailed",
+                batch_records_failed(service),
+                f"{service} handed records of a batch back to SQS (the function did not fail as a whole): they "
+                "are redelivered and dead-letter after their receives. Its logs name the error.",
+            )
+        for label, api in apis.items():
+            alarm(
+                f"{label}ServerErrors",
+                api.metric_server_error(period=PERIOD, statistic="Sum"),
+                f"{label} answered 5XX: see its access log (status, error, integration error) and function alarms.",
+            )
+            alarm(
+                f"{label}Latency",
+                api.metric_latency(period=PERIOD, statistic="p99"),
+                f"{label}: p99 latency above {constants.API_LATENCY_ALARM_MS} ms for "
+                f"{constants.API_LATENCY_ALARM_PERIODS} periods of {constants.ALARM_PERIOD_MINUTES} minutes.",
+                threshold=constants.API_LATENCY_ALARM_MS,
+                periods=constants.API_LATENCY_ALARM_PERIODS,
+            )
 
         self.dashboard = cloudwatch.Dashboard(
             self, "Dashboard", dashboard_name=f"{Stack.of(self).stack_name}-sagas", default_interval=Duration.hours(3)
         )
-        self.dashboard.add_widgets(*_widgets(state_machines, dead_letter_queues, steps))
+        self.dashboard.add_widgets(
+            *_widgets(state_machines, command_queues, dead_letter_queues, participant_services, apis, steps)
+        )
 
 
 def _widgets(
     state_machines: Mapping[str, sfn.StateMachine],
+    command_queues: Mapping[str, CommandQueue],
     dead_letter_queues: Mapping[str, sqs.IQueue],
+    participant_services: Sequence[str],
+    apis: Mapping[str, apigw.RestApi],
     steps: Sequence[StepMetrics],
 ) -> list[cloudwatch.IWidget]:
     width = 12
+    zero_filled = ZeroFilled()
     executions = [
-        metric
+        zero_filled(metric, f"{saga} {what}")
         for saga, machine in state_machines.items()
-        for metric in (
-            machine.metric_started(period=PERIOD, label=f"{saga} started"),
-            machine.metric_succeeded(period=PERIOD, label=f"{saga} succeeded"),
-            machine.metric_failed(period=PERIOD, label=f"{saga} failed"),
-            machine.metric_timed_out(period=PERIOD, label=f"{saga} timed out"),
+        for what, metric in (
+            ("started", machine.metric_started(period=PERIOD)),
+            ("succeeded", machine.metric_succeeded(period=PERIOD)),
+            ("failed", machine.metric_failed(period=PERIOD)),
+            ("timed out", machine.metric_timed_out(period=PERIOD)),
         )
     ]
     actions = [step for step in steps if step.kind == "action"]
     compensations = [step for step in steps if step.kind == "compensation"]
-    failure_rates = []
-    for index, step in enumerate(actions):
-        failed, succeeded = f"f{index}", f"s{index}"
-        failure_rates.append(
-            cloudwatch.MathExpression(
-                expression=f"100 * FILL({failed}, 0) / ({failed} + FILL({succeeded}, 0))",
-                using_metrics={
-                    failed: step.metric(metric_names.STEP_FAILED, "Sum"),
-                    succeeded: step.metric(metric_names.STEP_SUCCEEDED, "Sum"),
-                },
-                label=f"{step.step} failure %",
-                period=PERIOD,
-            )
+    failure_rates = [
+        cloudwatch.MathExpression(
+            # 0 % when nothing ran (both filled with 0), not 0/0.
+            expression=f"IF(f{index} + s{index} > 0, 100 * f{index} / (f{index} + s{index}), 0)",
+            using_metrics={
+                f"f{index}": zero_filled(step.metric(metric_names.STEP_FAILED, "Sum"), f"{step.step} failed"),
+                f"s{index}": zero_filled(step.metric(metric_names.STEP_SUCCEEDED, "Sum"), f"{step.step} succeeded"),
+            },
+            label=f"{step.step} failure %",
+            period=PERIOD,
         )
-    return [
+        for index, step in enumerate(actions)
+    ]
+    widgets: list[cloudwatch.IWidget] = [
         cloudwatch.GraphWidget(title="Executions started, succeeded, failed, timed out", left=executions, width=width),
         cloudwatch.GraphWidget(
             title="Sagas by status (non-terminal)",
             left=[
-                operations_metric(metric_names.SAGAS_IN_STATUS, "Maximum", status=status.value)
+                operations_metric(metric_names.SAGAS_IN_STATUS, "Maximum", label=status.value, status=status.value)
                 for status in (*IN_FLIGHT_STATUSES, *sorted(PARKED_STATUSES))
             ],
             width=width,
@@ -189,24 +295,65 @@ def _widgets(
         cloudwatch.GraphWidget(title="Step failure rate (%)", left=failure_rates, width=width),
         cloudwatch.GraphWidget(
             title="Compensations run",
-            left=[step.metric(metric_names.STEP_SUCCEEDED, "Sum") for step in compensations],
-            right=[step.metric(metric_names.STEP_FAILED, "Sum", f"{step.step} failed") for step in compensations],
+            left=[zero_filled(step.metric(metric_names.STEP_SUCCEEDED, "Sum"), step.step) for step in compensations],
+            right=[
+                zero_filled(step.metric(metric_names.STEP_FAILED, "Sum"), f"{step.step} failed")
+                for step in compensations
+            ],
+            width=width,
+        ),
+        cloudwatch.GraphWidget(
+            title="Oldest command waiting per queue (s)",
+            left=[
+                zero_filled(
+                    command.queue.metric_approximate_age_of_oldest_message(
+                        period=QUEUE_AGE_PERIOD, statistic="Maximum"
+                    ),
+                    label,
+                    QUEUE_AGE_PERIOD,
+                )
+                for label, command in command_queues.items()
+            ],
             width=width,
         ),
         cloudwatch.GraphWidget(
             title="DLQ depths",
             left=[
-                queue.metric_approximate_number_of_messages_visible(period=DLQ_PERIOD, statistic="Maximum", label=label)
+                zero_filled(
+                    queue.metric_approximate_number_of_messages_visible(period=DLQ_PERIOD, statistic="Maximum"),
+                    label,
+                    DLQ_PERIOD,
+                )
                 for label, queue in dead_letter_queues.items()
+            ],
+            width=width,
+        ),
+        cloudwatch.GraphWidget(
+            title="Batch records handed back to SQS",
+            left=[
+                zero_filled(batch_records_failed(service, label=service), service) for service in participant_services
             ],
             width=width,
         ),
         cloudwatch.GraphWidget(
             title="Stuck sagas",
             left=[
-                operations_metric(metric_names.STUCK_SAGAS, "Maximum"),
-                operations_metric(metric_names.STUCK_SAGAS_REPORTED, "Sum"),
+                operations_metric(metric_names.STUCK_SAGAS, "Maximum", label="stuck or parked"),
+                zero_filled(operations_metric(metric_names.STUCK_SAGAS_REPORTED, "Sum"), "newly reported"),
             ],
             width=width,
         ),
     ]
+    for label, api in apis.items():
+        widgets.append(
+            cloudwatch.GraphWidget(
+                title=f"{label}: 4XX / 5XX answers, p99 latency (ms)",
+                left=[
+                    zero_filled(api.metric_client_error(period=PERIOD, statistic="Sum"), "4XX"),
+                    zero_filled(api.metric_server_error(period=PERIOD, statistic="Sum"), "5XX"),
+                ],
+                right=[api.metric_latency(period=PERIOD, statistic="p99", label="p99 latency")],
+                width=width,
+            )
+        )
+    return widgets

@@ -1,18 +1,27 @@
-"""A saga participant: one service, its own domain table, and one queue-fed Lambda per command it handles."""
+"""A saga participant: one service, its own domain table, and one queue-fed Lambda per command it handles.
+
+Least privilege, each grant checkable on the template (tests/infra/test_wiring_audit.py): a participant's function
+may call the item actions the toolkit's data layer calls on its own table (no Scan, batch or stream actions), reach
+only its own idempotency records (`dynamodb:LeadingKeys` on "<service>."), and update only the saga-record
+attributes the toolkit writes (`dynamodb:Attributes`, listed once in saga_records.access).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra import constants, nag
+from infra import constants
 from infra.constructs.powertools_function import SharedResources, powertools_function
+from infra.constructs.saga_store import business_data_protection
+from saga_records.access import PARTICIPANT_ACTIONS, PARTICIPANT_ATTRIBUTES
 
 STRING = dynamodb.AttributeType.STRING
 
@@ -23,6 +32,7 @@ class ParticipantCommand:
 
     name: str  # e.g. ReserveItems
     handler: str  # e.g. inventory.handlers.reserve_items
+    heartbeat_seconds: int  # the shortest heartbeat window of the steps that send it (its queue's age alarm)
 
 
 class Participant(Construct):
@@ -48,7 +58,8 @@ class Participant(Construct):
                 point_in_time_recovery_enabled=True
             ),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            removal_policy=RemovalPolicy.RETAIN,  # business data (stock, payments, shipments)
+            # Business data (stock, payments, shipments): protected and kept, unless the stack is a throwaway.
+            **business_data_protection(self),
         )
         self.consumers = {
             command.name: CommandConsumer(self, command, service=service, domain_table=self.table, shared=shared)
@@ -69,6 +80,7 @@ class CommandConsumer(Construct):
         shared: SharedResources,
     ) -> None:
         super().__init__(scope, command.name)
+        self.command = command
         self.dead_letter_queue = sqs.Queue(
             self,
             "DeadLetterQueue",
@@ -103,8 +115,26 @@ class CommandConsumer(Construct):
         self.function.add_event_source(
             event_sources.SqsEventSource(self.queue, batch_size=constants.BATCH_SIZE, report_batch_item_failures=True)
         )
-        domain_table.grant_read_write_data(self.function)
-        shared.idempotency_table.grant_read_write_data(self.function)
-        # The toolkit keeps the saga record's current step; it never deletes or scans saga records.
-        shared.saga_table.grant(self.function, "dynamodb:UpdateItem", "dynamodb:GetItem")
-        nag.acknowledge(self.function.role, nag.table_index_wildcard(shared.saga_table), nag.SAGA_INDEX_REASON)
+        # What the toolkit's data layer (participant_toolkit.dynamodb.SagaTable) calls on the command path:
+        # grant_read_write_data would add Scan, BatchGet/BatchWrite, DeleteItem and DescribeTable.
+        domain_table.grant(self.function, *constants.DOMAIN_TABLE_ACTIONS)
+        # Conditioned grants (Grant.add_to_principal; Table.grant takes no conditions), on the table ARN only: item
+        # actions never use "<table>/index/*", which the L2 table grants add once a table has an index.
+        iam.Grant.add_to_principal(
+            grantee=self.function,
+            actions=list(constants.IDEMPOTENCY_ACTIONS),
+            resource_arns=[shared.idempotency_table.table_arn],
+            # Powertools keys every record of this service "<service>.<kind>[.answer]#<hash>" (key_prefix in
+            # participant_toolkit/participant.py): another service's stored outcomes are out of reach.
+            conditions={"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [f"{service}.*"]}},
+        )
+        iam.Grant.add_to_principal(
+            grantee=self.function,
+            actions=list(PARTICIPANT_ACTIONS),
+            resource_arns=[shared.saga_table.table_arn],
+            conditions={
+                "ForAllValues:StringEquals": {"dynamodb:Attributes": list(PARTICIPANT_ATTRIBUTES)},
+                # An update returning whole items (ALL_OLD / ALL_NEW) would read attributes beyond the list.
+                "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE", "UPDATED_OLD", "UPDATED_NEW"]},
+            },
+        )

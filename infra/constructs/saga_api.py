@@ -1,22 +1,27 @@
-"""The API front door: API Gateway REST API (IAM auth, request model, throttling, logs) -> the saga API Lambda,
-plus the scheduled reconciler that starts (or fails) sagas left STARTED when StartExecution failed."""
+"""The API front door: API Gateway REST API (IAM auth, TLS 1.2+, request model, throttling, logs, optionally a
+resource policy naming who may call) -> the saga API Lambda, plus the scheduled reconciler that starts (or fails)
+sagas left STARTED when StartExecution failed."""
 
 from __future__ import annotations
 
+import json
+import re
 import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import constants, nag
 from infra.constructs.powertools_function import LOG_RETENTION, SharedResources, powertools_function
+from infra.constructs.saga_store import grant_saga_items, grant_status_query
 from statemachines import SagaDefinition
 
 # The request model lives with the handler (one source of truth): read it from the Lambda code root.
@@ -32,6 +37,83 @@ BAD_REQUEST_BODY_TEMPLATE = (
     '{"message": "$context.error.messageString", '
     '"errors": [{"field": "body", "problem": "$util.escapeJavaScript($context.error.validationErrorString)"}]}'
 )
+# One JSON line per request: who called (IAM caller and principal ARN, source IP), what (method, path, status), how
+# long (the whole request and the Lambda integration) and why it failed (the gateway's and the integration's error).
+ACCESS_LOG_FIELDS = {
+    "requestId": "$context.requestId",
+    "requestTime": "$context.requestTime",
+    "ip": "$context.identity.sourceIp",
+    "caller": "$context.identity.caller",
+    "user": "$context.identity.user",
+    "userArn": "$context.identity.userArn",
+    "accountId": "$context.identity.accountId",
+    "httpMethod": "$context.httpMethod",
+    "resourcePath": "$context.resourcePath",
+    "protocol": "$context.protocol",
+    "status": "$context.status",
+    "responseLength": "$context.responseLength",
+    "responseLatency": "$context.responseLatency",
+    "integrationLatency": "$context.integration.latency",
+    "integrationStatus": "$context.integration.status",
+    "errorMessage": "$context.error.message",
+    "errorType": "$context.error.responseType",
+    "integrationError": "$context.integration.error",
+    "tlsVersion": "$context.tlsVersion",
+}
+_ACCOUNT = re.compile(r"^\d{12}$")
+_IAM_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(root|(role|user)/[\w+=,.@/-]+)$")
+
+
+@dataclass(frozen=True)
+class AllowedCallers:
+    """Who the `apiAllowedPrincipals` context value lets call the API: IAM principal ARNs and account ids."""
+
+    principal_arns: list[str] = field(default_factory=list)
+    accounts: list[str] = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, value: object) -> AllowedCallers | None:
+        """None when the value is absent (no resource policy); an entry that is neither an error naming the key."""
+        if value is None:
+            return None
+        callers = cls()
+        for item in (part.strip() for part in str(value).split(",")):
+            if _ACCOUNT.match(item):
+                callers.accounts.append(item)
+            elif _IAM_PRINCIPAL_ARN.match(item):
+                callers.principal_arns.append(item)
+            else:
+                raise ValueError(
+                    f"context '{constants.API_ALLOWED_PRINCIPALS_CONTEXT}': {item!r} is neither a 12-digit account id "
+                    "nor an IAM role, user or root ARN"
+                )
+        return callers
+
+    def policy(self) -> iam.PolicyDocument:
+        """Allow the named callers; deny everyone else, same account included (with IAM authorisation a caller
+        of the API's own account is let in by its identity policy alone unless a Deny says otherwise)."""
+        invoke = {"actions": ["execute-api:Invoke"], "resources": ["execute-api:/*"]}
+        principals: list[iam.IPrincipal] = [iam.ArnPrincipal(arn) for arn in self.principal_arns]
+        principals += [iam.AccountPrincipal(account) for account in self.accounts]
+        not_named: dict[str, Any] = {}
+        if self.principal_arns:
+            not_named["ArnNotLike"] = {"aws:PrincipalArn": self.principal_arns}
+        if self.accounts:
+            not_named["StringNotEquals"] = {"aws:PrincipalAccount": self.accounts}
+        return iam.PolicyDocument(
+            statements=[
+                iam.PolicyStatement(sid="NamedCallers", principals=principals, **invoke),
+                iam.PolicyStatement(
+                    sid="NobodyElse",
+                    effect=iam.Effect.DENY,
+                    principals=[iam.AnyPrincipal()],
+                    conditions=not_named,
+                    **invoke,
+                ),
+            ]
+        )
+
+
 _SCHEMA_KEYS = {  # JSON Schema keyword -> aws_apigateway.JsonSchema argument
     "additionalProperties": "additional_properties",
     "maxItems": "max_items",
@@ -91,16 +173,32 @@ class SagaApi(Construct):
             "POWERTOOLS_SERVICE_NAME": constants.API_FUNCTION_SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": constants.POWERTOOLS_METRICS_NAMESPACE,
         }
-        self.function = _function(self, "Handler", API_HANDLER, environment, shared)
-        self.reconciler = _function(self, "Reconciler", RECONCILER_HANDLER, environment, shared)
+        # The handler answers within API Gateway's integration timeout; the reconciler runs on a schedule.
+        self.function = powertools_function(
+            self,
+            "Handler",
+            handler=API_HANDLER,
+            shared=shared,
+            environment=environment,
+            timeout_seconds=constants.API_FUNCTION_TIMEOUT_SECONDS,
+        )
+        self.reconciler = powertools_function(
+            self,
+            "Reconciler",
+            handler=RECONCILER_HANDLER,
+            shared=shared,
+            environment=environment,
+            timeout_seconds=constants.OPERATIONS_FUNCTION_TIMEOUT_SECONDS,
+        )
         for function in (self.function, self.reconciler):
             state_machine.grant_start_execution(function)
-        # The API creates records, reads one, lists by status (Query on the index), and records the execution.
-        shared.saga_table.grant(
-            self.function, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"
+            grant_status_query(shared.saga_table, function)  # lists sagas by status
+        # The API creates records, reads one, and records the execution.
+        grant_saga_items(
+            shared.saga_table, self.function, "dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:UpdateItem"
         )
-        # The reconciler lists STARTED sagas (Query on the index) and records a start or a failure.
-        shared.saga_table.grant(self.reconciler, "dynamodb:Query", "dynamodb:UpdateItem")
+        # The reconciler records a start or a failure.
+        grant_saga_items(shared.saga_table, self.reconciler, "dynamodb:UpdateItem")
         events.Rule(
             self,
             "ReconcileSchedule",
@@ -109,11 +207,13 @@ class SagaApi(Construct):
         )
 
         access_logs = logs.LogGroup(self, "AccessLogs", retention=LOG_RETENTION)
+        self.allowed_callers = AllowedCallers.parse(self.node.try_get_context(constants.API_ALLOWED_PRINCIPALS_CONTEXT))
         self.api = apigw.RestApi(
             self,
             "Api",
             description=f"Start and watch {definition.name} sagas",
             endpoint_types=[apigw.EndpointType.REGIONAL],
+            policy=self.allowed_callers.policy() if self.allowed_callers else None,
             cloud_watch_role=True,  # the account-level role API Gateway needs to write execution logs
             default_method_options=apigw.MethodOptions(
                 authorization_type=apigw.AuthorizationType[constants.API_AUTHORIZATION]
@@ -127,19 +227,13 @@ class SagaApi(Construct):
                 metrics_enabled=True,
                 tracing_enabled=True,
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
-                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=True,
-                    http_method=True,
-                    ip=True,
-                    protocol=True,
-                    request_time=True,
-                    resource_path=True,
-                    response_length=True,
-                    status=True,
-                    user=True,
-                ),
+                access_log_format=apigw.AccessLogFormat.custom(json.dumps(ACCESS_LOG_FIELDS)),
             ),
         )
+        # The L2 has no property for it: on the CloudFormation resource, the default endpoint's minimum TLS.
+        rest_api = self.api.node.default_child
+        assert isinstance(rest_api, apigw.CfnRestApi)
+        rest_api.security_policy = constants.API_SECURITY_POLICY
         # The L2 adds an "Endpoint" output with a generated name; the stack outputs the URL under a constant name.
         self.api.node.try_remove_child("Endpoint")
         self.request_model = self.api.add_model(
@@ -181,19 +275,6 @@ class SagaApi(Construct):
         )
 
         _acknowledge(self)
-
-
-def _function(
-    scope: Construct, construct_id: str, handler: str, environment: dict[str, str], shared: SharedResources
-) -> lambda_.Function:
-    function = powertools_function(scope, construct_id, handler=handler, shared=shared, environment=environment)
-    nag.acknowledge(
-        function.role,
-        nag.table_index_wildcard(shared.saga_table),
-        "Listing sagas by status is a Query on the saga table's by_status index, which needs the index ARN; "
-        "the L2 grant scopes it to '<saga table ARN>/index/*', this table's own indexes only.",
-    )
-    return function
 
 
 def _acknowledge(api: SagaApi) -> None:

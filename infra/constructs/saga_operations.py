@@ -1,7 +1,8 @@
 """Saga operations: the stuck-saga detector on a schedule, its operators' queue, and the execution-status reconciler.
 
 - Detector: an EventBridge schedule runs a Lambda that finds sagas past their deadline (derived from the step SLAs at
-  synth) or parked, and sends each incident once to the stuck-sagas queue (encrypted, TLS-only, with its own DLQ).
+  synth) or parked, and sends each incident once to the stuck-sagas queue (encrypted, TLS-only, with its own DLQ)
+  and as a notice to the alarm topic.
 - Reconciler: an EventBridge rule on "Step Functions Execution Status Change" (FAILED, TIMED_OUT, ABORTED) of the saga
   state machines invokes a Lambda that parks the saga record when Catch could not (a failed delivery or invocation
   lands in a DLQ, which is alarmed like every other).
@@ -15,13 +16,17 @@ from collections.abc import Mapping, Sequence
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra import constants, nag
+from infra import constants
 from infra.constructs.powertools_function import SharedResources, powertools_function
+from infra.constructs.saga_store import grant_saga_items, grant_status_query
 from saga_operations.execution_status import DETAIL_TYPE, SOURCE, UNCAUGHT_STATUSES
 
 
@@ -50,6 +55,8 @@ class SagaOperations(Construct):
         shared: SharedResources,
         state_machines: Sequence[sfn.StateMachine],
         deadlines: Mapping[str, int],
+        alarm_topic: sns.ITopic,
+        alarm_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
         saga_table = shared.saga_table
@@ -66,11 +73,19 @@ class SagaOperations(Construct):
             environment={
                 "STUCK_SAGAS_QUEUE_URL": self.stuck_sagas_queue.queue_url,
                 "SAGA_DEADLINES_JSON": json.dumps(dict(deadlines), sort_keys=True),
+                "INCIDENT_TOPIC_ARN": alarm_topic.topic_arn,
             },
         )
         # Queries the by_status index and claims incidents with a conditional update; never scans.
-        saga_table.grant(self.detector, "dynamodb:Query", "dynamodb:UpdateItem")
+        grant_status_query(saga_table, self.detector)
+        grant_saga_items(saga_table, self.detector, "dynamodb:UpdateItem")
         self.stuck_sagas_queue.grant_send_messages(self.detector)
+        # Topic.grant_publish would grant kms:GenerateDataKey* (every data-key variant); publishing to an encrypted
+        # topic takes these two.
+        iam.Grant.add_to_principal(
+            grantee=self.detector, actions=["sns:Publish"], resource_arns=[alarm_topic.topic_arn]
+        )
+        alarm_key.grant(self.detector, "kms:GenerateDataKey", "kms:Decrypt")
         self.detector_schedule = events.Rule(
             self,
             "DetectorSchedule",
@@ -91,7 +106,8 @@ class SagaOperations(Construct):
             environment={},
             dead_letter_queue=self.reconciler_dead_letter_queue,
         )
-        saga_table.grant(self.reconciler, "dynamodb:GetItem", "dynamodb:UpdateItem")
+        # Reads the record, parks it with a conditional update.
+        grant_saga_items(saga_table, self.reconciler, "dynamodb:GetItem", "dynamodb:UpdateItem")
         self.execution_status_rule = events.Rule(
             self,
             "ExecutionStatusRule",
@@ -129,7 +145,7 @@ def _operations_function(
     environment: dict[str, str],
     dead_letter_queue: sqs.IQueue | None = None,
 ) -> lambda_.Function:
-    function = powertools_function(
+    return powertools_function(
         scope,
         construct_id,
         handler=handler,
@@ -143,5 +159,3 @@ def _operations_function(
             **environment,
         },
     )
-    nag.acknowledge(function.role, nag.table_index_wildcard(shared.saga_table), nag.OPERATIONS_INDEX_REASON)
-    return function

@@ -12,6 +12,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import constants, nag
+from infra.constructs.saga_store import grant_saga_items
 from statemachines import SAGA_TABLE_KEY, SagaDefinition, compile_saga, queue_url_key
 
 
@@ -47,11 +48,11 @@ class SagaStateMachine(Construct):
         )
         for queue in queues.values():
             queue.grant_send_messages(self.state_machine)
-        saga_table.grant(self.state_machine, "dynamodb:UpdateItem")  # RecordCompleted / RecordFailed / Park*
+        # RecordCompleted / RecordFailed / Park*: the terminal status, errors and the parked step.
+        grant_saga_items(saga_table, self.state_machine, "dynamodb:UpdateItem")
         nag.acknowledge(
             self.state_machine.role,
             nag.WILDCARD_RESOURCE,
             "Logging to CloudWatch Logs needs the log-delivery actions (logs:CreateLogDelivery, ...) and tracing "
             "needs xray:PutTraceSegments and friends; neither service supports resource-level permissions.",
         )
-        nag.acknowledge(self.state_machine.role, nag.table_index_wildcard(saga_table), nag.SAGA_INDEX_REASON)

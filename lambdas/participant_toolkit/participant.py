@@ -21,7 +21,7 @@ its compensation. The toolkit does the rest, the same way for every service:
 - a compensation without a task token is one an operator re-runs on a parked saga (saga_ops resume):
   no task waits for it, so its outcome, success or failure, is written on the saga record only;
 - per step (dimensions service, step, kind) it publishes the duration, successes and failures that the
-  dashboard's latency and failure-rate widgets and the compensation-failure alarm read.
+  dashboard's latency and failure-rate widgets read, and per batch the records handed back to SQS (alarmed).
 """
 
 from __future__ import annotations
@@ -140,13 +140,22 @@ class SagaParticipant:
         self._answer_idempotency.register_lambda_context(context)
         # Every batch counts, even one of only malformed messages (which would otherwise publish no metric).
         metrics.add_metric(name="CommandsReceived", unit=MetricUnit.Count, value=len(event.get("Records", [])))
-        with self._heartbeats_while_queued(event):
-            return process_partial_response(
-                event=event,
-                record_handler=partial(self._handle_record, kind=kind),
-                processor=self._processor,
-                context=context,
-            )
+        try:
+            with self._heartbeats_while_queued(event):
+                return process_partial_response(
+                    event=event,
+                    record_handler=partial(self._handle_record, kind=kind),
+                    processor=self._processor,
+                    context=context,
+                )
+        finally:
+            self._count_failed_records()
+
+    def _count_failed_records(self) -> None:
+        """Records handed back to SQS (Lambda's Errors metric sees only a batch that failed whole), 0 included; a
+        duplicate waiting for its twin's answer is SQS doing its job, not a failure."""
+        failed = [info for info in self._processor.exceptions if not issubclass(info[0], DeliveryInProgress)]
+        metrics.add_metric(name=metric_names.BATCH_RECORDS_FAILED, unit=MetricUnit.Count, value=len(failed))
 
     @contextmanager
     def _heartbeats_while_queued(self, event: dict[str, Any]) -> Iterator[None]:

@@ -2,9 +2,9 @@
 
 A saga is stuck when it is still in flight (STARTED, PENDING, COMPENSATING) past the deadline its definition's
 step SLAs allow (computed at synth by statemachines.deadline), or parked (COMPENSATION_FAILED,
-FORWARD_RECOVERY_FAILED, EXECUTION_FAILED). Each one is sent to the stuck-sagas queue once per incident: an
-incident is the saga's status, step and the time it entered them, claimed on the saga record with a conditional
-write before the message goes out (and released if sending fails, so nothing is lost).
+FORWARD_RECOVERY_FAILED, EXECUTION_FAILED). Each one is sent to the stuck-sagas queue, and as a notice to the alarm
+topic, once per incident: an incident is the saga's status, step and the time it entered them, claimed on the saga
+record with a conditional write before the message goes out (and released if sending fails, so nothing is lost).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from saga_operations.detector import StuckSagaDetector
 from saga_operations.execution_status import ExecutionStatusReconciler
+from saga_operations.notices import AllOf, IncidentNotices, ReportSink
 from saga_operations.observability import publish_detection
 from saga_operations.records import OperationsRecords
 from saga_operations.settings import OperationsSettings
@@ -22,11 +23,16 @@ logger = Logger()
 tracer = Tracer()
 # Not the process-wide Metrics: these functions' metrics never mix with another module's.
 metrics = EphemeralMetrics()
-# Only the detector's environment has deadlines (and the queue); the reconciler's has neither.
+# Only the detector's environment has deadlines (and the queue and topic); the reconciler's has none of them.
+sinks: list[ReportSink] = []
+if settings.stuck_sagas_queue_url:
+    sinks.append(StuckSagaQueue(settings.stuck_sagas_queue_url))
+if settings.incident_topic_arn:
+    sinks.append(IncidentNotices(settings.incident_topic_arn))
 detector = (
     StuckSagaDetector(
         records,
-        StuckSagaQueue(settings.stuck_sagas_queue_url) if settings.stuck_sagas_queue_url else None,
+        AllOf(sinks) if sinks else None,
         deadlines=settings.saga_deadlines,
         time_scale=settings.time_scale,
     )

@@ -10,6 +10,11 @@ STEP_DURATION = "StepDuration"  # milliseconds the domain function took
 STEP_SUCCEEDED = "StepSucceeded"  # the step's command took effect (kind=compensation: a compensation ran)
 STEP_FAILED = "StepFailed"  # the command was rejected or failed transiently (kind=compensation: a compensation failed)
 
+# --- participant toolkit, per batch: dimension service only ---
+# Records of a batch handed back to SQS for redelivery (a duplicate delivery waiting for its twin left out): Lambda's
+# Errors metric only counts a batch that failed whole.
+BATCH_RECORDS_FAILED = "BatchRecordsFailed"
+
 # --- saga operations (detector): dimension service only ---
 OPERATIONS_SERVICE = "SagaOperations"  # POWERTOOLS_SERVICE_NAME of the detector and the reconciler
 STUCK_SAGAS = "StuckSagas"  # gauge: sagas past their deadline or parked, at each detector run

@@ -40,10 +40,17 @@ class Synthesized:
         return matches[0]
 
 
-@pytest.fixture(scope="session")
-def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
-    outdir = tmp_path_factory.mktemp("cdk.out")
-    app = build_app(str(outdir))
+# Every deploy-time choice at once, as `cdk deploy -c ...` would give them (one synth for all their tests).
+DEPLOY_OPTIONS = {
+    constants.ALARM_EMAIL_CONTEXT: "ops@example.com,oncall@example.com",
+    constants.ALARM_ENDPOINT_CONTEXT: "https:https://hooks.example.com/alarms",
+    constants.API_ALLOWED_PRINCIPALS_CONTEXT: "arn:aws:iam::111122223333:role/shop-backend,444455556666",
+    constants.DELETION_PROTECTION_CONTEXT: "false",
+}
+
+
+def synthesize(outdir: Path, context: dict[str, object] | None = None) -> Synthesized:
+    app = build_app(str(outdir), context=context)
     validation_error = None
     try:
         app.synth()
@@ -53,6 +60,18 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
         validation_error = str(error)
     template = json.loads((outdir / f"{constants.STACK_NAME}.template.json").read_text(encoding="utf-8"))
     return Synthesized(app=app, outdir=outdir, template=template, validation_error=validation_error)
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The stack as `make deploy` deploys it, with no deploy-time options."""
+    return synthesize(tmp_path_factory.mktemp("cdk.out"))
+
+
+@pytest.fixture(scope="session")
+def synthesized_with_options(tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    """The stack with every deploy-time option of DEPLOY_OPTIONS set."""
+    return synthesize(tmp_path_factory.mktemp("cdk.out.options"), DEPLOY_OPTIONS)
 
 
 @pytest.fixture(scope="session")

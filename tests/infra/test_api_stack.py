@@ -3,13 +3,14 @@ from the handler's pydantic model, stage throttling and logging, least-privilege
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from aws_cdk.assertions import Match
 
 from infra import constants
-from infra.constructs.saga_api import API_HANDLER, RECONCILER_HANDLER, json_schema
+from infra.constructs.saga_api import API_HANDLER, RECONCILER_HANDLER, AllowedCallers, json_schema
 from saga_api.models import request_json_schema
 
 pytestmark = pytest.mark.infra
@@ -106,7 +107,6 @@ def test_the_stage_throttles_and_logs_access_and_execution(synthesized, template
     ]
     access_log_group = properties["AccessLogSetting"]["DestinationArn"]["Fn::Join"][1][-1]["Ref"]
     assert synthesized.template["Resources"][access_log_group]["Properties"]["RetentionInDays"] == 30
-    assert "$context.identity.caller" in properties["AccessLogSetting"]["Format"]
     # Execution logs need API Gateway's account-level CloudWatch role
     template.resource_count_is("AWS::ApiGateway::Account", 1)
 
@@ -156,3 +156,63 @@ def test_the_reconciler_runs_on_a_schedule_with_only_what_it_needs(synthesized, 
 def test_the_api_url_is_an_output(synthesized):
     output = synthesized.template["Outputs"][constants.API_URL_OUTPUT]
     assert constants.API_STAGE in str(output["Value"])
+
+
+def test_the_default_endpoint_refuses_tls_below_1_2(synthesized):
+    [api] = synthesized.resources("AWS::ApiGateway::RestApi").values()
+    assert api["Properties"]["SecurityPolicy"] == "TLS_1_2"
+
+
+def test_the_handler_answers_within_the_gateways_integration_timeout(synthesized):
+    _, function = _function(synthesized, API_HANDLER)
+    assert function["Properties"]["Timeout"] < constants.API_INTEGRATION_TIMEOUT_LIMIT_SECONDS == 29
+    for method in synthesized.resources("AWS::ApiGateway::Method").values():
+        assert method["Properties"]["Integration"].get("TimeoutInMillis", 29_000) <= 29_000
+
+
+def test_the_access_log_names_the_caller_status_error_and_latency(synthesized):
+    [stage] = synthesized.resources("AWS::ApiGateway::Stage").values()
+    fields = json.loads(stage["Properties"]["AccessLogSetting"]["Format"])
+    for variable in (
+        "$context.requestId",
+        "$context.identity.caller",
+        "$context.identity.userArn",
+        "$context.identity.sourceIp",
+        "$context.status",
+        "$context.error.message",
+        "$context.integration.error",
+        "$context.responseLatency",
+        "$context.integration.latency",
+    ):
+        assert variable in fields.values(), variable
+
+
+def test_without_allowed_principals_there_is_no_resource_policy(synthesized):
+    [api] = synthesized.resources("AWS::ApiGateway::RestApi").values()
+    assert "Policy" not in api["Properties"]
+
+
+def test_allowed_principals_are_let_in_and_everyone_else_is_denied(synthesized_with_options):
+    # Given -c apiAllowedPrincipals=arn:aws:iam::111122223333:role/shop-backend,444455556666
+    [api] = synthesized_with_options.resources("AWS::ApiGateway::RestApi").values()
+    allow, deny = api["Properties"]["Policy"]["Statement"]
+    # Then the named role and account may invoke
+    assert allow["Effect"] == "Allow"
+    assert allow["Action"] == "execute-api:Invoke"
+    principals = allow["Principal"]["AWS"]
+    assert "arn:aws:iam::111122223333:role/shop-backend" in principals
+    assert any("444455556666" in json.dumps(principal) for principal in principals)
+    # And any other principal, of this account too, is denied
+    assert deny["Effect"] == "Deny"
+    assert deny["Principal"] == {"AWS": "*"}
+    assert deny["Action"] == "execute-api:Invoke"
+    assert deny["Condition"] == {
+        "ArnNotLike": {"aws:PrincipalArn": ["arn:aws:iam::111122223333:role/shop-backend"]},
+        "StringNotEquals": {"aws:PrincipalAccount": ["444455556666"]},
+    }
+
+
+@pytest.mark.parametrize("value", ["shop-backend", "arn:aws:s3:::bucket", "12345"])
+def test_an_allowed_principal_that_is_no_principal_is_an_error_naming_the_context_key(value):
+    with pytest.raises(ValueError, match=r"context 'apiAllowedPrincipals'"):
+        AllowedCallers.parse(value)

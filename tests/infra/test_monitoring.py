@@ -8,11 +8,13 @@ without its alarm or widget fails here.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
 
 from infra import constants
+from infra.constructs.notifications import requested_subscriptions
 from saga_records import metric_names
 from statemachines.deadline import saga_deadline_seconds
 
@@ -45,6 +47,7 @@ def dead_letter_queue_ids(synthesized) -> set[str]:
 
 
 def simple_alarms(synthesized, namespace: str, metric: str) -> list[dict[str, Any]]:
+    """Alarms on one plain metric (every alarm of the stack is one)."""
     return [a for a in alarms(synthesized) if a.get("Namespace") == namespace and a.get("MetricName") == metric]
 
 
@@ -59,15 +62,34 @@ def state_machine_ids(synthesized) -> set[str]:
 
 # --- alarms ---------------------------------------------------------------------------------------------------------
 
+# Alarms whose threshold is not "above 0": how long a command may wait, the detector's own heartbeat, API latency.
+NON_ZERO_THRESHOLD_METRICS = {"ApproximateAgeOfOldestMessage", "Invocations", "Latency"}
 
-def test_every_alarm_fires_above_zero_and_notifies_the_one_topic(synthesized):
+
+def test_every_alarm_is_named_for_the_stack_and_notifies_the_topic_when_firing_and_clearing(synthesized):
     found = alarms(synthesized)
     assert len(found) > 0
     for alarm in found:
+        # The topic and key policies let CloudWatch publish for alarms named "<stack>/..." only.
+        assert alarm["AlarmName"].startswith(f"{constants.STACK_NAME}/"), alarm
         assert alarm["AlarmActions"] == [{"Ref": topic_id(synthesized)}], alarm
-        assert alarm["Threshold"] == 0
-        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
-        assert alarm["TreatMissingData"] == "notBreaching"
+        assert alarm["OKActions"] == [{"Ref": topic_id(synthesized)}], alarm
+    assert len({alarm["AlarmName"] for alarm in found}) == len(found)
+
+
+def test_count_alarms_fire_above_zero_and_ignore_missing_data(synthesized):
+    counted = [alarm for alarm in alarms(synthesized) if alarm.get("MetricName") not in NON_ZERO_THRESHOLD_METRICS]
+    assert len(counted) > len(alarms(synthesized)) // 2
+    for alarm in counted:
+        assert alarm["Threshold"] == 0, alarm
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold", alarm
+        assert alarm["TreatMissingData"] == "notBreaching", alarm
+
+
+def test_no_alarm_reads_more_metrics_than_cloudwatch_allows(synthesized):
+    # CloudWatch takes at most 10 metrics per alarm expression: nothing here may grow with the sagas or steps.
+    for alarm in alarms(synthesized):
+        assert "Metrics" not in alarm, alarm["AlarmName"]
 
 
 def test_every_dead_letter_queue_has_a_depth_alarm(synthesized):
@@ -80,6 +102,38 @@ def test_every_dead_letter_queue_has_a_depth_alarm(synthesized):
         if alarm["Statistic"] == "Maximum"
     }
     assert alarmed == dlqs
+
+
+def test_every_participant_queue_alarms_when_a_command_waits_half_its_heartbeat_window(synthesized, definitions):
+    # Given the heartbeat window of each command's step(s), from the definitions
+    heartbeat = {}
+    for definition in definitions:
+        for step in definition.steps:
+            for command in step.commands:
+                heartbeat[command] = min(heartbeat.get(command, step.sla.heartbeat_seconds), step.sla.heartbeat_seconds)
+    # Then each queue a participant consumes alarms on its oldest message at half its step's window
+    resources = synthesized.template["Resources"]
+    thresholds = {
+        dimension(alarm, "QueueName")["Fn::GetAtt"][0]: alarm
+        for alarm in simple_alarms(synthesized, "AWS/SQS", "ApproximateAgeOfOldestMessage")
+    }
+    mappings = synthesized.resources("AWS::Lambda::EventSourceMapping").values()
+    assert len(thresholds) == len(mappings) == len(heartbeat)
+    for mapping in mappings:
+        queue_id = mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]
+        function = resources[mapping["Properties"]["FunctionName"]["Ref"]]["Properties"]
+        command = next(name for name in heartbeat if f"/{name}/" in resources[queue_id]["Metadata"]["aws:cdk:path"])
+        alarm = thresholds[queue_id]
+        assert alarm["Threshold"] == heartbeat[command] * constants.QUEUE_AGE_ALARM_SHARE_OF_HEARTBEAT, command
+        assert alarm["Threshold"] < heartbeat[command]
+        assert alarm["Statistic"] == "Maximum"
+        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+        assert function["Handler"].endswith(command_handler_suffix(command))
+
+
+def command_handler_suffix(command: str) -> str:
+    """ReserveItems -> .reserve_items (the handler naming the definitions use)."""
+    return "." + re.sub(r"(?<!^)(?=[A-Z])", "_", command).lower()
 
 
 EXECUTION_ALARM_METRICS = ["ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted", "ExecutionThrottled"]
@@ -97,72 +151,156 @@ def test_every_function_alarms_on_errors_and_throttles(synthesized, metric):
     assert sorted(alarmed) == sorted(synthesized.resources("AWS::Lambda::Function"))
 
 
-def metric_stats(alarm: dict[str, Any]) -> list[dict[str, Any]]:
-    return [query["MetricStat"] for query in alarm.get("Metrics", []) if "MetricStat" in query]
+def test_the_execution_status_reconciler_has_an_errors_alarm(synthesized):
+    reconciler_id, _ = function_with_handler(synthesized, constants.RECONCILER_HANDLER)
+    alarmed = [
+        alarm
+        for alarm in simple_alarms(synthesized, "AWS/Lambda", "Errors")
+        if dimension(alarm, "FunctionName") == {"Ref": reconciler_id}
+    ]
+    assert len(alarmed) == 1
+
+
+def test_a_silent_detector_is_an_alarm(synthesized):
+    # Given the detector function / Then its invocations are alarmed when fewer than one, and no data is a breach
+    detector_id, _ = function_with_handler(synthesized, constants.DETECTOR_HANDLER)
+    (alarm,) = [
+        alarm
+        for alarm in simple_alarms(synthesized, "AWS/Lambda", "Invocations")
+        if dimension(alarm, "FunctionName") == {"Ref": detector_id}
+    ]
+    assert alarm["ComparisonOperator"] == "LessThanThreshold"
+    assert alarm["Threshold"] == 1
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["TreatMissingData"] == "breaching"
+    assert alarm["Period"] == constants.DETECTOR_SILENCE_MINUTES * 60
+    assert alarm["Period"] > 2 * constants.DETECTOR_SCHEDULE_MINUTES * 60  # one late run is not an alarm
 
 
 def test_stuck_sagas_alarm_reads_the_detector_metric(synthesized):
-    matching = [
-        alarm
-        for alarm in alarms(synthesized)
-        if any(stat["Metric"]["MetricName"] == metric_names.STUCK_SAGAS for stat in metric_stats(alarm))
-    ]
-    assert len(matching) == 1
-    (stat,) = metric_stats(matching[0])
-    assert stat["Metric"]["Namespace"] == constants.POWERTOOLS_METRICS_NAMESPACE
-    assert stat["Metric"]["Dimensions"] == [{"Name": "service", "Value": metric_names.OPERATIONS_SERVICE}]
-    assert stat["Stat"] == "Maximum"
+    (alarm,) = simple_alarms(synthesized, constants.POWERTOOLS_METRICS_NAMESPACE, metric_names.STUCK_SAGAS)
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": metric_names.OPERATIONS_SERVICE}]
+    assert alarm["Statistic"] == "Maximum"
 
 
-def test_compensation_failure_alarm_sums_every_compensation_step(synthesized, definitions):
-    matching = [
+def test_compensation_failure_alarm_counts_sagas_parked_by_a_compensation_not_transient_step_failures(synthesized):
+    # A compensation that fails transiently and heals on retry never parks its saga: the alarm reads the parked count
+    # (one metric whatever the number of sagas and steps), not the toolkit's per-step StepFailed.
+    assert simple_alarms(synthesized, constants.POWERTOOLS_METRICS_NAMESPACE, metric_names.STEP_FAILED) == []
+    (alarm,) = [
         alarm
-        for alarm in alarms(synthesized)
-        if any(stat["Metric"]["MetricName"] == metric_names.STEP_FAILED for stat in metric_stats(alarm))
+        for alarm in simple_alarms(synthesized, constants.POWERTOOLS_METRICS_NAMESPACE, metric_names.SAGAS_IN_STATUS)
     ]
-    assert len(matching) == 1
-    alarm = matching[0]
-    watched = {
-        tuple(sorted((d["Name"], d["Value"]) for d in stat["Metric"]["Dimensions"])) for stat in metric_stats(alarm)
+    assert sorted((d["Name"], d["Value"]) for d in alarm["Dimensions"]) == [
+        ("service", metric_names.OPERATIONS_SERVICE),
+        ("status", "COMPENSATION_FAILED"),
+    ]
+    assert alarm["Statistic"] == "Maximum"
+
+
+def test_every_participant_alarms_on_records_its_batches_handed_back(synthesized, definitions):
+    alarmed = {
+        dimension(alarm, "service")
+        for alarm in simple_alarms(
+            synthesized, constants.POWERTOOLS_METRICS_NAMESPACE, metric_names.BATCH_RECORDS_FAILED
+        )
     }
-    expected = {
-        tuple(sorted({"service": step.service, "step": step.name, "kind": "compensation"}.items()))
-        for definition in definitions
-        for step in definition.compensatable_steps
-    }
-    assert watched == expected
-    (expression,) = [query for query in alarm["Metrics"] if "Expression" in query]
-    assert expression["ReturnData"] is True
-    for query in alarm["Metrics"]:
-        if "MetricStat" in query:
-            assert query["Id"] in expression["Expression"]
-            assert query["MetricStat"]["Stat"] == "Sum"
+    assert alarmed == {step.service for definition in definitions for step in definition.steps}
+
+
+def test_every_api_alarms_on_server_errors_and_latency(synthesized):
+    apis = {resource["Properties"]["Name"] for resource in synthesized.resources("AWS::ApiGateway::RestApi").values()}
+    assert apis
+    errors = [dimension(alarm, "ApiName") for alarm in simple_alarms(synthesized, "AWS/ApiGateway", "5XXError")]
+    (latency,) = simple_alarms(synthesized, "AWS/ApiGateway", "Latency")
+    assert set(errors) == apis
+    assert dimension(latency, "ApiName") in apis
+    assert latency["ExtendedStatistic"] == "p99"
+    assert latency["Threshold"] == constants.API_LATENCY_ALARM_MS
+    assert latency["EvaluationPeriods"] == constants.API_LATENCY_ALARM_PERIODS
 
 
 # --- notifications ----------------------------------------------------------------------------------------------------
 
 
-def test_alarm_topic_is_encrypted_with_a_rotated_key_cloudwatch_may_use(synthesized):
+def from_alarms_of_this_stack(condition: dict[str, Any]) -> bool:
+    """aws:SourceAccount is this account and aws:SourceArn matches only this stack's alarms in this region."""
+    source_arn = condition.get("ArnLike", {}).get("aws:SourceArn")
+    if condition.get("StringEquals", {}).get("aws:SourceAccount") != {"Ref": "AWS::AccountId"} or not source_arn:
+        return False
+    parts = source_arn["Fn::Join"][1]
+    text = "".join(part if isinstance(part, str) else "{" + part["Ref"] + "}" for part in parts)
+    return (
+        text == f"arn:{{AWS::Partition}}:cloudwatch:{{AWS::Region}}:{{AWS::AccountId}}:alarm:{constants.STACK_NAME}/*"
+    )
+
+
+def test_the_topic_lets_cloudwatch_publish_for_this_stacks_alarms_and_refuses_plain_http(synthesized):
+    (policy,) = synthesized.resources("AWS::SNS::TopicPolicy").values()
+    assert policy["Properties"]["Topics"] == [{"Ref": topic_id(synthesized)}]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert any(
+        statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for statement in statements
+    )
+    (allow,) = [statement for statement in statements if statement["Effect"] == "Allow"]
+    assert allow["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert allow["Action"] == "sns:Publish"
+    assert from_alarms_of_this_stack(allow["Condition"])
+
+
+def test_the_topic_key_lets_cloudwatch_in_under_the_same_conditions(synthesized):
     topic = synthesized.template["Resources"][topic_id(synthesized)]["Properties"]
     key_id = topic["KmsMasterKeyId"]["Fn::GetAtt"][0]
     key = synthesized.template["Resources"][key_id]["Properties"]
     assert key["EnableKeyRotation"] is True
-    cloudwatch_statements = [
+    (cloudwatch,) = [
         statement
         for statement in key["KeyPolicy"]["Statement"]
         if statement.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}
     ]
-    assert cloudwatch_statements
-    assert {"kms:Decrypt", "kms:GenerateDataKey*"} <= {a for s in cloudwatch_statements for a in s["Action"]}
+    assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert from_alarms_of_this_stack(cloudwatch["Condition"])
 
 
-def test_alarm_topic_refuses_publishing_without_tls(synthesized):
-    (policy,) = synthesized.resources("AWS::SNS::TopicPolicy").values()
-    assert policy["Properties"]["Topics"] == [{"Ref": topic_id(synthesized)}]
-    assert any(
-        statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+def test_nobody_is_subscribed_unless_the_deploy_asks(synthesized):
+    assert synthesized.resources("AWS::SNS::Subscription") == {}
+
+
+def test_deploy_time_subscriptions_reach_the_alarm_topic(synthesized_with_options):
+    # Given -c alarmEmail=ops@...,oncall@... -c alarmEndpoint=https:https://hooks.example.com/alarms
+    subscriptions = sorted(
+        (s["Properties"]["Protocol"], s["Properties"]["Endpoint"])
+        for s in synthesized_with_options.resources("AWS::SNS::Subscription").values()
     )
+    # Then each is a subscription of the one topic, whose ARN is an output
+    assert subscriptions == [
+        ("email", "oncall@example.com"),
+        ("email", "ops@example.com"),
+        ("https", "https://hooks.example.com/alarms"),
+    ]
+    topic = {"Ref": topic_id(synthesized_with_options)}
+    for subscription in synthesized_with_options.resources("AWS::SNS::Subscription").values():
+        assert subscription["Properties"]["TopicArn"] == topic
+    assert synthesized_with_options.template["Outputs"][constants.ALARM_TOPIC_OUTPUT]["Value"] == topic
+
+
+@pytest.mark.parametrize(
+    ("emails", "endpoints", "problem"),
+    [
+        ("ops.example.com", None, r"context 'alarmEmail': 'ops.example.com' is not an e-mail address"),
+        (None, "pager", r"context 'alarmEndpoint': 'pager' is not <protocol>:<endpoint>"),
+        (None, "firehose:arn:aws:firehose:eu-west-1:1:deliverystream/x", r"'firehose:arn"),
+    ],
+)
+def test_a_subscription_the_topic_cannot_take_is_an_error_naming_the_context_key(emails, endpoints, problem):
+    with pytest.raises(ValueError, match=problem):
+        requested_subscriptions(emails, endpoints)
+
+
+def test_the_detector_sends_each_incident_to_the_alarm_topic_too(synthesized):
+    _, detector = function_with_handler(synthesized, constants.DETECTOR_HANDLER)
+    assert detector["Environment"]["Variables"]["INCIDENT_TOPIC_ARN"] == {"Ref": topic_id(synthesized)}
 
 
 # --- dashboard --------------------------------------------------------------------------------------------------------
@@ -220,6 +358,39 @@ def test_dashboard_shows_each_step_latency_failure_rate_and_compensations(synthe
             if step.compensation:
                 compensation = step_dimensions(step, "compensation")
                 assert (metric_names.STEP_SUCCEEDED, compensation) in [(m, d) for _, m, d, _ in compensations]
+
+
+# Metrics published at every detector run, 0 included: a line of them has no gap while the detector runs (and a
+# silent detector is alarmed). Latency percentiles have no value where nothing ran, which is right for them.
+DENSE_METRICS = {metric_names.SAGAS_IN_STATUS, metric_names.STUCK_SAGAS, metric_names.STEP_DURATION, "Latency"}
+
+
+def test_every_sparse_line_of_the_dashboard_shows_zero_not_a_gap(synthesized):
+    for title, widget in dashboard_widgets(synthesized).items():
+        lines = widget.get("metrics", [])
+        expressions = [line[0] for line in lines if isinstance(line[0], dict) and "expression" in line[0]]
+        for namespace, metric, _, options in plotted(widget):
+            if metric in DENSE_METRICS:
+                continue
+            # Then a sparse metric is never drawn itself, only through MAX([it, TIME_SERIES(0)])
+            assert options.get("visible") is False, (title, namespace, metric)
+            assert {"expression": f"MAX([{options['id']}, TIME_SERIES(0)])"}.items() <= next(
+                e for e in expressions if options["id"] in e["expression"]
+            ).items(), (title, metric)
+
+
+def test_the_step_failure_rate_is_zero_percent_when_nothing_ran(synthesized, definitions):
+    widget = dashboard_widgets(synthesized)["Step failure rate (%)"]
+    lines = [line[0] for line in widget["metrics"] if isinstance(line[0], dict) and "expression" in line[0]]
+    rates = [line for line in lines if line["label"].endswith("failure %")]
+    assert len(rates) == sum(len(definition.steps) for definition in definitions)
+    by_id = {line["id"]: line["expression"] for line in lines if "id" in line}
+    for rate in rates:
+        failed, succeeded = re.fullmatch(
+            r"IF\((\w+) \+ (\w+) > 0, 100 \* \1 / \(\1 \+ \2\), 0\)", rate["expression"]
+        ).groups()
+        assert by_id[failed].startswith("MAX(["), rate
+        assert by_id[succeeded].startswith("MAX(["), rate
 
 
 # --- detector and reconciler ------------------------------------------------------------------------------------------

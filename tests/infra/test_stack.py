@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from typing import Any
 
 import pytest
@@ -12,6 +13,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match
 
 from infra import constants
+from infra.constructs.powertools_function import LATEST_RUNTIME_REASON
+from infra.constructs.saga_store import deletion_protection_requested
 from statemachines import SagaDefinition, compile_saga
 from statemachines.compiler import placeholders, substitution_keys
 
@@ -187,12 +190,22 @@ def test_every_function_is_wired_to_its_queue_tables_and_layer(synthesized, defi
         ], command
 
 
-def test_functions_use_the_newest_python_runtime_the_cdk_knows():
+def test_functions_run_on_the_python_the_tests_run_on(synthesized):
+    # Deploy what is tested: every function's runtime is the interpreter running this suite.
+    running = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    assert running == constants.LAMBDA_RUNTIME
+    runtimes = {f["Properties"]["Runtime"] for f in synthesized.resources("AWS::Lambda::Function").values()}
+    assert runtimes == {running}
+
+
+def test_an_older_runtime_than_the_cdk_knows_is_acknowledged_with_that_reason():
     def version(name: str) -> tuple[int, ...]:
         return tuple(int(part) for part in re.findall(r"\d+", name))
 
-    pythons = [runtime.name for runtime in lambda_.Runtime.ALL if runtime.name.startswith("python")]
-    assert max(pythons, key=version) == constants.LAMBDA_RUNTIME
+    newest = max((r.name for r in lambda_.Runtime.ALL if r.name.startswith("python")), key=version)
+    if newest != constants.LAMBDA_RUNTIME:
+        assert constants.LAMBDA_RUNTIME in LATEST_RUNTIME_REASON
+        assert "test suite" in LATEST_RUNTIME_REASON
 
 
 def test_powertools_version_matches_the_lambda_requirements():
@@ -215,9 +228,41 @@ def test_every_table_is_on_demand_encrypted_and_recoverable(template):
     )
 
 
+def business_tables(synthesized) -> dict[str, dict[str, Any]]:
+    """The saga table and every participant's table (the idempotency table holds only expiring records)."""
+    idempotency = synthesized.logical_id("IdempotencyStore/Table")
+    tables = {k: v for k, v in synthesized.resources("AWS::DynamoDB::Table").items() if k != idempotency}
+    assert synthesized.logical_id("SagaStore/Table") in tables
+    return tables
+
+
+def test_business_tables_are_deletion_protected_and_retained(synthesized, definitions):
+    tables = business_tables(synthesized)
+    assert len(tables) == 1 + len({step.service for definition in definitions for step in definition.steps})
+    for logical_id, table in tables.items():
+        assert table["Properties"]["DeletionProtectionEnabled"] is True, logical_id
+        assert table["DeletionPolicy"] == "Retain", logical_id
+
+
+def test_a_throwaway_stack_drops_deletion_protection_and_retention(synthesized_with_options):
+    # Given -c deletionProtection=false / Then cdk destroy deletes every table with the stack
+    for logical_id, table in business_tables(synthesized_with_options).items():
+        assert table["Properties"].get("DeletionProtectionEnabled", False) is False, logical_id
+        assert table["DeletionPolicy"] == "Delete", logical_id
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, True), ("true", True), ("False", False), (False, False)])
+def test_the_deletion_protection_switch_reads_true_and_false(value, expected):
+    assert deletion_protection_requested(value) is expected
+
+
+def test_a_deletion_protection_switch_neither_true_nor_false_is_an_error():
+    with pytest.raises(ValueError, match=r"context 'deletionProtection': 'off' is neither true nor false"):
+        deletion_protection_requested("off")
+
+
 def test_saga_table_keys_and_status_index(synthesized):
     table = synthesized.template["Resources"][synthesized.logical_id("SagaStore/Table")]
-    assert table["DeletionPolicy"] == "Retain"
     assert table["Properties"]["KeySchema"] == [{"AttributeName": "saga_id", "KeyType": "HASH"}]
     (index,) = table["Properties"]["GlobalSecondaryIndexes"]
     assert index["IndexName"] == "by_status"

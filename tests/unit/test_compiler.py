@@ -289,3 +289,13 @@ def test_the_compiler_does_not_import_the_cdk():
     code = "import sys, statemachines; statemachines.compile_saga; print('aws_cdk' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_the_execution_is_bounded_by_the_sagas_deadline(asl, definition):
+    # An execution that escapes every Catch (or waits on a callback nobody answers) still ends, TIMED_OUT, once no
+    # saga of this definition can still be legitimately running.
+    from statemachines.deadline import saga_deadline_seconds
+
+    assert asl["TimeoutSeconds"] == saga_deadline_seconds(definition)
+    worst_task = max(step.sla.timeout_seconds for step in definition.steps)
+    assert asl["TimeoutSeconds"] > worst_task * len(definition.steps) * 2  # every action and compensation, once

@@ -15,7 +15,8 @@ from moto import mock_aws
 from local_runtime.cloud import LocalLambdaContext
 from participant_toolkit import ParticipantSettings, PermanentFailure, SagaParticipant, TransientFailure, observability
 from participant_toolkit.callbacks import LateCallback
-from saga_records import StepStatus
+from participant_toolkit.participant import DeliveryInProgress
+from saga_records import StepStatus, metric_names
 
 pytestmark = pytest.mark.unit
 
@@ -518,3 +519,49 @@ def test_the_refusal_of_a_tokenless_action_names_the_field():
     without_token = {key: value for key, value in command("action").items() if key != "task_token"}
     with pytest.raises(MalformedCommand, match="task_token"):
         parse_command(json.dumps(without_token))
+
+
+@pytest.fixture
+def fresh_metrics():
+    """The toolkit's process-wide Metrics, emptied of what tests calling handle_* directly left unflushed."""
+    observability.metrics.clear_metrics()
+
+
+def batch_records_failed(capsys) -> list[float]:
+    """Values of BatchRecordsFailed in the EMF lines printed so far."""
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    values = [line[metric_names.BATCH_RECORDS_FAILED] for line in lines if metric_names.BATCH_RECORDS_FAILED in line]
+    return [value[0] if isinstance(value, list) else value for value in values]
+
+
+def test_records_of_a_batch_handed_back_to_sqs_are_counted(settings, capsys, fresh_metrics):
+    # Given a batch of one good command and one that is not a command at all
+    participant, _, _ = make_participant(settings, Domain())
+    # When the Lambda entry point handles it
+    response = participant.action_handler(sqs_event(command(), "not a command"), context())
+    # Then SQS gets the bad record back, and the metric the alarm reads counts it (Lambda's Errors would not)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert batch_records_failed(capsys) == [1]
+
+
+def test_a_batch_without_failures_counts_zero(settings, capsys, fresh_metrics):
+    participant, _, _ = make_participant(settings, Domain())
+    participant.action_handler(sqs_event(command()), context())
+    assert batch_records_failed(capsys) == [0]
+
+
+def test_a_duplicate_waiting_for_its_twin_is_not_counted_as_failed(settings, capsys, monkeypatch, fresh_metrics):
+    # Given a delivery whose twin is still answering (SQS redelivers it later; nothing is wrong)
+    participant, _, _ = make_participant(settings, Domain())
+    execute = participant.execute
+
+    def twin_still_answering(command, **kwargs):
+        if command.saga_id == "saga-2":
+            raise DeliveryInProgress("another delivery is answering")
+        return execute(command, **kwargs)
+
+    monkeypatch.setattr(participant, "execute", twin_still_answering)
+    response = participant.action_handler(sqs_event(command(), command(saga_id="saga-2")), context())
+    # Then it goes back to SQS, and does not count as a failed record
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m-1"}]}
+    assert batch_records_failed(capsys) == [0]

@@ -1,0 +1,14 @@
+"""What a participant may do to the saga records: the one list the stack grants from (infra/constructs/participant.py)
+and the unit tests hold the participant toolkit's calls to (tests/unit/test_saga_record_access.py).
+
+IAM enforces both on AWS: the participant's role may call these actions only, on requests that touch these top-level
+attributes only (`dynamodb:Attributes`, the table's key included, as IAM requires). A toolkit change that writes one
+more attribute fails those tests before it fails in production with AccessDenied.
+"""
+
+# DynamoDB actions on the saga table a participant's code calls (the toolkit's conditional step updates).
+PARTICIPANT_ACTIONS = ("dynamodb:UpdateItem",)
+
+# Top-level attributes of a saga record those requests name: written (current step, step statuses, the saga status
+# when a step moves it to PENDING or COMPENSATING, the update time and version) or read by their conditions.
+PARTICIPANT_ATTRIBUTES = ("saga_id", "status", "current_step", "steps", "updated_at", "version")
