@@ -25,14 +25,15 @@ from infra.constructs import (
     StepMetrics,
 )
 from infra.constructs.saga_api import SagaApi
-from statemachines import SagaDefinition, load_definition
+from statemachines import SagaDefinition
+from statemachines.checks import load_sagas
 from statemachines.deadline import saga_deadline_seconds
 
 
 class SagaStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        definitions = [load_definition(path) for path in constants.SAGAS]
+        definitions = load_sagas(constants.SAGAS)
 
         alarm_topic = AlarmTopic(self, "Notifications")
         saga_store = SagaStore(self, "SagaStore")

@@ -110,7 +110,7 @@ def _cell(definition: SagaDefinition, index: int, fault: str) -> FaultCell | Not
 
     def times_out() -> ExpectedOutcome:
         """No answer: the heartbeat times out. A retriable step retries timeouts; the retry is answered."""
-        if step.retriable and step.retry.max_attempts > 0:
+        if step.retriable and step.action_retry.max_attempts > 0:
             return completes()
         return compensates(TIMEOUT_ERROR, including_this_step=step.on_timeout == "compensate")
 
@@ -119,6 +119,8 @@ def _cell(definition: SagaDefinition, index: int, fault: str) -> FaultCell | Not
         expected = compensates(error, including_this_step=False)
         return FaultCell(step.name, fault, action(Fault.permanent(error)), expected)
     if fault in ("transient_within_retries", "transient_beyond_retries"):
+        if not step.has_retry:
+            return NotApplicable(step.name, fault, "the step lists no transient errors")
         budget = step.retry.max_attempts
         if budget == 0 and fault == "transient_within_retries":
             return NotApplicable(step.name, fault, "the step's retry policy allows no retries")
@@ -134,7 +136,7 @@ def _cell(definition: SagaDefinition, index: int, fault: str) -> FaultCell | Not
         return FaultCell(step.name, fault, action(Fault.lost_reply()), expected)
     if fault == "crash_after_acting":
         expected = times_out()
-        late = (step.name, "action") if not (step.retriable and step.retry.max_attempts > 0) else None
+        late = (step.name, "action") if not (step.retriable and step.action_retry.max_attempts > 0) else None
         return FaultCell(step.name, fault, action(Fault.crash_after_acting()), _with(expected, late_redelivery=late))
     if fault == "duplicate_delivery":
         return FaultCell(step.name, fault, action(Fault.duplicate_delivery()), completes())

@@ -85,6 +85,8 @@ def _transient(rng: random.Random, step: Step, kind: str, time_scale: float) -> 
     # A participant reports its own error names; "States." ones (a compensation also retries States.Timeout) are
     # Step Functions' alone.
     errors = [error for error in retry.errors if not error.startswith("States.")]
+    if not errors:  # a step without transient errors: what it raises is a permanent failure
+        return _permanent(rng, step, kind, time_scale)
     # Up to one more failure than the retries allow, so some sagas run out of retries.
     return Fault.transient(rng.choice(errors), times=rng.randint(1, retry.max_attempts + 1))
 

@@ -142,17 +142,16 @@ def _forward_task(definition: SagaDefinition, steps: list[Step], index: int, nex
     catches.append(_catch(["States.ALL"], undo_before, "$.error"))
     task = _callback_task(definition, step, "action", has_results=index > 0)
     task["ResultPath"] = f"$.results.{step.name}"
-    task["Retry"] = _retriers(step.retry)
+    task["Retry"] = _retriers(step.action_retry)
     task["Catch"] = catches
     task["Next"] = next_state
     return task
 
 
 def _retriable_task(definition: SagaDefinition, step: Step, next_state: str) -> dict[str, Any]:
-    errors = [*step.retry.errors, *(["States.Timeout"] if "States.Timeout" not in step.retry.errors else [])]
     task = _callback_task(definition, step, "action", has_results=True)
     task["ResultPath"] = f"$.results.{step.name}"
-    task["Retry"] = _retriers(step.retry.model_copy(update={"errors": errors}))
+    task["Retry"] = _retriers(step.action_retry)
     task["Catch"] = [_catch(["States.ALL"], _stalled_state(step), "$.error")]
     task["Next"] = next_state
     return task

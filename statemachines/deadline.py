@@ -27,7 +27,7 @@ def worst_case_task_seconds(sla: Sla, retry: RetryPolicy) -> float:
 
 def saga_deadline_seconds(definition: SagaDefinition) -> int:
     """Seconds after its start by which any saga of this definition has finished, parked or compensated."""
-    forward = sum(worst_case_task_seconds(step.sla, step.retry) for step in definition.steps)
+    forward = sum(worst_case_task_seconds(step.sla, step.action_retry) for step in definition.steps)
     compensation = sum(
         worst_case_task_seconds(step.sla, step.effective_compensation_retry)
         for step in definition.steps

@@ -53,24 +53,64 @@ class Sla(_Strict):
         return self
 
 
+# Retry defaults (documented in the README): what a `retry` block gets for a field it leaves out.
+DEFAULT_MAX_ATTEMPTS = 3
+DEFAULT_INTERVAL_SECONDS = 2
+DEFAULT_BACKOFF_RATE = 2.0
+DEFAULT_MAX_DELAY_SECONDS = 30  # raised to interval_seconds when that is longer
+# A compensation retries at least this much by default: it must not give up on a saga lightly.
+DEFAULT_COMPENSATION_MAX_ATTEMPTS = 5
+DEFAULT_COMPENSATION_MAX_DELAY_SECONDS = 60
+TIMEOUT_ERROR = "States.Timeout"
+_BACKOFF_FIELDS = ("interval_seconds", "backoff_rate", "max_delay_seconds", "jitter")
+
+
 class RetryPolicy(_Strict):
-    errors: list[ErrorName] = Field(min_length=1)
-    max_attempts: int = Field(ge=0, le=MAX_RETRY_ATTEMPTS)
-    interval_seconds: int = Field(ge=1)
-    backoff_rate: float = Field(ge=1.0, le=10.0)
-    max_delay_seconds: int = Field(ge=1)
+    errors: list[ErrorName]
+    max_attempts: int = Field(default=DEFAULT_MAX_ATTEMPTS, ge=0, le=MAX_RETRY_ATTEMPTS)
+    interval_seconds: int = Field(default=DEFAULT_INTERVAL_SECONDS, ge=1)
+    backoff_rate: float = Field(default=DEFAULT_BACKOFF_RATE, ge=1.0, le=10.0)
+    max_delay_seconds: int = Field(default=0, ge=0)  # 0: the default, DEFAULT_MAX_DELAY_SECONDS or the interval
     jitter: Literal["FULL", "NONE"] = "FULL"
 
     @model_validator(mode="after")
     def _sane(self) -> RetryPolicy:
+        if not self.errors:
+            raise _field_error(
+                "errors", "list the transient errors to retry, or leave `retry` out for a step that has none"
+            )
         if "States.ALL" in self.errors:
             raise _field_error("errors", "States.ALL would retry permanent failures; list the transient errors")
-        if self.max_delay_seconds < self.interval_seconds:
+        if self.max_attempts == 0:
+            contradicting = [name for name in _BACKOFF_FIELDS if name in self.model_fields_set]
+            if contradicting:
+                raise _field_error(
+                    contradicting[0],
+                    f"max_attempts is 0, so nothing is retried and {', '.join(contradicting)} would never apply: "
+                    "remove them, or allow retries",
+                )
+        if "max_delay_seconds" not in self.model_fields_set:
+            object.__setattr__(self, "max_delay_seconds", max(DEFAULT_MAX_DELAY_SECONDS, self.interval_seconds))
+        elif self.max_delay_seconds < self.interval_seconds:
             raise _field_error(
                 "max_delay_seconds",
                 f"must be at least interval_seconds ({self.interval_seconds}), got {self.max_delay_seconds}",
             )
         return self
+
+    def with_errors(self, errors: list[str]) -> RetryPolicy:
+        return self.model_copy(update={"errors": errors})
+
+
+# A step without transient errors: no `retry` block, nothing retried but the delivery of its command.
+NO_RETRY = RetryPolicy.model_construct(
+    errors=[],
+    max_attempts=0,
+    interval_seconds=DEFAULT_INTERVAL_SECONDS,
+    backoff_rate=DEFAULT_BACKOFF_RATE,
+    max_delay_seconds=DEFAULT_MAX_DELAY_SECONDS,
+    jitter="FULL",
+)
 
 
 class Step(_Strict):
@@ -81,7 +121,8 @@ class Step(_Strict):
     compensation: PascalName | None = None
     retriable: bool = False
     sla: Sla
-    retry: RetryPolicy
+    # The step's transient errors and how to retry them; left out, the step has none (see NO_RETRY).
+    retry: RetryPolicy = NO_RETRY
     # Retries of the compensation; by default the step's transient errors plus timeouts, more patiently.
     compensation_retry: RetryPolicy | None = None
     permanent_errors: list[ErrorName] = Field(default_factory=list)
@@ -96,6 +137,8 @@ class Step(_Strict):
             raise _field_error("compensation", "required unless the step is retriable")
         if self.compensation is not None and self.compensation == self.action:
             raise _field_error("compensation", "must differ from the action")
+        if self.retriable and self.compensation_retry is not None:
+            raise _field_error("compensation_retry", "a retriable step has no compensation to retry")
         overlap = sorted(set(self.permanent_errors) & set(self.retry.errors))
         if overlap:
             raise _field_error("permanent_errors", f"also listed as transient in retry.errors: {', '.join(overlap)}")
@@ -104,17 +147,32 @@ class Step(_Strict):
         return self
 
     @property
+    def has_retry(self) -> bool:
+        """Whether the definition gave this step transient errors to retry."""
+        return bool(self.retry.errors)
+
+    @property
+    def action_retry(self) -> RetryPolicy:
+        """The retries the action really gets. A retriable step must eventually succeed: it also retries
+        timeouts (a lost reply, a participant down), with the default policy when it lists no transient errors."""
+        if not self.retriable:
+            return self.retry
+        base = self.retry if self.has_retry else RetryPolicy(errors=[TIMEOUT_ERROR])
+        return base.with_errors([*base.errors, *([TIMEOUT_ERROR] if TIMEOUT_ERROR not in base.errors else [])])
+
+    @property
     def effective_compensation_retry(self) -> RetryPolicy:
         if self.compensation_retry is not None:
             return self.compensation_retry
-        errors = [*self.retry.errors, *(["States.Timeout"] if "States.Timeout" not in self.retry.errors else [])]
+        errors = [*self.retry.errors, *([TIMEOUT_ERROR] if TIMEOUT_ERROR not in self.retry.errors else [])]
+        base = self.retry if self.has_retry else RetryPolicy(errors=[TIMEOUT_ERROR])
         return RetryPolicy(
             errors=errors,
-            max_attempts=max(self.retry.max_attempts, 5),
-            interval_seconds=self.retry.interval_seconds,
-            backoff_rate=self.retry.backoff_rate,
-            max_delay_seconds=max(self.retry.max_delay_seconds, 60),
-            jitter=self.retry.jitter,
+            max_attempts=max(base.max_attempts, DEFAULT_COMPENSATION_MAX_ATTEMPTS),
+            interval_seconds=base.interval_seconds,
+            backoff_rate=base.backoff_rate,
+            max_delay_seconds=max(base.max_delay_seconds, DEFAULT_COMPENSATION_MAX_DELAY_SECONDS),
+            jitter=base.jitter,
         )
 
     @property

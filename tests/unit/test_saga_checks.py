@@ -1,0 +1,196 @@
+"""What a saga definition gets checked for before anything deploys: across files, against the participant code, and
+the retry rules (optional retry with defaults, no contradictory settings). `python -m statemachines check PATH`."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from statemachines import SagaDefinitionError, compile_saga, parse_definition
+from statemachines.checks import load_sagas
+from statemachines.compiler import DELIVERY_ERRORS
+from statemachines.definition import (
+    DEFAULT_BACKOFF_RATE,
+    DEFAULT_INTERVAL_SECONDS,
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_DELAY_SECONDS,
+    saga_files,
+)
+
+pytestmark = pytest.mark.unit
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def saga(name: str, *steps: dict) -> dict:
+    return {"name": name, "description": f"{name} for a test", "steps": list(steps)}
+
+
+def step(name: str, service: str, action: str, compensation: str | None = None, **extra) -> dict:
+    return {
+        "name": name,
+        "service": service,
+        "action": action,
+        **({"compensation": compensation} if compensation else {"retriable": True}),
+        "sla": {"timeout_seconds": 60, "heartbeat_seconds": 20},
+        **extra,
+    }
+
+
+@pytest.fixture
+def code_root(tmp_path):
+    """A lambdas/ folder with a participant of BillingService (charge, refund) and one of MailService (send)."""
+    root = tmp_path / "lambdas"
+    (root / "billing").mkdir(parents=True)
+    (root / "billing" / "handlers.py").write_text(
+        "from toolkit import participant\ncharge = participant.handler('Charge')\n\ndef refund(event, context): ...\n"
+    )
+    (root / "mail").mkdir()
+    (root / "mail" / "handlers.py").write_text("send: object = None\n")
+    return root
+
+
+def write(tmp_path: Path, file_name: str, definition: dict) -> Path:
+    path = tmp_path / file_name
+    path.write_text(yaml.safe_dump(definition))
+    return path
+
+
+def test_sagas_whose_participants_define_every_handler_load(tmp_path, code_root):
+    # Given two sagas whose steps' handlers all exist (one service serving both)
+    first = write(tmp_path, "a.saga.yaml", saga("Alpha", step("charge", "BillingService", "Charge", "Refund")))
+    second = write(tmp_path, "b.saga.yaml", saga("Beta", step("mail", "MailService", "Send")))
+    # When / Then
+    assert [d.name for d in load_sagas([first, second], code_root=code_root)] == ["Alpha", "Beta"]
+
+
+def test_the_same_saga_name_in_two_files_names_both_files(tmp_path, code_root):
+    # Given two files defining the saga Alpha
+    first = write(tmp_path, "a.saga.yaml", saga("Alpha", step("charge", "BillingService", "Charge", "Refund")))
+    second = write(tmp_path, "b.saga.yaml", saga("Alpha", step("mail", "MailService", "Send")))
+    # When / Then
+    with pytest.raises(SagaDefinitionError) as error:
+        load_sagas([first, second], code_root=code_root)
+    assert str(error.value) == f"{second}: field 'name': saga 'Alpha' is already defined in {first}"
+
+
+def test_a_step_whose_service_has_no_participant_code_is_refused(tmp_path, code_root):
+    # Given a step of ShippingService, which has no lambdas/shipping/handlers.py
+    path = write(tmp_path, "a.saga.yaml", saga("Alpha", step("ship", "ShippingService", "Ship", "Unship")))
+    # When / Then: the file, the step and the field are named
+    with pytest.raises(SagaDefinitionError, match=r"a\.saga\.yaml: step 'ship': field 'service': no participant code"):
+        load_sagas([path], code_root=code_root)
+
+
+def test_a_command_without_a_handler_names_the_missing_function(tmp_path, code_root):
+    # Given a compensation BillingService's module does not define
+    path = write(tmp_path, "a.saga.yaml", saga("Alpha", step("charge", "BillingService", "Charge", "Void")))
+    # When / Then
+    with pytest.raises(SagaDefinitionError) as error:
+        load_sagas([path], code_root=code_root)
+    assert "step 'charge': field 'compensation': lambdas/billing/handlers.py defines no handler 'void'" in str(
+        error.value
+    )
+
+
+def test_one_command_as_an_action_and_as_a_compensation_is_refused(tmp_path, code_root):
+    # Given BillingService's Refund as a compensation in one saga and as an action in another
+    first = write(tmp_path, "a.saga.yaml", saga("Alpha", step("charge", "BillingService", "Charge", "Refund")))
+    second = write(tmp_path, "b.saga.yaml", saga("Beta", step("refund", "BillingService", "Refund")))
+    # When / Then
+    with pytest.raises(SagaDefinitionError, match=r"b\.saga\.yaml: step 'refund': field 'action': .*compensation"):
+        load_sagas([first, second], code_root=code_root)
+
+
+def test_a_step_without_transient_errors_needs_no_retry_block():
+    # Given a step with no `retry`
+    definition = parse_definition(saga("Alpha", step("charge", "BillingService", "Charge", "Refund")))
+    # When compiled
+    task = compile_saga(definition)["States"]["Charge"]
+    # Then only the command's delivery is retried, and its compensation retries timeouts with the defaults
+    assert [retrier["ErrorEquals"] for retrier in task["Retry"]] == [DELIVERY_ERRORS]
+    compensation = definition.steps[0].effective_compensation_retry
+    assert compensation.errors == ["States.Timeout"]
+    assert compensation.interval_seconds == DEFAULT_INTERVAL_SECONDS
+
+
+def test_a_retry_block_with_only_errors_takes_the_documented_defaults():
+    # Given a retry that names its errors only
+    definition = parse_definition(
+        saga("Alpha", step("charge", "BillingService", "Charge", "Refund", retry={"errors": ["Billing.Busy"]}))
+    )
+    # Then
+    retry = definition.steps[0].retry
+    assert (retry.max_attempts, retry.interval_seconds, retry.backoff_rate, retry.max_delay_seconds) == (
+        DEFAULT_MAX_ATTEMPTS,
+        DEFAULT_INTERVAL_SECONDS,
+        DEFAULT_BACKOFF_RATE,
+        DEFAULT_MAX_DELAY_SECONDS,
+    )
+
+
+def test_a_long_interval_raises_the_default_delay_cap_instead_of_contradicting_it():
+    definition = parse_definition(
+        saga(
+            "Alpha",
+            step("charge", "BillingService", "Charge", "Refund", retry={"errors": ["B.X"], "interval_seconds": 90}),
+        )
+    )
+    assert definition.steps[0].retry.max_delay_seconds == 90
+
+
+def test_a_retriable_step_without_retry_still_retries_timeouts():
+    # Given a retriable step that lists no transient errors
+    definition = parse_definition(saga("Alpha", step("mail", "MailService", "Send")))
+    # When compiled / Then its lost replies are retried (it must eventually succeed), with the default attempts
+    retrier = compile_saga(definition)["States"]["Send"]["Retry"][0]
+    assert (retrier["ErrorEquals"], retrier["MaxAttempts"]) == (["States.Timeout"], DEFAULT_MAX_ATTEMPTS)
+
+
+@pytest.mark.parametrize(
+    ("retry", "field", "says"),
+    [
+        ({"errors": ["B.X"], "max_attempts": 0, "interval_seconds": 5}, "retry.interval_seconds", "max_attempts is 0"),
+        ({"errors": ["B.X"], "max_attempts": 0, "jitter": "NONE"}, "retry.jitter", "would never apply"),
+        ({"errors": []}, "retry.errors", "leave `retry` out for a step that has none"),
+        ({"errors": ["B.X"], "interval_seconds": 10, "max_delay_seconds": 5}, "retry.max_delay_seconds", "at least"),
+    ],
+    ids=["zero attempts with an interval", "zero attempts with jitter", "no errors", "cap below the interval"],
+)
+def test_contradictory_retry_settings_are_refused_naming_the_field(retry, field, says):
+    raw = saga("Alpha", step("charge", "BillingService", "Charge", "Refund", retry=retry))
+    with pytest.raises(SagaDefinitionError) as error:
+        parse_definition(raw, source="alpha.saga.yaml")
+    assert f"alpha.saga.yaml: step 'charge': field '{field}': " in str(error.value)
+    assert says in str(error.value)
+
+
+def test_check_validates_a_file_outside_the_project_without_writing_anything(tmp_path):
+    # Given a valid saga file outside statemachines/, on the project's participants
+    order = yaml.safe_load(saga_files()[0].read_text())
+    path = write(tmp_path, "copy.saga.yaml", {**copy.deepcopy(order), "name": "CopyOfOrders"})
+    before = sorted(p.name for p in tmp_path.iterdir())
+    # When checked
+    result = subprocess.run(
+        [sys.executable, "-m", "statemachines", "check", str(path)], cwd=REPO, capture_output=True, text=True
+    )
+    # Then it says what it compiles to, and writes no generated file
+    assert result.returncode == 0, result.stderr
+    assert f"ok {path}: saga CopyOfOrders, {len(order['steps'])} steps" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_check_refuses_a_file_that_clashes_with_a_project_saga(tmp_path):
+    # Given a copy of the order saga under its own name
+    path = write(tmp_path, "clash.saga.yaml", yaml.safe_load(saga_files()[0].read_text()))
+    # When checked / Then exit 2, naming the clash
+    result = subprocess.run(
+        [sys.executable, "-m", "statemachines", "check", str(path)], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert "is already defined in" in result.stderr
