@@ -84,6 +84,7 @@ def compile_saga(definition: SagaDefinition) -> dict[str, Any]:
             states[action_state(step)] = _retriable_task(definition, step, next_state)
         else:
             states[action_state(step)] = _forward_task(definition, steps, index, next_state)
+        states[action_state(step)]["Parameters"]["MessageBody"] |= _place_in_saga(steps, index)
     for index, step in enumerate(steps):
         if step.compensation is None:
             continue
@@ -187,6 +188,20 @@ def _callback_task(definition: SagaDefinition, step: Step, kind: str, *, has_res
         "TimeoutSeconds": step.sla.timeout_seconds,
         "HeartbeatSeconds": step.sla.heartbeat_seconds,
     }
+
+
+def _place_in_saga(steps: list[Step], index: int) -> dict[str, Any]:
+    """What an action's participant needs to read the saga record: the steps either side of it (an answer marks the
+    next one running; a refused late answer is undone only if the record shows the saga did not keep the step), and
+    whether the step is retriable (forward recovery: its late answers are never undone)."""
+    place: dict[str, Any] = {}
+    if index > 0:
+        place["previous_step"] = steps[index - 1].name
+    if index + 1 < len(steps):
+        place["next_step"] = steps[index + 1].name
+    if steps[index].retriable:
+        place["retriable"] = True
+    return place
 
 
 def _retriers(policy: RetryPolicy) -> list[dict[str, Any]]:

@@ -84,6 +84,11 @@ def test_command_envelope_carries_what_a_participant_needs(asl, definition):
         assert body["input.$"] == "$.input"
         # Earlier results travel on; the first step has none yet.
         assert ("results.$" in body) == (index > 0)
+        # Its place in the saga, by which the participant reads the saga record
+        assert body.get("previous_step") == (definition.steps[index - 1].name if index > 0 else None)
+        following = definition.steps[index + 1].name if index + 1 < len(definition.steps) else None
+        assert body.get("next_step") == following
+        assert "retriable" not in body
         queue = asl["States"][step.action]["Parameters"]["QueueUrl"]
         assert queue == f"${{{queue_url_key(step.action)}}}"
         comp_body = asl["States"][step.compensation]["Parameters"]["MessageBody"]
@@ -194,6 +199,8 @@ def test_retriable_steps_are_never_compensated_and_park_when_exhausted(raw_defin
     assert "SendCancellationNotice" not in asl["States"]
     task = asl["States"]["SendOrderConfirmation"]
     assert "States.Timeout" in task["Retry"][0]["ErrorEquals"]
+    # (its participant is told: a late success of a retried attempt is never undone)
+    assert task["Parameters"]["MessageBody"]["retriable"] is True
     (catch,) = task["Catch"]
     park = asl["States"][catch["Next"]]
     assert park["Parameters"]["ExpressionAttributeValues"][":status"] == {"S": "FORWARD_RECOVERY_FAILED"}
