@@ -1,367 +1,199 @@
-"""The participant toolkit: fakes for callbacks and saga records, Powertools idempotency on moto DynamoDB."""
+"""The participant toolkit: the order saga's services, Powertools idempotency and the real saga record repository on
+moto; Step Functions' side of task tokens is a task board (tests/unit/toolkit/harness.py)."""
 
 from __future__ import annotations
 
 import json
 import threading
 import time
-import uuid
 
-import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
-from moto import mock_aws
 
-from local_runtime.cloud import LocalLambdaContext
-from participant_toolkit import ParticipantSettings, PermanentFailure, SagaParticipant, TransientFailure, observability
-from participant_toolkit.callbacks import LateCallback
-from saga_records import StepStatus
+from participant_toolkit import PermanentFailure, TransientFailure
+from participant_toolkit.callbacks import TaskCallbacks
+from saga_operations.records import OperationsRecords
+from saga_records import SagaStatus, StepStatus
+from tests.unit.toolkit.harness import SAGA_TABLE, SKU, context, order, sqs_event
 
 pytestmark = pytest.mark.unit
 
 SECRET_TOKEN = "token-that-must-never-be-logged"
 
 
-class FakeCallbacks:
-    def __init__(self, refuse_success: bool = False) -> None:
-        self.calls: list[tuple] = []
-        self.refuse_success = refuse_success
-        self._lock = threading.Lock()
+def counting(function, calls):
+    """`function`, appending the saga id of each call to `calls`."""
 
-    def succeed(self, task_token, output):
-        with self._lock:
-            self.calls.append(("succeed", task_token, output))
-        if self.refuse_success:
-            raise LateCallback("TaskTimedOut")
+    def counted(command):
+        calls.append(command.saga_id)
+        return function(command)
 
-    def fail(self, task_token, error, cause):
-        self.calls.append(("fail", task_token, error, cause))
-
-    def heartbeat(self, task_token):
-        with self._lock:
-            self.calls.append(("heartbeat", task_token))
-
-    def heartbeats(self, task_token, every_seconds, **options):
-        from participant_toolkit.callbacks import TaskCallbacks
-
-        return TaskCallbacks.heartbeats(self, task_token, every_seconds, **options)
-
-    def heartbeats_for(self, tokens, every_seconds, **options):
-        from participant_toolkit.callbacks import TaskCallbacks
-
-        return TaskCallbacks.heartbeats_for(self, tokens, every_seconds, **options)
-
-    def answers(self):
-        return [call for call in self.calls if call[0] != "heartbeat"]
+    return counted
 
 
-class FakeRecords:
-    def __init__(self) -> None:
-        self.events: list[tuple] = []
-
-    def step_started(self, saga_id, step, kind):
-        self.events.append(("started", saga_id, step, kind))
-        return True
-
-    def step_finished(self, saga_id, step, status, **fields):
-        self.events.append(("finished", saga_id, step, status, fields))
-        return True
-
-
-class Domain:
-    """A participant's domain functions, counting what they applied."""
-
-    def __init__(self, action=None, compensation=None) -> None:
-        self.applied: list[str] = []
-        self.undone: list[str] = []
-        self._action = action
-        self._compensation = compensation
-
-    def action(self, command):
-        if self._action:
-            self._action(command)
-        self.applied.append(command.saga_id)
-        return {"reservation_id": f"r-{command.saga_id}"}
-
-    def compensation(self, command):
-        if self._compensation:
-            self._compensation(command)
-        self.undone.append(command.saga_id)
-        return {"released": True}
-
-
-@pytest.fixture
-def settings(aws_env, monkeypatch):
-    # What the stack sets on every participant function, minus X-Ray (no daemon here).
-    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    # The shared Metrics object read its namespace when first imported, maybe before this test's env.
-    monkeypatch.setattr(observability.metrics, "namespace", "Sagas")
-    with mock_aws():
-        boto3.client("dynamodb").create_table(
-            TableName="idempotency",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield ParticipantSettings(
-            SERVICE_TABLE_NAME="svc", SAGA_TABLE_NAME="sagas", IDEMPOTENCY_TABLE_NAME="idempotency", SAGA_TIME_SCALE=1.0
-        )
-
-
-def make_participant(settings, domain, callbacks=None, records=None):
-    callbacks = callbacks or FakeCallbacks()
-    records = records or FakeRecords()
-    participant = SagaParticipant(
-        service="InventoryService",
-        action=domain.action,
-        compensation=domain.compensation,
-        settings=settings,
-        callbacks=callbacks,
-        records=records,
-    )
-    return participant, callbacks, records
-
-
-def command(kind="action", saga_id="saga-1", token=None, heartbeat_seconds=20, **overrides):
-    body = {
-        "saga_id": saga_id,
-        "saga_type": "OrderFulfillment",
-        "step": "reserve_inventory",
-        "kind": kind,
-        "command": "ReserveItems" if kind == "action" else "ReleaseReservation",
-        "idempotency_key": f"{saga_id}#reserve_inventory#{kind}",
-        "task_token": token or f"{SECRET_TOKEN}-{uuid.uuid4()}",
-        "heartbeat_seconds": heartbeat_seconds,
-        "input": {"order_id": "o-1"},
-        "results": {},
-    }
-    return {**body, **overrides}
-
-
-def sqs_event(*bodies):
-    return {
-        "Records": [
-            {
-                "messageId": f"m-{index}",
-                "receiptHandle": f"h-{index}",
-                "body": body if isinstance(body, str) else json.dumps(body),
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:commands",
-                "awsRegion": "us-east-1",
-            }
-            for index, body in enumerate(bodies)
-        ]
-    }
-
-
-def context():
-    return LocalLambdaContext("fn", "arn:aws:lambda:us-east-1:123456789012:function:fn", 256, time.monotonic() + 30)
-
-
-def test_success_answers_the_token_and_records_the_step(settings):
-    # Given a healthy domain
-    domain = Domain()
-    participant, callbacks, records = make_participant(settings, domain)
-    body = command()
-    # When one command arrives
-    response = participant.handle_actions(sqs_event(body), context())
-    # Then it applied once, answered its own token with the result, and moved the saga record along
+def test_success_answers_the_token_and_records_the_step(saga, participants, board, services):
+    # Given a started saga (its first step running)
+    assert saga.step_statuses()["reserve_inventory"] == "RUNNING"
+    body = saga.command("reserve_inventory")
+    # When its first command arrives
+    response = participants["InventoryService"].handle_actions(sqs_event(body), context())
+    # Then the stock is reserved, the token answered with the reservation, and the record moved to the next step
     assert response == {"batchItemFailures": []}
-    assert domain.applied == ["saga-1"]
-    assert callbacks.answers() == [("succeed", body["task_token"], {"reservation_id": "r-saga-1"})]
-    assert records.events[0] == ("started", "saga-1", "reserve_inventory", "action")
-    assert records.events[1][:4] == ("finished", "saga-1", "reserve_inventory", StepStatus.SUCCEEDED)
+    assert services.inventory.get_stock(SKU) == 8
+    ((kind, token, output),) = board.answers
+    assert (kind, token) == ("succeed", body["task_token"])
+    assert output["status"] == "ACTIVE"
+    record = saga.record()
+    assert record["steps"]["reserve_inventory"]["status"] == "SUCCEEDED"
+    assert record["steps"]["reserve_inventory"]["result"] == output
+    assert (record["current_step"], record["steps"]["process_payment"]["status"]) == ("process_payment", "RUNNING")
+    assert record["status"] == SagaStatus.PENDING
 
 
-def test_a_duplicate_with_a_new_token_gets_the_stored_result_without_a_second_effect(settings):
-    domain = Domain()
-    participant, callbacks, _ = make_participant(settings, domain)
-    first, retry = command(), command()
+def test_a_retried_task_gets_the_stored_result_without_a_second_effect(saga, participants, board, services):
+    calls = []
+    participant = participants.new("InventoryService", action=counting(services.domain["InventoryService"][0], calls))
+    first, retry = saga.command("reserve_inventory"), saga.command("reserve_inventory")
     participant.handle_actions(sqs_event(first), context())
-    # When the same command (same idempotency key) arrives again with a fresh token
+    # When the same step's command (same idempotency key) arrives again with a fresh token
     participant.handle_actions(sqs_event(retry), context())
     # Then the domain ran once and both tokens got the same answer
-    assert domain.applied == ["saga-1"]
-    assert [(c[0], c[1]) for c in callbacks.answers()] == [
+    assert calls == [saga.saga_id]
+    assert [(kind, token) for kind, token, _ in board.answers] == [
         ("succeed", first["task_token"]),
         ("succeed", retry["task_token"]),
     ]
-    assert callbacks.answers()[0][2] == callbacks.answers()[1][2]
+    assert board.answers[0][2] == board.answers[1][2]
+    assert services.inventory.get_stock(SKU) == 8
 
 
-def test_a_business_rejection_fails_the_task_and_is_remembered(settings):
+def test_a_business_rejection_fails_the_task_and_is_remembered(saga, participants, board, services):
     calls = []
-
-    def decline(command):
-        calls.append(command.saga_id)
-        raise PermanentFailure("Inventory.InsufficientStock", "SKU-1: 0 available")
-
-    participant, callbacks, records = make_participant(settings, Domain(action=decline))
-    first, duplicate = command(), command()
+    participant = participants.new("ShippingService", action=counting(services.domain["ShippingService"][0], calls))
+    saga.order["shipping_address"]["country"] = "AQ"  # no carrier serves it
+    first, retry = saga.command("create_shipment"), saga.command("create_shipment")
     participant.handle_actions(sqs_event(first), context())
-    participant.handle_actions(sqs_event(duplicate), context())
-    assert calls == ["saga-1"]
-    assert callbacks.answers() == [
-        ("fail", first["task_token"], "Inventory.InsufficientStock", "SKU-1: 0 available"),
-        ("fail", duplicate["task_token"], "Inventory.InsufficientStock", "SKU-1: 0 available"),
+    participant.handle_actions(sqs_event(retry), context())
+    assert calls == [saga.saga_id]
+    assert [(kind, token, error) for kind, token, error in board.answers] == [
+        ("fail", first["task_token"], "Shipping.AddressNotServiceable"),
+        ("fail", retry["task_token"], "Shipping.AddressNotServiceable"),
     ]
-    finished = [event for event in records.events if event[0] == "finished"]
-    assert finished[0][3] == StepStatus.FAILED
-    assert finished[0][4]["error"] == "Inventory.InsufficientStock"
+    step = saga.record()["steps"]["create_shipment"]
+    assert (step["status"], step["error"]) == ("FAILED", "Shipping.AddressNotServiceable")
 
 
-def test_a_transient_failure_is_reported_for_retry_and_not_remembered(settings):
+def test_a_transient_failure_is_reported_for_retry_and_not_remembered(saga, participants, board, services):
     attempts = []
+    reserve = services.domain["InventoryService"][0]
 
     def flaky(command):
         attempts.append(command.task_token)
         if len(attempts) == 1:
             raise TransientFailure("Inventory.StoreUnavailable", "throttled")
+        return reserve(command)
 
-    domain = Domain(action=flaky)
-    participant, callbacks, _ = make_participant(settings, domain)
-    first, retry = command(), command()
+    participant = participants.new("InventoryService", action=flaky)
+    first, retry = saga.command("reserve_inventory"), saga.command("reserve_inventory")
     participant.handle_actions(sqs_event(first), context())
     participant.handle_actions(sqs_event(retry), context())
     # Then the first attempt reported the transient error name, and the retry really ran
-    assert callbacks.answers()[0] == ("fail", first["task_token"], "Inventory.StoreUnavailable", "throttled")
-    assert callbacks.answers()[1][:2] == ("succeed", retry["task_token"])
-    assert domain.applied == ["saga-1"]
+    assert board.answers[0] == ("fail", first["task_token"], "Inventory.StoreUnavailable")
+    assert board.answers[1][:2] == ("succeed", retry["task_token"])
     assert len(attempts) == 2
+    assert services.inventory.get_stock(SKU) == 8
+    assert saga.step_statuses()["reserve_inventory"] == "SUCCEEDED"
 
 
-def test_bad_messages_fail_only_their_own_batch_item(settings):
-    domain = Domain()
-    participant, callbacks, _ = make_participant(settings, domain)
-    good = command(saga_id="saga-good")
-    event = sqs_event(good, "{not json", command(saga_id="saga-x", kind="compensation"), {"saga_id": "s"})
+def test_bad_messages_fail_only_their_own_batch_item(saga, participants, board, services):
+    good = saga.command("reserve_inventory")
+    wrong_queue = saga.command("reserve_inventory", "compensation")
+    event = sqs_event(good, "{not json", wrong_queue, {"saga_id": "s"})
     # When a batch mixes a good command with an unparseable one, a command for the wrong function and a bad shape
-    response = participant.handle_actions(event, context())
+    response = participants["InventoryService"].handle_actions(event, context())
     # Then only the bad ones are reported back to SQS (so they are redelivered, then dead-lettered)
-    assert sorted(f["itemIdentifier"] for f in response["batchItemFailures"]) == ["m-1", "m-2", "m-3"]
-    assert domain.applied == ["saga-good"]
-    assert len(callbacks.answers()) == 1
+    failed = sorted(failure["itemIdentifier"] for failure in response["batchItemFailures"])
+    assert failed == sorted(record["messageId"] for record in event["Records"][1:])
+    assert [token for _, token, _ in board.answers] == [good["task_token"]]
+    assert services.inventory.get_stock(SKU) == 8
 
 
-def test_an_unexpected_error_leaves_the_message_for_redelivery_without_answering(settings):
+def test_an_unexpected_error_leaves_the_message_for_redelivery_without_answering(saga, participants, board):
     def boom(command):
         raise RuntimeError("bug")
 
-    participant, callbacks, _ = make_participant(settings, Domain(action=boom))
+    participant = participants.new("InventoryService", action=boom)
     # When every record of the batch hits a bug / Then the invocation fails, so SQS redelivers the whole batch
     with pytest.raises(BatchProcessingError):
-        participant.handle_actions(sqs_event(command(), command(saga_id="saga-2")), context())
-    assert callbacks.answers() == []
+        participant.handle_actions(sqs_event(saga.command("reserve_inventory")), context())
+    assert board.answers == []
+    assert saga.step_statuses()["reserve_inventory"] == "RUNNING"
 
 
-def test_a_late_success_undoes_its_own_effect(settings):
-    # Given a step whose task already timed out (the saga compensated around it)
-    domain = Domain()
-    participant, _callbacks, _ = make_participant(settings, domain, FakeCallbacks(refuse_success=True))
-    # When the action completes and its callback is refused
-    response = participant.handle_actions(sqs_event(command()), context())
-    # Then the participant takes its effect back itself
+def test_a_duplicate_delivery_of_an_answered_command_changes_nothing(saga, participants, board, services):
+    # Given an action whose success Step Functions took, and the saga moved on
+    delivered = saga.command("reserve_inventory")
+    participants["InventoryService"].handle_actions(sqs_event(delivered), context())
+    before = saga.record()
+    # When SQS delivers the same message again (same token)
+    response = participants.new("InventoryService").handle_actions(sqs_event(delivered), context())
+    # Then nothing runs again: no second effect, no undo, no second answer, no write to the record
     assert response == {"batchItemFailures": []}
-    assert domain.applied == ["saga-1"]
-    assert domain.undone == ["saga-1"]
+    assert services.inventory.get_stock(SKU) == 8
+    assert participants.undone == []
+    assert [kind for kind, _, _ in board.answers] == ["succeed"]
+    assert board.refused == []
+    assert saga.record() == before
 
 
-def test_a_duplicate_delivery_of_an_answered_command_changes_nothing(settings):
-    # Given an action whose success Step Functions took
-    domain = Domain()
-    participant, callbacks, records = make_participant(settings, domain)
-    delivered = command()
-    participant.handle_actions(sqs_event(delivered), context())
-    # When SQS delivers the same message again (same token) after the saga moved on
-    response = participant.handle_actions(sqs_event(delivered), context())
-    # Then nothing runs again: no second effect, no undo, no second answer, no rewind of the record
-    assert response == {"batchItemFailures": []}
-    assert domain.applied == ["saga-1"]
-    assert domain.undone == []
-    assert [call[0] for call in callbacks.answers()] == ["succeed"]
-    assert [event[0] for event in records.events] == ["started", "finished"]
-
-
-class SlowFirstAnswer(FakeCallbacks):
-    """Step Functions taking a token's first answer slowly, then refusing any other answer to it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.answering, self.release = threading.Event(), threading.Event()
-        self._answered: set[str] = set()
-
-    def succeed(self, task_token, output):
-        super().succeed(task_token, output)
-        if task_token in self._answered:
-            raise LateCallback("InvalidToken")
-        self._answered.add(task_token)
-        self.answering.set()
-        self.release.wait(5)
-
-
-def test_a_duplicate_delivered_while_the_first_answers_waits_and_undoes_nothing(settings):
-    # Given a command whose first delivery ran its domain call and is still answering its token
-    domain = Domain()
-    callbacks = SlowFirstAnswer()
-    participant, _, records = make_participant(settings, domain, callbacks)
-    # (another warm environment of the same function: one environment runs one invocation at a time)
-    other_environment, _, _ = make_participant(settings, domain, callbacks, records)
-    delivered = command()
-    first_response = []
-    first = threading.Thread(
-        target=lambda: first_response.append(other_environment.handle_actions(sqs_event(delivered), context()))
-    )
-    first.start()
-    assert callbacks.answering.wait(5)
-    # When SQS delivers the same message meanwhile
-    # Then that delivery fails back to SQS (its whole batch, here of one), to be redelivered
-    with pytest.raises(BatchProcessingError):
-        participant.handle_actions(sqs_event(delivered), context())
-    callbacks.release.set()
-    first.join(5)
-    assert first_response == [{"batchItemFailures": []}]
-    # And once redelivered it changes nothing: the effect ran once, nothing was undone, the token was answered once
-    # and the record not rewound
-    after = participant.handle_actions(sqs_event(delivered), context())
-    assert after == {"batchItemFailures": []}
-    assert domain.applied == ["saga-1"]
-    assert domain.undone == []
-    assert [call[0] for call in callbacks.answers()] == ["succeed"]
-    assert [event[0] for event in records.events] == ["started", "finished"]
-
-
-def test_heartbeats_are_sent_while_the_work_runs(settings):
-    domain = Domain(action=lambda command: time.sleep(0.8))
-    participant, callbacks, _ = make_participant(settings, domain)
-    body = command(heartbeat_seconds=1)  # beat every 1/3 s
+def test_heartbeats_are_sent_while_the_work_runs(saga, participants, board, services):
+    reserve = services.domain["InventoryService"][0]
+    participant = participants.new("InventoryService", action=lambda command: (time.sleep(0.8), reserve(command))[1])
+    body = saga.command("reserve_inventory") | {"heartbeat_seconds": 1}  # beat every 1/3 s
     participant.handle_actions(sqs_event(body), context())
-    beats = [call for call in callbacks.calls if call[0] == "heartbeat"]
-    assert len(beats) >= 2
-    assert all(call[1] == body["task_token"] for call in beats)
+    assert len(board.beats) >= 2
+    assert set(board.beats) == {body["task_token"]}
 
 
-def test_a_command_waiting_behind_a_slow_one_in_its_batch_keeps_its_task_alive(settings):
+def test_a_command_waiting_behind_a_slow_one_in_its_batch_keeps_its_task_alive(
+    board, participants, saga_of, raw_definition
+):
     # Given a batch of two commands whose first takes longer than a heartbeat interval (1/3 s)
-    domain = Domain(action=lambda command: time.sleep(0.7) if command.saga_id == "saga-1" else None)
-    participant, callbacks, _ = make_participant(settings, domain)
-    first, second = command(saga_id="saga-1", heartbeat_seconds=1), command(saga_id="saga-2", heartbeat_seconds=1)
+    first_saga, second_saga = saga_of(raw_definition), saga_of(raw_definition)
+    reserve = participants.services.domain["InventoryService"][0]
+
+    def slow_for_the_first(command):
+        if command.saga_id == first_saga.saga_id:
+            time.sleep(0.7)
+        return reserve(command)
+
+    participant = participants.new("InventoryService", action=slow_for_the_first)
+    first = first_saga.command("reserve_inventory") | {"heartbeat_seconds": 1}
+    second = second_saga.command("reserve_inventory") | {"heartbeat_seconds": 1}
     # When the batch is processed, one command after the other
     participant.handle_actions(sqs_event(first, second), context())
     # Then the second command's task got heartbeats while the first one was still working, not only after
-    first_answered = callbacks.calls.index(("succeed", first["task_token"], {"reservation_id": "r-saga-1"}))
-    early_beats = [call for call in callbacks.calls[:first_answered] if call == ("heartbeat", second["task_token"])]
-    assert len(early_beats) >= 2
-    assert domain.applied == ["saga-1", "saga-2"]
+    answers_at = [index for index, (_, token, _) in enumerate(board.answers) if token == first["task_token"]]
+    assert answers_at == [0]
+    assert board.beats.count(second["task_token"]) >= 2
+    assert [token for _, token, _ in board.answers] == [first["task_token"], second["task_token"]]
+
+
+def test_a_batch_of_fresh_commands_answered_within_a_beat_interval_sends_no_heartbeat(
+    board, participants, saga_of, raw_definition
+):
+    # Given three commands sent just now, each with a 6 s heartbeat window (a beat due every 2 s), in one batch
+    bodies = [saga_of(raw_definition).command("reserve_inventory") | {"heartbeat_seconds": 6} for _ in range(3)]
+    # When the batch is handled (quick domain work)
+    participants["InventoryService"].handle_actions(sqs_event(*bodies), context())
+    # Then each was answered and none was beaten: one SendTask* call per step
+    assert [token for _, token, _ in board.answers] == [body["task_token"] for body in bodies]
+    assert board.beats == []
 
 
 def test_a_failed_heartbeat_call_does_not_stop_the_heartbeats():
     # Given a Step Functions client whose first heartbeat call fails for a reason other than the task having ended
     # (moto 5.2.5 raises AttributeError while an execution is being created; AWS may throttle)
-    from participant_toolkit.callbacks import TaskCallbacks
-
     class FlakyCallbacks(TaskCallbacks):
         def __init__(self):
             self.beats = 0
@@ -379,79 +211,77 @@ def test_a_failed_heartbeat_call_does_not_stop_the_heartbeats():
     assert callbacks.beats >= 3
 
 
-def _sent_seconds_ago(event, seconds):
-    for record in event["Records"]:
-        record["attributes"]["SentTimestamp"] = str(int((time.time() - seconds) * 1000))
-    return event
-
-
-def test_a_fresh_command_answered_within_one_beat_interval_sends_no_heartbeat(settings):
+def test_a_fresh_command_answered_within_one_beat_interval_sends_no_heartbeat(saga, participants, board):
     # Given a command sent just now, whose heartbeat window is 6 s (a beat due every 2 s), and quick domain work
-    domain = Domain()
-    participant, callbacks, _ = make_participant(settings, domain)
-    event = _sent_seconds_ago(sqs_event(command(heartbeat_seconds=6)), 0)
+    body = saga.command("reserve_inventory") | {"heartbeat_seconds": 6}
     # When it is handled
-    participant.handle_actions(event, context())
+    participants["InventoryService"].handle_actions(sqs_event(body, sent_seconds_ago=0), context())
     # Then it is answered with no heartbeat: one SendTask* call for the step
-    assert [call[0] for call in callbacks.calls] == ["succeed"]
+    assert board.beats == []
+    assert board.answered(body["task_token"]) == ["succeed"]
 
 
-def test_a_command_that_waited_in_the_queue_beats_on_pick_up(settings):
+def test_a_command_that_waited_in_the_queue_beats_on_pick_up(saga, participants, board):
     # Given a command that waited 3 s of its 6 s heartbeat window in the queue (more than one 2 s interval)
-    domain = Domain()
-    participant, callbacks, _ = make_participant(settings, domain)
-    body = command(heartbeat_seconds=6)
-    event = _sent_seconds_ago(sqs_event(body), 3)
-    # When it is handled
-    participant.handle_actions(event, context())
-    # Then the window is renewed on pick-up (the only beat: the work took no interval), and the step answered
-    assert sorted(call[0] for call in callbacks.calls) == ["heartbeat", "succeed"]
-    assert all(call[1] == body["task_token"] for call in callbacks.calls)
+    body = saga.command("reserve_inventory") | {"heartbeat_seconds": 6}
+    # When it is handled (its answer held a moment, as a busy Step Functions would)
+    release = board.hold_next_answer()
+    threading.Timer(0.3, release.set).start()
+    participants["InventoryService"].handle_actions(sqs_event(body, sent_seconds_ago=3), context())
+    # Then the window was renewed on pick-up (the only beat: the work took no interval), and the step answered
+    assert board.beats == [body["task_token"]]
+    assert board.answered(body["task_token"]) == ["succeed"]
 
 
-def test_a_fresh_command_still_beats_once_its_work_outlasts_an_interval(settings):
+def test_a_fresh_command_still_beats_once_its_work_outlasts_an_interval(saga, participants, board, services):
     # Given a fresh command beating every 5/3 s (a 5 s window) whose domain work takes 2 s
-    domain = Domain(action=lambda command: time.sleep(2.0))
-    participant, callbacks, _ = make_participant(settings, domain)
-    event = _sent_seconds_ago(sqs_event(command(heartbeat_seconds=5)), 0)
+    reserve = services.domain["InventoryService"][0]
+    participant = participants.new("InventoryService", action=lambda command: (time.sleep(2.0), reserve(command))[1])
+    body = saga.command("reserve_inventory") | {"heartbeat_seconds": 5}
     # When it is handled / Then a heartbeat went out while the work ran, before the answer
-    participant.handle_actions(event, context())
-    kinds = [call[0] for call in callbacks.calls]
-    assert "heartbeat" in kinds
-    assert kinds.index("heartbeat") < kinds.index("succeed")
+    participant.handle_actions(sqs_event(body), context())
+    assert board.beats == [body["task_token"]]
+    assert board.answered(body["task_token"]) == ["succeed"]
 
 
-def test_a_fresh_command_on_a_sub_second_interval_keeps_the_pick_up_beat(settings):
-    # Given a fresh command beating every 1/3 s (a scaled local clock's kind of interval), answered at once
-    domain = Domain()
-    participant, callbacks, _ = make_participant(settings, domain)
-    event = _sent_seconds_ago(sqs_event(command(heartbeat_seconds=1)), 0)
+def test_a_fresh_command_on_a_sub_second_interval_keeps_the_pick_up_beat(saga, participants, board):
+    # Given a fresh command beating every 1/3 s (a scaled local clock's kind of interval), its answer held a moment
+    body = saga.command("reserve_inventory") | {"heartbeat_seconds": 1}
+    release = board.hold_next_answer()
+    threading.Timer(0.2, release.set).start()
     # When it is handled / Then it beat on pick-up: scheduling delays are a fair share of such an interval
-    participant.handle_actions(event, context())
-    assert sorted(call[0] for call in callbacks.calls) == ["heartbeat", "succeed"]
+    participants["InventoryService"].handle_actions(sqs_event(body), context())
+    assert board.beats[:1] == [body["task_token"]]
 
 
-def test_compensation_runs_through_its_own_entry_point(settings):
-    domain = Domain()
-    participant, _callbacks, records = make_participant(settings, domain)
-    response = participant.handle_compensations(sqs_event(command(kind="compensation")), context())
+def test_compensation_runs_through_its_own_entry_point(saga, participants, board, services):
+    participants["InventoryService"].handle_actions(sqs_event(saga.command("reserve_inventory")), context())
+    body = saga.command("reserve_inventory", "compensation")
+    response = participants["InventoryService"].handle_compensations(sqs_event(body), context())
     assert response == {"batchItemFailures": []}
-    assert domain.undone == ["saga-1"]
-    assert records.events[-1][3] == StepStatus.COMPENSATED
+    assert services.inventory.get_stock(SKU) == 10
+    assert board.answered(body["task_token"]) == ["succeed"]
+    assert saga.record()["status"] == SagaStatus.COMPENSATING
+    assert saga.step_statuses()["reserve_inventory"] == StepStatus.COMPENSATED
 
 
-def test_task_tokens_and_payloads_stay_out_of_logs_and_errors(settings, capsys):
-    def decline(command):
-        raise PermanentFailure("Inventory.InsufficientStock", "none left")
-
-    participant, _, _ = make_participant(settings, Domain(action=decline), FakeCallbacks(refuse_success=True))
+def test_task_tokens_and_payloads_stay_out_of_logs_and_errors(saga, participants, capsys):
+    participant = participants["PaymentService"]
     # Given a batch of only malformed commands that carry a token and card data
-    leaky = command(input={"card": "4111-secret"}, heartbeat_seconds="soon", surprise=SECRET_TOKEN)
+    leaky = saga.command("process_payment") | {
+        "task_token": SECRET_TOKEN,
+        "input": {"card": "4111-secret"},
+        "heartbeat_seconds": "soon",
+        "surprise": SECRET_TOKEN,
+    }
     # When the handler fails the whole batch (so Lambda logs the error)
     with pytest.raises(BatchProcessingError) as failure:
         participant.action_handler(sqs_event(leaky, "{broken"), context())
     error_text = str(failure.value)  # read now: the processor reuses its exception list on the next batch
-    participant.action_handler(sqs_event(command(input={"card": "4111-secret"})), context())
+    # And a command whose card is declined is answered (and logged)
+    declined = saga.command("process_payment") | {"task_token": SECRET_TOKEN + "-2"}
+    declined["input"] = order() | {"payment": {"card_token": "tok_declined"}, "card": "4111-secret"}
+    participant.action_handler(sqs_event(declined), context())
     # Then neither the error nor the logs repeat the token or the payload, but they do name the bad fields
     printed = capsys.readouterr()
     text = printed.out + printed.err + error_text
@@ -463,45 +293,61 @@ def test_task_tokens_and_payloads_stay_out_of_logs_and_errors(settings, capsys):
 # --- compensations an operator re-runs (saga_ops resume): no task token, the outcome goes on the saga record ---
 
 
-def test_a_compensation_without_a_token_records_its_outcome_and_calls_back_nobody(settings):
-    # Given a healthy domain
-    domain = Domain()
-    participant, callbacks, records = make_participant(settings, domain)
-    body = command("compensation", task_token=None, idempotency_key="saga-1#reserve_inventory#compensation#resume-1")
+def _parked_at_reservation(saga, participants, operator_records):
+    """A saga parked with its reservation's release failed, which the operator resumes: the record as the resume
+    leaves it before sending the tokenless compensation."""
+    participants["InventoryService"].handle_actions(sqs_event(saga.command("reserve_inventory")), context())
+    saga.ends(SagaStatus.COMPENSATING)
+    operator_records.mark_step(
+        saga.saga_id, "reserve_inventory", StepStatus.COMPENSATING, saga_status=SagaStatus.COMPENSATING
+    )
+    body = saga.command("reserve_inventory", "compensation")
+    return body | {"task_token": None, "idempotency_key": f"{saga.saga_id}#reserve_inventory#compensation#operator-1"}
+
+
+def test_a_compensation_without_a_token_records_its_outcome_and_calls_back_nobody(saga, participants, board, services):
+    body = _parked_at_reservation(saga, participants, OperationsRecords(SAGA_TABLE))
+    answered_before = list(board.answers)
     # When the operator's compensation arrives
-    response = participant.handle_compensations(sqs_event(body), context())
+    response = participants["InventoryService"].handle_compensations(sqs_event(body), context())
     # Then it ran, the saga record got COMPENSATED, and no callback or heartbeat was attempted
     assert response == {"batchItemFailures": []}
-    assert domain.undone == ["saga-1"]
-    assert callbacks.calls == []
-    assert records.events[-1][:4] == ("finished", "saga-1", "reserve_inventory", StepStatus.COMPENSATED)
+    assert services.inventory.get_stock(SKU) == 10
+    assert board.answers == answered_before
+    assert board.beats == []
+    step = saga.record()["steps"]["reserve_inventory"]
+    assert (step["status"], step["result"]["status"]) == ("COMPENSATED", "RELEASED")
 
 
-def test_a_failing_compensation_without_a_token_records_the_failure(settings):
+@pytest.mark.parametrize(
+    "failure",
+    [
+        PermanentFailure("Inventory.Locked", "the warehouse is closed"),
+        TransientFailure("Inventory.StoreUnavailable", "throttled"),
+    ],
+)
+def test_a_failing_compensation_without_a_token_records_the_failure(saga, participants, board, failure):
+    body = _parked_at_reservation(saga, participants, OperationsRecords(SAGA_TABLE))
+
     def refuse(_command):
-        raise PermanentFailure("Inventory.Locked", "the warehouse is closed")
+        raise failure
 
-    participant, callbacks, records = make_participant(settings, Domain(compensation=refuse))
-    body = command("compensation", task_token=None, idempotency_key="saga-1#reserve_inventory#compensation#resume-1")
-    participant.handle_compensations(sqs_event(body), context())
-    finished = records.events[-1]
-    assert finished[:4] == ("finished", "saga-1", "reserve_inventory", StepStatus.COMPENSATION_FAILED)
-    assert finished[4]["error"] == "Inventory.Locked"
-    assert callbacks.calls == []
+    answered_before = list(board.answers)
+    participants.new("InventoryService", compensation=refuse).handle_compensations(sqs_event(body), context())
+    step = saga.record()["steps"]["reserve_inventory"]
+    assert (step["status"], step["error"]) == ("COMPENSATION_FAILED", failure.error)
+    assert board.answers == answered_before
 
 
-def test_an_action_without_a_token_is_refused_naming_the_field(settings):
-    domain = Domain()
-    participant, _, _ = make_participant(settings, domain)
-    body = command("action", task_token=None)
+def test_an_action_without_a_token_is_refused_naming_the_field(saga, participants, services):
+    body = saga.command("reserve_inventory") | {"task_token": None}
     with pytest.raises(BatchProcessingError):
-        participant.handle_actions(sqs_event(body), context())
-    assert domain.applied == []
+        participants["InventoryService"].handle_actions(sqs_event(body), context())
+    assert services.inventory.get_stock(SKU) == 10
 
 
-def test_each_command_publishes_its_step_latency_and_outcome(settings, capsys):
-    participant, _, _ = make_participant(settings, Domain())
-    participant.handle_actions(sqs_event(command()), context())
+def test_each_command_publishes_its_step_latency_and_outcome(saga, participants, capsys):
+    participants["InventoryService"].handle_actions(sqs_event(saga.command("reserve_inventory")), context())
     metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     step_metrics = [m for m in metrics if m.get("step") == "reserve_inventory"]
     names = {definition["Name"] for m in step_metrics for definition in m["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
@@ -510,11 +356,12 @@ def test_each_command_publishes_its_step_latency_and_outcome(settings, capsys):
     assert all(m["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Sagas" for m in step_metrics)
 
 
-def test_the_refusal_of_a_tokenless_action_names_the_field():
+def test_the_refusal_of_a_tokenless_action_names_the_field(saga):
     from participant_toolkit.command import MalformedCommand, parse_command
 
+    body = saga.command("reserve_inventory")
     with pytest.raises(MalformedCommand, match="task_token"):
-        parse_command(json.dumps(command("action", task_token=None)))
-    without_token = {key: value for key, value in command("action").items() if key != "task_token"}
+        parse_command(json.dumps(body | {"task_token": None}))
+    without_token = {key: value for key, value in body.items() if key != "task_token"}
     with pytest.raises(MalformedCommand, match="task_token"):
         parse_command(json.dumps(without_token))
