@@ -104,7 +104,7 @@ def compile_saga(definition: SagaDefinition) -> dict[str, Any]:
                 error_path="$.error",
                 next_state=FORWARD_RECOVERY_FAILED_STATE,
             )
-    states[RECORD_COMPLETED] = _record_update("COMPLETED")
+    states[RECORD_COMPLETED] = _record_update("COMPLETED", succeeded_steps=[step.name for step in steps])
     if definition.compensatable_steps:
         states[RECORD_FAILED] = _record_update("FAILED", error_path="$.error")
         states[COMPENSATION_FAILED_STATE] = {
@@ -243,8 +243,10 @@ def _record_update(
     error_path: str | None = None,
     next_state: str | None = None,
     keep_saga_error: bool = False,
+    succeeded_steps: list[str] | None = None,
 ) -> dict[str, Any]:
-    """One DynamoDB UpdateItem on the saga record; a missing record is created rather than lost."""
+    """One DynamoDB UpdateItem on the saga record; a missing record is created rather than lost (unless it names
+    `succeeded_steps`: their entries in the record's steps map must exist)."""
     sets = ["#status = :status", "updated_at = :now"]
     names = {"#status": "status"}
     values: dict[str, Any] = {
@@ -252,6 +254,13 @@ def _record_update(
         ":now": {"S.$": "$$.State.EnteredTime"},
         ":one": {"N": "1"},
     }
+    if succeeded_steps:
+        # A completed saga's record says every step SUCCEEDED at once: each participant marks its own step only
+        # after Step Functions took its answer, and the last of those marks can land after this state.
+        values[":succeeded"] = {"S": "SUCCEEDED"}
+        for index, step in enumerate(succeeded_steps):
+            names[f"#step{index}"] = step
+            sets.append(f"steps.#step{index}.#status = :succeeded")
     if failed_step is not None:
         sets.append("failed_step = :failed_step")
         values[":failed_step"] = {"S": failed_step}

@@ -26,8 +26,12 @@ from saga_records.model import SagaStatus, StepStatus, utc_now
 BY_STATUS_INDEX = "by_status"
 _FORWARD = (SagaStatus.STARTED, SagaStatus.PENDING)
 _UNDOING = (SagaStatus.STARTED, SagaStatus.PENDING, SagaStatus.COMPENSATING)
-# A step an answer may still settle: not yet marked by its own action's answer, nor by a compensation.
-_UNSETTLED_STEP = (StepStatus.NOT_STARTED, StepStatus.RUNNING)
+# A step an action's answer may still mark: neither its own answer nor a compensation marked it yet. The state
+# machine's RecordCompleted marks every step SUCCEEDED too, without a finished_at: an answer still adds its own.
+_UNANSWERED_STEP = (
+    "(steps.{step}.#status IN (:not_started, :running)"
+    " OR (steps.{step}.#status = :succeeded AND attribute_not_exists(steps.{step}.finished_at)))"
+)
 
 
 class SagaAlreadyExists(Exception):
@@ -122,14 +126,14 @@ class SagaRecordRepository:
                 step=(step, fields),
                 status=SagaStatus.PENDING,
                 allowed=_FORWARD,
-                step_in=(step, _UNSETTLED_STEP),
+                unanswered=step,
                 also_step=(next_step, {"status": StepStatus.RUNNING.value}),
                 also_step_in=(next_step, (StepStatus.NOT_STARTED,)),
             )
         ):
             return True
         # The last step (the saga may already be COMPLETED), a failure, or a saga that moved on: this step only.
-        return self._update(saga_id, step=(step, fields), allowed=tuple(SagaStatus), step_in=(step, _UNSETTLED_STEP))
+        return self._update(saga_id, step=(step, fields), allowed=tuple(SagaStatus), unanswered=step)
 
     def compensation_started(self, saga_id: str, step: str) -> bool:
         """A compensation begins: the step is COMPENSATING, the current step, and the saga is COMPENSATING."""
@@ -223,9 +227,10 @@ class SagaRecordRepository:
         step_in: tuple[str, tuple[StepStatus, ...]] | None = None,
         also_step: tuple[str, dict[str, Any]] | None = None,
         also_step_in: tuple[str, tuple[StepStatus, ...]] | None = None,
+        unanswered: str | None = None,
     ) -> bool:
-        """One conditional update; False when the saga is gone, already past `allowed` (late message), or a step
-        named in `step_in` / `also_step_in` is in none of the statuses listed."""
+        """One conditional update; False when the saga is gone, already past `allowed` (late message), a step named
+        in `step_in` / `also_step_in` is in none of the statuses listed, or the `unanswered` step was marked already."""
         names = {"#status": "status"}
         values: dict[str, Any] = {":now": utc_now(), ":one": 1}
         assignments = ["updated_at = :now"]
@@ -252,6 +257,14 @@ class SagaRecordRepository:
             step_name, statuses = required
             names[f"#c{index}step"] = step_name
             conditions.append(f"steps.#c{index}step.#status IN ({_listed(values, f'c{index}_', statuses)})")
+        if unanswered is not None:
+            names["#ustep"] = unanswered
+            values |= {
+                ":not_started": StepStatus.NOT_STARTED.value,
+                ":running": StepStatus.RUNNING.value,
+                ":succeeded": StepStatus.SUCCEEDED.value,
+            }
+            conditions.append(_UNANSWERED_STEP.format(step="#ustep"))
         try:
             self._table.update_item(
                 Key={"saga_id": saga_id},

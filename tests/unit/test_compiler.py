@@ -163,6 +163,19 @@ def test_terminal_records_end_the_execution_successfully(asl):
         assert state["Parameters"]["ExpressionAttributeValues"][":status"] == {"S": status}
 
 
+def test_a_completed_saga_s_record_shows_every_step_succeeded_at_once(asl, definition):
+    # (a participant marks its step only after Step Functions took its answer: the last marks may land later)
+    parameters = asl["States"][RECORD_COMPLETED]["Parameters"]
+    names = parameters["ExpressionAttributeNames"]
+    marked = {
+        names[assignment.split(".")[1]]
+        for assignment in parameters["UpdateExpression"].removeprefix("SET ").split(" ADD ")[0].split(", ")
+        if assignment.startswith("steps.") and assignment.endswith(".#status = :succeeded")
+    }
+    assert marked == {step.name for step in definition.steps}
+    assert parameters["ExpressionAttributeValues"][":succeeded"] == {"S": "SUCCEEDED"}
+
+
 def _walk(asl, route):
     """States entered (billed transitions) when each task answers per `route(state_name) -> error | None`."""
     entered, name = [], asl["StartAt"]

@@ -290,18 +290,40 @@ class SagaDriver:
     def service(self, step: str) -> str:
         return self.definition.step(step).service
 
-    def ends(self, status: SagaStatus) -> None:
-        """The state machine's RecordCompleted / RecordFailed state (one UpdateItem, unconditional)."""
+    def ends(self, status: SagaStatus, *, error: dict[str, str] | None = None) -> None:
+        """The state machine's last state: RecordCompleted or RecordFailed, its UpdateItem as compiled."""
+        state = self.asl["States"]["RecordCompleted" if status == SagaStatus.COMPLETED else "RecordFailed"]
+        assert state["Parameters"]["ExpressionAttributeValues"][":status"] == {"S": status.value}
+        error = error or {"Error": "Test.Failure", "Cause": "a step failed"}
+        paths = {
+            "$$.Execution.Name": self.saga_id,
+            "$$.State.EnteredTime": "2030-01-01T00:00:00.000Z",
+            "$.error.Error": error["Error"],
+            "$.error.Cause": error["Cause"],
+        }
+
+        def filled(value: dict[str, str]) -> dict[str, str]:
+            return {key.removesuffix(".$"): paths[path] if key.endswith(".$") else path for key, path in value.items()}
+
+        parameters = state["Parameters"]
+        boto3.client("dynamodb").update_item(
+            TableName=SAGA_TABLE,
+            Key={name: filled(value) for name, value in parameters["Key"].items()},
+            UpdateExpression=parameters["UpdateExpression"],
+            ExpressionAttributeNames=parameters["ExpressionAttributeNames"],
+            ExpressionAttributeValues={
+                name: filled(value) for name, value in parameters["ExpressionAttributeValues"].items()
+            },
+        )
+
+    def set_status(self, status: SagaStatus) -> None:
+        """The saga's status as an operator's resume (or a compensation under way) leaves it."""
         boto3.client("dynamodb").update_item(
             TableName=SAGA_TABLE,
             Key={"saga_id": {"S": self.saga_id}},
-            UpdateExpression="SET #status = :status, updated_at = :now ADD version :one",
+            UpdateExpression="SET #status = :status",
             ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={
-                ":status": {"S": status.value},
-                ":now": {"S": "2030-01-01T00:00:00.000Z"},
-                ":one": {"N": "1"},
-            },
+            ExpressionAttributeValues={":status": {"S": status.value}},
         )
 
     def record(self) -> dict[str, Any]:

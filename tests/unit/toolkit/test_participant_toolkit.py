@@ -50,6 +50,30 @@ def test_success_answers_the_token_and_records_the_step(saga, participants, boar
     assert record["status"] == SagaStatus.PENDING
 
 
+def test_a_saga_completed_before_its_last_answer_was_marked_shows_every_step_succeeded(saga, participants):
+    # Given a saga whose last step's answer was taken, and the state machine recording COMPLETED before that step's
+    # participant wrote its mark
+    for step in ("reserve_inventory", "process_payment", "create_shipment"):
+        participants[saga.service(step)].handle_actions(sqs_event(saga.command(step)), context())
+    participant = participants.new("NotificationService")
+    mark = participant.records.action_answered
+    seen = []
+
+    def completed_first(*args, **kwargs):
+        saga.ends(SagaStatus.COMPLETED)
+        seen.append(saga.step_statuses())
+        return mark(*args, **kwargs)
+
+    participant.records.action_answered = completed_first
+    participant.handle_actions(sqs_event(saga.command("send_confirmation")), context())
+    # Then the record said every step SUCCEEDED as soon as it said COMPLETED, and the mark added the step's result
+    assert seen == [dict.fromkeys(seen[0], "SUCCEEDED")]
+    record = saga.record()
+    assert record["status"] == SagaStatus.COMPLETED
+    assert record["steps"]["send_confirmation"]["result"]["message"] == "CONFIRMATION"
+    assert "finished_at" in record["steps"]["send_confirmation"]
+
+
 def test_a_retried_task_gets_the_stored_result_without_a_second_effect(saga, participants, board, services):
     calls = []
     participant = participants.new("InventoryService", action=counting(services.domain["InventoryService"][0], calls))
@@ -297,7 +321,7 @@ def _parked_at_reservation(saga, participants, operator_records):
     """A saga parked with its reservation's release failed, which the operator resumes: the record as the resume
     leaves it before sending the tokenless compensation."""
     participants["InventoryService"].handle_actions(sqs_event(saga.command("reserve_inventory")), context())
-    saga.ends(SagaStatus.COMPENSATING)
+    saga.set_status(SagaStatus.COMPENSATING)
     operator_records.mark_step(
         saga.saga_id, "reserve_inventory", StepStatus.COMPENSATING, saga_status=SagaStatus.COMPENSATING
     )
