@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
@@ -14,6 +13,7 @@ from participant_toolkit import ParticipantSettings, observability
 from saga_records import SagaRecordRepository
 from statemachines import SagaDefinition, load_definition, parse_definition
 from tests.e2e.orders import ORDER_SAGA
+from tests.unit.tables import create_idempotency_table, create_saga_table, create_service_table
 from tests.unit.toolkit.harness import (
     IDEMPOTENCY_TABLE,
     SAGA_TABLE,
@@ -41,41 +41,10 @@ def cloud(aws_env: None, monkeypatch: pytest.MonkeyPatch, requests: DynamoDBRequ
     # The shared Metrics object read its namespace when first imported, maybe before this test's env.
     monkeypatch.setattr(observability.metrics, "namespace", "Sagas")
     with mock_aws():
-        dynamodb = boto3.client("dynamodb")
-        dynamodb.create_table(
-            TableName=SAGA_TABLE,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": name, "AttributeType": "S"} for name in ("saga_id", "status", "created_at")
-            ],
-            KeySchema=[{"AttributeName": "saga_id", "KeyType": "HASH"}],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "by_status",
-                    "KeySchema": [
-                        {"AttributeName": "status", "KeyType": "HASH"},
-                        {"AttributeName": "created_at", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-        )
-        dynamodb.create_table(
-            TableName=IDEMPOTENCY_TABLE,
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_saga_table(SAGA_TABLE)
+        create_idempotency_table(IDEMPOTENCY_TABLE)
         for table in SERVICE_TABLES.values():
-            dynamodb.create_table(
-                TableName=table,
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            create_service_table(table)
         yield
 
 

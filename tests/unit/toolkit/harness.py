@@ -98,6 +98,7 @@ class TaskBoard:
             self.waiting.discard(token)
 
     def hold_next_answer(self) -> threading.Event:
+        self.answering.clear()
         self._hold = threading.Event()
         self._holds.append(self._hold)
         return self._hold

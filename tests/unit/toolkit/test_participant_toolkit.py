@@ -107,28 +107,6 @@ def test_a_business_rejection_fails_the_task_and_is_remembered(saga, participant
     assert (step["status"], step["error"]) == ("FAILED", "Shipping.AddressNotServiceable")
 
 
-def test_a_transient_failure_is_reported_for_retry_and_not_remembered(saga, participants, board, services):
-    attempts = []
-    reserve = services.domain["InventoryService"][0]
-
-    def flaky(command):
-        attempts.append(command.task_token)
-        if len(attempts) == 1:
-            raise TransientFailure("Inventory.StoreUnavailable", "throttled")
-        return reserve(command)
-
-    participant = participants.new("InventoryService", action=flaky)
-    first, retry = saga.command("reserve_inventory"), saga.command("reserve_inventory")
-    participant.handle_actions(sqs_event(first), context())
-    participant.handle_actions(sqs_event(retry), context())
-    # Then the first attempt reported the transient error name, and the retry really ran
-    assert board.answers[0] == ("fail", first["task_token"], "Inventory.StoreUnavailable")
-    assert board.answers[1][:2] == ("succeed", retry["task_token"])
-    assert len(attempts) == 2
-    assert services.inventory.get_stock(SKU) == 8
-    assert saga.step_statuses()["reserve_inventory"] == "SUCCEEDED"
-
-
 def test_bad_messages_fail_only_their_own_batch_item(saga, participants, board, services):
     good = saga.command("reserve_inventory")
     wrong_queue = saga.command("reserve_inventory", "compensation")
