@@ -9,7 +9,8 @@ Each harness runs in its own fresh process (the bench starts both), prints one J
   are reconciled afterwards, and a saga that did not complete or a reconciliation problem fails the run.
 - `bare`: the same generated ASL (statemachines/*.asl.json, its `${...}` placeholders filled with queues and a
   table of the same names' roles) on the same moto with the same patches, and a minimal poller per queue that
-  answers every command with SendTaskSuccess: no toolkit, no records, no checks.
+  answers every command with SendTaskSuccess: no toolkit, no records kept, no checks. (Its table holds a bare
+  record per saga, written before the clock starts: the RecordCompleted state marks the steps of the one it finds.)
 
 Both use the same time scale, the same number of poller threads per queue, the same batch size and long-poll
 wait, start the sagas one after the other from one thread, and take the wall time from the first start until a
@@ -51,6 +52,7 @@ CONSUMERS_PER_QUEUE = 4  # LocalCloud's default: poller threads (warm Lambda env
 BATCH_SIZE = 10  # infra/constants.py BATCH_SIZE: messages per receive, as the event source mappings use
 LONG_POLL_SECONDS = 1  # LocalCloud's ReceiveMessage WaitTimeSeconds
 SKU = "SKU-BENCH"
+BARE_SAGA_TABLE = "bare-sagas"
 WAIT_SECONDS = 300  # give up on a run after this long: a hung saga fails the bench instead of hanging it
 
 
@@ -152,6 +154,7 @@ def run_bare(sagas: int, time_scale: float) -> dict[str, Any]:
         stack.enter_context(_bare_pollers(queue_urls, stop))
         sfn = boto3.client("stepfunctions")
         saga_ids = [f"tp-{uuid.uuid4().hex[:12]}" for _ in range(sagas)]
+        _seed_bare_records(saga_ids, load_definition(ORDER_SAGA))
         before = counter.snapshot()
         started = time.perf_counter()
         for number, saga_id in enumerate(saga_ids):
@@ -184,7 +187,7 @@ def _deploy_bare(definition: Any) -> tuple[str, list[str]]:
             queue_urls.append(url)
             value = url
         else:
-            value = "bare-sagas"
+            value = BARE_SAGA_TABLE
             dynamodb.create_table(
                 TableName=value,
                 KeySchema=[{"AttributeName": "saga_id", "KeyType": "HASH"}],
@@ -196,6 +199,14 @@ def _deploy_bare(definition: Any) -> tuple[str, list[str]]:
         name="BareOrderFulfillment", definition=asl, roleArn="arn:aws:iam::123456789012:role/bare"
     )["stateMachineArn"]
     return arn, queue_urls
+
+
+def _seed_bare_records(saga_ids: list[str], definition: Any) -> None:
+    """A record per saga with nothing but its steps, as RecordCompleted expects to find (it marks each SUCCEEDED)."""
+    table = boto3.resource("dynamodb").Table(BARE_SAGA_TABLE)
+    with table.batch_writer() as batch:
+        for saga_id in saga_ids:
+            batch.put_item(Item={"saga_id": saga_id, "steps": {step.name: {} for step in definition.steps}})
 
 
 @contextmanager

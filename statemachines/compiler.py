@@ -90,6 +90,7 @@ def compile_saga(definition: SagaDefinition) -> dict[str, Any]:
             states[action_state(step)] = _retriable_task(definition, step, next_state)
         else:
             states[action_state(step)] = _forward_task(definition, steps, index, next_state)
+        states[action_state(step)]["Parameters"]["MessageBody"] |= _place_in_saga(steps, index)
     for index, step in enumerate(steps):
         if step.compensation is None:
             continue
@@ -109,7 +110,7 @@ def compile_saga(definition: SagaDefinition) -> dict[str, Any]:
                 error_path="$.error",
                 next_state=FORWARD_RECOVERY_FAILED_STATE,
             )
-    states[RECORD_COMPLETED] = _record_update("COMPLETED")
+    states[RECORD_COMPLETED] = _record_update("COMPLETED", succeeded_steps=[step.name for step in steps])
     if definition.compensatable_steps:
         states[RECORD_FAILED] = _record_update("FAILED", error_path="$.error")
         states[COMPENSATION_FAILED_STATE] = {
@@ -195,6 +196,20 @@ def _callback_task(definition: SagaDefinition, step: Step, kind: str, *, has_res
     }
 
 
+def _place_in_saga(steps: list[Step], index: int) -> dict[str, Any]:
+    """What an action's participant needs to read the saga record: the steps either side of it (an answer marks the
+    next one running; a refused late answer is undone only if the record shows the saga did not keep the step), and
+    whether the step is retriable (forward recovery: its late answers are never undone)."""
+    place: dict[str, Any] = {}
+    if index > 0:
+        place["previous_step"] = steps[index - 1].name
+    if index + 1 < len(steps):
+        place["next_step"] = steps[index + 1].name
+    if steps[index].retriable:
+        place["retriable"] = True
+    return place
+
+
 def _retriers(policy: RetryPolicy) -> list[dict[str, Any]]:
     retriers = [_retrier(DELIVERY_RETRY)]
     if policy.max_attempts > 0:
@@ -234,8 +249,10 @@ def _record_update(
     error_path: str | None = None,
     next_state: str | None = None,
     keep_saga_error: bool = False,
+    succeeded_steps: list[str] | None = None,
 ) -> dict[str, Any]:
-    """One DynamoDB UpdateItem on the saga record; a missing record is created rather than lost."""
+    """One DynamoDB UpdateItem on the saga record; a missing record is created rather than lost (unless it names
+    `succeeded_steps`: their entries in the record's steps map must exist)."""
     sets = ["#status = :status", "updated_at = :now"]
     names = {"#status": "status"}
     values: dict[str, Any] = {
@@ -243,6 +260,13 @@ def _record_update(
         ":now": {"S.$": "$$.State.EnteredTime"},
         ":one": {"N": "1"},
     }
+    if succeeded_steps:
+        # A completed saga's record says every step SUCCEEDED at once: each participant marks its own step only
+        # after Step Functions took its answer, and the last of those marks can land after this state.
+        values[":succeeded"] = {"S": "SUCCEEDED"}
+        for index, step in enumerate(succeeded_steps):
+            names[f"#step{index}"] = step
+            sets.append(f"steps.#step{index}.#status = :succeeded")
     if failed_step is not None:
         sets.append("failed_step = :failed_step")
         values[":failed_step"] = {"S": failed_step}

@@ -115,6 +115,9 @@ class CommandConsumer(Construct):
         self.function.add_event_source(
             event_sources.SqsEventSource(self.queue, batch_size=constants.BATCH_SIZE, report_batch_item_failures=True)
         )
+        # The toolkit brings a delivery that met another's idempotency lock back within its heartbeat window,
+        # instead of after the visibility timeout (the event source's own grant includes it today; this says why).
+        self.queue.grant(self.function, "sqs:ChangeMessageVisibility")
         # What the toolkit's data layer (participant_toolkit.dynamodb.SagaTable) calls on the command path:
         # grant_read_write_data would add Scan, BatchGet/BatchWrite, DeleteItem and DescribeTable.
         domain_table.grant(self.function, *constants.DOMAIN_TABLE_ACTIONS)
@@ -134,7 +137,11 @@ class CommandConsumer(Construct):
             resource_arns=[shared.saga_table.table_arn],
             conditions={
                 "ForAllValues:StringEquals": {"dynamodb:Attributes": list(PARTICIPANT_ATTRIBUTES)},
-                # An update returning whole items (ALL_OLD / ALL_NEW) would read attributes beyond the list.
-                "StringEqualsIfExists": {"dynamodb:ReturnValues": ["NONE", "UPDATED_OLD", "UPDATED_NEW"]},
+                "StringEqualsIfExists": {
+                    # An update returning whole items (ALL_OLD / ALL_NEW) would read attributes beyond the list,
+                    # and so would a GetItem without a projection (SagaRecordRepository.progress projects).
+                    "dynamodb:ReturnValues": ["NONE", "UPDATED_OLD", "UPDATED_NEW"],
+                    "dynamodb:Select": ["SPECIFIC_ATTRIBUTES"],
+                },
             },
         )

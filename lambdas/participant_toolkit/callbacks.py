@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
@@ -18,6 +19,7 @@ from participant_toolkit.observability import logger
 # AWS answers TaskTimedOut; moto answers InvalidToken; TaskDoesNotExist once the execution is gone.
 LATE_CALLBACK_ERRORS = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
 MAX_CAUSE_CHARS = 32_768  # Step Functions limit on `cause`, characters
+IDLE_WAIT_SECONDS = 1.0  # how often a heartbeat thread with no token left checks whether its block ended
 
 
 class LateCallback(Exception):
@@ -39,29 +41,30 @@ class TaskCallbacks:
         self._call("send_task_heartbeat", taskToken=task_token)
 
     @contextmanager
-    def heartbeats(self, task_token: str, every_seconds: float, *, beat_now: bool = True) -> Iterator[None]:
-        """Send a heartbeat every `every_seconds` (and now, unless `beat_now` is False) until the block ends or the
-        task is gone."""
-        with self.heartbeats_for(BeatingTokens([task_token]), every_seconds, beat_now=beat_now):
+    def heartbeats(self, task_token: str, every_seconds: float, *, first_beat_in: float = 0.0) -> Iterator[None]:
+        """Send a heartbeat in `first_beat_in` seconds, then every `every_seconds`, until the block ends or the task
+        is gone."""
+        schedule = HeartbeatSchedule()
+        schedule.add(task_token, every_seconds, first_beat_in=first_beat_in)
+        with self.heartbeats_for(schedule):
             yield
 
     @contextmanager
-    def heartbeats_for(self, tokens: BeatingTokens, every_seconds: float, *, beat_now: bool = True) -> Iterator[None]:
-        """Heartbeat each token in `tokens` (as it is at each beat) until the block ends; a task that is gone leaves."""
+    def heartbeats_for(self, schedule: HeartbeatSchedule) -> Iterator[None]:
+        """Beat each token of `schedule` when it is due until the block ends; a token whose task is gone leaves."""
         stop = threading.Event()
 
         def beat() -> None:
-            if not beat_now and stop.wait(every_seconds):
-                return
             while True:
-                for token in tokens.current():
+                due, wait_seconds = schedule.take_due(time.monotonic())
+                for token in due:
                     try:
                         self.heartbeat(token)
                     except LateCallback:
-                        tokens.discard(token)
+                        schedule.discard(token)
                     except Exception as error:  # a lost beat is survivable (several per window); a dead thread is not
                         missed_heartbeat(error)
-                if stop.wait(every_seconds):
+                if stop.wait(IDLE_WAIT_SECONDS if wait_seconds is None else wait_seconds):
                     return
 
         thread = threading.Thread(target=beat, name="saga-heartbeat", daemon=True)
@@ -86,21 +89,27 @@ def missed_heartbeat(error: Exception) -> None:
     logger.warning("Heartbeat failed; the next one is due within the heartbeat window", extra={"error": repr(error)})
 
 
-class BeatingTokens:
-    """The task tokens a heartbeat thread keeps alive; one leaves when its own work takes over or its task is gone."""
+class HeartbeatSchedule:
+    """The task tokens a heartbeat thread keeps alive, each beaten every `interval` seconds from its first due time;
+    one leaves when its answer is given (or its task is gone)."""
 
-    def __init__(self, tokens: Iterable[str] = ()) -> None:
-        self._tokens = set(tokens)
+    def __init__(self) -> None:
+        self._due: dict[str, tuple[float, float]] = {}  # token -> (next beat at, time.monotonic(); interval, seconds)
         self._lock = threading.Lock()
 
-    def replace(self, tokens: Iterable[str]) -> None:
+    def add(self, token: str, interval: float, *, first_beat_in: float) -> None:
         with self._lock:
-            self._tokens = set(tokens)
+            self._due[token] = (time.monotonic() + max(0.0, first_beat_in), interval)
 
     def discard(self, token: str | None) -> None:
         with self._lock:
-            self._tokens.discard(token)
+            self._due.pop(token, None)  # type: ignore[arg-type]
 
-    def current(self) -> list[str]:
+    def take_due(self, now: float) -> tuple[list[str], float | None]:
+        """The tokens due at `now` (each rescheduled one interval on), and the seconds until the next is due."""
         with self._lock:
-            return list(self._tokens)
+            due = [token for token, (at, _) in self._due.items() if at <= now]
+            for token in due:
+                self._due[token] = (now + self._due[token][1], self._due[token][1])
+            upcoming = min((at for at, _ in self._due.values()), default=None)
+        return due, None if upcoming is None else max(0.0, upcoming - now)

@@ -25,6 +25,11 @@ class SagaCommand(BaseModel):
     input: dict[str, Any]
     results: dict[str, Any] = Field(default_factory=dict)
     error: dict[str, Any] | None = None
+    # An action's place in its saga (set by the compiler): the steps either side of it, and whether it is retriable
+    # (forward recovery). What the toolkit reads the saga record by; absent on compensations.
+    previous_step: str | None = Field(default=None, min_length=1)
+    next_step: str | None = Field(default=None, min_length=1)
+    retriable: bool = False
 
     @field_validator("task_token")
     @classmethod

@@ -5,19 +5,30 @@ its compensation. The toolkit does the rest, the same way for every service:
 
 - parse and validate the command; an unparseable one fails its batch item, so SQS redelivers it and
   finally dead-letters it (the DLQ alarm fires), it never vanishes;
-- run the domain function once per idempotency key (saga id + step + kind, set by the state machine,
-  not the SQS message id): a retry with a fresh task token gets the stored outcome and answers its own token;
-- answer each task token once: the deliveries of one command (same key, same token) are serialised by a second
-  idempotency record, so a duplicate that arrives while the first delivery works is redelivered later and then
-  finds the answer given, and a refused callback can only mean that the task ended without our answer;
-- heartbeat while the domain function runs, and for the commands of a batch waiting their turn;
+- run a step once per idempotency key (saga id + step + kind, set by the state machine, not the SQS message id)
+  under one Powertools idempotency record: the domain function, the answer to the task token and the saga record's
+  mark. The record stores the outcome and a hash of the token it answered. The same command delivered again gets
+  that record back and does nothing; a fresh token (the task retried) is answered from the stored outcome, without
+  running the domain again, once per token (a second, short Powertools record keyed by the token too);
+- a delivery that meets another delivery's lock on its step (`IdempotencyAlreadyInProgressError`) beats its task
+  and comes back after half its heartbeat window instead of the queue's visibility timeout, so a retry that waits
+  for the lock still answers its own token in time;
+- heartbeat each command of a batch once per third of its heartbeat window, counted from when it was sent, until it
+  is answered: a command picked up and answered within that first third sends no heartbeat, one that waited longer
+  in its queue beats on pick-up;
 - map outcomes in one place: success -> SendTaskSuccess; PermanentFailure -> SendTaskFailure (the saga
   compensates; the rejection is stored like a success); TransientFailure -> SendTaskFailure with the
-  transient error name (the state machine retries); anything else -> the batch item fails and SQS
-  redelivers;
-- keep the saga record's current step, so the state machine spends no billed transitions on it;
-- a success refused because the task already ended (timed out while we worked) means the saga has
-  compensated around this step: the toolkit undoes its own effect with the compensation function;
+  transient error name (the state machine retries; nothing is stored, so the retry runs the domain again);
+  anything else -> the batch item fails and SQS redelivers;
+- keep the saga record's steps, so the state machine spends no billed transitions on them: an action's step is
+  marked SUCCEEDED (the next step RUNNING) or FAILED once Step Functions took its answer; a compensation's step is
+  marked COMPENSATING before it runs and COMPENSATED or COMPENSATION_FAILED after;
+- a refused answer means only that the task no longer waits for this token: it was answered (by an earlier
+  delivery, a retry, a duplicate) or it timed out. A refused success of an action is undone with the compensation
+  function only when the saga record shows the saga did not keep the step (it is being or was compensated, it
+  failed, or the saga compensated past it); never when the step is SUCCEEDED, the next step started or the saga
+  COMPLETED, never for a retriable step (forward recovery) and never for a compensation. A record that shows
+  neither sends the command back to SQS to decide later, and in the end to its DLQ, whose alarm fires;
 - a compensation without a task token is one an operator re-runs on a parked saga (saga_ops resume):
   no task waits for it, so its outcome, success or failure, is written on the saga record only;
 - per step (dimensions service, step, kind) it publishes the duration, successes and failures that the
@@ -26,9 +37,10 @@ its compensation. The toolkit does the rest, the same way for every service:
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from enum import Enum, StrEnum
 from functools import partial
 from typing import Any
 
@@ -44,18 +56,26 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from participant_toolkit.callbacks import BeatingTokens, LateCallback, TaskCallbacks
+from participant_toolkit.callbacks import HeartbeatSchedule, LateCallback, TaskCallbacks, missed_heartbeat
 from participant_toolkit.command import CommandKind, MalformedCommand, SagaCommand, parse_command
-from participant_toolkit.errors import PermanentFailure, TransientFailure
+from participant_toolkit.deliveries import Deliveries
+from participant_toolkit.errors import ParticipantFailure, PermanentFailure, TransientFailure
 from participant_toolkit.observability import logger, metrics, tracer
 from participant_toolkit.settings import ParticipantSettings
-from saga_records import SagaRecordRepository, StepStatus, metric_names
+from saga_records import SagaRecordRepository, SagaStatus, StepStatus, metric_names
 
 DomainFunction = Callable[[SagaCommand], dict[str, Any]]
 HEARTBEATS_PER_INTERVAL = 3  # beat three times per heartbeat window, so one lost beat is survivable
 # Below this beat interval (seconds; only scaled local clocks go there: the demo's longest is 1.33 s) a busy host's
-# scheduling delay is a fair share of the interval: such commands keep the pick-up beat.
+# scheduling delay is a fair share of the interval: such commands beat on pick-up.
 MIN_DEFERRED_BEAT_INTERVAL_SECONDS = 1.5
+# A delivery that meets another's lock comes back after half its heartbeat window on its first receives. A lock
+# lasts at most the function's timeout (a sixth of the queue's visibility timeout), so from then on the delivery
+# waits the whole visibility timeout: one whose holder died finds the lock expired, before maxReceiveCount (5).
+QUICK_RETURNS_ON_LOCK = 3
+OUTCOME_FIELDS = ("outcome", "result", "error", "cause")
+# A step the saga is undoing, or has undone (a compensation marks them; so does an operator's resume).
+UNDOING_STEP = frozenset({StepStatus.COMPENSATING, StepStatus.COMPENSATED, StepStatus.COMPENSATION_FAILED})
 
 
 class CommandOnWrongQueue(Exception):
@@ -63,8 +83,32 @@ class CommandOnWrongQueue(Exception):
 
 
 class DeliveryInProgress(Exception):
-    """Another delivery of this very task attempt is being answered: SQS redelivers this one later, by when the
-    answer is given (and the redelivery changes nothing) or that delivery died (and this one answers)."""
+    """Another delivery of this step is running it: SQS redelivers this one soon, by when that delivery has answered
+    (and this one answers its own token from the stored outcome, or is a duplicate) or died (and this one runs)."""
+
+
+class LateActionUndecided(Exception):
+    """An action's success was refused and the saga record shows neither that the saga kept the step nor that it gave
+    it up: SQS redelivers the command to decide later (and finally dead-letters it, and its DLQ alarm fires)."""
+
+
+class LateActionNotUndone(Exception):
+    """The compensation that would undo a refused late action failed: SQS redelivers the command to try again."""
+
+
+class Answer(StrEnum):
+    """What became of a task token's answer; stored with the outcome."""
+
+    GIVEN = "given"  # Step Functions took it
+    REFUSED = "refused"  # the task no longer waited, and nothing is to be taken back
+    KEPT = "kept"  # refused, but the saga record shows the saga kept the step
+    UNDONE = "undone"  # refused, the saga did not keep the step: the compensation function took the effect back
+
+
+class Verdict(Enum):
+    KEPT = "kept"
+    NOT_KEPT = "not kept"
+    UNDECIDED = "undecided"
 
 
 class SagaParticipant:
@@ -78,44 +122,47 @@ class SagaParticipant:
         callbacks: TaskCallbacks | None = None,
         records: SagaRecordRepository | None = None,
         idempotency_client: Any = None,
+        deliveries: Deliveries | None = None,
     ) -> None:
         self.service = service
         self.domain: dict[CommandKind, DomainFunction] = {"action": action, "compensation": compensation}
         self.settings = settings
         self.callbacks = callbacks or TaskCallbacks()
         self.records = records or SagaRecordRepository(settings.saga_table_name)
+        self.deliveries = deliveries or Deliveries()
         idempotency_client = idempotency_client or boto3.client("dynamodb")
 
         def persistence() -> DynamoDBPersistenceLayer:
-            # One per idempotent function: Powertools keeps the key expression and prefix on the layer, so a layer
-            # shared by the nested answer and domain units would store one under the other's key.
+            # One per idempotent function: Powertools keeps the key expression and prefix on the layer.
             return DynamoDBPersistenceLayer(table_name=settings.idempotency_table_name, boto3_client=idempotency_client)
 
-        # The domain runs once per step and kind (whatever the task attempt); each attempt's token is answered once.
-        self._idempotency = IdempotencyConfig(
+        # A step runs once per step and kind, whatever the task attempt; each further token is answered once. Every
+        # key starts with "<service>.", the prefix IAM may restrict a participant's idempotency items to.
+        self._step_idempotency = IdempotencyConfig(
             event_key_jmespath="idempotency_key",
             raise_on_no_idempotency_key=True,
             expires_after_seconds=settings.idempotency_ttl_seconds,
+            response_hook=_replayed,
         )
         self._answer_idempotency = IdempotencyConfig(
             event_key_jmespath="[idempotency_key, task_token]",  # hashed: the token itself is not stored
             raise_on_no_idempotency_key=True,
             expires_after_seconds=settings.idempotency_ttl_seconds,
-            response_hook=_mark_duplicate,
+            response_hook=_replayed,
         )
-        self._run_once: dict[CommandKind, Callable[..., dict[str, Any]]] = {
+        self._run_step_once: dict[CommandKind, Callable[..., dict[str, Any]]] = {
             kind: idempotent_function(
-                self._domain_runner(kind),
+                self._run_step,
                 data_keyword_argument="command",
                 persistence_store=persistence(),
-                config=self._idempotency,
+                config=self._step_idempotency,
                 key_prefix=f"{service}.{kind}",
             )
             for kind in ("action", "compensation")
         }
-        self._answer_once: dict[CommandKind, Callable[..., dict[str, Any]]] = {
+        self._answer_again_once: dict[CommandKind, Callable[..., dict[str, Any]]] = {
             kind: idempotent_function(
-                self._answer,
+                self._answer_again,
                 data_keyword_argument="command",
                 persistence_store=persistence(),
                 config=self._answer_idempotency,
@@ -124,7 +171,6 @@ class SagaParticipant:
             for kind in ("action", "compensation")
         }
         self._processor = BatchProcessor(event_type=EventType.SQS)
-        self._queued = BeatingTokens()  # commands of the current batch waiting their turn
         self.action_handler = _lambda_handler(self.handle_actions)
         self.compensation_handler = _lambda_handler(self.handle_compensations)
 
@@ -136,15 +182,18 @@ class SagaParticipant:
 
     def _handle_batch(self, event: dict[str, Any], context: LambdaContext, kind: CommandKind) -> dict[str, Any]:
         # Without the context a timed-out invocation would hold its INPROGRESS lock until expiry.
-        self._idempotency.register_lambda_context(context)
+        self._step_idempotency.register_lambda_context(context)
         self._answer_idempotency.register_lambda_context(context)
+        records = event.get("Records", [])
         # Every batch counts, even one of only malformed messages (which would otherwise publish no metric).
-        metrics.add_metric(name="CommandsReceived", unit=MetricUnit.Count, value=len(event.get("Records", [])))
+        metrics.add_metric(name="CommandsReceived", unit=MetricUnit.Count, value=len(records))
+        commands = {record.get("messageId"): _parse(record.get("body", "")) for record in records}
+        schedule = self._heartbeat_schedule(records, commands)
         try:
-            with self._heartbeats_while_queued(event):
+            with self.callbacks.heartbeats_for(schedule):
                 return process_partial_response(
                     event=event,
-                    record_handler=partial(self._handle_record, kind=kind),
+                    record_handler=partial(self._handle_record, kind=kind, commands=commands, schedule=schedule),
                     processor=self._processor,
                     context=context,
                 )
@@ -157,96 +206,171 @@ class SagaParticipant:
         failed = [info for info in self._processor.exceptions if not issubclass(info[0], DeliveryInProgress)]
         metrics.add_metric(name=metric_names.BATCH_RECORDS_FAILED, unit=MetricUnit.Count, value=len(failed))
 
-    @contextmanager
-    def _heartbeats_while_queued(self, event: dict[str, Any]) -> Iterator[None]:
-        """A batch's commands run one after another: those waiting behind a slow one would send no heartbeat, and
-        their tasks would time out before they start. Beat for each from receipt until its own work begins."""
-        queued = _queued_commands(event)
-        if len(queued) < 2:  # a lone command's own heartbeats start at once
-            yield
-            return
-        every = min(queued.values()) * self.settings.time_scale / HEARTBEATS_PER_INTERVAL
-        self._queued.replace(queued)
-        try:
-            with self.callbacks.heartbeats_for(self._queued, every_seconds=every):
-                yield
-        finally:
-            self._queued.replace(())
+    def _heartbeat_schedule(
+        self, records: list[dict[str, Any]], commands: dict[str, SagaCommand | str]
+    ) -> HeartbeatSchedule:
+        """A batch's commands run one after another, each from its own task's clock: the window of each opened when
+        Step Functions sent it. Each gets its first beat one interval after that (at once if it waited longer), and
+        one per interval after, until it is answered."""
+        schedule = HeartbeatSchedule()
+        for record in records:
+            command = commands.get(record.get("messageId"))
+            if not isinstance(command, SagaCommand) or command.task_token is None:
+                continue
+            every = command.heartbeat_seconds * self.settings.time_scale / HEARTBEATS_PER_INTERVAL
+            queued = _queued_seconds(record)
+            first_beat_in = 0.0  # waited an interval already (or its send time is unknown, or the interval tiny)
+            if queued is not None and every >= MIN_DEFERRED_BEAT_INTERVAL_SECONDS:
+                first_beat_in = every - queued
+            schedule.add(command.task_token, every, first_beat_in=first_beat_in)
+        return schedule
 
-    def _stop_queued_heartbeat(self, token: str | None) -> None:
-        self._queued.discard(token)
-
-    def _handle_record(self, record: SQSRecord, kind: CommandKind) -> None:
-        command = parse_command(record.body)
+    def _handle_record(
+        self, record: SQSRecord, kind: CommandKind, commands: dict[str, SagaCommand | str], schedule: HeartbeatSchedule
+    ) -> None:
+        command = commands.get(record.message_id)
+        if not isinstance(command, SagaCommand):
+            raise MalformedCommand(command or "not a saga command")
         if command.kind != kind:
             raise CommandOnWrongQueue(f"{command.kind} command {command.command} reached a {kind} function")
-        self._stop_queued_heartbeat(command.task_token)  # from here on, execute() heartbeats for it
         logger.append_keys(**command.log_keys())
         try:
-            self.execute(command, queued_seconds=_queued_seconds(record))
+            self._execute(command, schedule)
+        except DeliveryInProgress:
+            self._come_back_soon(record, command)
+            raise
         finally:
+            schedule.discard(command.task_token)
             logger.remove_keys(list(command.log_keys()))
 
-    def execute(self, command: SagaCommand, queued_seconds: float | None = None) -> None:
-        """Run one command and answer its task token; raises only when SQS should redeliver it.
-
-        `queued_seconds`: how long the command waited in its queue (None: unknown).
-        """
-        if command.task_token is None:
-            self._execute_for_operator(command)
-            return
+    def _execute(self, command: SagaCommand, schedule: HeartbeatSchedule) -> None:
+        """Run one command and answer its task token; raises only when SQS should redeliver it."""
         try:
-            answer = self._answer_once[command.kind](command=command, queued_seconds=queued_seconds)
+            stored = self._run_step_once[command.kind](command=command, schedule=schedule)
+        except IdempotencyAlreadyInProgressError:
+            self._count("DuplicateDelivery")
+            raise DeliveryInProgress(f"{command.kind} {command.command}: another delivery is running it") from None
+        except TransientFailure as failure:
+            self._answer_transient_failure(command, failure)
+            return
+        if not stored.get("replayed"):
+            return  # this delivery ran the step
+        if command.task_token is None or stored.get("token") == _digest(command.task_token):
+            # SQS delivers at least once: this step ran and this token's answer was given (or settled) already.
+            self._count("DuplicateDelivery")
+            logger.info("Duplicate delivery of a command whose answer was already given; nothing to do")
+            return
+        # A fresh token for a step that ran: the task was retried. Answer it from the stored outcome, once.
+        try:
+            again = self._answer_again_once[command.kind](command=command, stored=stored, schedule=schedule)
         except IdempotencyAlreadyInProgressError:
             self._count("DuplicateDelivery")
             raise DeliveryInProgress(f"{command.kind} {command.command}: another delivery is answering") from None
-        if answer.get("delivery") == "duplicate":
-            # SQS delivers at least once: this task's answer was given, and the saga has moved on since. Running it
-            # again would rewind the record's current step, and its refused callback would look like a late action.
+        if again.get("replayed"):
             self._count("DuplicateDelivery")
-            logger.info("Duplicate delivery of a command whose answer was already given; nothing to do")
+            logger.info("Duplicate delivery of a retried task's command, already answered; nothing to do")
 
-    def _answer(self, command: SagaCommand, queued_seconds: float | None = None) -> dict[str, Any]:
-        """The unit that runs once per task attempt: run the domain (once per step), record it, answer the token.
-
-        What it returns is stored; a later delivery of the same attempt gets it back marked by `_mark_duplicate`."""
-        started = time.monotonic()
-        self.records.step_started(command.saga_id, command.step, command.kind)
-        every = command.heartbeat_seconds * self.settings.time_scale / HEARTBEATS_PER_INTERVAL
-        # The task's heartbeat window opened when the command was sent. Picked up within one beat interval, two of
-        # the window's three intervals are left: the first beat can wait an interval, so a step that answers sooner
-        # costs one SendTask* call instead of two (the quota that bounds sagas per second, see bench/capacity.py).
-        beat_now = queued_seconds is None or queued_seconds >= every or every < MIN_DEFERRED_BEAT_INTERVAL_SECONDS
-        # Heartbeats run until the answer is sent: recording the step and calling back can be slow too.
-        with self.callbacks.heartbeats(command.task_token, every_seconds=every, beat_now=beat_now):
+    def _come_back_soon(self, record: SQSRecord, command: SagaCommand) -> None:
+        """This delivery met another's lock: keep its task alive, and have SQS bring it back within the window."""
+        if command.task_token is not None:
             try:
-                outcome = self._run_once[command.kind](command=command)
-            except TransientFailure as failure:
-                self._count("CommandFailedTransiently")
-                self._step_metrics(command, started, succeeded=False)
-                self._reject(command, failure.error, failure.cause, record_step=False)
-                return {"answer": "retry"}
-            self._record_latency(started)
-            self._step_metrics(command, started, succeeded=outcome["outcome"] != "rejected")
-            if outcome["outcome"] == "rejected":
-                self._count("CommandRejected")
-                self._reject(command, outcome["error"], outcome["cause"], record_step=True)
-                return {"answer": "rejected"}
-            return {"answer": self._complete(command, outcome["result"])}
+                self.callbacks.heartbeat(command.task_token)
+            except LateCallback:
+                pass  # the task ended: the redelivery will find out what to do
+            except Exception as error:
+                missed_heartbeat(error)
+        receives = int(record.attributes.get("ApproximateReceiveCount") or 1)
+        if receives <= QUICK_RETURNS_ON_LOCK:
+            seconds = max(1, int(command.heartbeat_seconds * self.settings.time_scale / 2))
+            self.deliveries.redeliver_after(record.event_source_arn, record.receipt_handle, seconds)
 
-    def _execute_for_operator(self, command: SagaCommand) -> None:
-        """A compensation re-run by an operator: no task token to answer, the saga record gets the outcome."""
+    def _run_step(self, command: SagaCommand, schedule: HeartbeatSchedule) -> dict[str, Any]:
+        """The unit that runs once per idempotency key: the domain function, the saga record's marks, the answer.
+
+        What it returns is stored; a later delivery of the same key gets it back marked by `_replayed`."""
         started = time.monotonic()
-        self.records.step_started(command.saga_id, command.step, command.kind)
+        compensating = command.kind == "compensation"
+        if compensating:
+            self.records.compensation_started(command.saga_id, command.step)
         try:
-            outcome = self._run_once[command.kind](command=command)
+            outcome = self._run_domain(command)
         except TransientFailure as failure:
-            outcome = {"outcome": "rejected", "error": failure.error, "cause": failure.cause}
-        self._step_metrics(command, started, succeeded=outcome["outcome"] == "succeeded")
-        if outcome["outcome"] == "succeeded":
-            self.records.step_finished(command.saga_id, command.step, StepStatus.COMPENSATED, result=outcome["result"])
+            self._step_metrics(command, started, succeeded=False)
+            if command.task_token is not None:
+                raise  # nothing stored: the state machine's retry runs the domain again
+            outcome = _rejected(failure)  # an operator's run: its outcome goes on the record like any other
         else:
-            self.records.step_finished(
+            self._record_latency(started)
+            self._step_metrics(command, started, succeeded=outcome["outcome"] == "succeeded")
+        if compensating:
+            self._mark_compensation(command, outcome)
+        if command.task_token is None:
+            return outcome
+        answer = self._answer(command, outcome, schedule)
+        return {**outcome, "token": _digest(command.task_token), "answer": answer.value}
+
+    def _answer_again(
+        self, command: SagaCommand, stored: dict[str, Any], schedule: HeartbeatSchedule
+    ) -> dict[str, Any]:
+        """The unit that runs once per fresh token of a step that ran: answer it from the stored outcome."""
+        outcome = {field: stored[field] for field in OUTCOME_FIELDS if field in stored}
+        return {"answer": self._answer(command, outcome, schedule).value}
+
+    def _run_domain(self, command: SagaCommand) -> dict[str, Any]:
+        """The domain function's outcome; a rejection is an outcome and is stored too."""
+        try:
+            return {"outcome": "succeeded", "result": self.domain[command.kind](command)}
+        except PermanentFailure as failure:
+            return _rejected(failure)
+
+    def _answer(self, command: SagaCommand, outcome: dict[str, Any], schedule: HeartbeatSchedule) -> Answer:
+        assert command.task_token is not None
+        succeeded = outcome["outcome"] == "succeeded"
+        try:
+            if succeeded:
+                self.callbacks.succeed(command.task_token, outcome["result"])
+            else:
+                self.callbacks.fail(command.task_token, outcome["error"], outcome["cause"])
+        except LateCallback as late:
+            return self._after_refusal(command, outcome, reason=str(late))
+        finally:
+            schedule.discard(command.task_token)
+        if command.kind == "action":
+            self._mark_action(command, outcome)
+        self._count("CommandSucceeded" if succeeded else "CommandRejected")
+        return Answer.GIVEN
+
+    def _answer_transient_failure(self, command: SagaCommand, failure: TransientFailure) -> None:
+        self._count("CommandFailedTransiently")
+        assert command.task_token is not None
+        try:
+            self.callbacks.fail(command.task_token, failure.error, failure.cause)
+        except LateCallback:
+            logger.info("Failure callback refused: the task already ended; nothing was applied")
+
+    def _mark_action(self, command: SagaCommand, outcome: dict[str, Any]) -> None:
+        """Step Functions took this action's answer: the saga record says so (and, on success, that the next step
+        runs). Written only now, so that a step recorded SUCCEEDED is one its saga kept."""
+        if outcome["outcome"] == "succeeded":
+            self.records.action_answered(
+                command.saga_id,
+                command.step,
+                StepStatus.SUCCEEDED,
+                next_step=command.next_step,
+                result=outcome["result"],
+            )
+        else:
+            self.records.action_answered(
+                command.saga_id, command.step, StepStatus.FAILED, error=outcome["error"], cause=outcome["cause"]
+            )
+
+    def _mark_compensation(self, command: SagaCommand, outcome: dict[str, Any]) -> None:
+        if outcome["outcome"] == "succeeded":
+            self.records.compensation_finished(
+                command.saga_id, command.step, StepStatus.COMPENSATED, result=outcome["result"]
+            )
+        else:
+            self.records.compensation_finished(
                 command.saga_id,
                 command.step,
                 StepStatus.COMPENSATION_FAILED,
@@ -254,48 +378,62 @@ class SagaParticipant:
                 cause=outcome["cause"],
             )
 
-    def _domain_runner(self, kind: CommandKind) -> Callable[..., dict[str, Any]]:
-        def run_domain(command: SagaCommand) -> dict[str, Any]:
-            """The unit that runs once per idempotency key; a rejection is an outcome and is stored too."""
-            try:
-                return {"outcome": "succeeded", "result": self.domain[kind](command)}
-            except PermanentFailure as failure:
-                return {"outcome": "rejected", "error": failure.error, "cause": failure.cause}
+    def _after_refusal(self, command: SagaCommand, outcome: dict[str, Any], *, reason: str) -> Answer:
+        """The task no longer waits for this token: it was answered (an earlier delivery, a retry, a duplicate) or it
+        timed out. Take the effect back only if the saga did not keep the step."""
+        self._count("LateCallback")
+        logger.warning("Answer refused: the task no longer waits for this token", extra={"reason": reason})
+        if command.kind == "compensation" or outcome["outcome"] != "succeeded" or command.retriable:
+            # A compensation is never undone, a rejection applied nothing, and a retriable step's retry answers with
+            # this same outcome (forward recovery never undoes).
+            return Answer.REFUSED
+        verdict, mine = self._verdict(command)
+        if verdict is Verdict.KEPT:
+            self._count("LateActionKept")
+            if mine in (StepStatus.NOT_STARTED, StepStatus.RUNNING):  # its answer was taken, its mark got lost
+                self._mark_action(command, outcome)
+            return Answer.KEPT
+        if verdict is Verdict.NOT_KEPT:
+            self._undo_late_action(command)
+            return Answer.UNDONE
+        self._count("LateActionUndecided")
+        raise LateActionUndecided(
+            f"{command.command}: success refused, and the saga record shows neither that the saga kept "
+            f"step {command.step} nor that it gave it up"
+        )
 
-        return run_domain
+    def _verdict(self, command: SagaCommand) -> tuple[Verdict, str | None]:
+        """Did the saga keep this action's step? Read from its record (and the step's own status on it)."""
+        record = self.records.progress(command.saga_id)
+        if record is None:
+            return Verdict.UNDECIDED, None
+        steps = record.get("steps") or {}
 
-    def _complete(self, command: SagaCommand, result: dict[str, Any]) -> str:
-        done = StepStatus.SUCCEEDED if command.kind == "action" else StepStatus.COMPENSATED
-        self.records.step_finished(command.saga_id, command.step, done, result=result)
-        try:
-            self.callbacks.succeed(command.task_token, result)
-        except LateCallback as late:
-            # No other delivery of this attempt can have answered (they are serialised): the task ended without us.
-            self._count("LateCallback")
-            logger.warning("Callback refused: the task already ended", extra={"reason": str(late)})
-            if command.kind == "action":
-                self._undo_late_action(command)
-            return "late"
-        self._count("CommandSucceeded")
-        return "succeeded"
+        def status_of(step: str) -> str:
+            return (steps.get(step) or {}).get("status", StepStatus.NOT_STARTED.value)
 
-    def _reject(self, command: SagaCommand, error: str, cause: str, *, record_step: bool) -> None:
-        if record_step:
-            failed = StepStatus.FAILED if command.kind == "action" else StepStatus.COMPENSATION_FAILED
-            self.records.step_finished(command.saga_id, command.step, failed, error=error, cause=cause)
-        try:
-            self.callbacks.fail(command.task_token, error, cause)
-        except LateCallback:
-            logger.info("Failure callback refused: the task already ended; nothing was applied")
+        mine = status_of(command.step)
+        if mine in UNDOING_STEP or mine == StepStatus.FAILED:
+            return Verdict.NOT_KEPT, mine  # the saga undoes this step, or took its failure
+        if mine == StepStatus.SUCCEEDED or record.get("status") == SagaStatus.COMPLETED:
+            return Verdict.KEPT, mine
+        if command.next_step is not None and status_of(command.next_step) != StepStatus.NOT_STARTED:
+            return Verdict.KEPT, mine  # the saga went on past this step
+        compensated_past = command.previous_step is not None and status_of(command.previous_step) in UNDOING_STEP
+        if compensated_past or record.get("status") == SagaStatus.FAILED:
+            # A step the saga kept is compensated before the one before it, and before the saga ends FAILED.
+            return Verdict.NOT_KEPT, mine
+        return Verdict.UNDECIDED, mine
 
     def _undo_late_action(self, command: SagaCommand) -> None:
-        """The saga compensated around this step while we worked: take our own effect back."""
+        """The saga did not keep this step: take our own effect back (the compensation is idempotent, so this is
+        harmless where the saga compensates the step too)."""
         compensation = command.model_copy(update={"kind": "compensation"})
         try:
             self.domain["compensation"](compensation)
-        except PermanentFailure as failure:
-            # Nothing more this participant can do by itself: dead-letter it for a human.
-            raise RuntimeError(f"late action could not be undone: {failure.error}") from failure
+        except ParticipantFailure as failure:
+            # Redelivered until it works; if it never does, the DLQ alarm fires for a human.
+            raise LateActionNotUndone(f"late action could not be undone: {failure.error}") from failure
         self._count("LateActionUndone")
 
     # One function serves one command, so the function's own dimensions already name the step and kind.
@@ -322,27 +460,31 @@ class SagaParticipant:
         )
 
 
-def _mark_duplicate(stored_answer: dict[str, Any], _record: Any) -> dict[str, Any]:
-    """Powertools' response hook: what a delivery gets back when its attempt was answered already."""
-    return {**stored_answer, "delivery": "duplicate"}
+def _replayed(stored: dict[str, Any], _record: Any) -> dict[str, Any]:
+    """Powertools' response hook: what a delivery gets back when its key's unit already ran."""
+    return {**stored, "replayed": True}
 
 
-def _queued_commands(event: dict[str, Any]) -> dict[str, int]:
-    """Task token -> heartbeat seconds of each well-formed command in a batch (the others fail on their own)."""
-    queued = {}
-    for record in event.get("Records", []):
-        try:
-            command = parse_command(record.get("body", ""))
-        except MalformedCommand:
-            continue
-        if command.task_token is not None:
-            queued[command.task_token] = command.heartbeat_seconds
-    return queued
+def _rejected(failure: ParticipantFailure) -> dict[str, Any]:
+    return {"outcome": "rejected", "error": failure.error, "cause": failure.cause}
 
 
-def _queued_seconds(record: SQSRecord) -> float | None:
+def _digest(task_token: str) -> str:
+    """What is stored of a task token (a bearer credential): its SHA-256."""
+    return hashlib.sha256(task_token.encode()).hexdigest()
+
+
+def _parse(body: str) -> SagaCommand | str:
+    """The command in a message body, or why it is none (names fields only: the body may hold a token)."""
+    try:
+        return parse_command(body)
+    except MalformedCommand as error:
+        return str(error)
+
+
+def _queued_seconds(record: dict[str, Any]) -> float | None:
     """Seconds since SQS accepted the message (its SentTimestamp, epoch milliseconds), None if absent."""
-    sent = record.attributes.get("SentTimestamp")
+    sent = (record.get("attributes") or {}).get("SentTimestamp")
     return None if not sent else max(0.0, time.time() - int(sent) / 1000)
 
 

@@ -1,8 +1,13 @@
 """Data access for saga records (the only module here that talks to DynamoDB).
 
-Writers: the starter creates the record; the participant toolkit moves the current step along (so the
-state machine needs no extra billed states for it); the state machine writes the terminal status.
-Updates are conditional on the saga status so that a late or duplicate message never rewinds a saga.
+Writers: the starter creates the record and marks the first step running; the participant toolkit moves the current
+step along (so the state machine needs no extra billed states for it); the state machine writes the terminal status.
+Updates are conditional on the saga's and the step's status so that a late or duplicate message never rewinds a saga.
+
+What participants write, and when: an action's step is marked only once Step Functions took its answer
+(`action_answered`: SUCCEEDED and the next step RUNNING, or FAILED), so a step recorded SUCCEEDED is one its saga kept;
+a compensation's step is marked COMPENSATING before it runs and COMPENSATED (or COMPENSATION_FAILED) when it has.
+Top-level attributes a participant writes: `status`, `current_step`, `steps`, `updated_at`, `version`.
 """
 
 from __future__ import annotations
@@ -16,11 +21,18 @@ import boto3
 from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
+from saga_records.access import PARTICIPANT_READ_ATTRIBUTES
 from saga_records.model import SagaStatus, StepStatus, utc_now
 
 BY_STATUS_INDEX = "by_status"
 _FORWARD = (SagaStatus.STARTED, SagaStatus.PENDING)
 _UNDOING = (SagaStatus.STARTED, SagaStatus.PENDING, SagaStatus.COMPENSATING)
+# A step an action's answer may still mark: neither its own answer nor a compensation marked it yet. The state
+# machine's RecordCompleted marks every step SUCCEEDED too, without a finished_at: an answer still adds its own.
+_UNANSWERED_STEP = (
+    "(steps.{step}.#status IN (:not_started, :running)"
+    " OR (steps.{step}.#status = :succeeded AND attribute_not_exists(steps.{step}.finished_at)))"
+)
 
 
 class SagaAlreadyExists(Exception):
@@ -73,23 +85,59 @@ class SagaRecordRepository:
             raise
         return item
 
-    def mark_running(self, saga_id: str, execution_arn: str) -> bool:
-        """Record the execution; STARTED becomes PENDING unless the first participant already said so."""
-        if self._update(
-            saga_id, sets={"execution_arn": execution_arn}, status=SagaStatus.PENDING, allowed=(SagaStatus.STARTED,)
+    def mark_running(self, saga_id: str, execution_arn: str, first_step: str | None = None) -> bool:
+        """Record the execution; STARTED becomes PENDING (with `first_step` RUNNING, the current step) unless the
+        first participant already moved the saga on."""
+        sets = {"execution_arn": execution_arn}
+        if first_step is not None and self._update(
+            saga_id,
+            sets={**sets, "current_step": first_step},
+            step=(first_step, {"status": StepStatus.RUNNING.value}),
+            status=SagaStatus.PENDING,
+            allowed=(SagaStatus.STARTED,),
+            step_in=(first_step, (StepStatus.NOT_STARTED,)),
         ):
             return True
-        return self._update(saga_id, sets={"execution_arn": execution_arn}, allowed=tuple(SagaStatus))
+        if self._update(saga_id, sets=sets, status=SagaStatus.PENDING, allowed=(SagaStatus.STARTED,)):
+            return True
+        return self._update(saga_id, sets=sets, allowed=tuple(SagaStatus))
 
-    def step_started(self, saga_id: str, step: str, kind: str) -> bool:
-        if kind == "action":
-            return self._update(
+    def action_answered(
+        self,
+        saga_id: str,
+        step: str,
+        status: StepStatus,
+        *,
+        next_step: str | None = None,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        cause: str | None = None,
+    ) -> bool:
+        """Step Functions took the answer of `step`'s action: mark it SUCCEEDED (and `next_step` RUNNING, the current
+        step) or FAILED. Only a step no answer or compensation has marked yet changes; False when none did."""
+        fields = _finished_fields(status, result, error, cause)
+        # One request: the saga moves on to the next step, unless that step was marked already (its own answer, or
+        # a compensation, came first) or the saga is past running forward.
+        if (
+            next_step is not None
+            and status == StepStatus.SUCCEEDED
+            and self._update(
                 saga_id,
-                sets={"current_step": step},
-                step=(step, {"status": StepStatus.RUNNING.value}),
+                sets={"current_step": next_step},
+                step=(step, fields),
                 status=SagaStatus.PENDING,
                 allowed=_FORWARD,
+                unanswered=step,
+                also_step=(next_step, {"status": StepStatus.RUNNING.value}),
+                also_step_in=(next_step, (StepStatus.NOT_STARTED,)),
             )
+        ):
+            return True
+        # The last step (the saga may already be COMPLETED), a failure, or a saga that moved on: this step only.
+        return self._update(saga_id, step=(step, fields), allowed=tuple(SagaStatus), unanswered=step)
+
+    def compensation_started(self, saga_id: str, step: str) -> bool:
+        """A compensation begins: the step is COMPENSATING, the current step, and the saga is COMPENSATING."""
         return self._update(
             saga_id,
             sets={"current_step": step},
@@ -98,7 +146,7 @@ class SagaRecordRepository:
             allowed=_UNDOING,
         )
 
-    def step_finished(
+    def compensation_finished(
         self,
         saga_id: str,
         step: str,
@@ -108,16 +156,22 @@ class SagaRecordRepository:
         error: str | None = None,
         cause: str | None = None,
     ) -> bool:
-        fields: dict[str, Any] = {"status": status.value, "finished_at": utc_now()}
-        if result is not None:
-            fields["result"] = result
-        if error is not None:
-            fields |= {"error": error, "cause": cause or ""}
-        forward = status in (StepStatus.SUCCEEDED, StepStatus.FAILED)
-        return self._update(saga_id, step=(step, fields), allowed=_FORWARD if forward else _UNDOING)
+        """A compensation ran: the step is COMPENSATED (with the result) or COMPENSATION_FAILED (with the error)."""
+        return self._update(saga_id, step=(step, _finished_fields(status, result, error, cause)), allowed=_UNDOING)
 
     def get(self, saga_id: str) -> dict[str, Any] | None:
         item = self._table.get_item(Key={"saga_id": saga_id}, ConsistentRead=True).get("Item")
+        return _from_dynamo(item) if item else None
+
+    def progress(self, saga_id: str) -> dict[str, Any] | None:
+        """What a participant may read of a saga: its status, current step and steps (never its input: a
+        participant's role is held to PARTICIPANT_READ_ATTRIBUTES, and a read without a projection would be denied)."""
+        item = self._table.get_item(
+            Key={"saga_id": saga_id},
+            ConsistentRead=True,
+            ProjectionExpression=", ".join(f"#a{index}" for index in range(len(PARTICIPANT_READ_ATTRIBUTES))),
+            ExpressionAttributeNames={f"#a{index}": name for index, name in enumerate(PARTICIPANT_READ_ATTRIBUTES)},
+        ).get("Item")
         return _from_dynamo(item) if item else None
 
     def list_by_status(self, status: SagaStatus, *, limit: int = 50, newest_first: bool = True) -> list[dict[str, Any]]:
@@ -182,8 +236,13 @@ class SagaRecordRepository:
         sets: dict[str, Any] | None = None,
         step: tuple[str, dict[str, Any]] | None = None,
         status: SagaStatus | None = None,
+        step_in: tuple[str, tuple[StepStatus, ...]] | None = None,
+        also_step: tuple[str, dict[str, Any]] | None = None,
+        also_step_in: tuple[str, tuple[StepStatus, ...]] | None = None,
+        unanswered: str | None = None,
     ) -> bool:
-        """One conditional update; False when the saga is gone or already past `allowed` (late message)."""
+        """One conditional update; False when the saga is gone, already past `allowed` (late message), a step named
+        in `step_in` / `also_step_in` is in none of the statuses listed, or the `unanswered` step was marked already."""
         names = {"#status": "status"}
         values: dict[str, Any] = {":now": utc_now(), ":one": 1}
         assignments = ["updated_at = :now"]
@@ -191,25 +250,38 @@ class SagaRecordRepository:
             names[f"#f{index}"] = name
             values[f":f{index}"] = value
             assignments.append(f"#f{index} = :f{index}")
-        if step is not None:
-            step_name, fields = step
-            names["#step"] = step_name
+        for prefix, changed in (("s", step), ("n", also_step)):
+            if changed is None:
+                continue
+            step_name, fields = changed
+            names[f"#{prefix}step"] = step_name
             for index, (name, value) in enumerate(fields.items()):
-                names[f"#s{index}"] = name
-                values[f":s{index}"] = value
-                assignments.append(f"steps.#step.#s{index} = :s{index}")
+                names[f"#{prefix}{index}"] = name
+                values[f":{prefix}{index}"] = value
+                assignments.append(f"steps.#{prefix}step.#{prefix}{index} = :{prefix}{index}")
         if status is not None:
             values[":new_status"] = status.value
             assignments.append("#status = :new_status")
-        allowed_keys = []
-        for index, allowed_status in enumerate(allowed):
-            values[f":a{index}"] = allowed_status.value
-            allowed_keys.append(f":a{index}")
+        conditions = ["attribute_exists(saga_id)", f"#status IN ({_listed(values, 'a', allowed)})"]
+        for index, required in enumerate((step_in, also_step_in)):
+            if required is None:
+                continue
+            step_name, statuses = required
+            names[f"#c{index}step"] = step_name
+            conditions.append(f"steps.#c{index}step.#status IN ({_listed(values, f'c{index}_', statuses)})")
+        if unanswered is not None:
+            names["#ustep"] = unanswered
+            values |= {
+                ":not_started": StepStatus.NOT_STARTED.value,
+                ":running": StepStatus.RUNNING.value,
+                ":succeeded": StepStatus.SUCCEEDED.value,
+            }
+            conditions.append(_UNANSWERED_STEP.format(step="#ustep"))
         try:
             self._table.update_item(
                 Key={"saga_id": saga_id},
                 UpdateExpression=f"SET {', '.join(assignments)} ADD version :one",
-                ConditionExpression=f"attribute_exists(saga_id) AND #status IN ({', '.join(allowed_keys)})",
+                ConditionExpression=" AND ".join(conditions),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=_to_dynamo(values),
             )
@@ -218,6 +290,26 @@ class SagaRecordRepository:
                 return False
             raise
         return True
+
+
+def _listed(values: dict[str, Any], prefix: str, options: tuple[Any, ...]) -> str:
+    """Add `options` to the expression values under `:<prefix><n>`; returns the comma-separated placeholders."""
+    keys = []
+    for index, option in enumerate(options):
+        values[f":{prefix}{index}"] = option.value
+        keys.append(f":{prefix}{index}")
+    return ", ".join(keys)
+
+
+def _finished_fields(
+    status: StepStatus, result: dict[str, Any] | None, error: str | None, cause: str | None
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {"status": status.value, "finished_at": utc_now()}
+    if result is not None:
+        fields["result"] = result
+    if error is not None:
+        fields |= {"error": error, "cause": cause or ""}
+    return fields
 
 
 def _is_conditional_failure(error: ClientError) -> bool:

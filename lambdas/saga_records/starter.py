@@ -125,5 +125,5 @@ class SagaStarter:
             arn = execution_arn_of(self.state_machine_arn, saga_id)
         except BotoCoreError as error:  # no answer at all (connection, timeout): as retryable as a throttle
             raise SagaStartDeferred(saga_id, type(error).__name__) from error
-        self.records.mark_running(saga_id, arn)
+        self.records.mark_running(saga_id, arn, first_step=self.steps[0] if self.steps else None)
         return arn

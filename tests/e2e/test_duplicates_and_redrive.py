@@ -1,5 +1,6 @@
-"""At-least-once, end to end: duplicate deliveries during flight to every participant, and DLQ redrive of commands
-whose task tokens expired. In each case no participant takes effect a second time.
+"""At-least-once, end to end: duplicate deliveries during flight to every participant, DLQ redrive of commands
+whose task tokens expired, and redelivery of a completed saga's commands after their idempotency records expired. In
+each case no participant takes effect a second time, and none undoes a step its saga kept.
 
 "No second effect" is read from the ground truth: each participant's own table (every item of the saga, compared
 before and after), the domain functions' call counts, and the reconciliation of stock and money.
@@ -7,6 +8,7 @@ before and after), the domain functions' call counts, and the reconciliation of 
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import boto3
@@ -118,4 +120,55 @@ def test_redriving_every_command_of_a_compensated_saga_has_no_second_effect(
     assert {key: local_sagas.faults.effects(saga_id, *key) for key in commands} == effects_before
     assert _participant_items(local_sagas, saga_id) == items_before
     assert local_sagas.records.get(saga_id)["status"] == "FAILED"
+    assert local_sagas.reconcile().problems == []
+
+
+def _sent_commands(record):
+    """The body and queue of every command the saga's state machine sent, from its execution history."""
+    history = boto3.client("stepfunctions").get_execution_history(
+        executionArn=record["execution_arn"], maxResults=1000
+    )["events"]
+    return [
+        json.loads(event["taskScheduledEventDetails"]["parameters"])
+        for event in history
+        if event["type"] == "TaskScheduled" and event["taskScheduledEventDetails"]["resourceType"] == "sqs"
+    ]
+
+
+def _expire_idempotency_records(local_sagas, definition, saga_id):
+    """What DynamoDB TTL does an hour after each step ran. Powertools names a record `<key prefix>#<MD5 of the key's
+    JSON>`; the toolkit's prefix is `<service>.<kind>`, its key the command's idempotency key."""
+    table = boto3.resource("dynamodb").Table(local_sagas.cloud.output("IdempotencyTableName"))
+    for step in definition.steps:
+        for kind in ("action", "compensation"):
+            key = json.dumps(f"{saga_id}#{step.name}#{kind}", sort_keys=True)
+            table.delete_item(Key={"id": f"{step.service}.{kind}#{hashlib.md5(key.encode()).hexdigest()}"})
+
+
+def test_redelivering_a_completed_saga_s_commands_after_their_idempotency_records_expired_undoes_nothing(
+    local_sagas, wait_until_quiet, run_saga, saga_id, definition
+):
+    # Given a completed saga whose commands' idempotency records expired (an hour; a DLQ keeps messages 14 days)
+    assert run_saga(saga_id).status == "COMPLETED"
+    wait_until_quiet()
+    record = local_sagas.records.get(saga_id)
+    sent = _sent_commands(record)
+    assert len(sent) == len(definition.steps)
+    items_before = _participant_items(local_sagas, saga_id)
+    effects_before = {step.name: local_sagas.faults.effects(saga_id, step.name, "action") for step in definition.steps}
+    _expire_idempotency_records(local_sagas, definition, saga_id)
+    # When every one of them is delivered again (an operator's redrive, a late redelivery)
+    sqs = boto3.client("sqs")
+    for parameters in sent:
+        sqs.send_message(QueueUrl=parameters["QueueUrl"], MessageBody=json.dumps(parameters["MessageBody"]))
+    wait_until_quiet()
+    # Then each participant ran its domain again, found its effect, was refused by Step Functions (the task ended
+    # long ago) and kept its step: no compensation ran, no data changed, the saga is as it ended and reconciles
+    assert all(
+        local_sagas.faults.effects(saga_id, step.name, "action") == effects_before[step.name] + 1
+        for step in definition.steps
+    )
+    assert all(local_sagas.faults.attempts(saga_id, step.name, "compensation") == 0 for step in definition.steps)
+    assert _participant_items(local_sagas, saga_id) == items_before
+    assert local_sagas.records.get(saga_id) == record
     assert local_sagas.reconcile().problems == []

@@ -190,6 +190,23 @@ def test_every_function_is_wired_to_its_queue_tables_and_layer(synthesized, defi
         ], command
 
 
+def test_each_participant_may_bring_its_own_queue_s_deliveries_back_early_and_no_other_s(synthesized, definitions):
+    # A delivery that meets another's idempotency lock asks SQS to deliver it again within its heartbeat window
+    # (ChangeMessageVisibility on the receipt it holds): its function must be allowed that on its own queue only.
+    for command, step in commands_with_steps(definitions).items():
+        function = synthesized.template["Resources"][synthesized.logical_id(f"{step.service}/{command}/Function")]
+        role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+        queues = [
+            resource
+            for policy in synthesized.resources("AWS::IAM::Policy").values()
+            if {"Ref": role} in policy["Properties"]["Roles"]
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+            if statement["Effect"] == "Allow" and "sqs:ChangeMessageVisibility" in as_list(statement["Action"])
+            for resource in as_list(statement["Resource"])
+        ]
+        assert queues == [{"Fn::GetAtt": [synthesized.logical_id(f"{step.service}/{command}/Queue"), "Arn"]}], command
+
+
 def test_functions_run_on_the_python_the_tests_run_on(synthesized):
     # Deploy what is tested: every function's runtime is the interpreter running this suite.
     running = f"python{sys.version_info.major}.{sys.version_info.minor}"

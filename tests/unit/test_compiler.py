@@ -84,6 +84,11 @@ def test_command_envelope_carries_what_a_participant_needs(asl, definition):
         assert body["input.$"] == "$.input"
         # Earlier results travel on; the first step has none yet.
         assert ("results.$" in body) == (index > 0)
+        # Its place in the saga, by which the participant reads the saga record
+        assert body.get("previous_step") == (definition.steps[index - 1].name if index > 0 else None)
+        following = definition.steps[index + 1].name if index + 1 < len(definition.steps) else None
+        assert body.get("next_step") == following
+        assert "retriable" not in body
         queue = asl["States"][step.action]["Parameters"]["QueueUrl"]
         assert queue == f"${{{queue_url_key(step.action)}}}"
         comp_body = asl["States"][step.compensation]["Parameters"]["MessageBody"]
@@ -158,6 +163,19 @@ def test_terminal_records_end_the_execution_successfully(asl):
         assert state["Parameters"]["ExpressionAttributeValues"][":status"] == {"S": status}
 
 
+def test_a_completed_saga_s_record_shows_every_step_succeeded_at_once(asl, definition):
+    # (a participant marks its step only after Step Functions took its answer: the last marks may land later)
+    parameters = asl["States"][RECORD_COMPLETED]["Parameters"]
+    names = parameters["ExpressionAttributeNames"]
+    marked = {
+        names[assignment.split(".")[1]]
+        for assignment in parameters["UpdateExpression"].removeprefix("SET ").split(" ADD ")[0].split(", ")
+        if assignment.startswith("steps.") and assignment.endswith(".#status = :succeeded")
+    }
+    assert marked == {step.name for step in definition.steps}
+    assert parameters["ExpressionAttributeValues"][":succeeded"] == {"S": "SUCCEEDED"}
+
+
 def _walk(asl, route):
     """States entered (billed transitions) when each task answers per `route(state_name) -> error | None`."""
     entered, name = [], asl["StartAt"]
@@ -194,6 +212,8 @@ def test_retriable_steps_are_never_compensated_and_park_when_exhausted(raw_defin
     assert "SendCancellationNotice" not in asl["States"]
     task = asl["States"]["SendOrderConfirmation"]
     assert "States.Timeout" in task["Retry"][0]["ErrorEquals"]
+    # (its participant is told: a late success of a retried attempt is never undone)
+    assert task["Parameters"]["MessageBody"]["retriable"] is True
     (catch,) = task["Catch"]
     park = asl["States"][catch["Next"]]
     assert park["Parameters"]["ExpressionAttributeValues"][":status"] == {"S": "FORWARD_RECOVERY_FAILED"}

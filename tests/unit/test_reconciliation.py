@@ -21,6 +21,7 @@ from payment.repository import PaymentRepository
 from payment.service import PaymentService
 from shipping.repository import ShippingRepository
 from shipping.service import ShippingService
+from tests.unit.tables import create_service_table
 
 pytestmark = pytest.mark.unit
 
@@ -107,15 +108,7 @@ def shop(aws_env: None) -> Iterator[Shop]:
     with mock_aws():
         dynamodb = boto3.resource("dynamodb")
         for name in ("inventory", "payments", "shipping", "notifications"):
-            dynamodb.create_table(
-                TableName=name,
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            create_service_table(name)
         shop = Shop(
             InventoryRepository("inventory", dynamodb=dynamodb),
             PaymentRepository("payments", dynamodb=dynamodb),

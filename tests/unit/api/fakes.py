@@ -68,12 +68,15 @@ class FakeRecords:
         with self._lock:
             return copy.deepcopy(self.items.get(saga_id))
 
-    def mark_running(self, saga_id, execution_arn):
+    def mark_running(self, saga_id, execution_arn, first_step=None):
         with self._lock:
             item = self.items[saga_id]
             item["execution_arn"] = execution_arn
             if item["status"] == SagaStatus.STARTED:
                 item["status"] = SagaStatus.PENDING.value
+                if first_step is not None and item["steps"][first_step]["status"] == "NOT_STARTED":
+                    item["current_step"] = first_step
+                    item["steps"][first_step]["status"] = "RUNNING"
             return True
 
     def page_by_status(self, status, *, limit, start_key=None):

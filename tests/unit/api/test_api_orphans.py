@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import boto3
 import pytest
 
 from saga_api.reconciler import START_FAILED_ERROR, OrphanReconciler
 from saga_records import SagaRecordRepository, SagaStatus
 from saga_records.starter import SagaConflict, SagaStartDeferred, SagaStarter, request_hash
 from tests.unit.api.fakes import ORDER, STATE_MACHINE_ARN, STEPS, FakeStepFunctions
+from tests.unit.tables import create_saga_table
 
 pytestmark = pytest.mark.unit
 GRACE_SECONDS, GIVE_UP_SECONDS = 120, 3600
@@ -19,24 +19,7 @@ GRACE_SECONDS, GIVE_UP_SECONDS = 120, 3600
 
 @pytest.fixture
 def saga_table(moto_sfn):
-    boto3.client("dynamodb").create_table(
-        TableName="sagas",
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[
-            {"AttributeName": name, "AttributeType": "S"} for name in ("saga_id", "status", "created_at")
-        ],
-        KeySchema=[{"AttributeName": "saga_id", "KeyType": "HASH"}],
-        GlobalSecondaryIndexes=[
-            {
-                "IndexName": "by_status",
-                "KeySchema": [
-                    {"AttributeName": "status", "KeyType": "HASH"},
-                    {"AttributeName": "created_at", "KeyType": "RANGE"},
-                ],
-                "Projection": {"ProjectionType": "ALL"},
-            }
-        ],
-    )
+    create_saga_table("sagas")
     return SagaRecordRepository("sagas")
 
 

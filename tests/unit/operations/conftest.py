@@ -6,12 +6,12 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 import pytest
 from moto import mock_aws
 
 from saga_operations.detector import iso
 from saga_operations.records import OperationsRecords
+from tests.unit.tables import create_saga_table
 
 SAGA_TABLE = "sagas"
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -26,26 +26,7 @@ def now() -> datetime:
 @pytest.fixture
 def records(aws_env: None) -> Iterator[OperationsRecords]:
     with mock_aws():
-        boto3.client("dynamodb").create_table(
-            TableName=SAGA_TABLE,
-            KeySchema=[{"AttributeName": "saga_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[
-                {"AttributeName": "saga_id", "AttributeType": "S"},
-                {"AttributeName": "status", "AttributeType": "S"},
-                {"AttributeName": "created_at", "AttributeType": "S"},
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "by_status",
-                    "KeySchema": [
-                        {"AttributeName": "status", "KeyType": "HASH"},
-                        {"AttributeName": "created_at", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_saga_table(SAGA_TABLE)
         yield OperationsRecords(SAGA_TABLE)
 
 

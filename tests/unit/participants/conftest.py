@@ -16,6 +16,7 @@ from notification.repository import NotificationRepository
 from participant_toolkit.command import CommandKind, SagaCommand
 from payment.repository import PaymentRepository
 from shipping.repository import ShippingRepository
+from tests.unit.tables import create_service_table
 
 SAGA_ID = "saga-0001"
 ORDER: dict[str, Any] = {
@@ -55,37 +56,24 @@ def dynamodb(aws_env: None) -> Iterator[Any]:
         yield boto3.resource("dynamodb")
 
 
-def create_service_table(dynamodb: Any, name: str) -> str:
-    dynamodb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    return name
-
-
 @pytest.fixture
 def inventory_repository(dynamodb: Any) -> InventoryRepository:
-    return InventoryRepository(create_service_table(dynamodb, "inventory"), dynamodb=dynamodb)
+    return InventoryRepository(create_service_table("inventory"), dynamodb=dynamodb)
 
 
 @pytest.fixture
 def payment_repository(dynamodb: Any) -> PaymentRepository:
-    return PaymentRepository(create_service_table(dynamodb, "payments"), dynamodb=dynamodb)
+    return PaymentRepository(create_service_table("payments"), dynamodb=dynamodb)
 
 
 @pytest.fixture
 def shipping_repository(dynamodb: Any) -> ShippingRepository:
-    return ShippingRepository(create_service_table(dynamodb, "shipping"), dynamodb=dynamodb)
+    return ShippingRepository(create_service_table("shipping"), dynamodb=dynamodb)
 
 
 @pytest.fixture
 def notification_repository(dynamodb: Any) -> NotificationRepository:
-    return NotificationRepository(create_service_table(dynamodb, "notifications"), dynamodb=dynamodb)
+    return NotificationRepository(create_service_table("notifications"), dynamodb=dynamodb)
 
 
 @pytest.fixture
