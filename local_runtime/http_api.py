@@ -2,16 +2,19 @@
 
 Routes, authorisation, required parameters, request validator and model are read from the API Gateway
 resources of the template the local cloud deployed (so they are the ones `cdk deploy` sends to AWS). Each
-request is checked the way API Gateway checks it (SigV4 against the local credentials for AWS_IAM methods,
-then the request validator with the model's JSON schema), turned into a REST API proxy event (payload v1)
-and handed to the SAME handler function the template names, imported with that function's environment from
-the local cloud; its answer goes back as the HTTP response. The scheduled reconciler runs on its rule's rate
-with the stack's other EventBridge rules (local_runtime/eventbridge.py); `run_schedule` runs it now.
+request is received whole first (local_runtime/http_wire.py: framing, quotas, timeouts), then checked the way API
+Gateway checks it (an unknown resource or method is refused, SigV4 against the local credentials for AWS_IAM
+methods, then the request validator with the model's JSON schema), turned into a REST API proxy event (payload
+v1) with the headers API Gateway forwards, and handed to the SAME handler function the template names, imported
+with that function's environment from the local cloud; its answer goes back as the HTTP response. The scheduled
+reconciler runs on its rule's rate with the stack's other EventBridge rules (local_runtime/eventbridge.py);
+`run_schedule` runs it now.
 """
 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import queue
 import re
@@ -23,9 +26,9 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -36,16 +39,28 @@ from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from local_runtime.cloud import ACCOUNT_ID, REGION, DeployedFunction, LocalCloud
+from local_runtime.http_wire import MAX_MESSAGE_CHARS, HttpResponse, WireRequest, capped, handler_class, refusal
 from local_runtime.interrupt import exits_quietly_on_ctrl_c
 from local_runtime.lambda_output import LAMBDA_THREAD_PREFIX, ensure_routed
 from local_runtime.sigv4 import SignatureRejected, sign, verify
 
-API_GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway REST APIs refuse larger payloads (413)
 HOST = "127.0.0.1"
 # Warm environments of a function behind the API: Lambda scales out per concurrent request, so a burst of
 # concurrent duplicates really runs concurrently.
 API_ENVIRONMENTS = 20
 API_PACKAGE = "saga_api"  # the Lambda package behind the API (lambdas/saga_api)
+# API Gateway's answer to a resource or method the API does not define (MISSING_AUTHENTICATION_TOKEN, 403): HEAD,
+# OPTIONS, TRACE, CONNECT and any other method included, signed or not.
+NO_SUCH_ROUTE = "Missing Authentication Token"
+# The request validator's answer lists at most this many problems, and quotes a rejected value at most this long.
+MAX_LISTED_PROBLEMS = 10
+MAX_QUOTED_CHARS = 80
+# Request headers that never reach the integration: framing of the connection API Gateway received (its own request
+# to Lambda has its own), and hop-by-hop fields (RFC 9110 7.6.1).
+NOT_FORWARDED = frozenset(
+    {"connection", "content-length", "expect", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding"}
+    | {"upgrade"}
+)
 
 
 @dataclass(frozen=True)
@@ -56,7 +71,7 @@ class Route:
     authorization: str  # AWS_IAM, NONE, ...
     validate_body: bool
     validate_parameters: bool
-    schema: dict[str, Any] | None  # the application/json model
+    schemas: dict[str, dict[str, Any]]  # the request models by content type (application/json, $default, ...)
     required_parameters: tuple[str, ...]  # method.request.querystring.status, ...
 
     def match(self, path: str) -> dict[str, str] | None:
@@ -64,12 +79,13 @@ class Route:
         found = re.fullmatch(pattern, path)
         return found.groupdict() if found else None
 
-
-@dataclass
-class HttpResponse:
-    status: int
-    body: dict[str, Any] | None
-    headers: dict[str, str] = field(default_factory=dict)
+    def schema_for(self, content_type: str | None) -> dict[str, Any] | None:
+        """The model the validator checks a body of this content type against; None: the body is not validated.
+        API Gateway's developer guide (request validation): "If no matching content type is found, request validation
+        is not performed", and "$default" matches any. A request without Content-Type is taken as application/json
+        (what API Gateway assumes); parameters such as charset do not change the media type."""
+        media_type = (content_type or "application/json").split(";", 1)[0].strip().lower()
+        return self.schemas.get(media_type, self.schemas.get("$default"))
 
 
 class StartExecutionFaults:
@@ -147,8 +163,10 @@ class LocalHttpApi:
                 if "RequestValidatorId" in properties
                 else {}
             )
-            model_ref = properties.get("RequestModels", {}).get("application/json")
-            schema = resources[model_ref["Ref"]]["Properties"]["Schema"] if model_ref else None
+            schemas = {
+                content_type.lower(): resources[model["Ref"]]["Properties"]["Schema"]
+                for content_type, model in properties.get("RequestModels", {}).items()
+            }
             function_id = _lambda_of(properties["Integration"]["Uri"])
             self.routes.append(
                 Route(
@@ -158,7 +176,7 @@ class LocalHttpApi:
                     authorization=properties.get("AuthorizationType", "NONE"),
                     validate_body=bool(validator.get("ValidateRequestBody")),
                     validate_parameters=bool(validator.get("ValidateRequestParameters")),
-                    schema=schema,
+                    schemas=schemas,
                     required_parameters=tuple(
                         name for name, required in properties.get("RequestParameters", {}).items() if required
                     ),
@@ -201,7 +219,7 @@ class LocalHttpApi:
                     starter._client = self.faults.wrap(boto3.client("stepfunctions"))
                 pool.put(environment)
             self._pools[function.name] = pool
-        self.server = _Server((HOST, self._port), _handler_class(self))
+        self.server = _Server((HOST, self._port), handler_class(self))
         self._serve(self.server.serve_forever, "local-http-api")
 
     def stop(self) -> None:
@@ -259,78 +277,69 @@ class LocalHttpApi:
         }
 
     # -- what API Gateway does with a request ----------------------------------------------------------
-    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes, client_ip: str) -> HttpResponse:
-        split = urlsplit(raw_path)
+    def handle(self, request: WireRequest) -> HttpResponse:
+        """What API Gateway does with a whole request: route, authorise, validate, then the integration."""
+        split = urlsplit(request.target)
         stage_prefix = f"/{self.stage}"
         if not (split.path == stage_prefix or split.path.startswith(f"{stage_prefix}/")):
-            return HttpResponse(403, {"message": "Missing Authentication Token"})
+            return refusal(403, NO_SUCH_ROUTE)
         path = split.path[len(stage_prefix) :] or "/"
-        route, path_parameters = self._route(method, path)
+        route, path_parameters = self._route(request.method, path)
         if route is None:
-            return HttpResponse(403, {"message": "Missing Authentication Token"})  # API Gateway's unknown-route answer
-        if len(body) > API_GATEWAY_MAX_BODY_BYTES:
-            return HttpResponse(413, {"message": "Request Too Long"})
+            return refusal(403, NO_SUCH_ROUTE)
         caller = None
         if route.authorization == "AWS_IAM":
             try:
-                host = headers.get("Host") or headers.get("host") or ""
                 caller = verify(
-                    method,
-                    f"http://{host}{raw_path}",
-                    headers=headers,
-                    body=body,
+                    request.method,
+                    f"http://{_last(request.headers, 'host') or ''}{request.target}",
+                    headers=request.headers,
+                    body=request.body,
                     credentials=self.credentials,
                     region=REGION,
                 )
             except SignatureRejected as rejected:
-                return HttpResponse(403, {"message": str(rejected)})
-        query = {name: values[-1] for name, values in parse_qs(split.query, keep_blank_values=True).items()}
-        lowered = {name.lower(): value for name, value in headers.items()}
+                return refusal(403, str(rejected))
+        query = parse_qs(split.query, keep_blank_values=True)
         if route.validate_parameters:
             missing = [
                 parameter.rsplit(".", 1)[-1]
                 for parameter in route.required_parameters
-                if not _has_parameter(parameter, query, lowered, path_parameters)
+                if not _has_parameter(parameter, query, request.headers, path_parameters)
             ]
             if missing:
-                return HttpResponse(400, {"message": f"Missing required request parameters: [{', '.join(missing)}]"})
-        if route.validate_body and route.schema is not None:
-            problems = _schema_problems(route.schema, body)
+                return refusal(400, f"Missing required request parameters: [{', '.join(missing)}]")
+        schema = route.schema_for(_last(request.headers, "content-type"))
+        if route.validate_body and schema is not None:
+            problems = _schema_problems(schema, request.body)
             if problems:
                 return HttpResponse(400, {"message": "Invalid request body", "errors": problems})
-        event = self._event(route, method, path, split.path, query, headers, body, path_parameters, caller, client_ip)
-        answer = self.invoke(route.function, event)
-        response_headers = dict(answer.get("headers") or {})
-        for name, values in (answer.get("multiValueHeaders") or {}).items():
-            response_headers[name] = ", ".join(values)
-        payload = answer.get("body") or ""
-        if answer.get("isBase64Encoded"):
-            payload = base64.b64decode(payload).decode()
-        return HttpResponse(answer["statusCode"], json.loads(payload) if payload else None, response_headers)
+        event = self._event(route, request, path, split.path, query, path_parameters, caller)
+        return _proxy_answer(self.invoke(route.function, event))
 
     def _route(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
-        # API Gateway prefers a literal path part over a {parameter}: try the routes with fewer parameters first.
-        for route in sorted(self.routes, key=lambda r: r.resource.count("{")):
-            if route.method == method and (parameters := route.match(path)) is not None:
+        # API Gateway prefers a literal path part over a {parameter}, and a method over ANY: try the routes with fewer
+        # parameters first, and on one resource the method before ANY. Methods are case-sensitive ("get" is none).
+        def preference(route: Route) -> tuple[int, bool]:
+            return route.resource.count("{"), route.method == "ANY"
+
+        for route in sorted(self.routes, key=preference):
+            if route.method in (method, "ANY") and (parameters := route.match(path)) is not None:
                 return route, parameters
         return None, {}
 
     def _event(
         self,
         route: Route,
-        method: str,
+        request: WireRequest,
         path: str,
         stage_path: str,
-        query: dict[str, str],
-        headers: dict[str, str],
-        body: bytes,
+        query: dict[str, list[str]],
         path_parameters: dict[str, str],
         caller: Any,
-        client_ip: str,
     ) -> dict[str, Any]:
-        multi_headers: dict[str, list[str]] = {}
-        for name, value in headers.items():
-            multi_headers.setdefault(name, []).append(value)
+        headers, multi_headers = _forwarded_headers(request.headers)
+        body = request.body
         try:
             text, encoded = body.decode("utf-8"), False
         except UnicodeDecodeError:
@@ -339,11 +348,11 @@ class LocalHttpApi:
         return {
             "resource": route.resource,
             "path": path,
-            "httpMethod": method,
-            "headers": dict(headers) or None,
+            "httpMethod": request.method,
+            "headers": headers or None,
             "multiValueHeaders": multi_headers or None,
-            "queryStringParameters": query or None,
-            "multiValueQueryStringParameters": {name: [value] for name, value in query.items()} or None,
+            "queryStringParameters": {name: values[-1] for name, values in query.items()} or None,
+            "multiValueQueryStringParameters": query or None,
             "pathParameters": path_parameters or None,
             "stageVariables": None,
             "requestContext": {
@@ -351,17 +360,17 @@ class LocalHttpApi:
                 "apiId": "local",
                 "resourceId": route.resource,
                 "resourcePath": route.resource,
-                "httpMethod": method,
+                "httpMethod": request.method,
                 "path": stage_path,
                 "stage": self.stage,
                 "requestId": str(uuid.uuid4()),
                 "requestTime": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
                 "requestTimeEpoch": int(now.timestamp() * 1000),
                 "protocol": "HTTP/1.1",
-                "domainName": headers.get("Host", HOST),
+                "domainName": _last(request.headers, "host") or HOST,
                 "identity": {
-                    "sourceIp": client_ip,
-                    "userAgent": headers.get("User-Agent"),
+                    "sourceIp": request.client_ip,
+                    "userAgent": _last(request.headers, "user-agent"),
                     "accessKey": caller.access_key if caller else None,
                     "accountId": ACCOUNT_ID if caller else None,
                     "caller": caller.access_key if caller else None,
@@ -376,6 +385,42 @@ class LocalHttpApi:
             "body": text if body else None,
             "isBase64Encoded": encoded,
         }
+
+
+def _last(headers: list[tuple[str, str]], name: str) -> str | None:
+    """The value of a header (the last one, when it was sent more than once), whatever the case of its name."""
+    found = [value for header, value in headers if header.lower() == name]
+    return found[-1] if found else None
+
+
+def _forwarded_headers(received: list[tuple[str, str]]) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The proxy event's `headers` (last value of each) and `multiValueHeaders` (all values, in order): every header
+    the client sent, unsigned ones included, named as it named them (the first spelling of a name sent in several),
+    except framing and hop-by-hop fields and a SigV4 Authorization header. API Gateway's developer guide, "Amazon API
+    Gateway important notes" (REST APIs, headers sent to Lambda and HTTP integrations): "The Authorization header is
+    dropped if it contains a Signature Version 4 signature". So the integration never sees SignedHeaders: it cannot
+    tell a signed header from an unsigned one."""
+    spelled: dict[str, str] = {}
+    multi: dict[str, list[str]] = {}
+    for name, value in received:
+        lowered = name.lower()
+        if lowered in NOT_FORWARDED or (lowered == "authorization" and value.lstrip().startswith("AWS4-")):
+            continue
+        multi.setdefault(spelled.setdefault(lowered, name), []).append(value)
+    return {name: values[-1] for name, values in multi.items()}, multi
+
+
+def _proxy_answer(answer: Any) -> HttpResponse:
+    """The HTTP answer from a Lambda proxy integration's result; one it cannot be (API Gateway: 502) raises."""
+    status = answer["statusCode"]
+    if isinstance(status, bool) or not isinstance(status, int | str) or not 200 <= int(status) <= 599:
+        raise ValueError(f"malformed Lambda proxy response: statusCode {capped(repr(status))}")
+    headers = {name: str(value) for name, value in (answer.get("headers") or {}).items()}
+    for name, values in (answer.get("multiValueHeaders") or {}).items():
+        headers[name] = ", ".join(str(value) for value in values)
+    payload = answer.get("body") or ""
+    body = base64.b64decode(payload) if answer.get("isBase64Encoded") else payload.encode("utf-8")
+    return HttpResponse(int(status), body, headers)
 
 
 def _lambda_of(uri: Any) -> str:
@@ -393,23 +438,40 @@ def _lambda_of(uri: Any) -> str:
     return ""
 
 
-def _has_parameter(parameter: str, query: dict[str, str], headers: dict[str, str], path: dict[str, str]) -> bool:
+def _has_parameter(
+    parameter: str, query: dict[str, list[str]], headers: list[tuple[str, str]], path: dict[str, str]
+) -> bool:
+    """A required parameter is there and not blank (API Gateway checks presence, not type or format)."""
     _, _, where, name = parameter.split(".", 3)
     if where == "querystring":
-        return name in query
-    if where == "header":
-        return name.lower() in headers
-    return bool(path.get(name))
+        value = (query.get(name) or [""])[-1]
+    elif where == "header":
+        value = _last(headers, name.lower()) or ""
+    else:
+        value = path.get(name, "")
+    return bool(value.strip())
 
 
 def _schema_problems(schema: dict[str, Any], body: bytes) -> list[dict[str, str]]:
-    """The request validator: the body against the model's JSON schema (draft 4); each problem names its field."""
+    """The request validator: the body against the model's JSON schema (draft 4); each problem names its field. A body
+    it cannot read (not UTF-8, not strict JSON, nested deeper than it goes) is a problem too: 400, as API Gateway's
+    validator answers, never an error of the emulation. Values are quoted capped, and at most MAX_LISTED_PROBLEMS."""
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        return [{"field": "body", "problem": f"not JSON: {error}"}]
+        document = json.loads(body.decode("utf-8"), parse_constant=_not_json)
+    except UnicodeDecodeError:
+        return [{"field": "body", "problem": "not JSON: not UTF-8 text"}]
+    except RecursionError:
+        return [{"field": "body", "problem": "not JSON the validator can read: nested too deeply"}]
+    except ValueError as error:  # JSONDecodeError, NaN or Infinity, a number too long to convert
+        return [{"field": "body", "problem": f"not JSON: {capped(str(error))}"}]
+    validator = jsonschema.Draft4Validator(schema)
+    try:
+        # One problem more than is listed tells whether there are more.
+        errors = list(itertools.islice(validator.iter_errors(document), MAX_LISTED_PROBLEMS + 1))
+    except RecursionError:
+        return [{"field": "body", "problem": "nested too deeply to validate"}]
     problems = []
-    for error in sorted(jsonschema.Draft4Validator(schema).iter_errors(document), key=lambda e: list(e.absolute_path)):
+    for error in sorted(errors, key=lambda e: [(isinstance(part, str), part) for part in e.absolute_path]):
         where = [str(part) for part in error.absolute_path]
         if error.validator == "required" and isinstance(error.instance, dict):
             names = [name for name in error.validator_value if name not in error.instance]
@@ -417,46 +479,32 @@ def _schema_problems(schema: dict[str, Any], body: bytes) -> list[dict[str, str]
             names = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         else:
             names = [""]
-        for name in names:
-            problems.append({"field": ".".join([*where, name] if name else where) or "body", "problem": error.message})
+        problem = _problem(error)
+        for name in names[: MAX_LISTED_PROBLEMS + 1]:
+            field = ".".join([*where, name] if name else where) or "body"
+            problems.append({"field": capped(field), "problem": problem})
+    if len(problems) > MAX_LISTED_PROBLEMS:
+        problems = problems[:MAX_LISTED_PROBLEMS]
+        problems.append({"field": "body", "problem": f"more problems than the {MAX_LISTED_PROBLEMS} listed"})
     return problems
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def _problem(error: jsonschema.ValidationError) -> str:
+    """The validator's message naming the broken rule, with the value it quotes capped ('xxx...' is too long)."""
+    message = error.message
+    if len(message) > MAX_MESSAGE_CHARS:
+        quoted = repr(error.instance)
+        message = message.replace(quoted, capped(quoted, MAX_QUOTED_CHARS))
+    return capped(message)
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # listen backlog: a burst of concurrent clients must not be reset (default 5)
-
-
-def _handler_class(api: LocalHttpApi) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            headers = {name: value for name, value in self.headers.items()}
-            try:
-                response = api.handle(self.command, self.path, headers, body, self.client_address[0])
-            except Exception as error:  # what API Gateway answers when the integration fails
-                print(json.dumps({"level": "ERROR", "path": self.path, "integration_error": repr(error)}))
-                response = HttpResponse(502, {"message": "Internal server error"})
-            payload = json.dumps(response.body).encode() if response.body is not None else b""
-            self.send_response(response.status)
-            for name, value in response.headers.items():
-                if name.lower() not in ("content-length", "connection"):
-                    self.send_header(name, value)
-            if not any(name.lower() == "content-type" for name in response.headers):
-                self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:  # access logs are not console output
-            pass
-
-    return Handler
 
 
 # -- the client side: what a caller with AWS credentials does ----------------------------------------------
