@@ -58,9 +58,20 @@ MAX_QUOTED_CHARS = 80
 # Request headers that never reach the integration: framing of the connection API Gateway received (its own request
 # to Lambda has its own), and hop-by-hop fields (RFC 9110 7.6.1).
 NOT_FORWARDED = frozenset(
-    {"connection", "content-length", "expect", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding"}
-    | {"upgrade"}
+    [
+        "connection",
+        "content-length",
+        "expect",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ]
 )
+# What a method ANY stands for in API Gateway: "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT" (never TRACE or CONNECT).
+ANY_METHODS = frozenset(("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"))
 
 
 @dataclass(frozen=True)
@@ -324,7 +335,8 @@ class LocalHttpApi:
             return route.resource.count("{"), route.method == "ANY"
 
         for route in sorted(self.routes, key=preference):
-            if route.method in (method, "ANY") and (parameters := route.match(path)) is not None:
+            allowed = route.method == method or (route.method == "ANY" and method in ANY_METHODS)
+            if allowed and (parameters := route.match(path)) is not None:
                 return route, parameters
         return None, {}
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 import json
+from types import SimpleNamespace
 
 import pytest
 
 from local_runtime.http_api import (
     MAX_LISTED_PROBLEMS,
+    LocalHttpApi,
     Route,
     _forwarded_headers,
     _has_parameter,
@@ -88,8 +90,31 @@ def test_problems_keep_their_order_by_field_items_numerically():
     assert fields[:MAX_LISTED_PROBLEMS] == [f"items.{number}.quantity" for number in range(MAX_LISTED_PROBLEMS)]
 
 
-def _route(**schemas) -> Route:
-    return Route("/orders", "POST", None, "AWS_IAM", True, True, schemas, ())
+def _route(method="POST", resource="/orders", **schemas) -> Route:
+    return Route(resource, method, None, "AWS_IAM", True, True, schemas, ())
+
+
+ROUTES = SimpleNamespace(
+    routes=[_route("ANY", "/{proxy}"), _route("GET", "/{proxy}"), _route("POST", "/orders"), _route("ANY", "/orders")]
+)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "chosen"),
+    [
+        pytest.param("POST", "/orders", ("POST", "/orders"), id="the method before ANY"),
+        pytest.param("GET", "/orders", ("ANY", "/orders"), id="a literal path part before a parameter"),
+        pytest.param("GET", "/other", ("GET", "/{proxy}"), id="a parameter"),
+        pytest.param("HEAD", "/other", ("ANY", "/{proxy}"), id="ANY covers HEAD"),
+        pytest.param("TRACE", "/orders", None, id="ANY does not cover TRACE"),
+        pytest.param("CONNECT", "/orders", None, id="nor CONNECT"),
+        pytest.param("get", "/orders", None, id="methods are case-sensitive"),
+        pytest.param("GET", "/orders/x/y", None, id="an unknown resource"),
+    ],
+)
+def test_a_request_goes_to_the_route_api_gateway_would_choose(method, path, chosen):
+    route, _ = LocalHttpApi._route(ROUTES, method, path)
+    assert (route and (route.method, route.resource)) == chosen
 
 
 @pytest.mark.parametrize(
@@ -103,7 +128,8 @@ def _route(**schemas) -> Route:
     ],
 )
 def test_the_validator_checks_a_body_only_against_the_model_of_its_content_type(content_type, validated):
-    assert (_route(**{"application/json": SCHEMA}).schema_for(content_type) is SCHEMA) is validated
+    route = _route(**{"application/json": SCHEMA})
+    assert (route.schema_for(content_type) is SCHEMA) is validated
 
 
 def test_a_default_model_validates_any_content_type():
