@@ -1,21 +1,29 @@
 """The API over real HTTP on the local runtime: signed requests, the gateway's validation, the same handler,
-the saga it starts. Few sagas, scaled clock: the malformed-request table runs in full in tests/unit/api."""
+the saga it starts; and what the local API Gateway does with hostile or careless requests on the wire. Few sagas,
+scaled clock: the malformed-request table runs in full in tests/unit/api, the framing cases in
+tests/unit/test_http_wire.py."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import socket
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from http.client import HTTPResponse
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
 from botocore.credentials import Credentials
 
+from local_runtime.cloud import REGION
 from local_runtime.faults import Fault
 from local_runtime.http_api import SignedApiClient
 from local_runtime.observe import FINISHED_STATUSES
+from local_runtime.sigv4 import sign
 from tests.e2e.orders import TIME_SCALE, make_order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_cloud")]
@@ -80,6 +88,8 @@ MALFORMED_OVER_HTTP = [
     ("empty items", lambda order: {**order, "items": []}, {}, 400, "items"),
     ("unknown field", lambda order: {**order, "coupon": "FREE"}, {}, 400, "coupon"),
     ("not JSON", lambda order: "{" + json.dumps(order), {}, 400, "body"),
+    ("nested 10,000 deep", lambda order: "[" * 10_000 + "]" * 10_000, {}, 400, "body"),
+    ("NaN is not JSON", lambda order: json.dumps(order)[:-1] + ', "order_id": NaN}', {}, 400, "body"),
     # valid against the model, but more than the saga can carry: the handler checks the size first
     ("over the size budget", lambda order: json.dumps(order)[:-1] + " " * 70_000 + "}", {}, 413, "body"),
     ("key with a slash", lambda order: order, {"Idempotency-Key": "a/b"}, 400, "Idempotency-Key"),
@@ -247,3 +257,182 @@ def test_the_scheduled_reconciler_starts_an_orphan_nobody_retried(local_api, loc
         assert local_sagas.execution(key)["name"] == key
     assert record["status"] == "STARTED"
     _ran_to_an_end_once(client, local_sagas, key)
+
+
+# -- hostile and careless requests, byte by byte ------------------------------------------------------------------
+def _signed_raw(api, method, path, body=b"", *, unsigned=None, length=None, chunks=None, signed=None) -> bytes:
+    """A request signed as an SDK signs it, written out by hand: `unsigned` headers are added after signing,
+    `length` overrides the Content-Length, `chunks` sends the body chunked."""
+    url = f"{api.url}{path}"
+    parts = urlsplit(url)
+    headers = {"Content-Type": "application/json"} if body else {}
+    headers |= signed or {}
+    headers = sign(method, url, headers=headers, body=body, credentials=api.credentials, region=REGION)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {parts.netloc}"]
+    lines += [f"{name}: {value}" for name, value in {**headers, **(unsigned or {})}.items()]
+    if chunks is not None:
+        lines.append("Transfer-Encoding: chunked")
+        body = b"".join(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n" for chunk in chunks) + b"0\r\n\r\n"
+    elif body or length is not None:
+        lines.append(f"Content-Length: {len(body) if length is None else length}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def _exchange(api, data: bytes, *, method="POST", then=None) -> tuple[int, dict, bytes]:
+    """Send raw bytes to the local API; `then` acts on the socket before the answer is read. Status, headers, body."""
+    with socket.create_connection(api.server.server_address[:2], timeout=10) as sock:
+        sock.sendall(data)
+        if then:
+            then(sock)
+        response = HTTPResponse(sock, method=method)
+        response.begin()
+        return response.status, {name.lower(): value for name, value in response.getheaders()}, response.read()
+
+
+def _nothing_started(local_sagas, saga_id: str) -> bool:
+    return local_sagas.records.get(saga_id) is None and _executions_named(local_sagas, saga_id) == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("HEAD", "/orders"),
+        ("OPTIONS", "/orders"),
+        ("TRACE", "/orders"),
+        ("PROPFIND", "/orders"),
+        ("get", "/orders?status=FAILED"),
+        ("DELETE", "/orders/some-saga"),
+        ("GET", "/nowhere"),
+        ("GET", ""),
+    ],
+)
+def test_a_method_or_resource_the_api_does_not_define_is_a_json_403_however_well_signed(local_api, method, path):
+    api, _ = local_api
+    # When a correctly signed request names a method or resource the API does not define
+    status, headers, body = _exchange(api, _signed_raw(api, method, path), method=method)
+    # Then API Gateway's answer, in JSON (never an HTML page), without a body for HEAD
+    assert (status, headers["content-type"]) == (403, "application/json")
+    if method == "HEAD":
+        assert body == b""
+        assert int(headers["content-length"]) > 0
+    else:
+        assert json.loads(body) == {"message": "Missing Authentication Token"}
+
+
+def test_connect_is_a_json_403(local_api):
+    api, _ = local_api
+    host = "{}:{}".format(*api.server.server_address[:2])
+    request = f"CONNECT {host} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    status, _, body = _exchange(api, request, method="CONNECT")
+    assert (status, json.loads(body)) == (403, {"message": "Missing Authentication Token"})
+
+
+def test_an_order_whose_body_falls_short_of_its_content_length_starts_nothing(local_api, local_sagas):
+    api, _ = local_api
+    order = make_order()
+    body = json.dumps(order).encode()
+    # Given a signed order, complete JSON, announced ten bytes longer than it is / When the client stops sending
+    request = _signed_raw(api, "POST", "/orders", body, length=len(body) + 10)
+    status, _, answer = _exchange(api, request, then=lambda sock: sock.shutdown(socket.SHUT_WR))
+    # Then 400, and neither a record nor an execution
+    assert status == 400, answer
+    assert _nothing_started(local_sagas, order["order_id"])
+
+
+def test_an_order_whose_client_goes_away_mid_body_starts_nothing(local_api, local_sagas):
+    api, _ = local_api
+    order = make_order()
+    body = json.dumps(order).encode()
+    with socket.create_connection(api.server.server_address[:2], timeout=10) as sock:
+        sock.sendall(_signed_raw(api, "POST", "/orders", body, length=len(body) + 10))
+    time.sleep(0.5)  # what the server would do with it, it would have started by now
+    assert _nothing_started(local_sagas, order["order_id"])
+
+
+@pytest.mark.parametrize("length", ["abc", "-1", "1_0", "10, 20"])
+def test_an_invalid_content_length_gets_a_json_400(local_api, local_sagas, length):
+    api, _ = local_api
+    order = make_order()
+    request = _signed_raw(api, "POST", "/orders", json.dumps(order).encode(), length=length)
+    status, headers, body = _exchange(api, request)
+    assert (status, headers["content-type"], headers.get("connection")) == (400, "application/json", "close")
+    assert "message" in json.loads(body)
+    assert _nothing_started(local_sagas, order["order_id"])
+
+
+def test_a_content_length_over_10_mb_is_a_413_before_the_body_is_sent(local_api):
+    api, _ = local_api
+    status, _, body = _exchange(api, _signed_raw(api, "POST", "/orders", length=10 * 1024 * 1024 + 1))
+    assert (status, json.loads(body)) == (413, {"message": "Request Too Long"})
+
+
+def test_a_signed_order_sent_chunked_is_accepted_as_one_body(local_api, local_sagas):
+    api, _ = local_api
+    order = make_order()
+    body = json.dumps(order).encode()
+    # When a signed order arrives in three chunks
+    chunks = [body[:10], body[10:50], body[50:]]
+    status, _, answer = _exchange(api, _signed_raw(api, "POST", "/orders", body, chunks=chunks))
+    # Then it is the order the client signed: accepted, and its saga recorded
+    assert status == 202, answer
+    assert json.loads(answer)["saga_id"] == order["order_id"]
+    assert local_sagas.records.get(order["order_id"]) is not None
+
+
+def test_unsigned_payload_is_refused(local_api, local_sagas):
+    _, client = local_api
+    order = make_order()
+    answer = client.request("POST", "/orders", body=order, headers={"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
+    assert answer.status == 403
+    assert "signature" in answer.body["message"]
+    assert _nothing_started(local_sagas, order["order_id"])
+
+
+def test_a_content_hash_header_that_is_not_the_bodys_is_refused(local_api, local_sagas):
+    api, _ = local_api
+    order, other = make_order(), make_order()
+    body = json.dumps(order).encode()
+    claimed = {"X-Amz-Content-SHA256": hashlib.sha256(json.dumps(other).encode()).hexdigest()}
+    status, _, answer = _exchange(api, _signed_raw(api, "POST", "/orders", body, unsigned=claimed))
+    assert status == 403, answer
+    assert _nothing_started(local_sagas, order["order_id"])
+
+
+def test_the_proxy_event_forwards_unsigned_headers_but_not_the_signature(local_api, monkeypatch):
+    api, _ = local_api
+    events = []
+    invoke = api.invoke
+
+    def recording(function, event):
+        events.append(event)
+        return invoke(function, event)
+
+    monkeypatch.setattr(api, "invoke", recording)
+    # When a signed request comes with a header added after signing
+    request = _signed_raw(api, "GET", f"/orders/{_key()}", unsigned={"X-Added-Later": "1"})
+    status, _, _ = _exchange(api, request, method="GET")
+    # Then the handler answers it (an unknown saga), and its event has the unsigned header and no Authorization:
+    # API Gateway drops a SigV4 Authorization header, so no handler can read SignedHeaders
+    assert status == 404
+    [event] = events
+    assert event["headers"]["X-Added-Later"] == "1"
+    assert "x-amz-date" in {name.lower() for name in event["headers"]}
+    assert "authorization" not in {name.lower() for name in event["headers"]}
+    assert "authorization" not in {name.lower() for name in event["multiValueHeaders"]}
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda order: {**order, "order_id": "x" * 1_000_000}, id="a 1 MB order id"),
+        pytest.param(lambda order: {**order, **{f"extra{n}": n for n in range(10_000)}}, id="10,000 unknown fields"),
+    ],
+)
+def test_the_validators_answer_quotes_a_rejected_value_capped(local_api, local_sagas, build):
+    _, client = local_api
+    order = make_order()
+    answer = client.start_order(build(order))
+    assert answer.status == 400
+    assert len(json.dumps(answer.body)) < 4000, len(json.dumps(answer.body))
+    assert _nothing_started(local_sagas, order["order_id"])
