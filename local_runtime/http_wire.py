@@ -105,6 +105,7 @@ class _Exchange:
         self.timeout_seconds = timeout_seconds
         self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
         self.received = False  # any byte of the current request
+        self.deadline = 0.0  # to receive the current request whole (or its first byte, while the connection idles)
 
     def serve(self) -> None:
         try:
@@ -116,9 +117,9 @@ class _Exchange:
     def _serve_one(self) -> bool:
         """Receive one request, answer it; True when the connection may carry another."""
         self.received = bool(self.http.trailing_data[0])  # a pipelined request may be buffered already
-        deadline = time.monotonic() + self.timeout_seconds
+        self.deadline = time.monotonic() + self.timeout_seconds
         try:
-            event = self._next_event(deadline)
+            event = self._next_event()
             if isinstance(event, h11.ConnectionClosed):
                 return False
             assert isinstance(event, h11.Request), event
@@ -128,7 +129,7 @@ class _Exchange:
                 return self._refuse(problem)
             if self.http.they_are_waiting_for_100_continue:
                 self._send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue"))
-            body = self._read_body(deadline)
+            body = self._read_body()
         except h11.RemoteProtocolError as error:
             # Bad framing, a head too large, a transfer coding other than chunked, or the client closed mid-request.
             return self._refuse(refusal(error.error_status_hint, capped(str(error))))
@@ -144,24 +145,26 @@ class _Exchange:
         self._answer(response, head_only=request.method == b"HEAD")
         return self.http.our_state is h11.DONE and self.http.their_state is h11.DONE
 
-    def _next_event(self, deadline: float) -> Any:
+    def _next_event(self) -> Any:
         while True:
             event = self.http.next_event()
             if event is not h11.NEED_DATA:
                 return event
-            left = deadline - time.monotonic()
+            left = self.deadline - time.monotonic()
             if left <= 0:
                 raise TimeoutError
             self.sock.settimeout(left)
             data = self.sock.recv(RECEIVE_BYTES)
-            self.received = self.received or bool(data)
+            if data and not self.received:  # the request begins: the time to receive it whole starts now
+                self.received = True
+                self.deadline = time.monotonic() + self.timeout_seconds
             self.http.receive_data(data)  # b"" is the client's end of stream
 
-    def _read_body(self, deadline: float) -> bytes:
+    def _read_body(self) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while True:
-            event = self._next_event(deadline)
+            event = self._next_event()
             if isinstance(event, h11.EndOfMessage):  # trailer fields are dropped, never merged into the headers
                 return b"".join(chunks)
             assert isinstance(event, h11.Data), event

@@ -212,6 +212,21 @@ def test_an_idle_kept_connection_is_closed_quietly():
     assert len(gateway.requests) == 1
 
 
+def test_the_time_to_send_a_request_starts_with_its_first_byte_not_with_the_idle_connection():
+    gateway = RecordingGateway()
+    with connection(gateway, timeout_seconds=1.0) as client:
+        client.send(HEAD + b'Content-Length: 7\r\n\r\n{"a":1}')
+        assert client.answer().status == 200
+        # Given a kept connection idle for most of the timeout / When the next request takes half of it to arrive
+        time.sleep(0.7)
+        client.send(HEAD)
+        time.sleep(0.5)
+        client.send(b'Content-Length: 7\r\n\r\n{"a":1}')
+        # Then it is answered: it arrived whole within the timeout of its own first byte
+        assert client.answer().status == 200
+    assert len(gateway.requests) == 2
+
+
 def test_a_chunked_body_reaches_the_gateway_whole_and_the_next_request_is_framed_after_it():
     gateway = RecordingGateway()
     with connection(gateway) as client:
