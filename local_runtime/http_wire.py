@@ -106,6 +106,7 @@ class _Exchange:
         self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
         self.received = False  # any byte of the current request
         self.deadline = 0.0  # to receive the current request whole (or its first byte, while the connection idles)
+        self.head_only = False  # the current request is a HEAD: its answer carries no body
 
     def serve(self) -> None:
         try:
@@ -113,17 +114,21 @@ class _Exchange:
                 self.http.start_next_cycle()
         except OSError:  # the client reset the connection or stopped reading: nobody is left to answer
             return
+        except h11.LocalProtocolError as error:  # an answer HTTP cannot carry, found while sending it: close
+            print(json.dumps({"level": "ERROR", "integration_error": capped(repr(error))}))
 
     def _serve_one(self) -> bool:
         """Receive one request, answer it; True when the connection may carry another."""
         self.received = bool(self.http.trailing_data[0])  # a pipelined request may be buffered already
         self.deadline = time.monotonic() + self.timeout_seconds
+        self.head_only = False
         try:
             event = self._next_event()
             if isinstance(event, h11.ConnectionClosed):
                 return False
             assert isinstance(event, h11.Request), event
             request = event
+            self.head_only = request.method == b"HEAD"
             problem = framing_refusal(request)
             if problem is not None:
                 return self._refuse(problem)
@@ -142,7 +147,7 @@ class _Exchange:
         response = self._dispatch(request, body)
         if request.method == b"CONNECT" and 200 <= response.status < 300:  # this server opens no tunnel
             response = refusal(502, "Internal server error")
-        self._answer(response, head_only=request.method == b"HEAD")
+        self._answer(response)
         return self.http.our_state is h11.DONE and self.http.their_state is h11.DONE
 
     def _next_event(self) -> Any:
@@ -192,16 +197,16 @@ class _Exchange:
         connection cannot be told from the next one."""
         if self.http.our_state in (h11.IDLE, h11.SEND_RESPONSE):
             response.headers["Connection"] = "close"
-            self._answer(response, head_only=False)
+            self._answer(response)
         self._linger()
         return False
 
-    def _answer(self, response: HttpResponse, *, head_only: bool) -> None:
+    def _answer(self, response: HttpResponse) -> None:
         try:
-            events = _answer_events(response, head_only=head_only)
+            events = _answer_events(response, head_only=self.head_only)
         except h11.LocalProtocolError as error:  # the integration answered what HTTP cannot carry
             print(json.dumps({"level": "ERROR", "integration_error": capped(repr(error))}))
-            events = _answer_events(refusal(502, "Internal server error"), head_only=head_only)
+            events = _answer_events(refusal(502, "Internal server error"), head_only=self.head_only)
         self.sock.settimeout(self.timeout_seconds)
         for event in events:
             self._send(event)

@@ -322,6 +322,18 @@ def test_the_answer_to_head_has_the_framing_of_its_body_but_no_body():
     assert get.json() == {"method": "GET", "body": ""}
 
 
+def test_a_head_refused_for_its_framing_is_answered_without_a_body():
+    gateway = RecordingGateway()
+    with connection(gateway) as client:
+        client.send(
+            f"HEAD /v1/orders HTTP/1.1\r\nHost: api.local\r\nContent-Length: {MAX_BODY_BYTES + 1}\r\n\r\n".encode()
+        )
+        answer = client.answer("HEAD")
+        assert (answer.status, answer.body) == (413, b"")
+        assert client.closed_by_server()
+    assert gateway.requests == []
+
+
 @pytest.mark.parametrize(
     ("raw", "status"),
     [
