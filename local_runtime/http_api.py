@@ -49,8 +49,9 @@ HOST = "127.0.0.1"
 # concurrent duplicates really runs concurrently.
 API_ENVIRONMENTS = 20
 API_PACKAGE = "saga_api"  # the Lambda package behind the API (lambdas/saga_api)
-# API Gateway's answer to a resource or method the API does not define (MISSING_AUTHENTICATION_TOKEN, 403): HEAD,
-# OPTIONS, TRACE, CONNECT and any other method included, signed or not.
+# API Gateway's answer to a resource or method the API does not define, HEAD, OPTIONS, TRACE, CONNECT and any other
+# method included, signed or not: 403 {"message": "Missing Authentication Token"} (developer guide, "Gateway response
+# types": MISSING_AUTHENTICATION_TOKEN covers "an unsupported API method or resource").
 NO_SUCH_ROUTE = "Missing Authentication Token"
 # The request validator's answer lists at most this many problems, and quotes a rejected value at most this long.
 MAX_LISTED_PROBLEMS = 10
@@ -70,7 +71,8 @@ NOT_FORWARDED = frozenset(
         "upgrade",
     ]
 )
-# What a method ANY stands for in API Gateway: "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT" (never TRACE or CONNECT).
+# What a method ANY stands for (developer guide, "Set up a method request"): "all of the supported HTTP methods of
+# DELETE, GET, HEAD, OPTIONS, PATCH, POST, and PUT" (never TRACE or CONNECT).
 ANY_METHODS = frozenset(("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"))
 
 
