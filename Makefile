@@ -50,7 +50,7 @@ destroy: $(PYTHON_READY) $(NODE_READY)  ## Delete the stack (business tables and
 deploy-local: $(PYTHON_READY) $(NODE_READY)  ## cdk bootstrap/deploy/update/destroy against a local moto endpoint, sagas in between
 	$(WITH_NODE) $(PY) -m local_runtime.deploy_local
 
-asl: $(PYTHON_READY)  ## Regenerate statemachines/*.asl.json and *.mmd from the saga definitions
+asl: $(PYTHON_READY)  ## Regenerate statemachines/sagas/*.asl.json and *.mmd from the saga definitions
 	$(PY) -m statemachines
 
 lint: $(PYTHON_READY)

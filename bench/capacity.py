@@ -1,6 +1,6 @@
 """Capacity model: sustained sagas per second per account and region, from the saga definition and the quotas.
 
-    python -m bench.capacity [--saga statemachines/order_fulfillment.saga.yaml] [--step-seconds 1]
+    python -m bench.capacity [--saga statemachines/sagas/order_fulfillment.saga.yaml] [--step-seconds 1]
                              [--failure-rate 0.1]
 
 Per saga it counts, from the compiled state machine (the same ASL the stack deploys):
@@ -35,7 +35,7 @@ from participant_toolkit.participant import HEARTBEATS_PER_INTERVAL, MIN_DEFERRE
 from statemachines import SagaDefinition, compile_saga, load_definition
 from statemachines.compiler import CALLBACK_RESOURCE
 
-ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "order_fulfillment.saga.yaml"
+ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "sagas" / "order_fulfillment.saga.yaml"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ Each harness runs in its own fresh process (the bench starts both), prints one J
 - `toolkit`: the synthesized stack on `LocalCloud` (participant handlers with the toolkit, saga records,
   idempotency, heartbeats, EventBridge schedules), sagas started through `SagaStarter`; the stock and money
   are reconciled afterwards, and a saga that did not complete or a reconciliation problem fails the run.
-- `bare`: the same generated ASL (statemachines/*.asl.json, its `${...}` placeholders filled with queues and a
+- `bare`: the same generated ASL (statemachines/sagas/*.asl.json, its `${...}` placeholders filled with queues and a
   table of the same names' roles) on the same moto with the same patches, and a minimal poller per queue that
   answers every command with SendTaskSuccess: no toolkit, no records kept, no checks. (Its table holds a bare
   record per saga, written before the clock starts: the RecordCompleted state marks the steps of the one it finds.)
@@ -46,8 +46,8 @@ from statemachines import load_definition
 from statemachines.compiler import substitution_keys
 
 REPO = Path(__file__).resolve().parent.parent
-ORDER_SAGA = REPO / "statemachines" / "order_fulfillment.saga.yaml"
-GENERATED_ASL = REPO / "statemachines" / "order_fulfillment.asl.json"
+ORDER_SAGA = REPO / "statemachines" / "sagas" / "order_fulfillment.saga.yaml"
+GENERATED_ASL = REPO / "statemachines" / "sagas" / "order_fulfillment.asl.json"
 CONSUMERS_PER_QUEUE = 4  # LocalCloud's default: poller threads (warm Lambda environments) per queue
 BATCH_SIZE = 10  # infra/constants.py BATCH_SIZE: messages per receive, as the event source mappings use
 LONG_POLL_SECONDS = 1  # LocalCloud's ReceiveMessage WaitTimeSeconds

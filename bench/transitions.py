@@ -26,7 +26,7 @@ from local_runtime.sagas import LocalSagas
 from local_runtime.synth import synthesize
 from statemachines import load_definition
 
-ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "order_fulfillment.saga.yaml"
+ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "sagas" / "order_fulfillment.saga.yaml"
 ORDER = {
     "order_id": "bench-1",
     "customer": {"customer_id": "c-1", "email": "bench@example.com"},

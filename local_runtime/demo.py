@@ -43,7 +43,7 @@ from saga_ops.deployment import Deployment
 from saga_ops.operations import SagaOperator
 from statemachines import load_definition
 
-ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "order_fulfillment.saga.yaml"
+ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "sagas" / "order_fulfillment.saga.yaml"
 
 # sku: (unit price in cents, units in stock)
 CATALOG = {

@@ -44,7 +44,7 @@ from local_runtime.sagas import LocalSagas
 from statemachines import load_definition
 
 CDK_CLI = constants.REPO_ROOT / "node_modules" / ".bin" / "cdk"
-ORDER_SAGA = constants.REPO_ROOT / "statemachines" / "order_fulfillment.saga.yaml"
+ORDER_SAGA = constants.REPO_ROOT / "statemachines" / "sagas" / "order_fulfillment.saga.yaml"
 # Local seconds per SLA second. Slower than the e2e tests' 0.04: these two sagas never wait on a timer, so the
 # clock costs nothing here, and a 60 s task timeout of 15 s (heartbeat 5 s) holds on a machine loaded by synths.
 TIME_SCALE = 0.25

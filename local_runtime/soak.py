@@ -49,7 +49,7 @@ from saga_ops.deployment import Deployment
 from saga_records import PARKED_STATUSES
 from statemachines import SagaDefinition, Step, load_definition
 
-ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "order_fulfillment.saga.yaml"
+ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "sagas" / "order_fulfillment.saga.yaml"
 # sku: unit price in cents; SKUs of the soak's own, so a cloud shared with other tests keeps their stock apart
 CATALOG = {"SKU-SOAK-DOCK": 4999, "SKU-SOAK-HEADSET": 2599, "SKU-SOAK-WEBCAM": 18999}
 SOAK_TIME_SCALE = 0.25  # 1 s of SLA lasts 250 ms: a 20 s heartbeat 5 s, the 120 s carrier timeout 30 s

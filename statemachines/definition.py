@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 SAGA_FILE_SUFFIX = ".saga.yaml"
-DEFINITIONS_DIR = Path(__file__).resolve().parent
+DEFINITIONS_DIR = Path(__file__).resolve().parent / "sagas"  # a team's sagas; this package is the compiler
 
 # Step Functions hard limit on history events per execution; each task attempt writes about five.
 MAX_HISTORY_EVENTS = 25_000

@@ -26,7 +26,7 @@ from statemachines.definition import saga_files
 
 pytestmark = pytest.mark.unit
 
-ORDER_FILE = Path(__file__).resolve().parents[2] / "statemachines" / "order_fulfillment.saga.yaml"
+ORDER_FILE = Path(__file__).resolve().parents[2] / "statemachines" / "sagas" / "order_fulfillment.saga.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -279,7 +279,9 @@ def test_a_retriable_step_with_a_compensation_is_rejected(raw_definition):
 
 
 def test_committed_asl_and_diagram_are_fresh():
-    for saga_file in saga_files():
+    files = saga_files()
+    assert files, "no saga definition found in statemachines/sagas/"
+    for saga_file in files:
         for path, text in generated_files(saga_file).items():
             assert path.exists(), f"{path} missing: run `make asl`"
             assert path.read_text(encoding="utf-8") == text, f"{path} is stale: run `make asl`"
@@ -288,7 +290,9 @@ def test_committed_asl_and_diagram_are_fresh():
 def test_readme_shows_the_current_diagram():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     (diagram,) = [text for path, text in generated_files(ORDER_FILE).items() if path.suffix == ".mmd"]
-    assert f"```mermaid\n{diagram}```" in readme, "README diagram is stale: paste statemachines/order_fulfillment.mmd"
+    assert f"```mermaid\n{diagram}```" in readme, (
+        "README diagram is stale: paste statemachines/sagas/order_fulfillment.mmd"
+    )
 
 
 def test_stale_check_fails_on_an_edited_definition(tmp_path, raw_definition, monkeypatch):
