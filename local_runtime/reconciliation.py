@@ -16,15 +16,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from payment.models import PaymentOrder
 from saga_records.model import PARKED_STATUSES, SagaStatus
+from services.payment.models import PaymentOrder
 
 if TYPE_CHECKING:
-    from inventory.models import Reservation
-    from inventory.repository import InventoryRepository
-    from notification.repository import NotificationRepository
-    from payment.repository import PaymentRepository
-    from shipping.repository import ShippingRepository
+    from services.inventory.models import Reservation
+    from services.inventory.repository import InventoryRepository
+    from services.notification.repository import NotificationRepository
+    from services.payment.repository import PaymentRepository
+    from services.shipping.repository import ShippingRepository
 
 SETTLED_STATUSES = frozenset({SagaStatus.COMPLETED, SagaStatus.FAILED})
 # Parked sagas await an operator; RESOLVED ones were closed by one, by hand: listed, not checked against the effects.

@@ -6,16 +6,16 @@ from typing import Any
 
 import boto3
 
-from inventory.repository import InventoryRepository
 from local_runtime.cloud import LocalCloud
 from local_runtime.faults import FaultInjector
 from local_runtime.observe import SagaOutcome, execution_arn, outcome_of, wait_until_finished
 from local_runtime.reconciliation import Reconciliation, reconcile
-from notification.repository import NotificationRepository
-from payment.repository import PaymentRepository
 from saga_records import SagaRecordRepository
 from saga_records.starter import SagaStarter, StartedSaga
-from shipping.repository import ShippingRepository
+from services.inventory.repository import InventoryRepository
+from services.notification.repository import NotificationRepository
+from services.payment.repository import PaymentRepository
+from services.shipping.repository import ShippingRepository
 from statemachines import SagaDefinition
 
 
