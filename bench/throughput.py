@@ -40,8 +40,8 @@ import boto3
 from moto.core.botocore_stubber import BotocoreStubber
 
 from local_runtime.cloud import DEFAULT_TIME_SCALE, FAKE_CREDENTIALS, LocalCloud
-from local_runtime.observe import wait_until_finished
-from local_runtime.sagas import LocalSagas
+from saga_testkit.observe import wait_until_finished
+from saga_testkit.sagas import LocalSagas
 from statemachines import load_definition
 from statemachines.compiler import substitution_keys
 

@@ -21,9 +21,9 @@ from rich.table import Table
 
 from bench.figures import usd_per_million_sagas
 from local_runtime.cloud import LocalCloud
-from local_runtime.faults import Fault
-from local_runtime.sagas import LocalSagas
 from local_runtime.synth import synthesize
+from saga_testkit.faults import Fault
+from saga_testkit.sagas import LocalSagas
 from statemachines import load_definition
 
 ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "sagas" / "order_fulfillment.saga.yaml"

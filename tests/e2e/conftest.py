@@ -17,8 +17,8 @@ import pytest
 
 from local_runtime.cloud import LocalCloud
 from local_runtime.http_api import serving
-from local_runtime.sagas import LocalSagas
 from local_runtime.synth import synthesize
+from saga_testkit.sagas import LocalSagas
 from statemachines import load_definition
 from tests.e2e.orders import ORDER_SAGA, STOCK, TIME_SCALE, make_order
 

@@ -32,7 +32,7 @@ def test_cdk_cli_deploys_updates_runs_sagas_and_destroys_on_a_local_endpoint(tmp
     # (in a terminal, as a user runs it: the CLI's stdin is a terminal too, and progress displays are drawn)
     run = start_in_terminal(
         "-m",
-        "local_runtime.deploy_local",
+        "saga_testkit.deploy_local",
         "--update-log-level",
         UPDATE_LOG_LEVEL,
         "--report",

@@ -1,6 +1,6 @@
 """The fault matrix: every step of the saga definition x every fault, run at once on a local cloud of its own.
 
-Cells and their expected outcomes come from `local_runtime.fault_matrix` (derived from the definition, never from a
+Cells and their expected outcomes come from `saga_testkit.fault_matrix` (derived from the definition, never from a
 run), so a step added to the definition is covered here without editing this module. All cells start together
 (distinct saga ids) in one module-scoped run; each test then checks one cell against the ground truth: the saga
 record, the execution history, the participants' domain calls, the DLQs and the reconciliation of stock and money.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import boto3
 import pytest
 
-from local_runtime.fault_matrix import FaultCell, NotApplicable, fault_matrix
+from saga_testkit.fault_matrix import FaultCell, NotApplicable, fault_matrix
 from statemachines import load_definition
 from tests.e2e.orders import ORDER_SAGA, make_order
 

@@ -12,10 +12,10 @@ import pytest
 from rich.console import Console
 
 from local_runtime.eventbridge import StatusChangeRule
-from local_runtime.faults import Fault
 from saga_ops import cli
 from saga_ops.operations import NotResumable, OperatorError
 from saga_records.starter import SagaStarter
+from saga_testkit.faults import Fault
 from tests.e2e.orders import TIME_SCALE, make_order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_cloud")]

@@ -11,8 +11,8 @@ import time
 import boto3
 import pytest
 
-from local_runtime.faults import Fault
 from saga_records import SagaStatus
+from saga_testkit.faults import Fault
 from tests.e2e.orders import TIME_SCALE, make_order
 
 # One xdist group: the package-scoped local cloud serves these tests back to back on one worker.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from local_runtime.fault_matrix import (
+from saga_records import SagaStatus
+from saga_testkit.fault_matrix import (
     FAULTS,
     INJECTED_COMPENSATION_ERROR,
     TIMEOUT_ERROR,
@@ -13,7 +14,6 @@ from local_runtime.fault_matrix import (
     NotApplicable,
     fault_matrix,
 )
-from saga_records import SagaStatus
 from statemachines import parse_definition
 from tests.e2e.orders import ORDER_SAGA
 

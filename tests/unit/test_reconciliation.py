@@ -11,8 +11,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from local_runtime.reconciliation import MoneyFigures, Reconciliation, StockRow, reconcile
 from participant_toolkit.command import CommandKind, SagaCommand
+from saga_testkit.reconciliation import MoneyFigures, Reconciliation, StockRow, reconcile
 from services.inventory.repository import InventoryRepository
 from services.inventory.service import InventoryService
 from services.notification.repository import NotificationRepository

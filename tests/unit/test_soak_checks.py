@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from local_runtime.soak_checks import DlqAlarm, SentCommand, check, evaluate_alarm
+from saga_testkit.soak_checks import DlqAlarm, SentCommand, check, evaluate_alarm
 
 pytestmark = pytest.mark.unit
 
@@ -86,7 +86,7 @@ def test_a_template_alarm_is_evaluated_on_a_depth(comparison, depth, state):
 def test_the_soak_plans_transient_faults_with_the_participants_own_error_names():
     # Given the order saga, whose compensation retry policies also retry States.Timeout (a name only Step Functions
     # may raise: a participant that reported it would crash moto's interpreter, and be refused by AWS)
-    from local_runtime.soak import plan_faults
+    from saga_testkit.soak import plan_faults
     from statemachines import load_definition
     from tests.e2e.orders import ORDER_SAGA
 
@@ -102,7 +102,7 @@ def test_the_soak_plans_transient_faults_with_the_participants_own_error_names()
 def test_the_soak_starts_the_sagas_with_a_poisoned_command_first_and_the_rest_in_plan_order():
     # Given a plan where poisoned commands (accounted for only after maxReceiveCount visibility timeouts) are drawn
     # for sagas spread through the run
-    from local_runtime.soak import plan_faults, start_order
+    from saga_testkit.soak import plan_faults, start_order
     from statemachines import load_definition
     from tests.e2e.orders import ORDER_SAGA
 

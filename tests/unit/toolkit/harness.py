@@ -20,10 +20,10 @@ import boto3
 from moto.core.botocore_stubber import BotocoreStubber
 
 from local_runtime.cloud import LocalLambdaContext
-from local_runtime.reconciliation import Reconciliation, reconcile
 from participant_toolkit import ParticipantSettings, SagaParticipant
 from participant_toolkit.callbacks import HeartbeatSchedule, LateCallback, TaskCallbacks
 from saga_records import SagaRecordRepository, SagaStatus
+from saga_testkit.reconciliation import Reconciliation, reconcile
 from services.inventory.repository import InventoryRepository
 from services.inventory.service import InventoryService
 from services.notification.repository import NotificationRepository

@@ -32,15 +32,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from local_runtime.cloud import LocalCloud
-from local_runtime.faults import Fault
 from local_runtime.http_api import SignedApiClient, serving
 from local_runtime.interrupt import exits_quietly_on_ctrl_c
-from local_runtime.observe import FINISHED_STATUSES
-from local_runtime.sagas import LocalSagas
 from local_runtime.synth import SynthesisFailed, synthesize
 from saga_ops import cli as saga_ops_cli
 from saga_ops.deployment import Deployment
 from saga_ops.operations import SagaOperator
+from saga_testkit.faults import Fault
+from saga_testkit.observe import FINISHED_STATUSES
+from saga_testkit.sagas import LocalSagas
 from statemachines import load_definition
 
 ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "sagas" / "order_fulfillment.saga.yaml"
@@ -405,7 +405,7 @@ def _money_table(reconciliation: Any) -> Table:
 
 @exits_quietly_on_ctrl_c
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local_runtime.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m saga_testkit.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=7, help="orders and their order are drawn from this seed")
     parser.add_argument("--time-scale", type=float, default=DEMO_TIME_SCALE, help="local seconds per SLA second")
     args = parser.parse_args(argv)

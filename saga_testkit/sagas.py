@@ -7,11 +7,11 @@ from typing import Any
 import boto3
 
 from local_runtime.cloud import LocalCloud
-from local_runtime.faults import FaultInjector
-from local_runtime.observe import SagaOutcome, execution_arn, outcome_of, wait_until_finished
-from local_runtime.reconciliation import Reconciliation, reconcile
 from saga_records import SagaRecordRepository
 from saga_records.starter import SagaStarter, StartedSaga
+from saga_testkit.faults import FaultInjector
+from saga_testkit.observe import SagaOutcome, execution_arn, outcome_of, wait_until_finished
+from saga_testkit.reconciliation import Reconciliation, reconcile
 from services.inventory.repository import InventoryRepository
 from services.notification.repository import NotificationRepository
 from services.payment.repository import PaymentRepository

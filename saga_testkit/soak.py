@@ -1,9 +1,9 @@
 """`make soak`: many sagas at once through the signed orders API, with random faults drawn from a printed seed.
 
 Each saga is healthy, has one fault, or a few, drawn per (saga, step, action|compensation) from every fault kind the
-local runtime injects (local_runtime.faults). Afterwards the evidence is read back from the cloud itself (saga
+test kit injects (saga_testkit.faults). Afterwards the evidence is read back from the cloud itself (saga
 records, execution histories, queues, DLQs and their alarms, the stuck-sagas queue, stock and money) and checked by
-local_runtime.soak_checks. Exits 1 with the list of violations when anything fails; replay a run with `--seed`.
+saga_testkit.soak_checks. Exits 1 with the list of violations when anything fails; replay a run with `--seed`.
 """
 
 from __future__ import annotations
@@ -30,12 +30,15 @@ from rich.console import Console
 from rich.table import Table
 
 from local_runtime.cloud import LocalCloud
-from local_runtime.faults import Fault
 from local_runtime.http_api import SignedApiClient, serving
 from local_runtime.interrupt import exits_quietly_on_ctrl_c
-from local_runtime.observe import execution_arn, history_events, wait_until_finished
-from local_runtime.sagas import LocalSagas
-from local_runtime.soak_checks import (
+from local_runtime.synth import synthesize
+from saga_ops.deployment import Deployment
+from saga_records import PARKED_STATUSES
+from saga_testkit.faults import Fault
+from saga_testkit.observe import execution_arn, history_events, wait_until_finished
+from saga_testkit.sagas import LocalSagas
+from saga_testkit.soak_checks import (
     DeadLetter,
     DlqAlarm,
     SentCommand,
@@ -44,9 +47,6 @@ from local_runtime.soak_checks import (
     check,
     evaluate_alarm,
 )
-from local_runtime.synth import synthesize
-from saga_ops.deployment import Deployment
-from saga_records import PARKED_STATUSES
 from statemachines import SagaDefinition, Step, load_definition
 
 ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "sagas" / "order_fulfillment.saga.yaml"
@@ -637,7 +637,7 @@ def _print_summary(
 
 @exits_quietly_on_ctrl_c
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local_runtime.soak", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m saga_testkit.soak", description=__doc__.splitlines()[0])
     parser.add_argument("--sagas", type=int, default=1000, help="how many sagas to run")
     parser.add_argument("--seed", type=int, default=None, help="faults and orders are drawn from it (default: random)")
     parser.add_argument("--rate", type=float, default=STARTS_PER_SECOND, help="saga starts per second")

@@ -1,14 +1,14 @@
 """`make deploy-local`: the path users take to AWS, with the real CDK CLI, against a local AWS endpoint.
 
-A moto server starts on 127.0.0.1 in this process (moto_server.py). The pinned CDK CLI (node_modules, on the
-Node 24 of requirements.txt) then bootstraps the account, deploys the stack (synthesizing app.py, as
+A moto server starts on 127.0.0.1 in this process (local_runtime/moto_server.py). The pinned CDK CLI (node_modules,
+on the Node 24 of requirements.txt) then bootstraps the account, deploys the stack (synthesizing app.py, as
 `make deploy` does), deploys a change to it (the participants' log level, through the `logLevel` context
 value) and checks that the update landed. Sagas then run on the deployed stack: started by SigV4-signed
 POST /orders to its API (served locally from the deployed template, as in the local runtime), their
 participants fed from the deployed queues by LocalCloud attached to the stack; they must reconcile. Last,
 `cdk destroy` removes the stack. Every phase is timed; any failure exits non-zero.
 
-    python -m local_runtime.deploy_local [--update-log-level DEBUG] [--report report.json]
+    python -m saga_testkit.deploy_local [--update-log-level DEBUG] [--report report.json]
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ import infra  # noqa: F401 - sets JSII_NODE to the supported Node before anythin
 from infra import constants
 from local_runtime.cloud import ACCOUNT_ID, REGION, LocalCloud, _skipped_resource_types, provide_public_parameters
 from local_runtime.cloud import read_template as read_stack_template
-from local_runtime.faults import Fault
 from local_runtime.http_api import serving
 from local_runtime.interrupt import exits_quietly_on_ctrl_c
 from local_runtime.moto_server import LocalEndpoint, local_aws_endpoint
-from local_runtime.sagas import LocalSagas
+from saga_testkit.faults import Fault
+from saga_testkit.sagas import LocalSagas
 from statemachines import load_definition
 
 CDK_CLI = constants.REPO_ROOT / "node_modules" / ".bin" / "cdk"
