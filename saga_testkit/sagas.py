@@ -11,12 +11,12 @@ from saga_records import SagaRecordRepository
 from saga_records.starter import SagaStarter, StartedSaga
 from saga_testkit.faults import FaultInjector
 from saga_testkit.observe import SagaOutcome, execution_arn, outcome_of, wait_until_finished
-from saga_testkit.reconciliation import Reconciliation, reconcile
 from services.inventory.repository import InventoryRepository
 from services.notification.repository import NotificationRepository
 from services.payment.repository import PaymentRepository
 from services.shipping.repository import ShippingRepository
 from statemachines import SagaDefinition
+from tests.sagas.order_fulfillment.reconciliation import Reconciliation, reconcile
 
 
 class LocalSagas:

@@ -12,7 +12,6 @@ import pytest
 from moto import mock_aws
 
 from participant_toolkit.command import CommandKind, SagaCommand
-from saga_testkit.reconciliation import MoneyFigures, Reconciliation, StockRow, reconcile
 from services.inventory.repository import InventoryRepository
 from services.inventory.service import InventoryService
 from services.notification.repository import NotificationRepository
@@ -21,6 +20,7 @@ from services.payment.repository import PaymentRepository
 from services.payment.service import PaymentService
 from services.shipping.repository import ShippingRepository
 from services.shipping.service import ShippingService
+from tests.sagas.order_fulfillment.reconciliation import MoneyFigures, Reconciliation, StockRow, reconcile
 from tests.unit.tables import create_service_table
 
 pytestmark = pytest.mark.unit

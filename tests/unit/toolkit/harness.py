@@ -23,7 +23,6 @@ from local_runtime.cloud import LocalLambdaContext
 from participant_toolkit import ParticipantSettings, SagaParticipant
 from participant_toolkit.callbacks import HeartbeatSchedule, LateCallback, TaskCallbacks
 from saga_records import SagaRecordRepository, SagaStatus
-from saga_testkit.reconciliation import Reconciliation, reconcile
 from services.inventory.repository import InventoryRepository
 from services.inventory.service import InventoryService
 from services.notification.repository import NotificationRepository
@@ -34,6 +33,7 @@ from services.shipping.repository import ShippingRepository
 from services.shipping.service import ShippingService
 from statemachines import SagaDefinition
 from statemachines.compiler import compile_saga
+from tests.sagas.order_fulfillment.reconciliation import Reconciliation, reconcile
 
 SAGA_TABLE = "sagas"
 IDEMPOTENCY_TABLE = "idempotency"
