@@ -18,9 +18,10 @@ from local_runtime.http_api import serving
 from local_runtime.interrupt import exits_quietly_on_ctrl_c
 from local_runtime.moto_server import serving_this_process
 from local_runtime.synth import SynthesisFailed, synthesize
-from saga_testkit.demo import CATALOG, DEMO_TIME_SCALE, ORDER_SAGA
+from saga_testkit.demo import DEMO_TIME_SCALE
 from saga_testkit.sagas import LocalSagas
 from statemachines import load_definition
+from tests.sagas.order_fulfillment.kit import CATALOG, SAGA_FILE
 
 
 @exits_quietly_on_ctrl_c
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
             serving(cloud, port=args.port) as (api, _),
             serving_this_process() as endpoint,
         ):
-            LocalSagas(cloud, load_definition(ORDER_SAGA)).seed_stock(
+            LocalSagas(cloud, load_definition(SAGA_FILE)).seed_stock(
                 {sku: stock for sku, (_, stock) in CATALOG.items()}
             )
             keys = api.credentials

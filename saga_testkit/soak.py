@@ -22,7 +22,6 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -48,10 +47,8 @@ from saga_testkit.soak_checks import (
     evaluate_alarm,
 )
 from statemachines import SagaDefinition, Step, load_definition
+from tests.sagas.order_fulfillment.kit import SAGA_FILE, SOAK_CATALOG, soak_order
 
-ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "sagas" / "order_fulfillment.saga.yaml"
-# sku: unit price in cents; SKUs of the soak's own, so a cloud shared with other tests keeps their stock apart
-CATALOG = {"SKU-SOAK-DOCK": 4999, "SKU-SOAK-HEADSET": 2599, "SKU-SOAK-WEBCAM": 18999}
 SOAK_TIME_SCALE = 0.25  # 1 s of SLA lasts 250 ms: a 20 s heartbeat 5 s, the 120 s carrier timeout 30 s
 STARTS_PER_SECOND = 20.0  # at most; starts are also held back while the participant queues have a backlog
 BACKLOG_PER_CONSUMER = 3  # commands waiting on all participant queues, per warm environment, before starts wait
@@ -145,27 +142,6 @@ def start_order(saga_ids: list[str], plan: dict[str, list[PlannedFault]]) -> lis
     return sorted(saga_ids, key=lambda saga_id: not any(p.choice in SLOWEST_TO_ACCOUNT_FOR for p in plan[saga_id]))
 
 
-def make_order(rng: random.Random, number: int) -> dict[str, Any]:
-    items = [
-        {"sku": sku, "quantity": rng.randint(1, 3), "unit_price_cents": CATALOG[sku]}
-        for sku in rng.sample(sorted(CATALOG), rng.randint(1, 2))
-    ]
-    customer = f"soak-customer-{number:05d}"
-    return {
-        "order_id": f"soak-ord-{number:05d}",
-        "customer": {"customer_id": customer, "email": f"{customer}@example.com"},
-        "items": items,
-        "payment": {"card_token": "tok_visa"},
-        "shipping_address": {
-            "name": "Soak Buyer",
-            "line1": f"{number} Main Street",
-            "city": "Springfield",
-            "postal_code": f"{10000 + number % 90000}",
-            "country": "DE",
-        },
-    }
-
-
 @dataclass
 class Measurements:
     started_at: float = 0.0
@@ -244,7 +220,7 @@ def run(
     max_in_flight: int,
     console: Console,
 ) -> int:
-    definition = load_definition(ORDER_SAGA)
+    definition = load_definition(SAGA_FILE)
     console.print(f"[bold]Random-fault soak:[/] {count} sagas, seed {seed} (replay with --seed {seed})")
     with console.status("Synthesizing the CDK app (cdk synth)...") as status:
         assembly = synthesize()
@@ -294,14 +270,14 @@ def soak(
 
     The checks cover this soak's sagas (the cloud may have run others before) and the whole cloud's stock, money,
     queues and DLQs."""
-    sagas.seed_stock({sku: 10 * count for sku in CATALOG})  # the soak is about faults, not stock-outs
+    sagas.seed_stock({sku: 10 * count for sku in SOAK_CATALOG})  # the soak is about faults, not stock-outs
     rng = random.Random(seed)
     saga_ids = [f"soak-{seed}-{number:05d}" for number in range(1, count + 1)]
     plan = plan_faults(rng, sagas.definition, saga_ids, sagas.cloud.time_scale)
     for saga_id, faults in plan.items():
         for planned in faults:
             sagas.faults.plan(saga_id, planned.step, planned.kind, planned.fault)
-    orders = {saga_id: make_order(rng, number) for number, saga_id in enumerate(saga_ids, start=1)}
+    orders = {saga_id: soak_order(rng, number) for number, saga_id in enumerate(saga_ids, start=1)}
     queues = {mapping.function.name: mapping.queue_url for mapping in sagas.cloud.mappings}
     measured = Measurements()
     accepted: list[str] = []

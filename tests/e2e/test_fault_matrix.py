@@ -17,14 +17,15 @@ import pytest
 
 from saga_testkit.fault_matrix import FaultCell, NotApplicable, fault_matrix
 from statemachines import load_definition
-from tests.e2e.orders import ORDER_SAGA, make_order
+from tests.e2e.orders import make_order
+from tests.sagas.order_fulfillment.kit import SAGA_FILE
 
 # The long runs' group (the matrix, then the soak), on the worker the shared cloud's tests are not on: the
 # package's cloud fixture deploys a cloud for the matrix there, so its 75 s (mostly poisoned commands cycling to
 # their DLQs) run beside the shared cloud's tests instead of after them.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("long_runs")]
 
-MATRIX = fault_matrix(load_definition(ORDER_SAGA))
+MATRIX = fault_matrix(load_definition(SAGA_FILE))
 SETTLE_SECONDS = 300  # a deadline, not a timing: every cell finished, poison dead-lettered, late deliveries done
 ENVIRONMENTS_PER_PARTICIPANT = 4
 IN_FLIGHT = 3  # sagas running at once

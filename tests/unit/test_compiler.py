@@ -23,15 +23,14 @@ from statemachines.compiler import (
     substitution_keys,
 )
 from statemachines.definition import saga_files
+from tests.sagas.order_fulfillment.kit import SAGA_FILE
 
 pytestmark = pytest.mark.unit
-
-ORDER_FILE = Path(__file__).resolve().parents[2] / "statemachines" / "sagas" / "order_fulfillment.saga.yaml"
 
 
 @pytest.fixture(scope="module")
 def definition():
-    return load_definition(ORDER_FILE)
+    return load_definition(SAGA_FILE)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +40,7 @@ def asl(definition):
 
 @pytest.fixture
 def raw_definition():
-    return yaml.safe_load(ORDER_FILE.read_text())
+    return yaml.safe_load(SAGA_FILE.read_text())
 
 
 def _callback_tasks(asl):
@@ -289,7 +288,7 @@ def test_committed_asl_and_diagram_are_fresh():
 
 def test_readme_shows_the_current_diagram():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    (diagram,) = [text for path, text in generated_files(ORDER_FILE).items() if path.suffix == ".mmd"]
+    (diagram,) = [text for path, text in generated_files(SAGA_FILE).items() if path.suffix == ".mmd"]
     assert f"```mermaid\n{diagram}```" in readme, (
         "README diagram is stale: paste statemachines/sagas/order_fulfillment.mmd"
     )
