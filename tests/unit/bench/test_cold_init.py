@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from bench.cold_init import BASELINE, import_layers, time_in_fresh_process
+from bench.cold_init import BASELINE, import_layers, service_name, time_in_fresh_process
 
 pytestmark = pytest.mark.unit
 
@@ -71,3 +71,11 @@ def test_a_participant_traces_its_boto3_calls_without_importing_other_libraries_
         "assert not unneeded, unneeded"
     )
     assert time_in_fresh_process(body, participant_environment("inventory")) > 0
+
+
+def test_each_participant_handler_is_named_after_its_service():
+    # Given the handler modules of the four services / When the figures name them / Then each by its own service
+    modules = [f"services.{service}.handlers" for service in ("inventory", "notification", "payment", "shipping")]
+    assert [service_name(module) for module in modules] == ["inventory", "notification", "payment", "shipping"]
+    # And a handler module at the top of the code root by its package
+    assert service_name("inventory.handlers") == "inventory"
