@@ -20,13 +20,13 @@ SEED ?=
 .PHONY: demo soak serve-api test synth diff bootstrap deploy deploy-local destroy asl lint format bench capacity ops install clean
 
 demo: $(PYTHON_READY)  ## Run ~50 orders through the saga on the local runtime
-	$(PY) -m local_runtime.demo
+	$(PY) -m saga_testkit.demo
 
 soak: $(PYTHON_READY)  ## 1,000 sagas with random faults through the API, checked afterwards; replay: make soak SEED=N
-	$(PY) -m local_runtime.soak --sagas $(SOAK_SAGAS) $(if $(SEED),--seed $(SEED))
+	$(PY) -m saga_testkit.soak --sagas $(SOAK_SAGAS) $(if $(SEED),--seed $(SEED))
 
 serve-api: $(PYTHON_READY)  ## The stack on the local runtime with its orders API on http://127.0.0.1:8080/v1 (SigV4)
-	$(PY) -m local_runtime.http_api
+	$(PY) -m saga_testkit.serve_api
 
 test: $(PYTHON_READY) $(NODE_READY)  ## The whole test suite (unit, infra, end to end)
 	$(WITH_NODE) $(PY) -m pytest -n 2 --dist loadgroup --durations=15
@@ -48,9 +48,9 @@ destroy: $(PYTHON_READY) $(NODE_READY)  ## Delete the stack (business tables and
 	$(WITH_NODE) $(CDK) destroy
 
 deploy-local: $(PYTHON_READY) $(NODE_READY)  ## cdk bootstrap/deploy/update/destroy against a local moto endpoint, sagas in between
-	$(WITH_NODE) $(PY) -m local_runtime.deploy_local
+	$(WITH_NODE) $(PY) -m saga_testkit.deploy_local
 
-asl: $(PYTHON_READY)  ## Regenerate statemachines/*.asl.json and *.mmd from the saga definitions
+asl: $(PYTHON_READY)  ## Regenerate statemachines/sagas/*.asl.json and *.mmd from the saga definitions
 	$(PY) -m statemachines
 
 lint: $(PYTHON_READY)

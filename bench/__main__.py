@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         baseline_throughput=sagas_per_second(runs["bare"]["sagas"], runs["bare"]["wall_s"]),
         transitions_happy=happy.transitions,
         transitions_failed_at_step=[path.transitions for path in paths if path.failing_step is not None],
-        cold_init_ratios={module.split(".")[0]: value for module, value in cold["ratios"].items()},
+        cold_init_ratios={cold_init.service_name(module): value for module, value in cold["ratios"].items()},
         synth_s=synth_s,
         test_suite_s=suite_s,
         extra={
@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
             "requests_per_saga": runs["toolkit"]["requests_per_saga"],
             "baseline_requests_per_saga": runs["bare"]["requests_per_saga"],
             "cold_init_baseline_s": round(cold["baseline_s"], 4),
-            "cold_init_handler_s": {module.split(".")[0]: round(s, 4) for module, s in cold["handler_s"].items()},
+            "cold_init_handler_s": {
+                cold_init.service_name(module): round(s, 4) for module, s in cold["handler_s"].items()
+            },
             "cold_init_ratio_max_without_xray": round(max(cold["untraced_ratios"].values()), 3),
             "cold_init_layers": [
                 {

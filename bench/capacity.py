@@ -1,6 +1,6 @@
 """Capacity model: sustained sagas per second per account and region, from the saga definition and the quotas.
 
-    python -m bench.capacity [--saga statemachines/order_fulfillment.saga.yaml] [--step-seconds 1]
+    python -m bench.capacity [--saga statemachines/sagas/order_fulfillment.saga.yaml] [--step-seconds 1]
                              [--failure-rate 0.1]
 
 Per saga it counts, from the compiled state machine (the same ASL the stack deploys):
@@ -34,8 +34,7 @@ from bench.quotas import REGION_CLASSES, SEND_TASK, START_EXECUTION, STATE_TRANS
 from participant_toolkit.participant import HEARTBEATS_PER_INTERVAL, MIN_DEFERRED_BEAT_INTERVAL_SECONDS
 from statemachines import SagaDefinition, compile_saga, load_definition
 from statemachines.compiler import CALLBACK_RESOURCE
-
-ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "order_fulfillment.saga.yaml"
+from tests.sagas.order_fulfillment.kit import SAGA_FILE
 
 
 @dataclass(frozen=True)
@@ -200,7 +199,7 @@ def _is_callback(state: dict[str, Any]) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.capacity", description=__doc__.splitlines()[0])
-    parser.add_argument("--saga", type=Path, default=ORDER_SAGA, help="saga definition (.saga.yaml)")
+    parser.add_argument("--saga", type=Path, default=SAGA_FILE, help="saga definition (.saga.yaml)")
     parser.add_argument("--step-seconds", type=float, default=1.0, help="how long a participant takes per step, s")
     parser.add_argument("--failure-rate", type=float, default=0.1, help="share of sagas failing (0 for none)")
     args = parser.parse_args(argv)

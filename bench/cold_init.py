@@ -56,6 +56,13 @@ def participant_handlers(template: dict[str, Any]) -> dict[str, dict[str, str]]:
     return modules
 
 
+def service_name(module: str) -> str:
+    """The service a participant handler module belongs to, as the figures name it (services.inventory.handlers ->
+    inventory): the package the handlers module sits in."""
+    package, _, _ = module.rpartition(".")
+    return package.rpartition(".")[2] or module
+
+
 def _logical_id(reference: Any) -> str:
     if isinstance(reference, dict) and "Ref" in reference:
         return str(reference["Ref"])

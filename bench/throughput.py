@@ -7,7 +7,7 @@ Each harness runs in its own fresh process (the bench starts both), prints one J
 - `toolkit`: the synthesized stack on `LocalCloud` (participant handlers with the toolkit, saga records,
   idempotency, heartbeats, EventBridge schedules), sagas started through `SagaStarter`; the stock and money
   are reconciled afterwards, and a saga that did not complete or a reconciliation problem fails the run.
-- `bare`: the same generated ASL (statemachines/*.asl.json, its `${...}` placeholders filled with queues and a
+- `bare`: the same generated ASL (statemachines/sagas/*.asl.json, its `${...}` placeholders filled with queues and a
   table of the same names' roles) on the same moto with the same patches, and a minimal poller per queue that
   answers every command with SendTaskSuccess: no toolkit, no records kept, no checks. (Its table holds a bare
   record per saga, written before the clock starts: the RecordCompleted state marks the steps of the one it finds.)
@@ -40,14 +40,14 @@ import boto3
 from moto.core.botocore_stubber import BotocoreStubber
 
 from local_runtime.cloud import DEFAULT_TIME_SCALE, FAKE_CREDENTIALS, LocalCloud
-from local_runtime.observe import wait_until_finished
-from local_runtime.sagas import LocalSagas
+from saga_testkit.observe import wait_until_finished
+from saga_testkit.sagas import LocalSagas
 from statemachines import load_definition
 from statemachines.compiler import substitution_keys
+from tests.sagas.order_fulfillment.kit import SAGA_FILE
 
 REPO = Path(__file__).resolve().parent.parent
-ORDER_SAGA = REPO / "statemachines" / "order_fulfillment.saga.yaml"
-GENERATED_ASL = REPO / "statemachines" / "order_fulfillment.asl.json"
+GENERATED_ASL = SAGA_FILE.with_name("order_fulfillment.asl.json")
 CONSUMERS_PER_QUEUE = 4  # LocalCloud's default: poller threads (warm Lambda environments) per queue
 BATCH_SIZE = 10  # infra/constants.py BATCH_SIZE: messages per receive, as the event source mappings use
 LONG_POLL_SECONDS = 1  # LocalCloud's ReceiveMessage WaitTimeSeconds
@@ -111,7 +111,7 @@ def order(number: int) -> dict[str, Any]:
 
 
 def run_toolkit(assembly: Path, sagas: int, time_scale: float) -> dict[str, Any]:
-    definition = load_definition(ORDER_SAGA)
+    definition = load_definition(SAGA_FILE)
     counter = RequestCounter()
     with (
         counter.installed(),
@@ -149,12 +149,12 @@ def run_bare(sagas: int, time_scale: float) -> dict[str, Any]:
         stack.enter_context(counter.installed())
         stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
         stack.enter_context(all_workarounds(time_scale))
-        state_machine_arn, queue_urls = _deploy_bare(load_definition(ORDER_SAGA))
+        state_machine_arn, queue_urls = _deploy_bare(load_definition(SAGA_FILE))
         stop = threading.Event()
         stack.enter_context(_bare_pollers(queue_urls, stop))
         sfn = boto3.client("stepfunctions")
         saga_ids = [f"tp-{uuid.uuid4().hex[:12]}" for _ in range(sagas)]
-        _seed_bare_records(saga_ids, load_definition(ORDER_SAGA))
+        _seed_bare_records(saga_ids, load_definition(SAGA_FILE))
         before = counter.snapshot()
         started = time.perf_counter()
         for number, saga_id in enumerate(saga_ids):

@@ -21,12 +21,12 @@ from rich.table import Table
 
 from bench.figures import usd_per_million_sagas
 from local_runtime.cloud import LocalCloud
-from local_runtime.faults import Fault
-from local_runtime.sagas import LocalSagas
 from local_runtime.synth import synthesize
+from saga_testkit.faults import Fault
+from saga_testkit.sagas import LocalSagas
 from statemachines import load_definition
+from tests.sagas.order_fulfillment.kit import SAGA_FILE
 
-ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "order_fulfillment.saga.yaml"
 ORDER = {
     "order_id": "bench-1",
     "customer": {"customer_id": "c-1", "email": "bench@example.com"},
@@ -51,7 +51,7 @@ def measure(assembly: Path | None = None, time_scale: float = 1.0) -> list[PathT
     Real SLA time by default: none of these paths waits on a timer, and on a loaded machine a scaled-down
     heartbeat window could time a step out and add a retry that is not the path's cost.
     """
-    definition = load_definition(ORDER_SAGA)
+    definition = load_definition(SAGA_FILE)
     paths: list[PathTransitions] = []
     with LocalCloud(assembly or synthesize(), time_scale=time_scale) as cloud:
         sagas = LocalSagas(cloud, definition)

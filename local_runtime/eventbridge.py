@@ -6,6 +6,7 @@ Two kinds of rule, read from moto's EventBridge (deployed by the same CloudForma
   events, so executions of those state machines are watched, and each one that ends in a matching status is
   delivered once to the target, in the event shape EventBridge uses.
 An invocation that fails goes to the function's dead-letter queue when it has one, as asynchronous invocations do.
+The bus asks the Lambda service (the local cloud) only for what `LambdaService` lists.
 """
 
 from __future__ import annotations
@@ -13,20 +14,35 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import boto3
 
 from saga_operations.execution_status import DETAIL_TYPE, SOURCE, status_change_event
 
-if TYPE_CHECKING:
-    from local_runtime.cloud import LocalCloud
-
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 WATCH_SECONDS = 1.0  # how often executions are listed for status changes, wall-clock seconds (it costs moto CPU)
+
+
+class LambdaService(Protocol):
+    """What the bus needs of the Lambda service that runs its targets."""
+
+    account_id: str
+    region: str
+    time_scale: float  # local seconds per second of the stack's clock
+
+    @property
+    def functions(self) -> Mapping[str, Any]:
+        """The deployed functions by ARN: the targets the bus can deliver to."""
+        ...
+
+    def invoke_async(self, function_arn: str, event: dict[str, Any]) -> bool:
+        """Run the function on one event as an asynchronous invocation; False if it failed."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -52,8 +68,8 @@ def rate_seconds(expression: str) -> int:
 
 
 class LocalEventBridge:
-    def __init__(self, cloud: LocalCloud) -> None:
-        self.cloud = cloud
+    def __init__(self, lambda_service: LambdaService) -> None:
+        self.lambda_service = lambda_service
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.schedules: list[ScheduleRule] = []
@@ -73,12 +89,12 @@ class LocalEventBridge:
             targets = [
                 target["Arn"]
                 for target in events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
-                if target["Arn"] in self.cloud.functions
+                if target["Arn"] in self.lambda_service.functions
             ]
             if not targets or rule.get("State") != "ENABLED":
                 continue
             if "ScheduleExpression" in rule:
-                period = rate_seconds(rule["ScheduleExpression"]) * self.cloud.time_scale
+                period = rate_seconds(rule["ScheduleExpression"]) * self.lambda_service.time_scale
                 self.schedules.append(ScheduleRule(rule["Name"], period, targets))
             elif rule.get("EventPattern"):
                 pattern = json.loads(rule["EventPattern"])
@@ -107,7 +123,7 @@ class LocalEventBridge:
     def _run_schedule(self, schedule: ScheduleRule) -> None:
         while not self._stop.wait(schedule.period_seconds):
             for function_arn in schedule.targets:
-                self.cloud.invoke_async(function_arn, _scheduled_event(schedule.name))
+                self.lambda_service.invoke_async(function_arn, _scheduled_event(schedule.name))
 
     def _watch_executions(self) -> None:
         while not self._stop.wait(WATCH_SECONDS):
@@ -133,9 +149,10 @@ class LocalEventBridge:
 
     def deliver_status_change(self, rule: StatusChangeRule, execution_arn: str) -> None:
         execution = self._sfn.describe_execution(executionArn=execution_arn)
-        event = status_change_event(execution, region=self.cloud.region, account=self.cloud.account_id)
+        service = self.lambda_service
+        event = status_change_event(execution, region=service.region, account=service.account_id)
         for function_arn in rule.targets:
-            self.cloud.invoke_async(function_arn, event)
+            service.invoke_async(function_arn, event)
         self.delivered.append((rule.name, execution_arn))
 
 

@@ -18,18 +18,16 @@ import itertools
 import json
 import queue
 import re
-import sys
 import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -40,7 +38,6 @@ from botocore.exceptions import ClientError
 
 from local_runtime.cloud import ACCOUNT_ID, REGION, DeployedFunction, LocalCloud
 from local_runtime.http_wire import MAX_MESSAGE_CHARS, HttpResponse, WireRequest, capped, handler_class, refusal
-from local_runtime.interrupt import exits_quietly_on_ctrl_c
 from local_runtime.lambda_output import LAMBDA_THREAD_PREFIX, ensure_routed
 from local_runtime.sigv4 import SignatureRejected, sign, verify
 
@@ -581,53 +578,3 @@ class SignedApiClient:
 def serving(cloud: LocalCloud, **options: Any) -> Iterator[tuple[LocalHttpApi, SignedApiClient]]:
     with LocalHttpApi(cloud, **options) as api:
         yield api, SignedApiClient(api.url)
-
-
-@exits_quietly_on_ctrl_c
-def main(argv: list[str] | None = None) -> int:
-    """`make serve-api`: the stack on the local runtime with its API on 127.0.0.1, until Ctrl-C."""
-    import argparse
-
-    from local_runtime.demo import CATALOG, DEMO_TIME_SCALE, ORDER_SAGA
-    from local_runtime.moto_server import serving_this_process
-    from local_runtime.sagas import LocalSagas
-    from local_runtime.synth import SynthesisFailed, synthesize
-    from statemachines import load_definition
-
-    parser = argparse.ArgumentParser(prog="python -m local_runtime.http_api", description=main.__doc__)
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--assembly", type=Path, help="a cloud assembly to serve (cdk.out); synthesized if absent")
-    args = parser.parse_args(argv)
-    try:
-        print("synthesizing and deploying the stack into moto...", flush=True)
-        with (
-            LocalCloud(args.assembly or synthesize(), time_scale=DEMO_TIME_SCALE) as cloud,
-            serving(cloud, port=args.port) as (api, _),
-            serving_this_process() as endpoint,
-        ):
-            LocalSagas(cloud, load_definition(ORDER_SAGA)).seed_stock(
-                {sku: stock for sku, (_, stock) in CATALOG.items()}
-            )
-            keys = api.credentials
-            print(f"orders API on {api.url} (stock seeded: {', '.join(CATALOG)}); Ctrl-C stops it. Sign with:")
-            print(
-                f'  curl --aws-sigv4 "aws:amz:{REGION}:execute-api" --user "{keys.access_key}:{keys.secret_key}" '
-                f'-H "x-amz-security-token: {keys.token}" {api.url}/orders/<saga id>'
-            )
-            print(
-                f"operate it from another terminal: AWS_ENDPOINT_URL={endpoint.url} "
-                f"AWS_ACCESS_KEY_ID={keys.access_key} AWS_SECRET_ACCESS_KEY={keys.secret_key} "
-                f"AWS_DEFAULT_REGION={REGION} .venv/bin/python -m saga_ops list",
-                flush=True,
-            )
-            with suppress(KeyboardInterrupt):
-                threading.Event().wait()
-            print("\nstopping: the API, the participants and the local stack shut down", flush=True)
-    except SynthesisFailed as failure:
-        print(f"cdk synth failed:\n{failure}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

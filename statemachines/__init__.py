@@ -1,4 +1,7 @@
-"""Saga definitions and their compiler to Amazon States Language (pure Python, no CDK import)."""
+"""The saga compiler: definitions validated and compiled to Amazon States Language (pure Python, no CDK import).
+
+A team's sagas live in statemachines/sagas/ (`saga_files()`), each beside the files generated from it.
+"""
 
 from statemachines.compiler import SAGA_TABLE_KEY, compile_saga, queue_url_key
 from statemachines.definition import (

@@ -1,6 +1,7 @@
 """Regenerate or verify the generated files of every saga definition, or validate any saga file.
 
-python -m statemachines               # write statemachines/<saga>.asl.json and <saga>.mmd
+python -m statemachines               # write <saga>.asl.json and <saga>.mmd next to each saga file
+                                      # (statemachines/sagas/<saga>.saga.yaml)
 python -m statemachines --check       # exit 1 if any generated file is stale
 python -m statemachines check PATH... # validate saga files (anywhere) without deploying them: exit 2 naming
                                       # file, step and field, else what each compiles to

@@ -8,7 +8,8 @@ Each problem is reported as file, step and field, like a problem inside one file
   and every command would then dead-letter).
 
 Participant code is read, not imported (importing a handler builds its clients from the function's environment):
-`lambdas/<package>/handlers.py` must define, at module level, one name per command (ReserveItems -> reserve_items).
+`lambdas/services/<package>/handlers.py` must define, at module level, one name per command (ReserveItems ->
+reserve_items).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def _participant_code(loaded: list[LoadedSaga], code_root: Path) -> list[str]:
     defined: dict[Path, set[str] | None] = {}
     for saga in loaded:
         for step in saga.definition.steps:
-            module = code_root / step.package / HANDLERS_MODULE
+            module = code_root.joinpath(*step.package.split(".")) / HANDLERS_MODULE
             if module not in defined:
                 defined[module] = _module_names(module)
             names = defined[module]

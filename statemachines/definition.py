@@ -14,7 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 SAGA_FILE_SUFFIX = ".saga.yaml"
-DEFINITIONS_DIR = Path(__file__).resolve().parent
+DEFINITIONS_DIR = Path(__file__).resolve().parent / "sagas"  # a team's sagas; this package is the compiler
+SERVICES_PACKAGE = "services"  # lambdas/services/: one package per participant service
 
 # Step Functions hard limit on history events per execution; each task attempt writes about five.
 MAX_HISTORY_EVENTS = 25_000
@@ -177,11 +178,12 @@ class Step(_Strict):
 
     @property
     def package(self) -> str:
-        """Python package under lambdas/ that implements this step's service (InventoryService -> inventory)."""
-        return snake_case(self.service.removesuffix("Service"))
+        """Python package that implements this step's service, as imported from the Lambda code root lambdas/
+        (InventoryService -> services.inventory, the folder lambdas/services/inventory/)."""
+        return f"{SERVICES_PACKAGE}.{snake_case(self.service.removesuffix('Service'))}"
 
     def handler(self, command: str) -> str:
-        """Lambda handler of one of this step's commands (ReserveItems -> inventory.handlers.reserve_items)."""
+        """Lambda handler of one of this step's commands (ReserveItems -> services.inventory.handlers.reserve_items)."""
         if command not in self.commands:
             raise KeyError(command)
         return f"{self.package}.handlers.{snake_case(command)}"

@@ -31,7 +31,7 @@ class ParticipantCommand:
     """A command the participant handles (an action or a compensation) and the handler that runs it."""
 
     name: str  # e.g. ReserveItems
-    handler: str  # e.g. inventory.handlers.reserve_items
+    handler: str  # e.g. services.inventory.handlers.reserve_items
     heartbeat_seconds: int  # the shortest heartbeat window of the steps that send it (its queue's age alarm)
 
 

@@ -17,15 +17,16 @@ import pytest
 
 from local_runtime.cloud import LocalCloud
 from local_runtime.http_api import serving
-from local_runtime.sagas import LocalSagas
 from local_runtime.synth import synthesize
+from saga_testkit.sagas import LocalSagas
 from statemachines import load_definition
-from tests.e2e.orders import ORDER_SAGA, STOCK, TIME_SCALE, make_order
+from tests.e2e.orders import STOCK, TIME_SCALE, make_order
+from tests.sagas.order_fulfillment.kit import SAGA_FILE
 
 
 @pytest.fixture(scope="package")
 def definition():
-    return load_definition(ORDER_SAGA)
+    return load_definition(SAGA_FILE)
 
 
 @pytest.fixture(scope="package")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
-ORDER_SAGA = Path(__file__).resolve().parents[2] / "statemachines" / "order_fulfillment.saga.yaml"
 TIME_SCALE = 0.07  # local s per SLA s: a 60 s timeout lasts 4.2 s, a 20 s heartbeat 1.4 s (0.04 missed beats)
 STOCK = {"SKU-KEYBOARD": 500, "SKU-MOUSE": 500, "SKU-SCARCE": 2}
 _order_numbers = itertools.count(1)

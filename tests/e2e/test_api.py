@@ -20,10 +20,10 @@ import pytest
 from botocore.credentials import Credentials
 
 from local_runtime.cloud import REGION
-from local_runtime.faults import Fault
 from local_runtime.http_api import SignedApiClient
-from local_runtime.observe import FINISHED_STATUSES
 from local_runtime.sigv4 import sign
+from saga_testkit.faults import Fault
+from saga_testkit.observe import FINISHED_STATUSES
 from tests.e2e.orders import TIME_SCALE, make_order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_cloud")]

@@ -17,7 +17,7 @@ DEMO_TIMEOUT_SECONDS = 300  # about 40 s on 2 cores; a hang (a write loop at 99%
 
 def test_the_demo_in_a_terminal_finishes_every_saga_and_reconciles():
     # Given a seed other than the default / When the demo runs in a terminal
-    demo = start_in_terminal("-m", "local_runtime.demo", "--seed", "11")
+    demo = start_in_terminal("-m", "saga_testkit.demo", "--seed", "11")
     exit_code = demo.wait(DEMO_TIMEOUT_SECONDS)
     shown = demo.output
     # Then it ends, and exits 0 having shown every scenario and a reconciliation that holds

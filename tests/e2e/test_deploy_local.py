@@ -12,8 +12,8 @@ import pytest
 
 from infra import constants
 from statemachines import load_definition
-from tests.e2e.orders import ORDER_SAGA
 from tests.e2e.terminal import start_in_terminal
+from tests.sagas.order_fulfillment.kit import SAGA_FILE
 
 # In no xdist group: it uses no cloud of this worker, and runs on whichever worker is free first, niced.
 pytestmark = [pytest.mark.e2e]
@@ -26,13 +26,13 @@ NICENESS = 10  # added to this process's: the deploy-local run yields the CPU to
 def test_cdk_cli_deploys_updates_runs_sagas_and_destroys_on_a_local_endpoint(tmp_path):
     # Given the pinned CDK CLI (`make install`) and a definition of the saga it deploys
     assert (constants.REPO_ROOT / "node_modules" / ".bin" / "cdk").exists(), "run `make install` first"
-    definition = load_definition(ORDER_SAGA)
+    definition = load_definition(SAGA_FILE)
     report_file = tmp_path / "report.json"
     # When the whole deploy-local path runs, updating the participants' log level
     # (in a terminal, as a user runs it: the CLI's stdin is a terminal too, and progress displays are drawn)
     run = start_in_terminal(
         "-m",
-        "local_runtime.deploy_local",
+        "saga_testkit.deploy_local",
         "--update-log-level",
         UPDATE_LOG_LEVEL,
         "--report",

@@ -15,7 +15,7 @@ import boto3
 import pytest
 from boto3.dynamodb.conditions import Attr
 
-from local_runtime.faults import Fault
+from saga_testkit.faults import Fault
 from tests.e2e.orders import make_order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_cloud")]

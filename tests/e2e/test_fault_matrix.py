@@ -1,6 +1,6 @@
 """The fault matrix: every step of the saga definition x every fault, run at once on a local cloud of its own.
 
-Cells and their expected outcomes come from `local_runtime.fault_matrix` (derived from the definition, never from a
+Cells and their expected outcomes come from `saga_testkit.fault_matrix` (derived from the definition, never from a
 run), so a step added to the definition is covered here without editing this module. All cells start together
 (distinct saga ids) in one module-scoped run; each test then checks one cell against the ground truth: the saga
 record, the execution history, the participants' domain calls, the DLQs and the reconciliation of stock and money.
@@ -15,16 +15,17 @@ from dataclasses import dataclass
 import boto3
 import pytest
 
-from local_runtime.fault_matrix import FaultCell, NotApplicable, fault_matrix
+from saga_testkit.fault_matrix import FaultCell, NotApplicable, fault_matrix
 from statemachines import load_definition
-from tests.e2e.orders import ORDER_SAGA, make_order
+from tests.e2e.orders import make_order
+from tests.sagas.order_fulfillment.kit import SAGA_FILE
 
 # The long runs' group (the matrix, then the soak), on the worker the shared cloud's tests are not on: the
 # package's cloud fixture deploys a cloud for the matrix there, so its 75 s (mostly poisoned commands cycling to
 # their DLQs) run beside the shared cloud's tests instead of after them.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("long_runs")]
 
-MATRIX = fault_matrix(load_definition(ORDER_SAGA))
+MATRIX = fault_matrix(load_definition(SAGA_FILE))
 SETTLE_SECONDS = 300  # a deadline, not a timing: every cell finished, poison dead-lettered, late deliveries done
 ENVIRONMENTS_PER_PARTICIPANT = 4
 IN_FLIGHT = 3  # sagas running at once

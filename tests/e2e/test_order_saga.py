@@ -11,8 +11,8 @@ import time
 import boto3
 import pytest
 
-from local_runtime.faults import Fault
 from saga_records import SagaStatus
+from saga_testkit.faults import Fault
 from tests.e2e.orders import TIME_SCALE, make_order
 
 # One xdist group: the package-scoped local cloud serves these tests back to back on one worker.
@@ -108,7 +108,7 @@ def test_a_transient_failure_is_retried_then_succeeds(run_saga, local_sagas, sag
     assert outcome.compensations_succeeded == ()
     # Two retries are two more billed transitions.
     assert outcome.transitions == len(definition.steps) + 1 + 2
-    assert local_sagas.payments.get_ledger(saga_id) is not None
+    assert local_sagas.shop.payments.get_ledger(saga_id) is not None
 
 
 def test_a_transient_failure_beyond_the_retry_budget_compensates(run_saga, local_sagas, saga_id, definition):
@@ -161,7 +161,7 @@ def test_a_late_action_after_its_compensation_is_refused(run_saga, local_sagas, 
     # When the slow action finally runs (its delivery is handled and deleted), the tombstone refuses it
     wait_until_quiet(within=slow * 2)
     # Then no shipment survives
-    shipment = local_sagas.shipping.get_shipment(saga_id)
+    shipment = local_sagas.shop.shipping.get_shipment(saga_id)
     assert shipment is not None
     assert shipment.status == "CANCELLED"
     assert local_sagas.reconcile().problems == []

@@ -14,7 +14,7 @@ STOP_TIMEOUT_SECONDS = 60
 
 def test_ctrl_c_stops_serve_api_with_a_clean_exit():
     # Given serve-api in a terminal, synthesizing its own stack as `make serve-api` does, up and serving
-    server = start_in_terminal("-m", "local_runtime.http_api", "--port", "0")
+    server = start_in_terminal("-m", "saga_testkit.serve_api", "--port", "0")
     try:
         up = server.read_until("Ctrl-C stops it", START_TIMEOUT_SECONDS)
         assert up, f"serve-api did not come up; it showed:\n{server.output[-3000:]}"

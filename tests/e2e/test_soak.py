@@ -23,7 +23,7 @@ TIME_SCALE = 0.1
 
 def test_a_hundred_sagas_with_random_faults_end_consistent_and_accounted_for():
     # Given a hundred sagas whose faults (every kind the local runtime injects) are drawn from a fixed seed
-    command = ["-m", "local_runtime.soak", "--sagas", str(SAGAS), "--seed", str(SEED), "--time-scale", str(TIME_SCALE)]
+    command = ["-m", "saga_testkit.soak", "--sagas", str(SAGAS), "--seed", str(SEED), "--time-scale", str(TIME_SCALE)]
     # When the soak runs them through the signed API
     result = subprocess.run(
         [sys.executable, *command], cwd=REPO, capture_output=True, text=True, timeout=600, check=False

@@ -54,7 +54,7 @@ def test_a_bad_saga_definition_fails_synth_naming_file_step_and_field(tmp_path):
             shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy(source, copy / name)
-    saga = copy / "statemachines" / "order_fulfillment.saga.yaml"
+    saga = copy / "statemachines" / "sagas" / "order_fulfillment.saga.yaml"
     saga.write_text(saga.read_text().replace("heartbeat_seconds: 30", "heartbeat_seconds: 300", 1))
     # When the app is synthesized / Then it exits non-zero with the file, step and field named, no traceback
     result = subprocess.run(

@@ -35,7 +35,7 @@ def moto_cloudformation(aws_env):
 def settled_soak_evidence():
     """What a soak that went right leaves behind: one saga completed, one compensated, one parked and flagged; its
     dead-lettered command in an alarmed DLQ; every other command answered or consumed after its timeout."""
-    from local_runtime.soak_checks import DeadLetter, DlqAlarm, SentCommand, SoakEvidence
+    from saga_testkit.soak_checks import DeadLetter, DlqAlarm, SentCommand, SoakEvidence
 
     queue = "https://sqs.example/ReserveItemsQueue"
     return SoakEvidence(

@@ -23,15 +23,14 @@ from statemachines.compiler import (
     substitution_keys,
 )
 from statemachines.definition import saga_files
+from tests.sagas.order_fulfillment.kit import SAGA_FILE
 
 pytestmark = pytest.mark.unit
-
-ORDER_FILE = Path(__file__).resolve().parents[2] / "statemachines" / "order_fulfillment.saga.yaml"
 
 
 @pytest.fixture(scope="module")
 def definition():
-    return load_definition(ORDER_FILE)
+    return load_definition(SAGA_FILE)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +40,7 @@ def asl(definition):
 
 @pytest.fixture
 def raw_definition():
-    return yaml.safe_load(ORDER_FILE.read_text())
+    return yaml.safe_load(SAGA_FILE.read_text())
 
 
 def _callback_tasks(asl):
@@ -279,7 +278,9 @@ def test_a_retriable_step_with_a_compensation_is_rejected(raw_definition):
 
 
 def test_committed_asl_and_diagram_are_fresh():
-    for saga_file in saga_files():
+    files = saga_files()
+    assert files, "no saga definition found in statemachines/sagas/"
+    for saga_file in files:
         for path, text in generated_files(saga_file).items():
             assert path.exists(), f"{path} missing: run `make asl`"
             assert path.read_text(encoding="utf-8") == text, f"{path} is stale: run `make asl`"
@@ -287,8 +288,10 @@ def test_committed_asl_and_diagram_are_fresh():
 
 def test_readme_shows_the_current_diagram():
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    (diagram,) = [text for path, text in generated_files(ORDER_FILE).items() if path.suffix == ".mmd"]
-    assert f"```mermaid\n{diagram}```" in readme, "README diagram is stale: paste statemachines/order_fulfillment.mmd"
+    (diagram,) = [text for path, text in generated_files(SAGA_FILE).items() if path.suffix == ".mmd"]
+    assert f"```mermaid\n{diagram}```" in readme, (
+        "README diagram is stale: paste statemachines/sagas/order_fulfillment.mmd"
+    )
 
 
 def test_stale_check_fails_on_an_edited_definition(tmp_path, raw_definition, monkeypatch):

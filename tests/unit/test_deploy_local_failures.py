@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-from local_runtime import deploy_local
+from saga_testkit import deploy_local
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from local_runtime.fault_matrix import (
+from saga_records import SagaStatus
+from saga_testkit.fault_matrix import (
     FAULTS,
     INJECTED_COMPENSATION_ERROR,
     TIMEOUT_ERROR,
@@ -13,9 +14,8 @@ from local_runtime.fault_matrix import (
     NotApplicable,
     fault_matrix,
 )
-from saga_records import SagaStatus
 from statemachines import parse_definition
-from tests.e2e.orders import ORDER_SAGA
+from tests.sagas.order_fulfillment.kit import SAGA_FILE
 
 pytestmark = pytest.mark.unit
 
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.unit
 @pytest.fixture
 def with_extra_step():
     """The order saga plus a synthetic fifth step (with a timeout it assumes did not apply), and a retriable sixth."""
-    raw = yaml.safe_load(ORDER_SAGA.read_text())
+    raw = yaml.safe_load(SAGA_FILE.read_text())
     template = raw["steps"][1]
     raw["steps"].append(
         {

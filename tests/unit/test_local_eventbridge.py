@@ -1,12 +1,35 @@
-"""The local runtime's EventBridge: schedule expressions on the local clock."""
+"""The local runtime's EventBridge: schedule expressions on the local clock, delivered to any Lambda service."""
 
 from __future__ import annotations
 
-import pytest
+import time
 
-from local_runtime.eventbridge import rate_seconds
+import boto3
+import pytest
+from moto import mock_aws
+
+from local_runtime.eventbridge import LocalEventBridge, rate_seconds
 
 pytestmark = pytest.mark.unit
+
+HOSTED = "arn:aws:lambda:us-east-1:123456789012:function:detector"
+ELSEWHERE = "arn:aws:lambda:us-east-1:123456789012:function:not-here"
+
+
+class FakeLambdaService:
+    """Runs nothing: records what the bus asked it to invoke."""
+
+    account_id = "123456789012"
+    region = "us-east-1"
+    time_scale = 0.001  # a minute's schedule every 60 ms
+
+    def __init__(self, functions: dict[str, object]) -> None:
+        self.functions = functions
+        self.invoked: list[tuple[str, dict]] = []
+
+    def invoke_async(self, function_arn: str, event: dict) -> bool:
+        self.invoked.append((function_arn, event))
+        return True
 
 
 @pytest.mark.parametrize(
@@ -20,3 +43,28 @@ def test_rate_expressions_in_seconds(expression, seconds):
 def test_a_cron_schedule_is_refused_by_name():
     with pytest.raises(ValueError, match="ScheduleExpression"):
         rate_seconds("cron(0 12 * * ? *)")
+
+
+def test_a_schedule_runs_its_target_on_the_lambda_service_that_hosts_it(aws_env):
+    with mock_aws():
+        # Given a rule every minute targeting a function the Lambda service hosts, and one targeting another
+        events = boto3.client("events")
+        for rule, target in (("detect", HOSTED), ("elsewhere", ELSEWHERE)):
+            events.put_rule(Name=rule, ScheduleExpression="rate(1 minute)", State="ENABLED")
+            events.put_targets(Rule=rule, Targets=[{"Id": "1", "Arn": target}])
+        service = FakeLambdaService({HOSTED: object()})
+        bus = LocalEventBridge(service)
+        # When the bus runs for a few of the scaled minutes
+        bus.start()
+        try:
+            deadline = time.monotonic() + 5
+            while len(service.invoked) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            bus.stop()
+    # Then only the hosted function was invoked, every period, with a scheduled event
+    assert [schedule.name for schedule in bus.schedules] == ["detect"]
+    assert len(service.invoked) >= 2
+    assert {arn for arn, _ in service.invoked} == {HOSTED}
+    assert service.invoked[0][1]["detail-type"] == "Scheduled Event"
+    assert service.invoked[0][1]["resources"] == ["detect"]

@@ -11,14 +11,14 @@ from rich.console import Console
 from saga_ops.cli import build_parser, main
 from saga_ops.operations import OperatorError, compensations_left, require_reason
 from statemachines import load_definition
-from statemachines.definition import DEFINITIONS_DIR
+from tests.sagas.order_fulfillment.kit import SAGA_FILE
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
 def definition():
-    return load_definition(DEFINITIONS_DIR / "order_fulfillment.saga.yaml")
+    return load_definition(SAGA_FILE)
 
 
 @pytest.mark.parametrize(

@@ -11,16 +11,16 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from inventory.repository import InventoryRepository
-from inventory.service import InventoryService
-from local_runtime.reconciliation import MoneyFigures, Reconciliation, StockRow, reconcile
-from notification.repository import NotificationRepository
-from notification.service import NotificationService
 from participant_toolkit.command import CommandKind, SagaCommand
-from payment.repository import PaymentRepository
-from payment.service import PaymentService
-from shipping.repository import ShippingRepository
-from shipping.service import ShippingService
+from services.inventory.repository import InventoryRepository
+from services.inventory.service import InventoryService
+from services.notification.repository import NotificationRepository
+from services.notification.service import NotificationService
+from services.payment.repository import PaymentRepository
+from services.payment.service import PaymentService
+from services.shipping.repository import ShippingRepository
+from services.shipping.service import ShippingService
+from tests.sagas.order_fulfillment.reconciliation import MoneyFigures, Reconciliation, StockRow, reconcile
 from tests.unit.tables import create_service_table
 
 pytestmark = pytest.mark.unit

@@ -46,12 +46,13 @@ def step(name: str, service: str, action: str, compensation: str | None = None, 
 def code_root(tmp_path):
     """A lambdas/ folder with a participant of BillingService (charge, refund) and one of MailService (send)."""
     root = tmp_path / "lambdas"
-    (root / "billing").mkdir(parents=True)
-    (root / "billing" / "handlers.py").write_text(
+    services = root / "services"
+    (services / "billing").mkdir(parents=True)
+    (services / "billing" / "handlers.py").write_text(
         "from toolkit import participant\ncharge = participant.handler('Charge')\n\ndef refund(event, context): ...\n"
     )
-    (root / "mail").mkdir()
-    (root / "mail" / "handlers.py").write_text("send: object = None\n")
+    (services / "mail").mkdir()
+    (services / "mail" / "handlers.py").write_text("send: object = None\n")
     return root
 
 
@@ -80,7 +81,7 @@ def test_the_same_saga_name_in_two_files_names_both_files(tmp_path, code_root):
 
 
 def test_a_step_whose_service_has_no_participant_code_is_refused(tmp_path, code_root):
-    # Given a step of ShippingService, which has no lambdas/shipping/handlers.py
+    # Given a step of ShippingService, which has no lambdas/services/shipping/handlers.py
     path = write(tmp_path, "a.saga.yaml", saga("Alpha", step("ship", "ShippingService", "Ship", "Unship")))
     # When / Then: the file, the step and the field are named
     with pytest.raises(SagaDefinitionError, match=r"a\.saga\.yaml: step 'ship': field 'service': no participant code"):
@@ -93,7 +94,7 @@ def test_a_command_without_a_handler_names_the_missing_function(tmp_path, code_r
     # When / Then
     with pytest.raises(SagaDefinitionError) as error:
         load_sagas([path], code_root=code_root)
-    assert "step 'charge': field 'compensation': lambdas/billing/handlers.py defines no handler 'void'" in str(
+    assert "step 'charge': field 'compensation': lambdas/services/billing/handlers.py defines no handler 'void'" in str(
         error.value
     )
 

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from local_runtime.soak_checks import DlqAlarm, SentCommand, check, evaluate_alarm
+from saga_testkit.soak_checks import DlqAlarm, SentCommand, check, evaluate_alarm
 
 pytestmark = pytest.mark.unit
 
@@ -86,11 +86,11 @@ def test_a_template_alarm_is_evaluated_on_a_depth(comparison, depth, state):
 def test_the_soak_plans_transient_faults_with_the_participants_own_error_names():
     # Given the order saga, whose compensation retry policies also retry States.Timeout (a name only Step Functions
     # may raise: a participant that reported it would crash moto's interpreter, and be refused by AWS)
-    from local_runtime.soak import plan_faults
+    from saga_testkit.soak import plan_faults
     from statemachines import load_definition
-    from tests.e2e.orders import ORDER_SAGA
+    from tests.sagas.order_fulfillment.kit import SAGA_FILE
 
-    definition = load_definition(ORDER_SAGA)
+    definition = load_definition(SAGA_FILE)
     # When the soak draws faults for many sagas
     plan = plan_faults(random.Random(7), definition, [f"saga-{n}" for n in range(2000)], time_scale=0.25)
     transient = [p for faults in plan.values() for p in faults if p.fault.kind == "transient"]
@@ -102,12 +102,12 @@ def test_the_soak_plans_transient_faults_with_the_participants_own_error_names()
 def test_the_soak_starts_the_sagas_with_a_poisoned_command_first_and_the_rest_in_plan_order():
     # Given a plan where poisoned commands (accounted for only after maxReceiveCount visibility timeouts) are drawn
     # for sagas spread through the run
-    from local_runtime.soak import plan_faults, start_order
+    from saga_testkit.soak import plan_faults, start_order
     from statemachines import load_definition
-    from tests.e2e.orders import ORDER_SAGA
+    from tests.sagas.order_fulfillment.kit import SAGA_FILE
 
     saga_ids = [f"saga-{n:03d}" for n in range(200)]
-    plan = plan_faults(random.Random(5), load_definition(ORDER_SAGA), saga_ids, time_scale=0.1)
+    plan = plan_faults(random.Random(5), load_definition(SAGA_FILE), saga_ids, time_scale=0.1)
     poisoned = [s for s in saga_ids if any(p.choice == "poison_message" for p in plan[s])]
     assert poisoned
     assert poisoned != saga_ids[: len(poisoned)]  # not already first in the plan

@@ -11,11 +11,11 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from inventory.repository import InventoryRepository
-from notification.repository import NotificationRepository
 from participant_toolkit.command import CommandKind, SagaCommand
-from payment.repository import PaymentRepository
-from shipping.repository import ShippingRepository
+from services.inventory.repository import InventoryRepository
+from services.notification.repository import NotificationRepository
+from services.payment.repository import PaymentRepository
+from services.shipping.repository import ShippingRepository
 from tests.unit.tables import create_service_table
 
 SAGA_ID = "saga-0001"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from inventory.models import ReservationStatus
-from inventory.repository import InventoryRepository
-from inventory.service import InventoryService
 from participant_toolkit.errors import PermanentFailure, TransientFailure
+from services.inventory.models import ReservationStatus
+from services.inventory.repository import InventoryRepository
+from services.inventory.service import InventoryService
 
 pytestmark = pytest.mark.unit
 

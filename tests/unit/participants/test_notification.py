@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from notification.repository import NotificationRepository
-from notification.service import NotificationService
 from participant_toolkit.errors import PermanentFailure, TransientFailure
+from services.notification.repository import NotificationRepository
+from services.notification.service import NotificationService
 
 pytestmark = pytest.mark.unit
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from participant_toolkit.errors import PermanentFailure, TransientFailure
-from payment.models import Refund
-from payment.repository import PaymentRepository
-from payment.service import PaymentService
+from services.payment.models import Refund
+from services.payment.repository import PaymentRepository
+from services.payment.service import PaymentService
 
 pytestmark = pytest.mark.unit
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from participant_toolkit.errors import PermanentFailure, TransientFailure
-from shipping.models import ShipmentStatus
-from shipping.repository import ShippingRepository
-from shipping.service import ShippingService
+from services.shipping.models import ShipmentStatus
+from services.shipping.repository import ShippingRepository
+from services.shipping.service import ShippingService
 
 pytestmark = pytest.mark.unit
 

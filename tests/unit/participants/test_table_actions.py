@@ -13,11 +13,11 @@ import pytest
 from botocore.model import OperationModel
 
 from infra import constants
-from inventory.service import InventoryService
-from notification.service import NotificationService
 from participant_toolkit.errors import PermanentFailure
-from payment.service import PaymentService
-from shipping.service import ShippingService
+from services.inventory.service import InventoryService
+from services.notification.service import NotificationService
+from services.payment.service import PaymentService
+from services.shipping.service import ShippingService
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,7 @@ from moto import mock_aws
 from participant_toolkit import ParticipantSettings, observability
 from saga_records import SagaRecordRepository
 from statemachines import SagaDefinition, load_definition, parse_definition
-from tests.e2e.orders import ORDER_SAGA
+from tests.sagas.order_fulfillment.kit import SAGA_FILE
 from tests.unit.tables import create_idempotency_table, create_saga_table, create_service_table
 from tests.unit.toolkit.harness import (
     IDEMPOTENCY_TABLE,
@@ -89,14 +89,14 @@ def participants(
 
 @pytest.fixture
 def definition() -> SagaDefinition:
-    return load_definition(ORDER_SAGA)
+    return load_definition(SAGA_FILE)
 
 
 @pytest.fixture
 def raw_definition() -> dict[str, Any]:
     import yaml
 
-    return yaml.safe_load(ORDER_SAGA.read_text(encoding="utf-8"))
+    return yaml.safe_load(SAGA_FILE.read_text(encoding="utf-8"))
 
 
 @pytest.fixture

@@ -19,21 +19,21 @@ from unittest import mock
 import boto3
 from moto.core.botocore_stubber import BotocoreStubber
 
-from inventory.repository import InventoryRepository
-from inventory.service import InventoryService
 from local_runtime.cloud import LocalLambdaContext
-from local_runtime.reconciliation import Reconciliation, reconcile
-from notification.repository import NotificationRepository
-from notification.service import NotificationService
 from participant_toolkit import ParticipantSettings, SagaParticipant
 from participant_toolkit.callbacks import HeartbeatSchedule, LateCallback, TaskCallbacks
-from payment.repository import PaymentRepository
-from payment.service import PaymentService
 from saga_records import SagaRecordRepository, SagaStatus
-from shipping.repository import ShippingRepository
-from shipping.service import ShippingService
+from services.inventory.repository import InventoryRepository
+from services.inventory.service import InventoryService
+from services.notification.repository import NotificationRepository
+from services.notification.service import NotificationService
+from services.payment.repository import PaymentRepository
+from services.payment.service import PaymentService
+from services.shipping.repository import ShippingRepository
+from services.shipping.service import ShippingService
 from statemachines import SagaDefinition
 from statemachines.compiler import compile_saga
+from tests.sagas.order_fulfillment.reconciliation import Reconciliation, reconcile
 
 SAGA_TABLE = "sagas"
 IDEMPOTENCY_TABLE = "idempotency"

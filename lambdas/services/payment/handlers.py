@@ -4,8 +4,8 @@
 from participant_toolkit import ParticipantSettings, SagaParticipant
 
 # isort: split
-from payment.repository import PaymentRepository
-from payment.service import PaymentService
+from .repository import PaymentRepository
+from .service import PaymentService
 
 settings = ParticipantSettings.from_env()
 payments = PaymentService(PaymentRepository(settings.service_table_name))

@@ -8,8 +8,9 @@ from typing import Any
 from participant_toolkit.command import SagaCommand
 from participant_toolkit.errors import PermanentFailure
 from participant_toolkit.saga_record import apply_once, compensate_once
-from shipping.models import Shipment, ShipmentOrder, ShipmentStatus
-from shipping.repository import ShippingRepository
+
+from .models import Shipment, ShipmentOrder, ShipmentStatus
+from .repository import ShippingRepository
 
 # Where we ship, and with whom; any other country is not serviceable.
 CARRIER_BY_COUNTRY = {

@@ -1,4 +1,5 @@
-"""Reconciliation: do the participants' tables agree with how each saga ended? Pure read and compare.
+"""The order example's reconciliation: do the four services' tables agree with how each saga ended? Pure read
+and compare, on the common ground of saga_testkit.reconciliation.
 
 What must hold once sagas have settled:
 - stock: per sku, what left the shelf (initial - available) is exactly what ACTIVE reservations hold;
@@ -16,19 +17,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from payment.models import PaymentOrder
-from saga_records.model import PARKED_STATUSES, SagaStatus
+from saga_records.model import SagaStatus
+from saga_testkit.reconciliation import SETTLED_STATUSES, effect_problems, handed_to_operator, unfinished
+from services.payment.models import PaymentOrder
 
 if TYPE_CHECKING:
-    from inventory.models import Reservation
-    from inventory.repository import InventoryRepository
-    from notification.repository import NotificationRepository
-    from payment.repository import PaymentRepository
-    from shipping.repository import ShippingRepository
-
-SETTLED_STATUSES = frozenset({SagaStatus.COMPLETED, SagaStatus.FAILED})
-# Parked sagas await an operator; RESOLVED ones were closed by one, by hand: listed, not checked against the effects.
-HANDED_TO_OPERATOR = PARKED_STATUSES | {SagaStatus.RESOLVED}
+    from services.inventory.models import Reservation
+    from services.inventory.repository import InventoryRepository
+    from services.notification.repository import NotificationRepository
+    from services.payment.repository import PaymentRepository
+    from services.shipping.repository import ShippingRepository
 
 
 @dataclass(frozen=True)
@@ -66,21 +64,17 @@ def reconcile(
     notifications: NotificationRepository,
 ) -> Reconciliation:
     status_of = {record["saga_id"]: record["status"] for record in saga_records}
-    problems = [
-        f"saga {saga_id} has not finished ({status})"
-        for saga_id, status in sorted(status_of.items())
-        if status not in SETTLED_STATUSES and status not in HANDED_TO_OPERATOR
-    ]
-    parked = sorted(saga_id for saga_id, status in status_of.items() if status in HANDED_TO_OPERATOR)
+    problems = unfinished(status_of)
+    parked = handed_to_operator(status_of)
 
     reservations = inventory.list_reservations()
     active = [reservation for reservation in reservations if not reservation.is_released]
     stock = _stock_rows(initial_stock, inventory, active, problems)
-    problems += _effect_problems("an ACTIVE reservation", {r.saga_id for r in active}, status_of)
+    problems += effect_problems("an ACTIVE reservation", {r.saga_id for r in active}, status_of)
     shipments = shipping.list_shipments()
-    problems += _effect_problems("a CREATED shipment", {s.saga_id for s in shipments if not s.is_cancelled}, status_of)
+    problems += effect_problems("a CREATED shipment", {s.saga_id for s in shipments if not s.is_cancelled}, status_of)
     standing_confirmations = {o.saga_id for o in notifications.list_outboxes() if o.confirmation and not o.cancellation}
-    problems += _effect_problems("a confirmation not cancelled", standing_confirmations, status_of)
+    problems += effect_problems("a confirmation not cancelled", standing_confirmations, status_of)
     money = _money(saga_records, payments, status_of, problems)
 
     return Reconciliation(ok=not problems, problems=problems, parked=parked, stock=stock, money=money)
@@ -103,23 +97,6 @@ def _stock_rows(
             )
         rows.append(row)
     return rows
-
-
-def _effect_problems(effect: str, holders: set[str], status_of: dict[str, str]) -> list[str]:
-    """`holders` (sagas whose effect stands) must be exactly the COMPLETED sagas, among the settled and unknown ones."""
-    problems = []
-    completed = {saga_id for saga_id, status in status_of.items() if status == SagaStatus.COMPLETED}
-    for saga_id in sorted(holders | completed):
-        status = status_of.get(saga_id)
-        if status is None:
-            problems.append(f"saga {saga_id}: has {effect} but no saga record")
-        elif status not in SETTLED_STATUSES:
-            continue  # parked or still running: reported once, above
-        elif status == SagaStatus.COMPLETED and saga_id not in holders:
-            problems.append(f"saga {saga_id}: COMPLETED without {effect}")
-        elif status == SagaStatus.FAILED:
-            problems.append(f"saga {saga_id}: FAILED but still has {effect}")
-    return problems
 
 
 def _money(

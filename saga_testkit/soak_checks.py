@@ -5,7 +5,7 @@ The evidence is ground truth, not the soak runner's bookkeeping: saga records, t
 DLQ alarms evaluated on those depths, the stuck-saga detector's reports, and the reconciliation of stock and money.
 
 - every saga the API accepted has a record, and that record is terminal, or parked and flagged by the detector;
-- stock and money reconcile exactly (local_runtime.reconciliation);
+- stock and money reconcile exactly (saga_testkit.reconciliation);
 - every command sent is accounted for: answered by its participant, consumed after its task timed out (nothing is
   left on its queue), in a DLQ whose alarm is in ALARM, or belongs to a saga reported in the stuck-sagas queue.
 """

@@ -6,7 +6,8 @@ from collections import defaultdict
 from typing import Any
 
 from participant_toolkit.dynamodb import Item, SagaTable
-from payment.models import Charge, Ledger, Refund
+
+from .models import Charge, Ledger, Refund
 
 CHARGE_SK = "CHARGE"
 REFUND_SK = "REFUND"

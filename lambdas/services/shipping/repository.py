@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from participant_toolkit.dynamodb import Item, SagaTable
-from shipping.models import Shipment, ShipmentStatus
+
+from .models import Shipment, ShipmentStatus
 
 SHIPMENT_SK = "SHIPMENT"
 

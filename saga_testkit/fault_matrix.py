@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from local_runtime.faults import Fault
 from saga_records import SagaStatus
+from saga_testkit.faults import Fault
 from statemachines import SagaDefinition, Step
 
 TIMEOUT_ERROR = "States.Timeout"

@@ -1,14 +1,14 @@
 """`make deploy-local`: the path users take to AWS, with the real CDK CLI, against a local AWS endpoint.
 
-A moto server starts on 127.0.0.1 in this process (moto_server.py). The pinned CDK CLI (node_modules, on the
-Node 24 of requirements.txt) then bootstraps the account, deploys the stack (synthesizing app.py, as
+A moto server starts on 127.0.0.1 in this process (local_runtime/moto_server.py). The pinned CDK CLI (node_modules,
+on the Node 24 of requirements.txt) then bootstraps the account, deploys the stack (synthesizing app.py, as
 `make deploy` does), deploys a change to it (the participants' log level, through the `logLevel` context
 value) and checks that the update landed. Sagas then run on the deployed stack: started by SigV4-signed
 POST /orders to its API (served locally from the deployed template, as in the local runtime), their
 participants fed from the deployed queues by LocalCloud attached to the stack; they must reconcile. Last,
 `cdk destroy` removes the stack. Every phase is timed; any failure exits non-zero.
 
-    python -m local_runtime.deploy_local [--update-log-level DEBUG] [--report report.json]
+    python -m saga_testkit.deploy_local [--update-log-level DEBUG] [--report report.json]
 """
 
 from __future__ import annotations
@@ -36,22 +36,25 @@ import infra  # noqa: F401 - sets JSII_NODE to the supported Node before anythin
 from infra import constants
 from local_runtime.cloud import ACCOUNT_ID, REGION, LocalCloud, _skipped_resource_types, provide_public_parameters
 from local_runtime.cloud import read_template as read_stack_template
-from local_runtime.faults import Fault
 from local_runtime.http_api import serving
 from local_runtime.interrupt import exits_quietly_on_ctrl_c
 from local_runtime.moto_server import LocalEndpoint, local_aws_endpoint
-from local_runtime.sagas import LocalSagas
+from saga_testkit.faults import Fault
+from saga_testkit.sagas import LocalSagas
 from statemachines import load_definition
+from tests.sagas.order_fulfillment.kit import (
+    DEPLOY_LOCAL_FAILING_STEP,
+    DEPLOY_LOCAL_STOCK,
+    SAGA_FILE,
+    deploy_local_order,
+)
 
 CDK_CLI = constants.REPO_ROOT / "node_modules" / ".bin" / "cdk"
-ORDER_SAGA = constants.REPO_ROOT / "statemachines" / "order_fulfillment.saga.yaml"
 # Local seconds per SLA second. Slower than the e2e tests' 0.04: these two sagas never wait on a timer, so the
 # clock costs nothing here, and a 60 s task timeout of 15 s (heartbeat 5 s) holds on a machine loaded by synths.
 TIME_SCALE = 0.25
 CLI_TIMEOUT_SECONDS = 240
 SAGA_TIMEOUT_SECONDS = 60
-STOCK = {"SKU-KEYBOARD": 50}
-COMPENSATED_STEP = "create_shipment"  # a permanent failure here compensates the two steps before it
 
 
 class DeployLocalError(RuntimeError):
@@ -125,7 +128,7 @@ class DeployLocal:
         self.update_log_level = update_log_level
         self.console = console
         self.report = Report()
-        self.definition = load_definition(ORDER_SAGA)
+        self.definition = load_definition(SAGA_FILE)
         # The update changes the participants' log level: their functions run the saga steps' handlers.
         self.participant_handlers = {step.handler(c) for step in self.definition.steps for c in step.commands}
 
@@ -210,13 +213,14 @@ class DeployLocal:
                 serving(cloud) as (_, client),
             ):
                 sagas = LocalSagas(cloud, definition)
-                sagas.seed_stock(STOCK)
+                sagas.seed_stock(DEPLOY_LOCAL_STOCK)
                 happy, compensated = (f"deploy-local-{uuid.uuid4().hex[:10]}" for _ in range(2))
-                failing = definition.step(COMPENSATED_STEP)
+                failing = definition.step(DEPLOY_LOCAL_FAILING_STEP)
                 sagas.faults.plan(compensated, failing.name, "action", Fault.permanent(failing.permanent_errors[0]))
                 # Started as the README shows: a SigV4-signed POST /orders with the saga id as Idempotency-Key.
                 started = {
-                    saga_id: client.start_order(_order(saga_id), saga_id).status for saga_id in (happy, compensated)
+                    saga_id: client.start_order(deploy_local_order(saga_id), saga_id).status
+                    for saga_id in (happy, compensated)
                 }
                 _expect("POST /orders answers", list(started.values()), [202, 202])
                 unfinished = sagas.wait([happy, compensated], timeout_seconds=SAGA_TIMEOUT_SECONDS)
@@ -286,22 +290,6 @@ def _participant_log_levels(handlers: set[str]) -> dict[str, str]:
 def _expect(what: str, found: object, expected: object) -> None:
     if found != expected:
         raise DeployLocalError(f"{what}: expected {expected!r}, found {found!r}")
-
-
-def _order(saga_id: str) -> dict[str, Any]:
-    return {
-        "order_id": f"ord-{saga_id}",
-        "customer": {"customer_id": "c-local", "email": "buyer@example.com"},
-        "items": [{"sku": "SKU-KEYBOARD", "quantity": 1, "unit_price_cents": 2500}],
-        "payment": {"card_token": "tok_visa"},
-        "shipping_address": {
-            "name": "Buyer",
-            "line1": "1 Main St",
-            "city": "Berlin",
-            "postal_code": "10115",
-            "country": "DE",
-        },
-    }
 
 
 def render(report: Report, console: Console) -> None:

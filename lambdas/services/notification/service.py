@@ -7,11 +7,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from notification.models import NotificationOrder, Outbox, OutboxMessage
-from notification.repository import NotificationRepository
 from participant_toolkit.command import SagaCommand
 from participant_toolkit.errors import PermanentFailure
 from participant_toolkit.saga_record import apply_once, compensate_once
+
+from .models import NotificationOrder, Outbox, OutboxMessage
+from .repository import NotificationRepository
 
 # Domains the email provider bounced or that complained: sending there again hurts deliverability.
 SUPPRESSED_DOMAINS = frozenset({"bounce.example", "invalid.example"})

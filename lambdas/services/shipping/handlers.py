@@ -4,8 +4,8 @@
 from participant_toolkit import ParticipantSettings, SagaParticipant
 
 # isort: split
-from shipping.repository import ShippingRepository
-from shipping.service import ShippingService
+from .repository import ShippingRepository
+from .service import ShippingService
 
 settings = ParticipantSettings.from_env()
 shipping = ShippingService(ShippingRepository(settings.service_table_name))

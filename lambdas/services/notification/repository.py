@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from notification.models import Outbox, OutboxMessage
 from participant_toolkit.dynamodb import Item, SagaTable
+
+from .models import Outbox, OutboxMessage
 
 CONFIRMATION_SK = "CONFIRMATION"
 CANCELLATION_SK = "CANCELLATION"

@@ -23,8 +23,6 @@ import sys
 import time
 from collections import defaultdict
 from contextlib import ExitStack
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -32,27 +30,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from local_runtime.cloud import LocalCloud
-from local_runtime.faults import Fault
 from local_runtime.http_api import SignedApiClient, serving
 from local_runtime.interrupt import exits_quietly_on_ctrl_c
-from local_runtime.observe import FINISHED_STATUSES
-from local_runtime.sagas import LocalSagas
 from local_runtime.synth import SynthesisFailed, synthesize
 from saga_ops import cli as saga_ops_cli
 from saga_ops.deployment import Deployment
 from saga_ops.operations import SagaOperator
+from saga_testkit.observe import FINISHED_STATUSES
+from saga_testkit.sagas import LocalSagas
+from saga_testkit.scenario import Scenario
 from statemachines import load_definition
+from tests.sagas.order_fulfillment.kit import CATALOG, NEEDS_A_HUMAN, SAGA_FILE, SCENARIOS, make_order
 
-ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "order_fulfillment.saga.yaml"
-
-# sku: (unit price in cents, units in stock)
-CATALOG = {
-    "SKU-KEYBOARD": (4999, 120),
-    "SKU-MOUSE": (2599, 120),
-    "SKU-MONITOR": (18999, 60),
-    "SKU-DESK-LAMP": (3499, 4),
-}
-COUNTRIES = ["DE", "FR", "NL", "ES", "IT", "GB", "US"]
 MIN_CONSOLE_WIDTH = 120  # columns; CI and pipes report 80, which folds the tables
 ORDERS_PER_SECOND = 8  # an order stream, not one burst: heartbeats count from the moment a command is queued
 # Sagas running at once, at most. A task's timeout counts while its command waits on a queue: started faster than this
@@ -62,70 +51,8 @@ DEMO_TIME_SCALE = 0.1  # 1 s of SLA lasts 100 ms: the 120 s carrier timeout take
 DETECTOR_WAIT_PERIODS = 3  # detector schedule periods the demo waits for its report
 
 
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    count: int
-    expected_status: str
-    shape: dict[str, Any] = field(default_factory=dict)  # how the order differs from a healthy one
-    faults: tuple[tuple[str, str, Fault], ...] = ()  # (step, kind, fault) each
-
-
-SCENARIOS = [
-    Scenario("healthy order", 29, "COMPLETED"),
-    Scenario(
-        "out of stock", 5, "FAILED", {"items": [{"sku": "SKU-DESK-LAMP", "quantity": 5, "unit_price_cents": 3499}]}
-    ),
-    Scenario("card declined", 5, "FAILED", {"payment": {"card_token": "tok_declined"}}),
-    Scenario("address not serviceable", 3, "FAILED", {"country": "AQ"}),
-    Scenario("confirmation bounced", 2, "FAILED", {"email_domain": "bounce.example"}),
-    Scenario(
-        "flaky payment gateway",
-        3,
-        "COMPLETED",
-        faults=(("process_payment", "action", Fault.transient("Payment.GatewayUnavailable", times=2)),),
-    ),
-    Scenario("carrier reply lost (timeout)", 2, "FAILED", faults=(("create_shipment", "action", Fault.lost_reply()),)),
-    Scenario(
-        "carrier crashed, refund failed",
-        1,
-        "COMPENSATION_FAILED",
-        faults=(
-            ("create_shipment", "action", Fault.crash_after_acting()),
-            ("process_payment", "compensation", Fault.permanent("Payment.ProviderDown")),
-        ),
-    ),
-]
-NEEDS_A_HUMAN = "carrier crashed, refund failed"
-
-
-def make_order(rng: random.Random, number: int, scenario: Scenario) -> dict[str, Any]:
-    regular = [sku for sku in CATALOG if sku != "SKU-DESK-LAMP"]
-    items = [
-        {"sku": sku, "quantity": rng.randint(1, 2), "unit_price_cents": CATALOG[sku][0]}
-        for sku in rng.sample(regular, rng.randint(1, 2))
-    ]
-    customer = f"customer{number:03d}"
-    return {
-        "order_id": f"ord-{number:04d}",
-        "customer": {
-            "customer_id": customer,
-            "email": f"{customer}@{scenario.shape.get('email_domain', 'example.com')}",
-        },
-        "items": scenario.shape.get("items", items),
-        "payment": scenario.shape.get("payment", {"card_token": "tok_visa"}),
-        "shipping_address": {
-            "name": customer.title(),
-            "line1": f"{number} Main Street",
-            "city": "Springfield",
-            "postal_code": f"{10000 + number}",
-            "country": scenario.shape.get("country", rng.choice(COUNTRIES)),
-        },
-    }
-
-
 def run(seed: int, time_scale: float, console: Console) -> int:
-    definition = load_definition(ORDER_SAGA)
+    definition = load_definition(SAGA_FILE)
     started = time.monotonic()
     with console.status("Synthesizing the CDK app (cdk synth)..."):
         assembly = synthesize()
@@ -405,7 +332,7 @@ def _money_table(reconciliation: Any) -> Table:
 
 @exits_quietly_on_ctrl_c
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local_runtime.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m saga_testkit.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=7, help="orders and their order are drawn from this seed")
     parser.add_argument("--time-scale", type=float, default=DEMO_TIME_SCALE, help="local seconds per SLA second")
     args = parser.parse_args(argv)

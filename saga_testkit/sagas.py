@@ -6,17 +6,13 @@ from typing import Any
 
 import boto3
 
-from inventory.repository import InventoryRepository
 from local_runtime.cloud import LocalCloud
-from local_runtime.faults import FaultInjector
-from local_runtime.observe import SagaOutcome, execution_arn, outcome_of, wait_until_finished
-from local_runtime.reconciliation import Reconciliation, reconcile
-from notification.repository import NotificationRepository
-from payment.repository import PaymentRepository
 from saga_records import SagaRecordRepository
 from saga_records.starter import SagaStarter, StartedSaga
-from shipping.repository import ShippingRepository
+from saga_testkit.faults import FaultInjector
+from saga_testkit.observe import SagaOutcome, execution_arn, outcome_of, wait_until_finished
 from statemachines import SagaDefinition
+from tests.sagas.order_fulfillment.kit import OrderShop, Reconciliation
 
 
 class LocalSagas:
@@ -33,11 +29,8 @@ class LocalSagas:
             for participant in cloud.participants(step.service):
                 self.faults.attach(participant)
         self.faults.attach_to_queues(cloud)
-        self.inventory = InventoryRepository(self.service_table("InventoryService"))
-        self.payments = PaymentRepository(self.service_table("PaymentService"))
-        self.shipping = ShippingRepository(self.service_table("ShippingService"))
-        self.notifications = NotificationRepository(self.service_table("NotificationService"))
-        self.initial_stock: dict[str, int] = {}
+        # The example's services: their data, its stock, and its reconciliation (tests/sagas/order_fulfillment/kit.py).
+        self.shop = OrderShop(self.service_table)
 
     def service_table(self, service: str) -> str:
         for function in self.cloud.functions.values():
@@ -55,9 +48,7 @@ class LocalSagas:
                 self.faults.attach(participant)
 
     def seed_stock(self, stock: dict[str, int]) -> None:
-        for sku, available in stock.items():
-            self.inventory.seed_stock(sku, available)
-        self.initial_stock |= stock
+        self.shop.seed_stock(stock)
 
     def start(self, saga_id: str, order: dict[str, Any]) -> StartedSaga:
         return self.starter.start(saga_id, order)
@@ -79,11 +70,4 @@ class LocalSagas:
         )
 
     def reconcile(self) -> Reconciliation:
-        return reconcile(
-            self.records.scan_all(),
-            initial_stock=self.initial_stock,
-            inventory=self.inventory,
-            payments=self.payments,
-            shipping=self.shipping,
-            notifications=self.notifications,
-        )
+        return self.shop.reconcile(self.records.scan_all())

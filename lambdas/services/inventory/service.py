@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from inventory.models import InsufficientStock, Reservation, ReservationOrder, UnknownSku
-from inventory.repository import InventoryRepository
 from participant_toolkit.command import SagaCommand
 from participant_toolkit.errors import PermanentFailure
 from participant_toolkit.saga_record import apply_once, compensate_once
+
+from .models import InsufficientStock, Reservation, ReservationOrder, UnknownSku
+from .repository import InventoryRepository
 
 
 class InventoryService:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from inventory.models import InsufficientStock, OrderLine, Reservation, ReservationStatus, StockLevel, UnknownSku
 from participant_toolkit.dynamodb import ConditionFailed, Item, SagaTable
+
+from .models import InsufficientStock, OrderLine, Reservation, ReservationStatus, StockLevel, UnknownSku
 
 STOCK_SK = "STOCK"
 RESERVATION_SK = "RESERVATION"

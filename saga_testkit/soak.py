@@ -1,9 +1,9 @@
 """`make soak`: many sagas at once through the signed orders API, with random faults drawn from a printed seed.
 
 Each saga is healthy, has one fault, or a few, drawn per (saga, step, action|compensation) from every fault kind the
-local runtime injects (local_runtime.faults). Afterwards the evidence is read back from the cloud itself (saga
+test kit injects (saga_testkit.faults). Afterwards the evidence is read back from the cloud itself (saga
 records, execution histories, queues, DLQs and their alarms, the stuck-sagas queue, stock and money) and checked by
-local_runtime.soak_checks. Exits 1 with the list of violations when anything fails; replay a run with `--seed`.
+saga_testkit.soak_checks. Exits 1 with the list of violations when anything fails; replay a run with `--seed`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -30,12 +29,15 @@ from rich.console import Console
 from rich.table import Table
 
 from local_runtime.cloud import LocalCloud
-from local_runtime.faults import Fault
 from local_runtime.http_api import SignedApiClient, serving
 from local_runtime.interrupt import exits_quietly_on_ctrl_c
-from local_runtime.observe import execution_arn, history_events, wait_until_finished
-from local_runtime.sagas import LocalSagas
-from local_runtime.soak_checks import (
+from local_runtime.synth import synthesize
+from saga_ops.deployment import Deployment
+from saga_records import PARKED_STATUSES
+from saga_testkit.faults import Fault
+from saga_testkit.observe import execution_arn, history_events, wait_until_finished
+from saga_testkit.sagas import LocalSagas
+from saga_testkit.soak_checks import (
     DeadLetter,
     DlqAlarm,
     SentCommand,
@@ -44,14 +46,9 @@ from local_runtime.soak_checks import (
     check,
     evaluate_alarm,
 )
-from local_runtime.synth import synthesize
-from saga_ops.deployment import Deployment
-from saga_records import PARKED_STATUSES
 from statemachines import SagaDefinition, Step, load_definition
+from tests.sagas.order_fulfillment.kit import SAGA_FILE, SOAK_CATALOG, soak_order
 
-ORDER_SAGA = Path(__file__).resolve().parent.parent / "statemachines" / "order_fulfillment.saga.yaml"
-# sku: unit price in cents; SKUs of the soak's own, so a cloud shared with other tests keeps their stock apart
-CATALOG = {"SKU-SOAK-DOCK": 4999, "SKU-SOAK-HEADSET": 2599, "SKU-SOAK-WEBCAM": 18999}
 SOAK_TIME_SCALE = 0.25  # 1 s of SLA lasts 250 ms: a 20 s heartbeat 5 s, the 120 s carrier timeout 30 s
 STARTS_PER_SECOND = 20.0  # at most; starts are also held back while the participant queues have a backlog
 BACKLOG_PER_CONSUMER = 3  # commands waiting on all participant queues, per warm environment, before starts wait
@@ -145,27 +142,6 @@ def start_order(saga_ids: list[str], plan: dict[str, list[PlannedFault]]) -> lis
     return sorted(saga_ids, key=lambda saga_id: not any(p.choice in SLOWEST_TO_ACCOUNT_FOR for p in plan[saga_id]))
 
 
-def make_order(rng: random.Random, number: int) -> dict[str, Any]:
-    items = [
-        {"sku": sku, "quantity": rng.randint(1, 3), "unit_price_cents": CATALOG[sku]}
-        for sku in rng.sample(sorted(CATALOG), rng.randint(1, 2))
-    ]
-    customer = f"soak-customer-{number:05d}"
-    return {
-        "order_id": f"soak-ord-{number:05d}",
-        "customer": {"customer_id": customer, "email": f"{customer}@example.com"},
-        "items": items,
-        "payment": {"card_token": "tok_visa"},
-        "shipping_address": {
-            "name": "Soak Buyer",
-            "line1": f"{number} Main Street",
-            "city": "Springfield",
-            "postal_code": f"{10000 + number % 90000}",
-            "country": "DE",
-        },
-    }
-
-
 @dataclass
 class Measurements:
     started_at: float = 0.0
@@ -244,7 +220,7 @@ def run(
     max_in_flight: int,
     console: Console,
 ) -> int:
-    definition = load_definition(ORDER_SAGA)
+    definition = load_definition(SAGA_FILE)
     console.print(f"[bold]Random-fault soak:[/] {count} sagas, seed {seed} (replay with --seed {seed})")
     with console.status("Synthesizing the CDK app (cdk synth)...") as status:
         assembly = synthesize()
@@ -294,14 +270,14 @@ def soak(
 
     The checks cover this soak's sagas (the cloud may have run others before) and the whole cloud's stock, money,
     queues and DLQs."""
-    sagas.seed_stock({sku: 10 * count for sku in CATALOG})  # the soak is about faults, not stock-outs
+    sagas.seed_stock({sku: 10 * count for sku in SOAK_CATALOG})  # the soak is about faults, not stock-outs
     rng = random.Random(seed)
     saga_ids = [f"soak-{seed}-{number:05d}" for number in range(1, count + 1)]
     plan = plan_faults(rng, sagas.definition, saga_ids, sagas.cloud.time_scale)
     for saga_id, faults in plan.items():
         for planned in faults:
             sagas.faults.plan(saga_id, planned.step, planned.kind, planned.fault)
-    orders = {saga_id: make_order(rng, number) for number, saga_id in enumerate(saga_ids, start=1)}
+    orders = {saga_id: soak_order(rng, number) for number, saga_id in enumerate(saga_ids, start=1)}
     queues = {mapping.function.name: mapping.queue_url for mapping in sagas.cloud.mappings}
     measured = Measurements()
     accepted: list[str] = []
@@ -637,7 +613,7 @@ def _print_summary(
 
 @exits_quietly_on_ctrl_c
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local_runtime.soak", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m saga_testkit.soak", description=__doc__.splitlines()[0])
     parser.add_argument("--sagas", type=int, default=1000, help="how many sagas to run")
     parser.add_argument("--seed", type=int, default=None, help="faults and orders are drawn from it (default: random)")
     parser.add_argument("--rate", type=float, default=STARTS_PER_SECOND, help="saga starts per second")

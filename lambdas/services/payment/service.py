@@ -7,8 +7,9 @@ from typing import Any
 from participant_toolkit.command import SagaCommand
 from participant_toolkit.errors import PermanentFailure
 from participant_toolkit.saga_record import apply_once, compensate_once
-from payment.models import Charge, Ledger, PaymentOrder
-from payment.repository import PaymentRepository
+
+from .models import Charge, Ledger, PaymentOrder
+from .repository import PaymentRepository
 
 CARD_LIMIT_CENTS = 500_000
 # Test card tokens the stand-in gateway rejects, and how.

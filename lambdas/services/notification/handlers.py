@@ -4,8 +4,8 @@
 from participant_toolkit import ParticipantSettings, SagaParticipant
 
 # isort: split
-from notification.repository import NotificationRepository
-from notification.service import NotificationService
+from .repository import NotificationRepository
+from .service import NotificationService
 
 settings = ParticipantSettings.from_env()
 notifications = NotificationService(NotificationRepository(settings.service_table_name))

@@ -4,8 +4,8 @@
 from participant_toolkit import ParticipantSettings, SagaParticipant
 
 # isort: split
-from inventory.repository import InventoryRepository
-from inventory.service import InventoryService
+from .repository import InventoryRepository
+from .service import InventoryService
 
 settings = ParticipantSettings.from_env()
 inventory = InventoryService(InventoryRepository(settings.service_table_name))
