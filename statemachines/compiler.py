@@ -261,9 +261,13 @@ def _record_update(
         ":one": {"N": "1"},
     }
     if succeeded_steps:
-        # A completed saga's record says every step SUCCEEDED at once: each participant marks its own step only
-        # after Step Functions took its answer, and the last of those marks can land after this state.
+        # A completed saga's record says every step SUCCEEDED, and that it ended at its last step, at once: each
+        # participant marks its own step (and moves the current step on) only after Step Functions took its answer,
+        # and a saga can run to its end before any of those marks land; none moves the current step of a saga past
+        # running forward, so they never rewind this.
         values[":succeeded"] = {"S": "SUCCEEDED"}
+        values[":last_step"] = {"S": succeeded_steps[-1]}
+        sets.append("current_step = :last_step")
         for index, step in enumerate(succeeded_steps):
             names[f"#step{index}"] = step
             sets.append(f"steps.#step{index}.#status = :succeeded")

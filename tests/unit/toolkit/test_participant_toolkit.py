@@ -15,7 +15,7 @@ from participant_toolkit.callbacks import TaskCallbacks
 from participant_toolkit.participant import DeliveryInProgress
 from saga_operations.records import OperationsRecords
 from saga_records import SagaStatus, StepStatus, metric_names
-from tests.unit.toolkit.harness import SAGA_TABLE, SKU, context, order, sqs_event
+from tests.unit.toolkit.harness import SAGA_TABLE, SKU, SagaDriver, context, order, sqs_event
 
 pytestmark = pytest.mark.unit
 
@@ -73,6 +73,26 @@ def test_a_saga_completed_before_its_last_answer_was_marked_shows_every_step_suc
     assert record["status"] == SagaStatus.COMPLETED
     assert record["steps"]["send_confirmation"]["result"]["message"] == "CONFIRMATION"
     assert "finished_at" in record["steps"]["send_confirmation"]
+
+
+def test_a_saga_that_completed_before_any_mark_landed_ends_at_its_last_step(definition, board, records, participants):
+    # Given a saga whose record is written but whose starter has not marked it running yet (StartExecution answers
+    # slowly, as moto's first one in a process does), and whose state machine ran every step and recorded COMPLETED
+    # before any participant's mark landed (each marks its step only after Step Functions took its answer)
+    saga = SagaDriver(definition, board, records)
+    steps = [step.name for step in definition.steps]
+    records.create(saga_id=saga.saga_id, saga_type=definition.name, steps=steps, saga_input=saga.order)
+    commands = [saga.command(step) for step in steps]
+    saga.ends(SagaStatus.COMPLETED)
+    # When the marks land, then the starter's
+    for step, body in zip(steps, commands, strict=True):
+        participants[saga.service(step)].handle_actions(sqs_event(body), context())
+    records.mark_running(saga.saga_id, f"arn:aws:states:us-east-1:123456789012:execution:x:{saga.saga_id}", steps[0])
+    # Then the record ends at the saga's last step, every step SUCCEEDED with its result: nothing rewound it
+    record = saga.record()
+    assert (record["status"], record["current_step"]) == (SagaStatus.COMPLETED, steps[-1])
+    assert {step: fields["status"] for step, fields in record["steps"].items()} == dict.fromkeys(steps, "SUCCEEDED")
+    assert all("result" in record["steps"][step] for step in steps)
 
 
 def test_a_retried_task_gets_the_stored_result_without_a_second_effect(saga, participants, board, services):
