@@ -153,8 +153,8 @@ class FaultInjector:
         if getattr(participant, "_fault_injector", None) is self:
             return
         participant._fault_injector = self
-        for kind, function in list(participant.domain.items()):
-            participant.domain[kind] = self._wrap(function)
+        for name, function in list(participant.commands.items()):
+            participant.commands[name] = self._wrap(function)
         participant.callbacks = _LossyCallbacks(participant.callbacks, self)
 
     def _wrap(self, function: Any) -> Any:

@@ -198,8 +198,9 @@ def _callback_task(definition: SagaDefinition, step: Step, kind: str, *, has_res
 
 def _place_in_saga(steps: list[Step], index: int) -> dict[str, Any]:
     """What an action's participant needs to read the saga record: the steps either side of it (an answer marks the
-    next one running; a refused late answer is undone only if the record shows the saga did not keep the step), and
-    whether the step is retriable (forward recovery: its late answers are never undone)."""
+    next one running; a refused late answer is undone only if the record shows the saga did not keep the step),
+    whether the step is retriable (forward recovery: its late answers are never undone), and the compensation command
+    that undoes it (one participant serves every command of its service, in any saga)."""
     place: dict[str, Any] = {}
     if index > 0:
         place["previous_step"] = steps[index - 1].name
@@ -207,6 +208,8 @@ def _place_in_saga(steps: list[Step], index: int) -> dict[str, Any]:
         place["next_step"] = steps[index + 1].name
     if steps[index].retriable:
         place["retriable"] = True
+    if steps[index].compensation is not None:
+        place["compensation"] = steps[index].compensation
     return place
 
 
