@@ -1,5 +1,10 @@
 """Faults injected into the local runtime's participants, per (saga id, step, kind).
 
+One injector per cloud (`fault_injector(cloud)`), shared by every saga type's `LocalSagas` on it: it wraps every
+participant every execution environment built (found through the runtime's hooks, whatever the handler module calls
+them, and those of environments warmed later too), and plans faults by saga id, so sagas of several types, healthy and
+faulty, run side by side.
+
 A fault wraps the real participant, it does not replace it: a "lost reply" runs the real domain code
 and then drops the success callback, so the side effect happened and the saga must time out and
 compensate it. Faults are planned by saga id before the saga starts, so tests and the demo can mix
@@ -18,6 +23,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import weakref
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from participant_toolkit import PermanentFailure, SagaCommand, SagaParticipant, TransientFailure
 
 if TYPE_CHECKING:
-    from local_runtime.cloud import EventSourceMapping, LocalCloud
+    from local_runtime.cloud import DeployedFunction, EventSourceMapping, ExecutionEnvironment, LocalCloud
 
 FaultKind = Literal[
     "permanent", "transient", "lost_reply", "delay", "crash_after_acting", "duplicate_delivery", "poison_message"
@@ -79,8 +85,22 @@ class Fault:
         return Fault("poison_message")
 
 
+_INJECTORS: weakref.WeakKeyDictionary[Any, FaultInjector] = weakref.WeakKeyDictionary()  # LocalCloud -> its injector
+_INJECTORS_LOCK = threading.Lock()
+
+
 class ParticipantCrashed(Exception):
     """Stands for the participant's process dying: the toolkit neither replies nor acknowledges the message."""
+
+
+def fault_injector(cloud: LocalCloud) -> FaultInjector:
+    """The fault injector of `cloud`, attached to it on first use."""
+    with _INJECTORS_LOCK:
+        injector = _INJECTORS.get(cloud)
+        if injector is None:
+            injector = _INJECTORS[cloud] = FaultInjector()
+            injector.attach_to_cloud(cloud)
+    return injector
 
 
 class FaultInjector:
@@ -91,6 +111,7 @@ class FaultInjector:
         self._lost_tokens: set[str] = set()
         self._delivery_faults: Counter[tuple[str, str, str]] = Counter()
         self._lock = threading.Lock()
+        self._attached: weakref.WeakSet[SagaParticipant] = weakref.WeakSet()
         self.injected: list[tuple[str, str, str, FaultKind]] = []
 
     def plan(self, saga_id: str, step: str, kind: str, fault: Fault) -> None:
@@ -113,10 +134,20 @@ class FaultInjector:
         with self._lock:
             return self._effects[(saga_id, step, kind)]
 
-    def attach_to_queues(self, cloud: LocalCloud) -> None:
-        """Inject the delivery faults where the local Lambda service receives from SQS; idempotent per cloud."""
-        if self._on_receive not in cloud.receive_hooks:
-            cloud.receive_hooks.append(self._on_receive)
+    def attach_to_cloud(self, cloud: LocalCloud) -> None:
+        """Wrap every participant of the cloud, now and in environments warmed later, and inject the delivery faults
+        where the local Lambda service receives from SQS; idempotent per cloud."""
+        if self._on_receive in cloud.receive_hooks:
+            return
+        for participant in cloud.built(SagaParticipant):
+            self.attach(participant)
+        cloud.environment_hooks.append(self._on_environment)
+        cloud.receive_hooks.append(self._on_receive)
+
+    def _on_environment(self, function: DeployedFunction, environment: ExecutionEnvironment) -> None:
+        for built in environment.built:
+            if isinstance(built, SagaParticipant):
+                self.attach(built)
 
     def delivery_faults(self, saga_id: str, step: str, kind: str) -> int:
         """How many duplicate copies or poisoned messages were put on the queue for this command."""
@@ -150,9 +181,10 @@ class FaultInjector:
 
     def attach(self, participant: SagaParticipant) -> None:
         """Wrap a participant's domain functions and callbacks; idempotent per participant."""
-        if getattr(participant, "_fault_injector", None) is self:
-            return
-        participant._fault_injector = self
+        with self._lock:
+            if participant in self._attached:
+                return
+            self._attached.add(participant)
         for name, function in list(participant.commands.items()):
             participant.commands[name] = self._wrap(function)
         participant.callbacks = _LossyCallbacks(participant.callbacks, self)

@@ -36,7 +36,7 @@ def local_sagas(tmp_path_factory, definition):
     assembly = Path(reuse) if reuse else synthesize(tmp_path_factory.mktemp("assembly"))
     with LocalCloud(assembly, time_scale=TIME_SCALE) as cloud:
         sagas = LocalSagas(cloud, definition)
-        sagas.seed_stock(STOCK)
+        sagas.kit.seed_stock(STOCK)
         yield sagas
 
 
@@ -53,7 +53,7 @@ def run_saga(local_sagas):
         local_sagas.start(saga_id, order or make_order())
         assert local_sagas.wait([saga_id], timeout_seconds=timeout_seconds) == [], f"{saga_id} did not finish"
         outcome = local_sagas.outcome(saga_id)
-        reconciliation = local_sagas.reconcile()
+        reconciliation = local_sagas.check()
         assert reconciliation.problems == [], reconciliation.problems
         return outcome
 

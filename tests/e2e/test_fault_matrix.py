@@ -160,7 +160,7 @@ def _run_cells(local_sagas, operator, cells, saga_ids, queues, stray_dlq):
     _settle(local_sagas, operator, queues, late=late, deadline=deadline)
     wall = time.monotonic() - started
     print(f"\nfault matrix: {len(cells)} cells settled in {wall:.1f} s (finished after {finished:.1f} s)")
-    reconciliation = local_sagas.reconcile()
+    reconciliation = local_sagas.check()
     return MatrixRun(
         saga_ids=saga_ids,
         outcomes={saga_id: local_sagas.outcome(saga_id) for saga_id in saga_ids.values()},

@@ -123,7 +123,7 @@ def test_a_transient_failure_is_retried_then_succeeds(run_saga, local_sagas, sag
     assert outcome.compensations_succeeded == ()
     # Two retries are two more billed transitions.
     assert outcome.transitions == len(definition.steps) + 1 + 2
-    assert local_sagas.shop.payments.get_ledger(saga_id) is not None
+    assert local_sagas.kit.payments.get_ledger(saga_id) is not None
 
 
 def test_a_transient_failure_beyond_the_retry_budget_compensates(run_saga, local_sagas, saga_id, definition):
@@ -151,7 +151,7 @@ def test_a_compensation_that_keeps_failing_parks_the_saga(run_saga, local_sagas,
     assert outcome.record["error"] == "Shipping.AddressNotServiceable"
     assert outcome.compensations_succeeded == ()
     assert outcome.record["steps"]["reserve_inventory"]["status"] == "SUCCEEDED"
-    assert saga_id in local_sagas.reconcile().parked
+    assert saga_id in local_sagas.check().parked
     execution = local_sagas.execution(saga_id)
     assert execution["error"] == "Saga.CompensationFailed"
 
@@ -176,10 +176,10 @@ def test_a_late_action_after_its_compensation_is_refused(run_saga, local_sagas, 
     # When the slow action finally runs (its delivery is handled and deleted), the tombstone refuses it
     wait_until_quiet(within=slow * 2)
     # Then no shipment survives
-    shipment = local_sagas.shop.shipping.get_shipment(saga_id)
+    shipment = local_sagas.kit.shipping.get_shipment(saga_id)
     assert shipment is not None
     assert shipment.status == "CANCELLED"
-    assert local_sagas.reconcile().problems == []
+    assert local_sagas.check().problems == []
 
 
 def test_the_record_of_a_running_saga_shows_its_current_step(local_sagas, saga_id):
@@ -234,4 +234,4 @@ def test_every_command_delivered_again_after_the_saga_completed_changes_nothing(
             == "0"
             for url in sqs.list_queues(QueueNamePrefix=name).get("QueueUrls", [])
         )
-    assert local_sagas.reconcile().problems == []
+    assert local_sagas.check().problems == []

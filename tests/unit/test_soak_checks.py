@@ -50,12 +50,12 @@ def test_a_dead_letter_whose_alarm_does_not_fire_is_flagged(settled_soak_evidenc
     ]
 
 
-def test_unreconciled_stock_or_money_is_flagged(settled_soak_evidence):
-    # Given reconciliation found money that does not add up
+def test_a_failed_invariant_check_is_flagged(settled_soak_evidence):
+    # Given the saga's invariant check found money that does not add up
     problem = "saga s-failed: FAILED, net 2500 cents, expected 0"
-    evidence = dataclasses.replace(settled_soak_evidence, reconciliation_problems=[problem])
+    evidence = dataclasses.replace(settled_soak_evidence, invariant_problems=[problem])
     # When / Then
-    assert check(evidence).violations == [f"reconciliation: {problem}"]
+    assert check(evidence).violations == [f"invariant check: {problem}"]
 
 
 def test_a_parked_saga_nobody_was_told_about_and_an_unfinished_one_are_flagged(settled_soak_evidence):
