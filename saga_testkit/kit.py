@@ -70,17 +70,17 @@ class SagaKit:
         return common_check(records)
 
 
-def kit_module(definition: SagaDefinition) -> str:
-    return f"{KITS_PACKAGE}.{snake_case(definition.name)}.kit"
+def kit_module(definition: SagaDefinition, package: str = KITS_PACKAGE) -> str:
+    return f"{package}.{snake_case(definition.name)}.kit"
 
 
-def kit_file(definition: SagaDefinition) -> str:
-    return f"{kit_module(definition).replace('.', '/')}.py"
+def kit_file(definition: SagaDefinition, package: str = KITS_PACKAGE) -> str:
+    return f"{kit_module(definition, package).replace('.', '/')}.py"
 
 
-def load_kit(definition: SagaDefinition, service_table: ServiceTable) -> SagaKit:
+def load_kit(definition: SagaDefinition, service_table: ServiceTable, *, package: str = KITS_PACKAGE) -> SagaKit:
     """The saga's kit, built for a running stack; `SagaKit` itself when the saga has no kit module."""
-    name = kit_module(definition)
+    name = kit_module(definition, package)
     try:
         module = importlib.import_module(name)
     except ModuleNotFoundError as missing:
@@ -89,7 +89,7 @@ def load_kit(definition: SagaDefinition, service_table: ServiceTable) -> SagaKit
         raise  # the kit exists and imports something that does not
     kit_class = getattr(module, KIT_CLASS, None)
     if not (isinstance(kit_class, type) and issubclass(kit_class, SagaKit)):
-        raise TypeError(f"{kit_file(definition)}: defines no `class {KIT_CLASS}(SagaKit)`")
+        raise TypeError(f"{kit_file(definition, package)}: defines no `class {KIT_CLASS}(SagaKit)`")
     return kit_class(definition, service_table)
 
 
