@@ -100,8 +100,7 @@ def run_fault_matrix(
     queues = command_queues(sagas)
     # And garbage on one command queue, which no saga waits for
     stray_queue, stray_dlq = next(iter(queues.values()))
-    sqs = boto3.client("sqs")
-    sqs.send_message(QueueUrl=stray_queue, MessageBody=STRAY_MESSAGE)
+    sagas[0].faults.send_unusable(boto3.client("sqs"), stray_queue, STRAY_MESSAGE)
     try:
         return _run(by_name, cells, saga_ids, inputs, queues, stray_dlq, in_flight, environments, settle_seconds)
     finally:
