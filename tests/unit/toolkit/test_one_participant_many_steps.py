@@ -51,18 +51,27 @@ def warehouse() -> Warehouse:
 
 
 @pytest.fixture
-def inventory(settings, board, deliveries, warehouse) -> SagaParticipant:
+def inventory_serving(settings, board, deliveries, warehouse):
+    """`inventory_serving(*names)`: an inventory participant serving these commands (the warehouse's functions)."""
+
+    def serving(*names: str) -> SagaParticipant:
+        return SagaParticipant(
+            service="InventoryService",
+            commands={name: warehouse.function(name) for name in names},
+            settings=settings,
+            callbacks=board,
+            records=SagaRecordRepository(SAGA_TABLE),
+            idempotency_client=boto3.client("dynamodb"),
+            deliveries=deliveries,
+        )
+
+    return serving
+
+
+@pytest.fixture
+def inventory(inventory_serving) -> SagaParticipant:
     """The inventory participant of both sagas: the order saga's commands and the transfer's."""
-    names = ("ReserveItems", "ReleaseReservation", "HoldCrate", "ReleaseCrate", "ConfirmTransfer")
-    return SagaParticipant(
-        service="InventoryService",
-        commands={name: warehouse.function(name) for name in names},
-        settings=settings,
-        callbacks=board,
-        records=SagaRecordRepository(SAGA_TABLE),
-        idempotency_client=boto3.client("dynamodb"),
-        deliveries=deliveries,
-    )
+    return inventory_serving("ReserveItems", "ReleaseReservation", "HoldCrate", "ReleaseCrate", "ConfirmTransfer")
 
 
 def _restock(board, records, **step_changes) -> SagaDriver:
@@ -107,18 +116,10 @@ def test_a_late_action_is_undone_by_the_compensation_its_command_names(inventory
 
 
 def test_a_late_action_whose_compensation_the_participant_does_not_serve_goes_back_to_sqs(
-    settings, board, records, deliveries, warehouse
+    inventory_serving, board, records
 ):
     # Given a participant built without the compensation of one of its actions, and that action late for its saga
-    partial_inventory = SagaParticipant(
-        service="InventoryService",
-        commands={"HoldCrate": warehouse.function("HoldCrate")},
-        settings=settings,
-        callbacks=board,
-        records=SagaRecordRepository(SAGA_TABLE),
-        idempotency_client=boto3.client("dynamodb"),
-        deliveries=deliveries,
-    )
+    partial_inventory = inventory_serving("HoldCrate")
     transfer = _restock(board, records)
     late = transfer.command("hold_crate")
     board.time_out(late["task_token"])
@@ -131,18 +132,10 @@ def test_a_late_action_whose_compensation_the_participant_does_not_serve_goes_ba
 
 
 def test_a_retriable_step_needs_no_compensation_function_and_its_late_success_stands(
-    settings, board, records, deliveries, warehouse
+    inventory_serving, board, records, warehouse
 ):
     # Given a participant that serves only a retriable step's action (no compensation exists for it)
-    confirmer = SagaParticipant(
-        service="InventoryService",
-        commands={"ConfirmTransfer": warehouse.function("ConfirmTransfer")},
-        settings=settings,
-        callbacks=board,
-        records=SagaRecordRepository(SAGA_TABLE),
-        idempotency_client=boto3.client("dynamodb"),
-        deliveries=deliveries,
-    )
+    confirmer = inventory_serving("ConfirmTransfer")
     transfer = _restock(board, records)
     inventory_hold = transfer.command("hold_crate")
     board.time_out(inventory_hold["task_token"])
