@@ -204,13 +204,13 @@ class SagaParticipant:
         records = event.get("Records", [])
         # Every batch counts, even one of only malformed messages (which would otherwise publish no metric).
         metrics.add_metric(name="CommandsReceived", unit=MetricUnit.Count, value=len(records))
-        commands = {record.get("messageId"): _parse(record.get("body", "")) for record in records}
-        schedule = self._heartbeat_schedule(records, commands)
+        parsed = {record.get("messageId"): _parse(record.get("body", "")) for record in records}
+        schedule = self._heartbeat_schedule(records, parsed)
         try:
             with self.callbacks.heartbeats_for(schedule):
                 return process_partial_response(
                     event=event,
-                    record_handler=partial(self._handle_record, served=served, commands=commands, schedule=schedule),
+                    record_handler=partial(self._handle_record, served=served, parsed=parsed, schedule=schedule),
                     processor=self._processor,
                     context=context,
                 )
@@ -224,14 +224,14 @@ class SagaParticipant:
         metrics.add_metric(name=metric_names.BATCH_RECORDS_FAILED, unit=MetricUnit.Count, value=len(failed))
 
     def _heartbeat_schedule(
-        self, records: list[dict[str, Any]], commands: dict[str, SagaCommand | str]
+        self, records: list[dict[str, Any]], parsed: dict[str, SagaCommand | str]
     ) -> HeartbeatSchedule:
         """A batch's commands run one after another, each from its own task's clock: the window of each opened when
         Step Functions sent it. Each gets its first beat one interval after that (at once if it waited longer), and
         one per interval after, until it is answered."""
         schedule = HeartbeatSchedule()
         for record in records:
-            command = commands.get(record.get("messageId"))
+            command = parsed.get(record.get("messageId"))
             if not isinstance(command, SagaCommand) or command.task_token is None:
                 continue
             every = command.heartbeat_seconds * self.settings.time_scale / HEARTBEATS_PER_INTERVAL
@@ -243,9 +243,9 @@ class SagaParticipant:
         return schedule
 
     def _handle_record(
-        self, record: SQSRecord, served: str, commands: dict[str, SagaCommand | str], schedule: HeartbeatSchedule
+        self, record: SQSRecord, served: str, parsed: dict[str, SagaCommand | str], schedule: HeartbeatSchedule
     ) -> None:
-        command = commands.get(record.message_id)
+        command = parsed.get(record.message_id)
         if not isinstance(command, SagaCommand):
             raise MalformedCommand(command or "not a saga command")
         if command.command != served:
