@@ -42,18 +42,19 @@ def main(argv: list[str] | None = None) -> int:
                 LocalSagas(cloud, definition).kit.prepare_demo()
             keys = api.credentials
             names = ", ".join(definition.name for definition in definitions)
-            print(f"orders API on {api.url} (demo data of {names} seeded); Ctrl-C stops it. Sign with:")
-            print(
-                f'  curl --aws-sigv4 "aws:amz:{REGION}:execute-api" --user "{keys.access_key}:{keys.secret_key}" '
-                f'-H "x-amz-security-token: {keys.token}" {api.url}/orders/<saga id>'
-            )
-            print(
-                f"operate it from another terminal: AWS_ENDPOINT_URL={endpoint.url} "
-                f"AWS_ACCESS_KEY_ID={keys.access_key} AWS_SECRET_ACCESS_KEY={keys.secret_key} "
-                f"AWS_DEFAULT_REGION={REGION} .venv/bin/python -m saga_ops list",
-                flush=True,
-            )
+            # From the moment it says Ctrl-C stops it, Ctrl-C does: a user (or a test) may press it at once.
             with suppress(KeyboardInterrupt):
+                print(f"orders API on {api.url} (demo data of {names} seeded); Ctrl-C stops it. Sign with:")
+                print(
+                    f'  curl --aws-sigv4 "aws:amz:{REGION}:execute-api" --user "{keys.access_key}:{keys.secret_key}" '
+                    f'-H "x-amz-security-token: {keys.token}" {api.url}/orders/<saga id>'
+                )
+                print(
+                    f"operate it from another terminal: AWS_ENDPOINT_URL={endpoint.url} "
+                    f"AWS_ACCESS_KEY_ID={keys.access_key} AWS_SECRET_ACCESS_KEY={keys.secret_key} "
+                    f"AWS_DEFAULT_REGION={REGION} .venv/bin/python -m saga_ops list",
+                    flush=True,
+                )
                 threading.Event().wait()
             print("\nstopping: the API, the participants and the local stack shut down", flush=True)
     except SynthesisFailed as failure:
