@@ -67,12 +67,12 @@ def cloud_fixtures(scope: str = "session") -> tuple[Any, Any, Any]:
     """`local_cloud`, `local_sagas_of` and `local_api` at `scope`: assign them in a conftest.py to give that package
     (scope "package") or module its own cloud."""
 
-    @pytest.fixture(scope=scope, name="local_cloud")  # type: ignore[call-overload]
+    @pytest.fixture(scope=scope, name="local_cloud")
     def local_cloud(saga_assembly: Path, saga_time_scale: float) -> Iterator[LocalCloud]:
         with LocalCloud(saga_assembly, time_scale=saga_time_scale) as cloud:
             yield cloud
 
-    @pytest.fixture(scope=scope, name="local_sagas_of")  # type: ignore[call-overload]
+    @pytest.fixture(scope=scope, name="local_sagas_of")
     def local_sagas_of(local_cloud: LocalCloud, saga_definitions: list[SagaDefinition]) -> Callable[[str], LocalSagas]:
         by_name = {definition.name: definition for definition in saga_definitions}
         built: dict[str, LocalSagas] = {}
@@ -84,7 +84,7 @@ def cloud_fixtures(scope: str = "session") -> tuple[Any, Any, Any]:
 
         return of
 
-    @pytest.fixture(scope=scope, name="local_api")  # type: ignore[call-overload]
+    @pytest.fixture(scope=scope, name="local_api")
     def local_api(local_cloud: LocalCloud) -> Iterator[tuple[Any, Any]]:
         with serving(local_cloud) as (api, client):
             yield api, client
