@@ -118,7 +118,7 @@ def run_toolkit(assembly: Path, sagas: int, time_scale: float) -> dict[str, Any]
         LocalCloud(assembly, time_scale=time_scale, consumers_per_queue=CONSUMERS_PER_QUEUE) as cloud,
     ):
         local = LocalSagas(cloud, definition)
-        local.seed_stock({SKU: sagas})
+        local.kit.seed_stock({SKU: sagas})
         saga_ids = [f"tp-{uuid.uuid4().hex[:12]}" for _ in range(sagas)]
         before = counter.snapshot()
         started = time.perf_counter()
@@ -133,9 +133,9 @@ def run_toolkit(assembly: Path, sagas: int, time_scale: float) -> dict[str, Any]
         not_completed = [s for s in saga_ids if local.records.get(s)["status"] != "COMPLETED"]  # type: ignore[index]
         if not_completed:
             raise RuntimeError(f"{len(not_completed)} sagas did not complete, e.g. {not_completed[:3]}")
-        reconciliation = local.reconcile()
-        if not reconciliation.ok:
-            raise RuntimeError("reconciliation failed: " + "; ".join(reconciliation.problems[:5]))
+        invariants = local.check()
+        if not invariants.ok:
+            raise RuntimeError("the invariant check failed: " + "; ".join(invariants.problems[:5]))
     return {"harness": "toolkit", "sagas": sagas, "wall_s": wall, "reconciled": True, "requests_per_saga": requests}
 
 

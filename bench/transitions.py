@@ -55,7 +55,7 @@ def measure(assembly: Path | None = None, time_scale: float = 1.0) -> list[PathT
     paths: list[PathTransitions] = []
     with LocalCloud(assembly or synthesize(), time_scale=time_scale) as cloud:
         sagas = LocalSagas(cloud, definition)
-        sagas.seed_stock({"SKU-BENCH": 1000})
+        sagas.kit.seed_stock({"SKU-BENCH": 1000})
         plans = [("happy path", None, len(definition.steps) + 1)]
         plans += [
             (f"permanent failure at step {k} ({step.name})", step, 2 * k) for k, step in enumerate(definition.steps, 1)

@@ -18,7 +18,7 @@ from moto.cloudformation import responses as cfn_responses
 from moto.cloudformation import utils as cfn_utils
 from moto.cloudformation.exceptions import CloudFormationError, ValidationError
 
-from local_runtime.moto_workarounds import _patched
+from local_runtime.moto_workarounds import patched
 
 
 # --- Defect: a TemplateURL is read path-style (http://host:port/bucket/key) only when it contains
@@ -47,8 +47,8 @@ def template_url_path_style_for_ip_hosts() -> Iterator[None]:
     read_template = _path_style_for_ip_hosts(cfn_utils.get_stack_from_s3_url)
     with ExitStack() as stack:
         # responses.py and models.py import the function by name.
-        stack.enter_context(_patched(cfn_responses, "get_stack_from_s3_url", read_template))
-        stack.enter_context(_patched(cfn_models, "get_stack_from_s3_url", read_template))
+        stack.enter_context(patched(cfn_responses, "get_stack_from_s3_url", read_template))
+        stack.enter_context(patched(cfn_models, "get_stack_from_s3_url", read_template))
         yield
 
 
@@ -72,7 +72,7 @@ def missing_change_set_is_change_set_not_found() -> Iterator[None]:
         except ValidationError as error:
             raise ChangeSetNotFoundError(change_set_name) from error
 
-    with _patched(cfn_models.CloudFormationBackend, "describe_change_set", describe_change_set):
+    with patched(cfn_models.CloudFormationBackend, "describe_change_set", describe_change_set):
         yield
 
 
@@ -90,7 +90,7 @@ def kept_ssm_parameter_is_not_resolved_twice() -> Iterator[None]:
                 kwargs["parameters"] = _unresolved_ssm_parameters(stack, kwargs.get("parameters") or {})
         return create(self, *args, **kwargs)
 
-    with _patched(cfn_models.CloudFormationBackend, "create_change_set", create_change_set):
+    with patched(cfn_models.CloudFormationBackend, "create_change_set", create_change_set):
         yield
 
 
@@ -125,7 +125,7 @@ def change_set_honours_depends_on() -> Iterator[None]:
         actions["Add"] = in_depends_on_order(actions["Add"], other_template.get("Resources", {}))
         return actions
 
-    with _patched(cfn_parsing.ResourceMap, "build_resource_diff", build_resource_diff):
+    with patched(cfn_parsing.ResourceMap, "build_resource_diff", build_resource_diff):
         yield
 
 
@@ -162,7 +162,7 @@ def change_set_refreshes_outputs() -> Iterator[None]:
         self.stack.template_dict = self.template_dict
         self.stack.output_map = self.stack._create_output_map()
 
-    with _patched(cfn_models.ChangeSet, "apply", apply_and_refresh):
+    with patched(cfn_models.ChangeSet, "apply", apply_and_refresh):
         yield
 
 

@@ -8,6 +8,11 @@ code asset the template points at; imported from lambdas/, its source) with the 
 and the real SQS event shape. Receive
 counts, visibility timeouts and the DLQ redrive are moto's SQS, so a failing message dead-letters as on
 AWS. The state machine runs on moto's Step Functions interpreter.
+
+Each execution environment's import runs inside `host_hooks.watching()`, so the environment knows every object of the
+platform its module built (`ExecutionEnvironment.built`: saga participants, saga starters), whatever the module calls
+them; `LocalCloud.built(kind)` lists them across the stack, and `environment_hooks` are told of each new environment.
+Hosted code is reached that way, never by a module attribute's name.
 """
 
 from __future__ import annotations
@@ -29,11 +34,12 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from moto import mock_aws
 
+import host_hooks
 from local_runtime.eventbridge import LocalEventBridge
 from local_runtime.lambda_isolation import metrics_per_thread
 from local_runtime.lambda_output import LAMBDA_THREAD_PREFIX, ensure_routed, lambda_output_to
@@ -85,10 +91,11 @@ class DeployedFunction:
 
 @dataclass
 class ExecutionEnvironment:
-    """One warm Lambda environment: its own import of the handler module."""
+    """One warm Lambda environment: its own import of the handler module, and what that import built."""
 
     module: Any
     entry_point: Callable[[dict[str, Any], Any], Any]
+    built: list[object] = field(default_factory=list)  # the platform's objects announced during the import (host_hooks)
 
 
 @dataclass
@@ -102,6 +109,8 @@ class EventSourceMapping:
 
 
 ReceiveHook = Callable[[Any, EventSourceMapping, list[dict[str, Any]]], list[dict[str, Any]]]
+EnvironmentHook = Callable[[DeployedFunction, ExecutionEnvironment], None]
+Built = TypeVar("Built")
 
 
 @dataclass
@@ -148,8 +157,11 @@ class LocalCloud:
         self._stop = threading.Event()
         self._pollers: list[threading.Thread] = []
         # Called with (sqs client, mapping, received messages) before the handler gets them; returns the messages
-        # to deliver. Where fault injection plays SQS's part (duplicates, poison), see faults.py.
+        # to deliver. Where fault injection plays SQS's part (duplicates, poison), see saga_testkit/faults.py.
         self.receive_hooks: list[ReceiveHook] = []
+        # Called with (function, environment) once a new execution environment has imported its module, before it
+        # handles anything: where fault injection reaches the participants an environment built.
+        self.environment_hooks: list[EnvironmentHook] = []
         self.lambda_log_path = Path(tempfile.mkstemp(prefix="saga-lambda-", suffix=".log")[1])
         self.account_id = ACCOUNT_ID
         self.region = REGION
@@ -165,10 +177,10 @@ class LocalCloud:
 
     def start(self) -> None:
         try:
-            self._stack.enter_context(_environment({**FAKE_CREDENTIALS, **LOCAL_LAMBDA_ENV}))
+            self._stack.enter_context(environment_variables({**FAKE_CREDENTIALS, **LOCAL_LAMBDA_ENV}))
             self.lambda_output = self._stack.enter_context(lambda_output_to(self.lambda_log_path))
             self._stack.enter_context(metrics_per_thread())  # each environment's invocation publishes its own
-            self.skipped_resource_types = self._stack.enter_context(_skipped_resource_types())
+            self.skipped_resource_types = self._stack.enter_context(skipped_resource_types())
             self._stack.enter_context(_quiet_fail_states())
             if self.deploy:
                 self._stack.enter_context(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
@@ -321,9 +333,12 @@ class LocalCloud:
             "AWS_LAMBDA_FUNCTION_NAME": function.name,
         }
         while len(function.environments) < count:
-            with _environment(environment):
+            with environment_variables(environment), host_hooks.watching() as built:
                 module = _fresh_module(module_name)
-            function.environments.append(ExecutionEnvironment(module, getattr(module, attribute)))
+            warm = ExecutionEnvironment(module, getattr(module, attribute), built)
+            for hook in self.environment_hooks:
+                hook(function, warm)
+            function.environments.append(warm)
             if self._pollers:  # already serving its queue: the new environment polls it too, as Lambda scales out
                 for mapping in self.mappings:
                     if mapping.function is function:
@@ -422,17 +437,16 @@ class LocalCloud:
             raise KeyError(f"expected one stack output ending in {suffix}, found {sorted(self.outputs)}")
         return matches[0]
 
-    def participants(self, service: str) -> list[Any]:
-        """The SagaParticipant objects of a service, one per execution environment (for fault injection)."""
-        found = [
-            environment.module.participant
+    def built(self, kind: type[Built]) -> list[Built]:
+        """Every object of `kind` the execution environments' imports built, across the stack's functions (each
+        environment has its own: a participant per warm environment of each participant function)."""
+        return [
+            built
             for function in self.functions.values()
             for environment in function.environments
-            if getattr(getattr(environment.module, "participant", None), "service", None) == service
+            for built in environment.built
+            if isinstance(built, kind)
         ]
-        if not found:
-            raise KeyError(service)
-        return found
 
 
 def read_template(assembly_dir: Path, stack_name: str = STACK_NAME) -> dict[str, Any]:
@@ -556,7 +570,7 @@ def _quiet_fail_states() -> Iterator[None]:
 
 
 @contextmanager
-def _skipped_resource_types() -> Iterator[set[str]]:
+def skipped_resource_types() -> Iterator[set[str]]:
     """Collect the resource types moto's CloudFormation skips (it warns for each resource, on every stack
     read) instead of flooding the console: queue policies and alarms are checked on the template instead."""
     skipped: set[str] = set()
@@ -582,7 +596,9 @@ def _skipped_resource_types() -> Iterator[set[str]]:
 
 
 @contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
+def environment_variables(values: dict[str, str]) -> Iterator[None]:
+    """These environment variables set inside the block (a function's environment while its module is imported, the
+    local credentials), and what they were after."""
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
     try:

@@ -40,6 +40,7 @@ from local_runtime.cloud import ACCOUNT_ID, REGION, DeployedFunction, LocalCloud
 from local_runtime.http_wire import MAX_MESSAGE_CHARS, HttpResponse, WireRequest, capped, handler_class, refusal
 from local_runtime.lambda_output import LAMBDA_THREAD_PREFIX, ensure_routed
 from local_runtime.sigv4 import SignatureRejected, sign, verify
+from saga_records.starter import SagaStarter
 
 HOST = "127.0.0.1"
 # Warm environments of a function behind the API: Lambda scales out per concurrent request, so a burst of
@@ -99,7 +100,8 @@ class Route:
 
 
 class StartExecutionFaults:
-    """Make StartExecution fail (throttled) for chosen saga ids: the orphan path, on demand."""
+    """Make StartExecution fail (throttled) for chosen saga ids: the orphan path, on demand. Hooked on the API's saga
+    starters' Step Functions clients (their botocore events), so the starters run unchanged."""
 
     def __init__(self) -> None:
         self._failures: dict[str, int] = {}
@@ -109,26 +111,21 @@ class StartExecutionFaults:
         with self._lock:
             self._failures[saga_id] = times
 
-    def wrap(self, client: Any) -> Any:
-        faults = self
+    def attach(self, starter: SagaStarter) -> None:
+        """Throttle the starter's StartExecution calls planned here (before any request leaves the client)."""
+        starter.step_functions.meta.events.register(
+            "before-parameter-build.sfn.StartExecution", self._before_start, unique_id="local-start-execution-faults"
+        )
 
-        class FaultyStepFunctions:
-            def start_execution(self, **kwargs: Any) -> Any:
-                with faults._lock:
-                    left = faults._failures.get(kwargs.get("name", ""), 0)
-                    if left:
-                        faults._failures[kwargs["name"]] = left - 1
-                if left:
-                    raise ClientError(
-                        {"Error": {"Code": "ThrottlingException", "Message": "injected: rate exceeded"}},
-                        "StartExecution",
-                    )
-                return client.start_execution(**kwargs)
-
-            def __getattr__(self, name: str) -> Any:
-                return getattr(client, name)
-
-        return FaultyStepFunctions()
+    def _before_start(self, params: dict[str, Any], **_: Any) -> None:
+        with self._lock:
+            left = self._failures.get(params.get("name", ""), 0)
+            if left:
+                self._failures[params["name"]] = left - 1
+        if left:
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "injected: rate exceeded"}}, "StartExecution"
+            )
 
 
 class LocalHttpApi:
@@ -224,9 +221,9 @@ class LocalHttpApi:
                 metrics = getattr(environment.module, "metrics", None)
                 if metrics is not None:
                     metrics.namespace = function.environment.get("POWERTOOLS_METRICS_NAMESPACE", metrics.namespace)
-                starter = getattr(environment.module, "starter", None)
-                if starter is not None:  # StartExecution goes through the fault switch (off unless planned)
-                    starter._client = self.faults.wrap(boto3.client("stepfunctions"))
+                for built in environment.built:  # StartExecution goes through the fault switch (off unless planned)
+                    if isinstance(built, SagaStarter):
+                        self.faults.attach(built)
                 pool.put(environment)
             self._pools[function.name] = pool
         self.server = _Server((HOST, self._port), handler_class(self))

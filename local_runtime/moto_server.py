@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from moto.server import ThreadedMotoServer
 
 from local_runtime.cfn_server_workarounds import all_cfn_server_workarounds
-from local_runtime.cloud import FAKE_CREDENTIALS, _environment
+from local_runtime.cloud import FAKE_CREDENTIALS, environment_variables
 from local_runtime.moto_workarounds import all_workarounds
 
 HOST = "127.0.0.1"
@@ -50,7 +50,7 @@ def local_aws_endpoint(time_scale: float = 1.0) -> Iterator[LocalEndpoint]:
         port = server.get_host_and_port()[1]
         endpoint = LocalEndpoint(url=f"http://{HOST}:{port}", port=port)
         # Service calls made by running state machines go to localhost:MOTO_PORT (moto's boto_client_for).
-        stack.enter_context(_environment({**endpoint.environment(), "MOTO_PORT": str(port)}))
+        stack.enter_context(environment_variables({**endpoint.environment(), "MOTO_PORT": str(port)}))
         _configure(endpoint, {"stepfunctions": {"execute_state_machine": True}})
         yield endpoint
 

@@ -50,7 +50,9 @@ _INHERITED = object()
 
 
 @contextmanager
-def _patched(owner: Any, name: str, replacement: Any) -> Iterator[None]:
+def patched(owner: Any, name: str, replacement: Any) -> Iterator[None]:
+    """`owner.name` is `replacement` inside the block (how every workaround here, and in cfn_server_workarounds.py,
+    replaces a piece of moto), and what it was after."""
     # Classes: take the raw attribute (classmethod objects stay classmethods; inherited ones are deleted after).
     original = owner.__dict__.get(name, _INHERITED) if isinstance(owner, type) else getattr(owner, name)
     setattr(owner, name, replacement)
@@ -99,9 +101,9 @@ def cfn_state_machine_in_executing_backend() -> Iterator[None]:
 
     with ExitStack() as stack:
         # The CloudFormation hooks look the backend up by this module-level name.
-        stack.enter_context(_patched(sfn_models, "stepfunctions_backends", stepfunctions_parser_backends))
-        stack.enter_context(_patched(state_machine, "create_from_cloudformation_json", classmethod(create_substituted)))
-        stack.enter_context(_patched(state_machine, "update_from_cloudformation_json", classmethod(update_substituted)))
+        stack.enter_context(patched(sfn_models, "stepfunctions_backends", stepfunctions_parser_backends))
+        stack.enter_context(patched(state_machine, "create_from_cloudformation_json", classmethod(create_substituted)))
+        stack.enter_context(patched(state_machine, "update_from_cloudformation_json", classmethod(update_substituted)))
         yield
 
 
@@ -122,7 +124,7 @@ def fresh_task_token_per_retry() -> Iterator[None]:
             env.callback_pool_manager.add(env.states.context_object.update_task_token())
         original(self, env)
 
-    with _patched(StateTaskServiceCallback, "_eval_execution", eval_execution):
+    with patched(StateTaskServiceCallback, "_eval_execution", eval_execution):
         yield
 
 
@@ -139,7 +141,7 @@ def early_callback_seen_at_once() -> Iterator[None]:
             return outcome
         return wait_with_heartbeat(self, env, callback_endpoint, heartbeat_endpoint)
 
-    with _patched(StateTaskServiceCallback, "_wait_for_task_token_heartbeat", wait):
+    with patched(StateTaskServiceCallback, "_wait_for_task_token_heartbeat", wait):
         yield
 
 
@@ -152,7 +154,7 @@ def send_task_failure_keeps_cause() -> Iterator[None]:
         )
         return sfn_responses.EmptyResult()
 
-    with _patched(sfn_responses.StepFunctionResponse, "send_task_failure", send_task_failure):
+    with patched(sfn_responses.StepFunctionResponse, "send_task_failure", send_task_failure):
         yield
 
 
@@ -168,7 +170,7 @@ def dynamodb_one_request_at_a_time() -> Iterator[None]:
         with lock:
             return call_action(self)
 
-    with _patched(DynamoHandler, "call_action", serialized):
+    with patched(DynamoHandler, "call_action", serialized):
         yield
 
 
@@ -185,7 +187,7 @@ def backend_lookup_without_global_lock() -> Iterator[None]:
         create(self, account_id)
         self.__dict__["_registered"] = True
 
-    with _patched(BackendDict, "_create_account_specific_backend", create_once):
+    with patched(BackendDict, "_create_account_specific_backend", create_once):
         yield
 
 
@@ -205,7 +207,7 @@ def parse_each_definition_once() -> Iterator[None]:
                 programs[definition] = parse(self)
             return programs[definition]
 
-    with _patched(ExecutionWorker, "_get_evaluation_entrypoint", cached_entrypoint):
+    with patched(ExecutionWorker, "_get_evaluation_entrypoint", cached_entrypoint):
         yield
 
 
@@ -215,7 +217,7 @@ def parse_each_definition_once() -> Iterator[None]:
 def compile_each_json_path_once() -> Iterator[None]:
     with ExitStack() as stack:
         for module in (json_path_module, result_path_module):
-            stack.enter_context(_patched(module, "parse", functools.lru_cache(maxsize=4096)(module.parse)))
+            stack.enter_context(patched(module, "parse", functools.lru_cache(maxsize=4096)(module.parse)))
         yield
 
 
@@ -231,7 +233,7 @@ def start_execution_once_per_name() -> Iterator[None]:
         with lock:
             return start_execution(self, *args, **kwargs)
 
-    with _patched(StepFunctionsParserBackend, "start_execution", atomic):
+    with patched(StepFunctionsParserBackend, "start_execution", atomic):
         yield
 
 
@@ -244,7 +246,7 @@ def retention_check_reads_one_attribute() -> Iterator[None]:
         retention_period = int(self.get_queue(queue_name).message_retention_period)
         return retention_period + message.sent_timestamp / 1000 > unix_time()
 
-    with _patched(SQSBackend, "is_message_valid_based_on_retention_period", is_message_valid_based_on_retention_period):
+    with patched(SQSBackend, "is_message_valid_based_on_retention_period", is_message_valid_based_on_retention_period):
         yield
 
 
@@ -282,7 +284,7 @@ def service_clients_built_once() -> Iterator[None]:
     ]
     with ExitStack() as stack:
         for module in users:
-            stack.enter_context(_patched(module, "boto_client_for", boto_client_for))
+            stack.enter_context(patched(module, "boto_client_for", boto_client_for))
         yield
 
 
@@ -296,8 +298,8 @@ def request_dispatch_work_done_once() -> Iterator[None]:
     parse_expression = functools.lru_cache(maxsize=1024)(UpdateExpressionParser.make.__func__)
 
     with ExitStack() as stack:
-        stack.enter_context(_patched(moto_responses, "method_names_from_class", method_names))
-        stack.enter_context(_patched(UpdateExpressionParser, "make", classmethod(parse_expression)))
+        stack.enter_context(patched(moto_responses, "method_names_from_class", method_names))
+        stack.enter_context(patched(UpdateExpressionParser, "make", classmethod(parse_expression)))
         yield
 
 
@@ -371,8 +373,8 @@ def transaction_rollback_copies_written_items() -> Iterator[None]:
             _transaction_keys.by_table, _transaction_keys.copies = None, {}
 
     with ExitStack() as stack:
-        stack.enter_context(_patched(dynamodb_models, "copy", _CopyForRollback()))
-        stack.enter_context(_patched(DynamoDBBackend, "transact_write_items", transact_write_items))
+        stack.enter_context(patched(dynamodb_models, "copy", _CopyForRollback()))
+        stack.enter_context(patched(DynamoDBBackend, "transact_write_items", transact_write_items))
         yield
 
 
@@ -398,9 +400,9 @@ def scaled_time(factor: float) -> Iterator[None]:
             real_time.sleep(seconds * factor)
 
     with ExitStack() as stack:
-        stack.enter_context(_patched(Timeout, "_eval_body", scale_pushed_seconds(timeout_body)))
-        stack.enter_context(_patched(Heartbeat, "_eval_body", scale_pushed_seconds(heartbeat_body)))
-        stack.enter_context(_patched(retrier_decl, "time", ScaledSleep))
+        stack.enter_context(patched(Timeout, "_eval_body", scale_pushed_seconds(timeout_body)))
+        stack.enter_context(patched(Heartbeat, "_eval_body", scale_pushed_seconds(heartbeat_body)))
+        stack.enter_context(patched(retrier_decl, "time", ScaledSleep))
         yield
 
 

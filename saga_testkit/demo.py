@@ -1,15 +1,15 @@
-"""`make demo`: about fifty orders through the OrderFulfillment saga on the local runtime.
+"""`make demo`: about fifty sagas through the project's saga on the local runtime, its kit's scenarios.
 
-Synthesizes the CDK app, deploys it into moto, serves the stack's REST API on 127.0.0.1, and posts a
-realistic mix of orders to it over HTTP as SigV4-signed requests, reading their status back through the API
-(most succeed; some are out of stock, have their card declined, ship to an unserviceable address, bounce
-their confirmation, hit a flaky payment gateway, or lose the carrier's reply so the step times out), then
-prints the outcomes, what the API's front door refuses, and a reconciliation of stock and money. One saga
-needs a human: its carrier crashes right after booking (the saga compensates the booking too) and then its
-refund fails for good, so it parks; the stuck-saga detector flags it on its schedule, and the demo resumes
-it with the operator CLI (`saga_ops resume`). Exits 1 if any saga is left unfinished, any saga ends other
-than its scenario predicts, the API answers a probe wrongly, the parked saga is not flagged and
-compensated, or stock and money do not reconcile.
+Synthesizes the CDK app, deploys it into moto, serves the stack's REST API on 127.0.0.1, and posts the mix of its
+kit's scenarios (saga_testkit.kit) to it over HTTP as SigV4-signed requests, reading their status back through the
+API, then prints the outcomes, what the API's front door refuses, and the saga's invariant check. For the order
+example: most orders succeed; some are out of stock, have their card declined, ship to an unserviceable address,
+bounce their confirmation, hit a flaky payment gateway, or lose the carrier's reply so the step times out; one needs a
+human: its carrier crashes right after booking (the saga compensates the booking too) and then its refund fails for
+good, so it parks; the stuck-saga detector flags it on its schedule, and the demo resumes it with the operator CLI
+(`saga_ops resume`), and stock and money are reconciled. Exits 1 if any saga is left unfinished, any saga ends other
+than its scenario predicts, the API answers a probe wrongly, a parked saga is not flagged and compensated, or the
+invariant check fails.
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ from local_runtime.synth import SynthesisFailed, synthesize
 from saga_ops import cli as saga_ops_cli
 from saga_ops.deployment import Deployment
 from saga_ops.operations import SagaOperator
+from saga_records import PARKED_STATUSES
+from saga_testkit.kit import project_definition
 from saga_testkit.observe import FINISHED_STATUSES
 from saga_testkit.sagas import LocalSagas
 from saga_testkit.scenario import Scenario
-from statemachines import load_definition
-from tests.sagas.order_fulfillment.kit import CATALOG, NEEDS_A_HUMAN, SAGA_FILE, SCENARIOS, make_order
 
 MIN_CONSOLE_WIDTH = 120  # columns; CI and pipes report 80, which folds the tables
 ORDERS_PER_SECOND = 8  # an order stream, not one burst: heartbeats count from the moment a command is queued
@@ -52,7 +52,8 @@ DETECTOR_WAIT_PERIODS = 3  # detector schedule periods the demo waits for its re
 
 
 def run(seed: int, time_scale: float, console: Console) -> int:
-    definition = load_definition(SAGA_FILE)
+    definition = project_definition()
+    console.print(f"[bold]{definition.name} saga on the local runtime[/] (seed {seed})")
     started = time.monotonic()
     with console.status("Synthesizing the CDK app (cdk synth)..."):
         assembly = synthesize()
@@ -80,14 +81,14 @@ def run(seed: int, time_scale: float, console: Console) -> int:
             skipped = ", ".join(sorted(cloud.skipped_resource_types))
             console.print(f"  not emulated by moto (the infra tests check them on the template): {skipped}")
         sagas = LocalSagas(cloud, definition)
-        sagas.seed_stock({sku: stock for sku, (_, stock) in CATALOG.items()})
+        sagas.kit.prepare_demo()
         console.print(f"  orders API (IAM: SigV4-signed requests only): POST/GET {api.url}/orders")
         return _run_orders(sagas, client, seed, console)
 
 
 def _run_orders(sagas: LocalSagas, client: SignedApiClient, seed: int, console: Console) -> int:
     rng = random.Random(seed)
-    plan = [scenario for scenario in SCENARIOS for _ in range(scenario.count)]
+    plan = [scenario for scenario in sagas.kit.scenarios for _ in range(scenario.count)]
     rng.shuffle(plan)
     scenario_of: dict[str, Scenario] = {}
     orders: dict[str, dict[str, Any]] = {}
@@ -108,7 +109,7 @@ def _run_orders(sagas: LocalSagas, client: SignedApiClient, seed: int, console: 
             saga_id = f"order-{seed}-{number:04d}"
             for step, kind, fault in scenario.faults:
                 sagas.faults.plan(saga_id, step, kind, fault)
-            orders[saga_id] = make_order(rng, number, scenario)
+            orders[saga_id] = sagas.kit.scenario_input(scenario, number, rng)
             answer = client.start_order(orders[saga_id], idempotency_key=saga_id)
             if answer.status != 202:
                 refused.append(f"{saga_id}: POST /orders answered {answer.status} {answer.body}")
@@ -131,19 +132,19 @@ def _run_orders(sagas: LocalSagas, client: SignedApiClient, seed: int, console: 
     console.print(gate)
     problems = [f"{saga_id} did not finish" for saga_id in unfinished] + refused + surprises + gate_problems
     if not problems:
-        parked = [saga_id for saga_id, scenario in scenario_of.items() if scenario.name == NEEDS_A_HUMAN]
+        parked = [saga_id for saga_id, scenario in scenario_of.items() if scenario.expected_status in PARKED_STATUSES]
         problems = _operate(sagas, parked, console)
-    reconciliation = sagas.reconcile()  # after the operator: nothing may be left parked
-    console.print(_stock_table(reconciliation))
-    console.print(_money_table(reconciliation))
-    problems += reconciliation.problems + [f"{saga_id} is still parked" for saga_id in reconciliation.parked]
+    invariants = sagas.check()  # after the operator: nothing may be left parked
+    for table in invariants.tables():
+        console.print(table)
+    problems += invariants.problems + [f"{saga_id} is still parked" for saga_id in invariants.parked]
     if problems:
         for problem in problems:
             console.print(f"[red]✗ {problem}")
         return 1
     finished = len(scenario_of)
     console.print(
-        f"[bold green]✓ {finished} sagas finished: every one completed or fully compensated; stock and money reconcile."
+        f"[bold green]✓ {finished} sagas finished: every one completed or fully compensated; its invariant check holds."
     )
     return 0
 
@@ -239,7 +240,7 @@ def _operate(sagas: LocalSagas, parked: list[str], console: Console) -> list[str
     for saga_id in parked:
         record = sagas.records.get(saga_id) or {}
         console.print(
-            f"The payment provider is back for {saga_id}: resuming its compensation from {record.get('failed_step')} "
+            f"The cause is fixed for {saga_id}: resuming its compensation from {record.get('failed_step')} "
             "with `python -m saga_ops resume --retry`"
         )
         sagas.faults.clear(saga_id, record.get("failed_step", ""), "compensation")
@@ -251,7 +252,7 @@ def _operate(sagas: LocalSagas, parked: list[str], console: Console) -> list[str
                 saga_id,
                 "--retry",
                 "--reason",
-                "payment provider back online",
+                "the cause is fixed",
                 "--by",
                 "demo-operator",
                 "--wait-seconds",
@@ -305,31 +306,6 @@ def _spread(values: Any) -> str:
     return str(values[0]) if len(values) == 1 else f"{values[0]}-{values[-1]}"
 
 
-def _stock_table(reconciliation: Any) -> Table:
-    table = Table(title="Stock reconciliation (units)")
-    for column in ("sku", "initial", "reserved by completed orders", "available now", "initial - reserved"):
-        table.add_column(column, justify="right" if column != "sku" else "left")
-    for row in reconciliation.stock:
-        table.add_row(row.sku, str(row.initial), str(row.reserved), str(row.available), str(row.initial - row.reserved))
-    return table
-
-
-def _money_table(reconciliation: Any) -> Table:
-    money = reconciliation.money
-    table = Table(title="Money reconciliation")
-    table.add_column("charged")
-    table.add_column("refunded")
-    table.add_column("net")
-    table.add_column("expected (completed orders)")
-    table.add_row(
-        *(
-            f"{cents / 100:,.2f}"
-            for cents in (money.charged_cents, money.refunded_cents, money.net_cents, money.expected_cents)
-        )
-    )
-    return table
-
-
 @exits_quietly_on_ctrl_c
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m saga_testkit.demo", description=__doc__.splitlines()[0])
@@ -337,7 +313,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-scale", type=float, default=DEMO_TIME_SCALE, help="local seconds per SLA second")
     args = parser.parse_args(argv)
     console = Console(width=max(shutil.get_terminal_size().columns, MIN_CONSOLE_WIDTH))
-    console.print(f"[bold]OrderFulfillment saga on the local runtime[/] (seed {args.seed})")
     try:
         return run(args.seed, args.time_scale, console)
     except SynthesisFailed as failure:

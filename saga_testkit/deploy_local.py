@@ -3,9 +3,10 @@
 A moto server starts on 127.0.0.1 in this process (local_runtime/moto_server.py). The pinned CDK CLI (node_modules,
 on the Node 24 of requirements.txt) then bootstraps the account, deploys the stack (synthesizing app.py, as
 `make deploy` does), deploys a change to it (the participants' log level, through the `logLevel` context
-value) and checks that the update landed. Sagas then run on the deployed stack: started by SigV4-signed
-POST /orders to its API (served locally from the deployed template, as in the local runtime), their
-participants fed from the deployed queues by LocalCloud attached to the stack; they must reconcile. Last,
+value) and checks that the update landed. Two sagas of the project's first saga then run on the deployed stack
+(its kit's sample inputs; one meets a permanent failure): started by SigV4-signed POSTs to its API (served locally
+from the deployed template, as in the local runtime), their participants fed from the deployed queues by LocalCloud
+attached to the stack; the saga's invariant check must hold. Last,
 `cdk destroy` removes the stack. Every phase is timed; any failure exits non-zero.
 
     python -m saga_testkit.deploy_local [--update-log-level DEBUG] [--report report.json]
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -34,20 +36,16 @@ from rich.table import Table
 
 import infra  # noqa: F401 - sets JSII_NODE to the supported Node before anything loads aws_cdk
 from infra import constants
-from local_runtime.cloud import ACCOUNT_ID, REGION, LocalCloud, _skipped_resource_types, provide_public_parameters
+from local_runtime.cloud import ACCOUNT_ID, REGION, LocalCloud, provide_public_parameters, skipped_resource_types
 from local_runtime.cloud import read_template as read_stack_template
 from local_runtime.http_api import serving
 from local_runtime.interrupt import exits_quietly_on_ctrl_c
 from local_runtime.moto_server import LocalEndpoint, local_aws_endpoint
+from saga_testkit.fault_matrix import INJECTED_PERMANENT_ERROR
 from saga_testkit.faults import Fault
+from saga_testkit.kit import project_definition
 from saga_testkit.sagas import LocalSagas
-from statemachines import load_definition
-from tests.sagas.order_fulfillment.kit import (
-    DEPLOY_LOCAL_FAILING_STEP,
-    DEPLOY_LOCAL_STOCK,
-    SAGA_FILE,
-    deploy_local_order,
-)
+from statemachines import SagaDefinition, Step
 
 CDK_CLI = constants.REPO_ROOT / "node_modules" / ".bin" / "cdk"
 # Local seconds per SLA second. Slower than the e2e tests' 0.04: these two sagas never wait on a timer, so the
@@ -78,7 +76,7 @@ class Report:
     log_levels_after_deploy: dict[str, str] = field(default_factory=dict)  # function name -> LOG_LEVEL
     log_levels_after_update: dict[str, str] = field(default_factory=dict)
     sagas: list[dict[str, Any]] = field(default_factory=list)
-    reconciliation_problems: list[str] = field(default_factory=list)
+    invariant_problems: list[str] = field(default_factory=list)
     stack_exists_after_destroy: bool = True
     retained_tables: list[str] = field(default_factory=list)
     error: str = ""
@@ -128,7 +126,7 @@ class DeployLocal:
         self.update_log_level = update_log_level
         self.console = console
         self.report = Report()
-        self.definition = load_definition(SAGA_FILE)
+        self.definition = project_definition()
         # The update changes the participants' log level: their functions run the saga steps' handlers.
         self.participant_handlers = {step.handler(c) for step in self.definition.steps for c in step.commands}
 
@@ -136,7 +134,7 @@ class DeployLocal:
         self.workdir = Path(tempfile.mkdtemp(prefix="saga-deploy-local-"))
         try:
             with ExitStack() as stack:
-                stack.enter_context(_skipped_resource_types())
+                stack.enter_context(skipped_resource_types())
                 with self.phase("start local AWS endpoint") as phase:
                     endpoint = stack.enter_context(local_aws_endpoint(TIME_SCALE))
                     self.report.endpoint = phase.detail = endpoint.url
@@ -213,14 +211,16 @@ class DeployLocal:
                 serving(cloud) as (_, client),
             ):
                 sagas = LocalSagas(cloud, definition)
-                sagas.seed_stock(DEPLOY_LOCAL_STOCK)
+                sagas.kit.prepare(2)
                 happy, compensated = (f"deploy-local-{uuid.uuid4().hex[:10]}" for _ in range(2))
-                failing = definition.step(DEPLOY_LOCAL_FAILING_STEP)
-                sagas.faults.plan(compensated, failing.name, "action", Fault.permanent(failing.permanent_errors[0]))
-                # Started as the README shows: a SigV4-signed POST /orders with the saga id as Idempotency-Key.
+                failing = failing_step(definition)
+                error = (failing.permanent_errors or [INJECTED_PERMANENT_ERROR])[0]
+                sagas.faults.plan(compensated, failing.name, "action", Fault.permanent(error))
+                # Started as the README shows: a SigV4-signed POST with the saga id as Idempotency-Key.
+                rng = random.Random(len(definition.steps))
                 started = {
-                    saga_id: client.start_order(deploy_local_order(saga_id), saga_id).status
-                    for saga_id in (happy, compensated)
+                    saga_id: client.start_order(sagas.kit.sample_input(number, rng), saga_id).status
+                    for number, saga_id in enumerate((happy, compensated), start=1)
                 }
                 _expect("POST /orders answers", list(started.values()), [202, 202])
                 unfinished = sagas.wait([happy, compensated], timeout_seconds=SAGA_TIMEOUT_SECONDS)
@@ -240,7 +240,7 @@ class DeployLocal:
                             "fault": f"{failing.name}: permanent failure" if saga_id == compensated else "",
                         }
                     )
-                self.report.reconciliation_problems = sagas.reconcile().problems
+                self.report.invariant_problems = sagas.check().problems
             statuses = [saga["status"] for saga in self.report.sagas]
             _expect("saga statuses (healthy, faulty)", statuses, ["COMPLETED", "FAILED"])
             _expect(
@@ -248,8 +248,8 @@ class DeployLocal:
             )
             before_failure = [step.name for step in definition.steps[: definition.steps.index(failing)]]
             _expect("compensated steps", self.report.sagas[1]["compensations_succeeded"], before_failure[::-1])
-            _expect("reconciliation problems", self.report.reconciliation_problems, [])
-            phase.detail = "2 signed POST /orders: completed 1, compensated 1, reconciled"
+            _expect("invariant check problems", self.report.invariant_problems, [])
+            phase.detail = "2 signed POSTs: completed 1, compensated 1, invariants hold"
 
     def _destroy(self, cli: CdkCli, assembly: Path) -> None:
         with self.phase("cdk destroy") as phase:
@@ -265,6 +265,13 @@ class DeployLocal:
             tables_after = set(boto3.client("dynamodb").list_tables()["TableNames"])
             self.report.retained_tables = sorted(tables_before & tables_after)
             phase.detail = f"stack gone; {len(self.report.retained_tables)} tables retained"
+
+
+def failing_step(definition: SagaDefinition) -> Step:
+    """The step whose permanent failure the second saga meets: the last one that fails into compensations (a
+    compensatable step after the first), else the first step."""
+    candidates = [step for index, step in enumerate(definition.steps) if index > 0 and not step.retriable]
+    return candidates[-1] if candidates else definition.steps[0]
 
 
 def _stack_status(name: str) -> str:

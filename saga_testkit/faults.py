@@ -1,5 +1,10 @@
 """Faults injected into the local runtime's participants, per (saga id, step, kind).
 
+One injector per cloud (`fault_injector(cloud)`), shared by every saga type's `LocalSagas` on it: it wraps every
+participant every execution environment built (found through the runtime's hooks, whatever the handler module calls
+them, and those of environments warmed later too), and plans faults by saga id, so sagas of several types, healthy and
+faulty, run side by side.
+
 A fault wraps the real participant, it does not replace it: a "lost reply" runs the real domain code
 and then drops the success callback, so the side effect happened and the saga must time out and
 compensate it. Faults are planned by saga id before the saga starts, so tests and the demo can mix
@@ -11,6 +16,12 @@ SQS poller (`LocalCloud.receive_hooks`), before any handler sees the batch:
   consumer gets one while the first is still being processed (SQS's at-least-once delivery);
 - a poison message replaces the command in its queue by an unparseable one (truncated JSON), as a corrupt
   producer would have sent it: every receive fails, and after maxReceiveCount SQS moves it to the DLQ.
+
+A message the injector put on a queue for no handler to use (a poisoned command, `send_unusable`) is made visible
+again POISON_REDELIVERY_SECONDS after each receive instead of after the queue's visibility timeout: the handler's
+refusal is all that receive can lead to, and what the tests prove of it (every receive refused, SQS's receive count,
+its move to the DLQ after maxReceiveCount, the alarm, the saga timing out meanwhile) is moto's either way. Five
+visibility timeouts were most of the fault matrix's and the soak's wall time.
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import weakref
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,12 +37,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from participant_toolkit import PermanentFailure, SagaCommand, SagaParticipant, TransientFailure
 
 if TYPE_CHECKING:
-    from local_runtime.cloud import EventSourceMapping, LocalCloud
+    from local_runtime.cloud import DeployedFunction, EventSourceMapping, ExecutionEnvironment, LocalCloud
 
 FaultKind = Literal[
     "permanent", "transient", "lost_reply", "delay", "crash_after_acting", "duplicate_delivery", "poison_message"
 ]
 DELIVERY_FAULTS = frozenset({"duplicate_delivery", "poison_message"})  # injected at the SQS poller
+# Seconds until a received unusable message is visible again: the least SQS takes above 0 (0 would have every idle
+# poller receive it again while its first receiver still refuses it).
+POISON_REDELIVERY_SECONDS = 1
 
 
 @dataclass(frozen=True)
@@ -79,8 +94,22 @@ class Fault:
         return Fault("poison_message")
 
 
+_INJECTORS: weakref.WeakKeyDictionary[Any, FaultInjector] = weakref.WeakKeyDictionary()  # LocalCloud -> its injector
+_INJECTORS_LOCK = threading.Lock()
+
+
 class ParticipantCrashed(Exception):
     """Stands for the participant's process dying: the toolkit neither replies nor acknowledges the message."""
+
+
+def fault_injector(cloud: LocalCloud) -> FaultInjector:
+    """The fault injector of `cloud`, attached to it on first use."""
+    with _INJECTORS_LOCK:
+        injector = _INJECTORS.get(cloud)
+        if injector is None:
+            injector = _INJECTORS[cloud] = FaultInjector()
+            injector.attach_to_cloud(cloud)
+    return injector
 
 
 class FaultInjector:
@@ -90,7 +119,9 @@ class FaultInjector:
         self._effects: Counter[tuple[str, str, str]] = Counter()
         self._lost_tokens: set[str] = set()
         self._delivery_faults: Counter[tuple[str, str, str]] = Counter()
+        self._unusable: set[str] = set()  # bodies this injector put on queues for no handler to use
         self._lock = threading.Lock()
+        self._attached: weakref.WeakSet[SagaParticipant] = weakref.WeakSet()
         self.injected: list[tuple[str, str, str, FaultKind]] = []
 
     def plan(self, saga_id: str, step: str, kind: str, fault: Fault) -> None:
@@ -113,22 +144,39 @@ class FaultInjector:
         with self._lock:
             return self._effects[(saga_id, step, kind)]
 
-    def attach_to_queues(self, cloud: LocalCloud) -> None:
-        """Inject the delivery faults where the local Lambda service receives from SQS; idempotent per cloud."""
-        if self._on_receive not in cloud.receive_hooks:
-            cloud.receive_hooks.append(self._on_receive)
+    def attach_to_cloud(self, cloud: LocalCloud) -> None:
+        """Wrap every participant of the cloud, now and in environments warmed later, and inject the delivery faults
+        where the local Lambda service receives from SQS; idempotent per cloud."""
+        if self.on_receive in cloud.receive_hooks:
+            return
+        for participant in cloud.built(SagaParticipant):
+            self.attach(participant)
+        cloud.environment_hooks.append(self._on_environment)
+        cloud.receive_hooks.append(self.on_receive)
+
+    def _on_environment(self, function: DeployedFunction, environment: ExecutionEnvironment) -> None:
+        for built in environment.built:
+            if isinstance(built, SagaParticipant):
+                self.attach(built)
 
     def delivery_faults(self, saga_id: str, step: str, kind: str) -> int:
         """How many duplicate copies or poisoned messages were put on the queue for this command."""
         with self._lock:
             return self._delivery_faults[(saga_id, step, kind)]
 
-    def _on_receive(
-        self, sqs: Any, mapping: EventSourceMapping, messages: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """Play SQS's part of a delivery fault on a received batch; returns the messages the handler gets."""
+    def on_receive(self, sqs: Any, mapping: EventSourceMapping, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The cloud's receive hook: play SQS's part of a delivery fault on a received batch; returns the messages the
+        handler gets."""
         delivered = []
         for message in messages:
+            with self._lock:
+                unusable = message["Body"] in self._unusable
+            if unusable:  # its handler refuses it: it comes back soon, for its next receive
+                sqs.change_message_visibility(
+                    QueueUrl=mapping.queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=POISON_REDELIVERY_SECONDS,
+                )
             key = _command_key(message["Body"])
             with self._lock:
                 fault = self._plan.get(key) if key else None
@@ -144,17 +192,24 @@ class FaultInjector:
                     sqs.send_message(QueueUrl=mapping.queue_url, MessageBody=message["Body"])
                 delivered.append(message)
             else:  # poison: what sits on the queue from now on is a truncated, unparseable command
-                sqs.send_message(QueueUrl=mapping.queue_url, MessageBody=message["Body"][:-1])
+                self.send_unusable(sqs, mapping.queue_url, message["Body"][:-1])
                 sqs.delete_message(QueueUrl=mapping.queue_url, ReceiptHandle=message["ReceiptHandle"])
         return delivered
 
+    def send_unusable(self, sqs: Any, queue_url: str, body: str) -> None:
+        """Put a message no handler can use on a queue: refused at every receive, it cycles to the queue's DLQ."""
+        with self._lock:
+            self._unusable.add(body)
+        sqs.send_message(QueueUrl=queue_url, MessageBody=body)
+
     def attach(self, participant: SagaParticipant) -> None:
         """Wrap a participant's domain functions and callbacks; idempotent per participant."""
-        if getattr(participant, "_fault_injector", None) is self:
-            return
-        participant._fault_injector = self
-        for kind, function in list(participant.domain.items()):
-            participant.domain[kind] = self._wrap(function)
+        with self._lock:
+            if participant in self._attached:
+                return
+            self._attached.add(participant)
+        for name, function in list(participant.commands.items()):
+            participant.commands[name] = self._wrap(function)
         participant.callbacks = _LossyCallbacks(participant.callbacks, self)
 
     def _wrap(self, function: Any) -> Any:

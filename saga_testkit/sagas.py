@@ -1,4 +1,9 @@
-"""One saga type on a running LocalCloud: start sagas, inject faults, read outcomes, reach the services' data."""
+"""One saga type on a running LocalCloud: start sagas, inject faults, read outcomes, check the saga's invariants.
+
+Any saga of the stack: its state machine is the stack's output `<Name>StateMachineArn`, its services' tables are found
+by service name in the functions' environments, and its kit (saga_testkit.kit, `tests/sagas/<snake>/kit.py`) gives
+its sample inputs and its invariant check. Several `LocalSagas` on one cloud share its fault injector.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +14,16 @@ import boto3
 from local_runtime.cloud import LocalCloud
 from saga_records import SagaRecordRepository
 from saga_records.starter import SagaStarter, StartedSaga
-from saga_testkit.faults import FaultInjector
+from saga_testkit.faults import FaultInjector, fault_injector
+from saga_testkit.invariants import SagaCheck
+from saga_testkit.kit import SagaKit, load_kit
 from saga_testkit.observe import SagaOutcome, execution_arn, outcome_of, wait_until_finished
 from statemachines import SagaDefinition
-from tests.sagas.order_fulfillment.kit import OrderShop, Reconciliation
 
 
 class LocalSagas:
-    def __init__(self, cloud: LocalCloud, definition: SagaDefinition) -> None:
+    def __init__(self, cloud: LocalCloud, definition: SagaDefinition, *, kit: SagaKit | None = None) -> None:
+        """`kit`: the saga's kit; by default the one its convention names (SagaKit's defaults when there is none)."""
         self.cloud = cloud
         self.definition = definition
         self.records = SagaRecordRepository(cloud.output("SagaTableName"))
@@ -24,34 +31,26 @@ class LocalSagas:
         self.starter = SagaStarter(
             self.records, self.state_machine_arn, definition.name, [step.name for step in definition.steps]
         )
-        self.faults = FaultInjector()
-        for step in definition.steps:
-            for participant in cloud.participants(step.service):
-                self.faults.attach(participant)
-        self.faults.attach_to_queues(cloud)
-        # The example's services: their data, its stock, and its reconciliation (tests/sagas/order_fulfillment/kit.py).
-        self.shop = OrderShop(self.service_table)
+        self.faults: FaultInjector = fault_injector(cloud)
+        self.kit = kit or load_kit(definition, self.service_table)
 
     def service_table(self, service: str) -> str:
+        """The table of `service` (PaymentService) on this stack, from its participant functions' environment."""
         for function in self.cloud.functions.values():
             if function.environment.get("POWERTOOLS_SERVICE_NAME") == service:
                 return function.environment["SERVICE_TABLE_NAME"]
-        raise KeyError(service)
+        raise KeyError(f"no participant function of {service} in the stack")
 
     def scale_out(self, environments_per_participant: int) -> None:
-        """More warm environments consuming each participant queue (for many concurrent sagas), faults included."""
-        for step in self.definition.steps:
-            for function in self.cloud.functions.values():
-                if function.environment.get("POWERTOOLS_SERVICE_NAME") == step.service:
-                    self.cloud.scale_out(function, environments_per_participant)
-            for participant in self.cloud.participants(step.service):
-                self.faults.attach(participant)
+        """More warm environments consuming each of this saga's participant queues (for many concurrent sagas); the
+        fault injector wraps their participants as they are built."""
+        services = {step.service for step in self.definition.steps}
+        for function in self.cloud.functions.values():
+            if function.environment.get("POWERTOOLS_SERVICE_NAME") in services:
+                self.cloud.scale_out(function, environments_per_participant)
 
-    def seed_stock(self, stock: dict[str, int]) -> None:
-        self.shop.seed_stock(stock)
-
-    def start(self, saga_id: str, order: dict[str, Any]) -> StartedSaga:
-        return self.starter.start(saga_id, order)
+    def start(self, saga_id: str, saga_input: dict[str, Any]) -> StartedSaga:
+        return self.starter.start(saga_id, saga_input)
 
     def wait(self, saga_ids: list[str], timeout_seconds: float = 60, on_finished: Any = None) -> list[str]:
         return wait_until_finished(
@@ -69,5 +68,9 @@ class LocalSagas:
             executionArn=execution_arn(self.state_machine_arn, saga_id)
         )
 
-    def reconcile(self) -> Reconciliation:
-        return self.shop.reconcile(self.records.scan_all())
+    def check(self) -> SagaCheck:
+        """The kit's invariant check over this saga type's records (every other type's sagas named as others)."""
+        records = self.records.scan_all()
+        mine = [record for record in records if record.get("saga_type") == self.definition.name]
+        others = frozenset(record["saga_id"] for record in records if record.get("saga_type") != self.definition.name)
+        return self.kit.check(mine, others)

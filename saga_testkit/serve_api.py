@@ -1,7 +1,7 @@
 """`make serve-api`: the stack on the local runtime, its API served on 127.0.0.1 until Ctrl-C.
 
-The stack is synthesized (or an assembly given) and deployed into moto, the participants' stock seeded from the
-demo's catalog, and a moto server started in this process so that the operator CLI can reach the stack from
+The stack is synthesized (or an assembly given) and deployed into moto, every saga's demo data seeded by its kit (the
+order example's stock), and a moto server started in this process so that the operator CLI can reach the stack from
 another terminal.
 """
 
@@ -19,9 +19,8 @@ from local_runtime.interrupt import exits_quietly_on_ctrl_c
 from local_runtime.moto_server import serving_this_process
 from local_runtime.synth import SynthesisFailed, synthesize
 from saga_testkit.demo import DEMO_TIME_SCALE
+from saga_testkit.kit import project_definitions
 from saga_testkit.sagas import LocalSagas
-from statemachines import load_definition
-from tests.sagas.order_fulfillment.kit import CATALOG, SAGA_FILE
 
 
 @exits_quietly_on_ctrl_c
@@ -38,22 +37,24 @@ def main(argv: list[str] | None = None) -> int:
             serving(cloud, port=args.port) as (api, _),
             serving_this_process() as endpoint,
         ):
-            LocalSagas(cloud, load_definition(SAGA_FILE)).seed_stock(
-                {sku: stock for sku, (_, stock) in CATALOG.items()}
-            )
+            definitions = project_definitions()
+            for definition in definitions:
+                LocalSagas(cloud, definition).kit.prepare_demo()
             keys = api.credentials
-            print(f"orders API on {api.url} (stock seeded: {', '.join(CATALOG)}); Ctrl-C stops it. Sign with:")
-            print(
-                f'  curl --aws-sigv4 "aws:amz:{REGION}:execute-api" --user "{keys.access_key}:{keys.secret_key}" '
-                f'-H "x-amz-security-token: {keys.token}" {api.url}/orders/<saga id>'
-            )
-            print(
-                f"operate it from another terminal: AWS_ENDPOINT_URL={endpoint.url} "
-                f"AWS_ACCESS_KEY_ID={keys.access_key} AWS_SECRET_ACCESS_KEY={keys.secret_key} "
-                f"AWS_DEFAULT_REGION={REGION} .venv/bin/python -m saga_ops list",
-                flush=True,
-            )
+            names = ", ".join(definition.name for definition in definitions)
+            # From the moment it says Ctrl-C stops it, Ctrl-C does: a user (or a test) may press it at once.
             with suppress(KeyboardInterrupt):
+                print(f"orders API on {api.url} (demo data of {names} seeded); Ctrl-C stops it. Sign with:")
+                print(
+                    f'  curl --aws-sigv4 "aws:amz:{REGION}:execute-api" --user "{keys.access_key}:{keys.secret_key}" '
+                    f'-H "x-amz-security-token: {keys.token}" {api.url}/orders/<saga id>'
+                )
+                print(
+                    f"operate it from another terminal: AWS_ENDPOINT_URL={endpoint.url} "
+                    f"AWS_ACCESS_KEY_ID={keys.access_key} AWS_SECRET_ACCESS_KEY={keys.secret_key} "
+                    f"AWS_DEFAULT_REGION={REGION} .venv/bin/python -m saga_ops list",
+                    flush=True,
+                )
                 threading.Event().wait()
             print("\nstopping: the API, the participants and the local stack shut down", flush=True)
     except SynthesisFailed as failure:

@@ -2,10 +2,10 @@
 
 The evidence is ground truth, not the soak runner's bookkeeping: saga records, the commands the state machine sent
 (its execution histories), what is left on the participant queues and in the dead-letter queues, the template's
-DLQ alarms evaluated on those depths, the stuck-saga detector's reports, and the reconciliation of stock and money.
+DLQ alarms evaluated on those depths, the stuck-saga detector's reports, and the saga's invariant check.
 
 - every saga the API accepted has a record, and that record is terminal, or parked and flagged by the detector;
-- stock and money reconcile exactly (saga_testkit.reconciliation);
+- the saga's invariant check holds (its kit's: for the order example, stock and money reconcile exactly);
 - every command sent is accounted for: answered by its participant, consumed after its task timed out (nothing is
   left on its queue), in a DLQ whose alarm is in ALARM, or belongs to a saga reported in the stuck-sagas queue.
 """
@@ -71,7 +71,7 @@ class SoakEvidence:
     dead_letters: list[DeadLetter]
     dlq_alarms: list[DlqAlarm]
     stuck_reports: dict[str, set[str]]  # saga id -> statuses it was reported in
-    reconciliation_problems: list[str]
+    invariant_problems: list[str]
 
 
 @dataclass
@@ -101,7 +101,7 @@ def check(evidence: SoakEvidence) -> SoakVerdict:
                 violations.append(f"saga {saga_id}: parked in {status} but not flagged in the stuck-sagas queue")
         elif status not in finished:
             violations.append(f"saga {saga_id}: not terminal ({status})")
-    violations += [f"reconciliation: {problem}" for problem in evidence.reconciliation_problems]
+    violations += [f"invariant check: {problem}" for problem in evidence.invariant_problems]
 
     for queue_url, left in sorted(evidence.left_on_queues.items()):
         if left:

@@ -198,8 +198,9 @@ def _callback_task(definition: SagaDefinition, step: Step, kind: str, *, has_res
 
 def _place_in_saga(steps: list[Step], index: int) -> dict[str, Any]:
     """What an action's participant needs to read the saga record: the steps either side of it (an answer marks the
-    next one running; a refused late answer is undone only if the record shows the saga did not keep the step), and
-    whether the step is retriable (forward recovery: its late answers are never undone)."""
+    next one running; a refused late answer is undone only if the record shows the saga did not keep the step),
+    whether the step is retriable (forward recovery: its late answers are never undone), and the compensation command
+    that undoes it (one participant serves every command of its service, in any saga)."""
     place: dict[str, Any] = {}
     if index > 0:
         place["previous_step"] = steps[index - 1].name
@@ -207,6 +208,8 @@ def _place_in_saga(steps: list[Step], index: int) -> dict[str, Any]:
         place["next_step"] = steps[index + 1].name
     if steps[index].retriable:
         place["retriable"] = True
+    if steps[index].compensation is not None:
+        place["compensation"] = steps[index].compensation
     return place
 
 
@@ -261,9 +264,13 @@ def _record_update(
         ":one": {"N": "1"},
     }
     if succeeded_steps:
-        # A completed saga's record says every step SUCCEEDED at once: each participant marks its own step only
-        # after Step Functions took its answer, and the last of those marks can land after this state.
+        # A completed saga's record says every step SUCCEEDED, and that it ended at its last step, at once: each
+        # participant marks its own step (and moves the current step on) only after Step Functions took its answer,
+        # and a saga can run to its end before any of those marks land; none moves the current step of a saga past
+        # running forward, so they never rewind this.
         values[":succeeded"] = {"S": "SUCCEEDED"}
+        values[":last_step"] = {"S": succeeded_steps[-1]}
+        sets.append("current_step = :last_step")
         for index, step in enumerate(succeeded_steps):
             names[f"#step{index}"] = step
             sets.append(f"steps.#step{index}.#status = :succeeded")

@@ -1,4 +1,5 @@
-"""Shared test setup: Lambda code is importable the way the Lambda runtime sees it (lambdas/ on sys.path)."""
+"""Shared test setup: Lambda code is importable the way the Lambda runtime sees it (lambdas/ on sys.path), and the
+saga test kit's fixtures (saga_testkit/pytest_plugin.py) are registered."""
 
 import sys
 from pathlib import Path
@@ -9,6 +10,8 @@ REPO = Path(__file__).resolve().parent.parent
 LAMBDAS = REPO / "lambdas"
 if str(LAMBDAS) not in sys.path:
     sys.path.insert(0, str(LAMBDAS))
+
+pytest_plugins = ["saga_testkit.pytest_plugin"]
 
 
 @pytest.hookimpl(trylast=True)

@@ -30,6 +30,9 @@ class SagaCommand(BaseModel):
     previous_step: str | None = Field(default=None, min_length=1)
     next_step: str | None = Field(default=None, min_length=1)
     retriable: bool = False
+    # An action's compensation command: the function that undoes it when its answer comes too late for a saga that
+    # gave the step up. Absent on compensations and on retriable steps (never compensated).
+    compensation: str | None = Field(default=None, min_length=1)
 
     @field_validator("task_token")
     @classmethod

@@ -1,10 +1,12 @@
 """A saga participant: turns SQS batches of saga commands into domain calls and task callbacks.
 
-What a participant author writes is two domain functions, `(SagaCommand) -> dict`, for the action and
-its compensation. The toolkit does the rest, the same way for every service:
+What a participant author writes is one domain function per command of the service, `(SagaCommand) -> dict`: the
+actions and compensations of every step the service owns, in any saga (a retriable step's action has no compensation).
+`SagaParticipant(service=..., commands={name: function}, settings=...)` serves them all; `participant.handler(name)` is
+the Lambda entry point of one command's function. The toolkit does the rest, the same way for every service:
 
-- parse and validate the command; an unparseable one fails its batch item, so SQS redelivers it and
-  finally dead-letters it (the DLQ alarm fires), it never vanishes;
+- parse and validate the command; an unparseable one, or one of another name than the function's, fails its batch
+  item, so SQS redelivers it and finally dead-letters it (the DLQ alarm fires), it never vanishes;
 - run a step once per idempotency key (saga id + step + kind, set by the state machine, not the SQS message id)
   under one Powertools idempotency record: the domain function, the answer to the task token and the saga record's
   mark. The record stores the outcome and a hash of the token it answered. The same command delivered again gets
@@ -27,8 +29,10 @@ its compensation. The toolkit does the rest, the same way for every service:
   delivery, a retry, a duplicate) or it timed out. A refused success of an action is undone with the compensation
   function only when the saga record shows the saga did not keep the step (it is being or was compensated, it
   failed, or the saga compensated past it); never when the step is SUCCEEDED, the next step started or the saga
-  COMPLETED, never for a retriable step (forward recovery) and never for a compensation. A record that shows
-  neither sends the command back to SQS to decide later, and in the end to its DLQ, whose alarm fires;
+  COMPLETED, never for a retriable step (forward recovery) and never for a compensation. The action's command names
+  its compensation (the compiler writes it), so one participant serving several steps finds the right function. A
+  record that shows neither sends the command back to SQS to decide later, and in the end to its DLQ, whose alarm
+  fires;
 - a compensation without a task token is one an operator re-runs on a parked saga (saga_ops resume):
   no task waits for it, so its outcome, success or failure, is written on the saga record only;
 - per step (dimensions service, step, kind) it publishes the duration, successes and failures that the
@@ -39,7 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import Enum, StrEnum
 from functools import partial
 from typing import Any
@@ -56,6 +60,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+import host_hooks
 from participant_toolkit.callbacks import HeartbeatSchedule, LateCallback, TaskCallbacks, missed_heartbeat
 from participant_toolkit.command import CommandKind, MalformedCommand, SagaCommand, parse_command
 from participant_toolkit.deliveries import Deliveries
@@ -79,7 +84,7 @@ UNDOING_STEP = frozenset({StepStatus.COMPENSATING, StepStatus.COMPENSATED, StepS
 
 
 class CommandOnWrongQueue(Exception):
-    """A command whose kind does not match the function it reached: a wiring error, dead-lettered."""
+    """A command of another name than the function it reached serves: a wiring error, dead-lettered."""
 
 
 class DeliveryInProgress(Exception):
@@ -93,7 +98,8 @@ class LateActionUndecided(Exception):
 
 
 class LateActionNotUndone(Exception):
-    """The compensation that would undo a refused late action failed: SQS redelivers the command to try again."""
+    """The compensation that would undo a refused late action failed, or this participant serves none of that name:
+    SQS redelivers the command to try again (and finally dead-letters it, and its DLQ alarm fires)."""
 
 
 class Answer(StrEnum):
@@ -112,20 +118,24 @@ class Verdict(Enum):
 
 
 class SagaParticipant:
+    """The participant of one service: every command of it in `commands` (name -> domain function), served by one
+    Lambda function each (`handler(name)`). A host that imports the module watches it being built (host_hooks)."""
+
     def __init__(
         self,
         *,
         service: str,
-        action: DomainFunction,
-        compensation: DomainFunction,
+        commands: Mapping[str, DomainFunction],
         settings: ParticipantSettings,
         callbacks: TaskCallbacks | None = None,
         records: SagaRecordRepository | None = None,
         idempotency_client: Any = None,
         deliveries: Deliveries | None = None,
     ) -> None:
+        if not commands:
+            raise ValueError(f"{service}: a participant serves at least one command")
         self.service = service
-        self.domain: dict[CommandKind, DomainFunction] = {"action": action, "compensation": compensation}
+        self.commands: dict[str, DomainFunction] = dict(commands)
         self.settings = settings
         self.callbacks = callbacks or TaskCallbacks()
         self.records = records or SagaRecordRepository(settings.saga_table_name)
@@ -171,29 +181,36 @@ class SagaParticipant:
             for kind in ("action", "compensation")
         }
         self._processor = BatchProcessor(event_type=EventType.SQS)
-        self.action_handler = _lambda_handler(self.handle_actions)
-        self.compensation_handler = _lambda_handler(self.handle_compensations)
+        self._handlers: dict[str, Callable[..., Any]] = {}
+        host_hooks.announce(self)
 
-    def handle_actions(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return self._handle_batch(event, context, "action")
+    def handler(self, command: str) -> Callable[..., Any]:
+        """The Lambda entry point of the function that serves `command` (Powertools' context, tracing and metrics
+        around `handle`); it refuses a command of any other name."""
+        if command not in self.commands:
+            raise ValueError(f"{self.service} serves {', '.join(sorted(self.commands))}; not {command}")
+        if command not in self._handlers:
+            self._handlers[command] = _lambda_handler(partial(self.handle, command))
+        return self._handlers[command]
 
-    def handle_compensations(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-        return self._handle_batch(event, context, "compensation")
+    def handle(self, command: str, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """One SQS batch for the function that serves `command`; partial batch failures for SQS."""
+        return self._handle_batch(event, context, command)
 
-    def _handle_batch(self, event: dict[str, Any], context: LambdaContext, kind: CommandKind) -> dict[str, Any]:
+    def _handle_batch(self, event: dict[str, Any], context: LambdaContext, served: str) -> dict[str, Any]:
         # Without the context a timed-out invocation would hold its INPROGRESS lock until expiry.
         self._step_idempotency.register_lambda_context(context)
         self._answer_idempotency.register_lambda_context(context)
         records = event.get("Records", [])
         # Every batch counts, even one of only malformed messages (which would otherwise publish no metric).
         metrics.add_metric(name="CommandsReceived", unit=MetricUnit.Count, value=len(records))
-        commands = {record.get("messageId"): _parse(record.get("body", "")) for record in records}
-        schedule = self._heartbeat_schedule(records, commands)
+        parsed = {record.get("messageId"): _parse(record.get("body", "")) for record in records}
+        schedule = self._heartbeat_schedule(records, parsed)
         try:
             with self.callbacks.heartbeats_for(schedule):
                 return process_partial_response(
                     event=event,
-                    record_handler=partial(self._handle_record, kind=kind, commands=commands, schedule=schedule),
+                    record_handler=partial(self._handle_record, served=served, parsed=parsed, schedule=schedule),
                     processor=self._processor,
                     context=context,
                 )
@@ -207,14 +224,14 @@ class SagaParticipant:
         metrics.add_metric(name=metric_names.BATCH_RECORDS_FAILED, unit=MetricUnit.Count, value=len(failed))
 
     def _heartbeat_schedule(
-        self, records: list[dict[str, Any]], commands: dict[str, SagaCommand | str]
+        self, records: list[dict[str, Any]], parsed: dict[str, SagaCommand | str]
     ) -> HeartbeatSchedule:
         """A batch's commands run one after another, each from its own task's clock: the window of each opened when
         Step Functions sent it. Each gets its first beat one interval after that (at once if it waited longer), and
         one per interval after, until it is answered."""
         schedule = HeartbeatSchedule()
         for record in records:
-            command = commands.get(record.get("messageId"))
+            command = parsed.get(record.get("messageId"))
             if not isinstance(command, SagaCommand) or command.task_token is None:
                 continue
             every = command.heartbeat_seconds * self.settings.time_scale / HEARTBEATS_PER_INTERVAL
@@ -226,13 +243,13 @@ class SagaParticipant:
         return schedule
 
     def _handle_record(
-        self, record: SQSRecord, kind: CommandKind, commands: dict[str, SagaCommand | str], schedule: HeartbeatSchedule
+        self, record: SQSRecord, served: str, parsed: dict[str, SagaCommand | str], schedule: HeartbeatSchedule
     ) -> None:
-        command = commands.get(record.message_id)
+        command = parsed.get(record.message_id)
         if not isinstance(command, SagaCommand):
             raise MalformedCommand(command or "not a saga command")
-        if command.kind != kind:
-            raise CommandOnWrongQueue(f"{command.kind} command {command.command} reached a {kind} function")
+        if command.command != served:
+            raise CommandOnWrongQueue(f"{command.kind} command {command.command} reached the function of {served}")
         logger.append_keys(**command.log_keys())
         try:
             self._execute(command, schedule)
@@ -319,7 +336,7 @@ class SagaParticipant:
     def _run_domain(self, command: SagaCommand) -> dict[str, Any]:
         """The domain function's outcome; a rejection is an outcome and is stored too."""
         try:
-            return {"outcome": "succeeded", "result": self.domain[command.kind](command)}
+            return {"outcome": "succeeded", "result": self.commands[command.command](command)}
         except PermanentFailure as failure:
             return _rejected(failure)
 
@@ -426,11 +443,18 @@ class SagaParticipant:
         return Verdict.UNDECIDED, mine
 
     def _undo_late_action(self, command: SagaCommand) -> None:
-        """The saga did not keep this step: take our own effect back (the compensation is idempotent, so this is
-        harmless where the saga compensates the step too)."""
-        compensation = command.model_copy(update={"kind": "compensation"})
+        """The saga did not keep this step: take our own effect back with the step's compensation (idempotent, so this
+        is harmless where the saga compensates the step too)."""
+        undo = self.commands.get(command.compensation) if command.compensation else None
+        if undo is None:
+            # Redelivered until it can be undone; if it never can, the DLQ alarm fires for a human.
+            raise LateActionNotUndone(
+                f"late action {command.command} could not be undone: {self.service} serves no compensation "
+                f"{command.compensation or '(the command names none)'}"
+            )
+        compensation = command.model_copy(update={"kind": "compensation", "command": command.compensation})
         try:
-            self.domain["compensation"](compensation)
+            undo(compensation)
         except ParticipantFailure as failure:
             # Redelivered until it works; if it never does, the DLQ alarm fires for a human.
             raise LateActionNotUndone(f"late action could not be undone: {failure.error}") from failure

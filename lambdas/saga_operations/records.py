@@ -13,7 +13,7 @@ from boto3.dynamodb.conditions import Key
 from botocore.exceptions import ClientError
 
 from saga_records import IN_FLIGHT_STATUSES, SagaRecordRepository, SagaStatus, utc_now
-from saga_records.repository import BY_STATUS_INDEX, _is_conditional_failure, _to_dynamo
+from saga_records.repository import BY_STATUS_INDEX, is_conditional_failure, to_dynamo
 
 
 class OperationsRecords(SagaRecordRepository):
@@ -144,14 +144,14 @@ class OperationsRecords(SagaRecordRepository):
             "Key": {"saga_id": saga_id},
             "UpdateExpression": update,
             "ConditionExpression": f"attribute_exists(saga_id) AND {condition}",
-            "ExpressionAttributeValues": _to_dynamo(values),
+            "ExpressionAttributeValues": to_dynamo(values),
         }
         if names:
             request["ExpressionAttributeNames"] = names
         try:
             self._table.update_item(**request)
         except ClientError as error:
-            if _is_conditional_failure(error):
+            if is_conditional_failure(error):
                 return False
             raise
         return True

@@ -78,9 +78,9 @@ class SagaRecordRepository:
         if request_hash is not None:
             item["request_hash"] = request_hash
         try:
-            self._table.put_item(Item=_to_dynamo(item), ConditionExpression="attribute_not_exists(saga_id)")
+            self._table.put_item(Item=to_dynamo(item), ConditionExpression="attribute_not_exists(saga_id)")
         except ClientError as error:
-            if _is_conditional_failure(error):
+            if is_conditional_failure(error):
                 raise SagaAlreadyExists(self.get(saga_id) or {"saga_id": saga_id}) from error
             raise
         return item
@@ -283,10 +283,10 @@ class SagaRecordRepository:
                 UpdateExpression=f"SET {', '.join(assignments)} ADD version :one",
                 ConditionExpression=" AND ".join(conditions),
                 ExpressionAttributeNames=names,
-                ExpressionAttributeValues=_to_dynamo(values),
+                ExpressionAttributeValues=to_dynamo(values),
             )
         except ClientError as error:
-            if _is_conditional_failure(error):
+            if is_conditional_failure(error):
                 return False
             raise
         return True
@@ -312,18 +312,18 @@ def _finished_fields(
     return fields
 
 
-def _is_conditional_failure(error: ClientError) -> bool:
+def is_conditional_failure(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
-def _to_dynamo(value: Any) -> Any:
+def to_dynamo(value: Any) -> Any:
     """DynamoDB numbers are Decimals; floats are refused by boto3."""
     if isinstance(value, float):
         return Decimal(str(value))
     if isinstance(value, dict):
-        return {key: _to_dynamo(item) for key, item in value.items()}
+        return {key: to_dynamo(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_to_dynamo(item) for item in value]
+        return [to_dynamo(item) for item in value]
     return value
 
 

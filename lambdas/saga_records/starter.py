@@ -5,6 +5,10 @@ fails (throttled, service error), the record stays STARTED and `SagaStartDeferre
 the same call with the same id and request starts it (an execution of that name already existing means this
 saga's execution, since executions are named after saga ids), and the API's reconciler starts, or after a
 while fails, whatever is left STARTED.
+
+Its Step Functions client is `step_functions` (given, or built on first use): a host that runs the starter in its own
+process reaches it there (e.g. botocore event hooks on `client.meta.events` that make StartExecution fail on demand),
+having found the starter through host_hooks, which every starter is announced to when built.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+import host_hooks
 from saga_records.model import SagaStatus
 from saga_records.repository import SagaAlreadyExists, SagaRecordRepository
 
@@ -73,9 +78,11 @@ class SagaStarter:
         self.saga_type = saga_type
         self.steps = steps
         self._client = sfn_client
+        host_hooks.announce(self)
 
     @cached_property
-    def _sfn(self) -> Any:
+    def step_functions(self) -> Any:
+        """The Step Functions client every StartExecution goes through."""
         return self._client or boto3.client("stepfunctions")
 
     def start(self, saga_id: str, saga_input: dict[str, Any]) -> StartedSaga:
@@ -112,7 +119,7 @@ class SagaStarter:
 
     def _start_execution(self, saga_id: str, saga_input: dict[str, Any]) -> str:
         try:
-            arn = self._sfn.start_execution(
+            arn = self.step_functions.start_execution(
                 stateMachineArn=self.state_machine_arn,
                 name=saga_id,
                 input=json.dumps(execution_input(saga_input), separators=(",", ":")),

@@ -8,36 +8,37 @@ the demo (in "local_cloud", for balance) and the deploy-local test (in no group)
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from local_runtime.cloud import LocalCloud
-from local_runtime.http_api import serving
-from local_runtime.synth import synthesize
-from saga_testkit.sagas import LocalSagas
+from saga_testkit.pytest_plugin import cloud_fixtures
 from statemachines import load_definition
 from tests.e2e.orders import STOCK, TIME_SCALE, make_order
 from tests.sagas.order_fulfillment.kit import SAGA_FILE
+
+# The saga test kit's cloud fixtures (saga_testkit.pytest_plugin), kept to this package: unit tests start moto of
+# their own in the same worker processes.
+local_cloud, local_sagas_of, local_api = cloud_fixtures(scope="package")
+
+
+@pytest.fixture(scope="session")
+def saga_time_scale():
+    return TIME_SCALE
+
+
+@pytest.fixture(scope="package")
+def local_sagas(local_sagas_of):
+    """The order example on the package's cloud, its stock seeded for the orders of tests/e2e/orders.py."""
+    sagas = local_sagas_of(load_definition(SAGA_FILE).name)
+    sagas.kit.seed_stock(STOCK)
+    return sagas
 
 
 @pytest.fixture(scope="package")
 def definition():
     return load_definition(SAGA_FILE)
-
-
-@pytest.fixture(scope="package")
-def local_sagas(tmp_path_factory, definition):
-    # SAGA_ASSEMBLY reuses a synthesized cloud assembly (e.g. cdk.out) while iterating on runtime code.
-    reuse = os.environ.get("SAGA_ASSEMBLY")
-    assembly = Path(reuse) if reuse else synthesize(tmp_path_factory.mktemp("assembly"))
-    with LocalCloud(assembly, time_scale=TIME_SCALE) as cloud:
-        sagas = LocalSagas(cloud, definition)
-        sagas.seed_stock(STOCK)
-        yield sagas
 
 
 @pytest.fixture
@@ -53,7 +54,7 @@ def run_saga(local_sagas):
         local_sagas.start(saga_id, order or make_order())
         assert local_sagas.wait([saga_id], timeout_seconds=timeout_seconds) == [], f"{saga_id} did not finish"
         outcome = local_sagas.outcome(saga_id)
-        reconciliation = local_sagas.reconcile()
+        reconciliation = local_sagas.check()
         assert reconciliation.problems == [], reconciliation.problems
         return outcome
 
@@ -74,13 +75,6 @@ def wait_until_quiet(local_sagas, operator):
         raise AssertionError("participant queues did not drain")
 
     return wait
-
-
-@pytest.fixture(scope="package")
-def local_api(local_sagas):
-    """The stack's REST API on 127.0.0.1 and a client that signs its requests (SigV4, local credentials)."""
-    with serving(local_sagas.cloud) as (api, client):
-        yield api, client
 
 
 @pytest.fixture(scope="package")

@@ -160,7 +160,7 @@ def test_concurrent_duplicates_start_one_saga_and_get_one_answer(local_api, loca
     for step in local_sagas.definition.steps:
         effects = local_sagas.faults.effects(key, step.name, "action")
         assert effects == 1 if step.name in completed else effects <= 1, step.name
-    assert [problem for problem in local_sagas.reconcile().problems if key in problem] == []
+    assert [problem for problem in local_sagas.check().problems if key in problem] == []
 
 
 def test_the_same_key_with_another_body_is_a_409_that_changes_nothing(local_api, local_sagas):

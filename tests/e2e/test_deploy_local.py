@@ -75,7 +75,7 @@ def test_cdk_cli_deploys_updates_runs_sagas_and_destroys_on_a_local_endpoint(tmp
     failed_at = [step.name for step in definition.steps].index(faulty["fault"].split(":")[0])
     assert faulty["status"] == "FAILED"
     assert faulty["compensations_succeeded"] == [step.name for step in reversed(definition.steps[:failed_at])]
-    assert report["reconciliation_problems"] == []
+    assert report["invariant_problems"] == []
     # And the stack is gone after `cdk destroy`, its retained tables left behind as on AWS
     assert report["stack_exists_after_destroy"] is False
     assert report["retained_tables"], "tables with RemovalPolicy.RETAIN should outlive the stack"

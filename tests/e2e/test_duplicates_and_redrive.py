@@ -53,7 +53,7 @@ def test_every_action_delivered_again_during_flight_takes_effect_once(
     for step in definition.steps:
         assert local_sagas.faults.delivery_faults(saga_id, step.name, "action") == COPIES
         assert local_sagas.faults.effects(saga_id, step.name, "action") == 1, step.name
-    assert local_sagas.reconcile().problems == []
+    assert local_sagas.check().problems == []
 
 
 def test_every_compensation_delivered_again_during_flight_takes_effect_once(
@@ -77,7 +77,7 @@ def test_every_compensation_delivered_again_during_flight_takes_effect_once(
         assert local_sagas.faults.delivery_faults(saga_id, step.name, "compensation") == COPIES
         assert local_sagas.faults.effects(saga_id, step.name, "compensation") == 1, step.name
         assert local_sagas.faults.effects(saga_id, step.name, "action") == 1, step.name
-    assert local_sagas.reconcile().problems == []
+    assert local_sagas.check().problems == []
 
 
 def test_redriving_every_command_of_a_compensated_saga_has_no_second_effect(
@@ -120,7 +120,7 @@ def test_redriving_every_command_of_a_compensated_saga_has_no_second_effect(
     assert {key: local_sagas.faults.effects(saga_id, *key) for key in commands} == effects_before
     assert _participant_items(local_sagas, saga_id) == items_before
     assert local_sagas.records.get(saga_id)["status"] == "FAILED"
-    assert local_sagas.reconcile().problems == []
+    assert local_sagas.check().problems == []
 
 
 def _sent_commands(record):
@@ -171,4 +171,4 @@ def test_redelivering_a_completed_saga_s_commands_after_their_idempotency_record
     assert all(local_sagas.faults.attempts(saga_id, step.name, "compensation") == 0 for step in definition.steps)
     assert _participant_items(local_sagas, saga_id) == items_before
     assert local_sagas.records.get(saga_id) == record
-    assert local_sagas.reconcile().problems == []
+    assert local_sagas.check().problems == []

@@ -80,14 +80,14 @@ def test_a_parked_saga_is_flagged_once_and_resumed_to_compensated(local_sagas, o
     assert record["status"] == "FAILED"
     assert record["steps"]["process_payment"]["status"] == "COMPENSATED"
     assert record["steps"]["reserve_inventory"]["status"] == "COMPENSATED"
-    assert local_sagas.shop.payments.get_ledger(saga_id).net_cents == 0
+    assert local_sagas.kit.payments.get_ledger(saga_id).net_cents == 0
     # And the record says who did it, when and why
     started, finished = record["operator_actions"]
     assert (started["action"], started["by"], started["reason"]) == ("retry", "ana@ops", "payment provider is back")
     assert started["steps"] == ["process_payment", "reserve_inventory"]
     assert finished["action"] == "retry-succeeded"
     assert started["at"] <= finished["at"]
-    assert local_sagas.reconcile().problems == []
+    assert local_sagas.check().problems == []
     assert "compensated" in output.export_text()
 
 
@@ -98,9 +98,9 @@ def test_a_parked_saga_resolved_by_hand_is_closed_and_audited(local_sagas, opera
         operator.resolve(saga_id, reason="  ", by="ana@ops")
     assert local_sagas.records.get(saga_id)["status"] == "COMPENSATION_FAILED"
     # When they refund by hand, release the stock by hand, and resolve it with a reason
-    ledger = local_sagas.shop.payments.get_ledger(saga_id)
-    local_sagas.shop.payments.refund(ledger)
-    local_sagas.shop.inventory.release(local_sagas.shop.inventory.get_reservation(saga_id))
+    ledger = local_sagas.kit.payments.get_ledger(saga_id)
+    local_sagas.kit.payments.refund(ledger)
+    local_sagas.kit.inventory.release(local_sagas.kit.inventory.get_reservation(saga_id))
     output = console()
     exit_code = cli.main(
         ["resume", saga_id, "--resolve", "--reason", "refunded by hand, ticket 4711", "--by", "ben@ops"],
@@ -118,7 +118,7 @@ def test_a_parked_saga_resolved_by_hand_is_closed_and_audited(local_sagas, opera
     with pytest.raises(NotResumable):
         operator.resume(saga_id, reason="again", by="ana@ops")
     assert cli.main(["resume", saga_id, "--resolve", "--reason", "again", "--by", "x"], console=console()) == 2
-    assert local_sagas.reconcile().problems == []
+    assert local_sagas.check().problems == []
 
 
 def idempotency_id(service: str, kind: str, key: str) -> str:
@@ -134,7 +134,7 @@ def test_redriving_a_command_whose_token_expired_has_no_second_effect(
     local_sagas.start(saga_id, make_order(country="AQ"))
     assert local_sagas.wait([saga_id], timeout_seconds=30) == []
     assert local_sagas.records.get(saga_id)["status"] == "FAILED"
-    charged_before = local_sagas.shop.payments.get_ledger(saga_id)
+    charged_before = local_sagas.kit.payments.get_ledger(saga_id)
     # And its ProcessPayment command (task token now expired) sitting in the DLQ, as if it had dead-lettered
     execution_arn = local_sagas.records.get(saga_id)["execution_arn"]
     sent = [
@@ -170,11 +170,11 @@ def test_redriving_a_command_whose_token_expired_has_no_second_effect(
     reruns = 1 if idempotency_expired else 0
     assert local_sagas.faults.attempts(saga_id, "process_payment", "action") == calls_before + reruns
     assert local_sagas.faults.attempts(saga_id, "process_payment", "compensation") == 1
-    ledger = local_sagas.shop.payments.get_ledger(saga_id)
+    ledger = local_sagas.kit.payments.get_ledger(saga_id)
     assert ledger.charge == charged_before.charge
     assert ledger.net_cents == 0
     assert local_sagas.records.get(saga_id)["status"] == "FAILED"
-    assert local_sagas.reconcile().problems == []
+    assert local_sagas.check().problems == []
 
 
 def wait_until_drained(queue_url, *, within):
@@ -233,8 +233,8 @@ def test_a_timed_out_execution_parks_its_saga_record(local_sagas, operator, saga
     # Then the participant left a tombstone where nothing had happened, and the saga is compensated
     assert outcome.status == "FAILED"
     assert outcome.compensated == [first.name]
-    assert local_sagas.shop.inventory.get_reservation(saga_id).status == "RELEASED"
-    assert local_sagas.reconcile().problems == []
+    assert local_sagas.kit.inventory.get_reservation(saga_id).status == "RELEASED"
+    assert local_sagas.check().problems == []
 
 
 def test_an_event_the_reconciler_cannot_handle_lands_in_its_dead_letter_queue(local_sagas, operator):

@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("long_runs")]
 REPO = Path(__file__).resolve().parents[2]
 SEED = 5  # fixed, so a failure here replays with the same command line
 SAGAS = 100
-# Faster than make soak's 0.25: a poisoned command reaches its DLQ after 5 visibility timeouts of 18 s, not 45 s.
+# Faster than make soak's 0.25: a crashed participant's command comes back after a visibility timeout of 18 s, not 45 s.
 # Timeouts that no fault explains may happen more often at this clock; the soak's checks hold whatever ends a saga.
 TIME_SCALE = 0.1
 

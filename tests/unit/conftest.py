@@ -51,5 +51,5 @@ def settled_soak_evidence():
         dead_letters=[DeadLetter("ReserveItemsDLQ", queue, "s-parked", "reserve", "compensation", "t4")],
         dlq_alarms=[DlqAlarm("ReserveItemsDLQ", 1, "ReserveItemsDLQDepth", "ALARM")],
         stuck_reports={"s-parked": {"COMPENSATION_FAILED"}},
-        reconciliation_problems=[],
+        invariant_problems=[],
     )

@@ -88,6 +88,8 @@ def test_command_envelope_carries_what_a_participant_needs(asl, definition):
         following = definition.steps[index + 1].name if index + 1 < len(definition.steps) else None
         assert body.get("next_step") == following
         assert "retriable" not in body
+        # and what undoes it, should its answer come too late (one participant serves every command of its service)
+        assert body["compensation"] == step.compensation
         queue = asl["States"][step.action]["Parameters"]["QueueUrl"]
         assert queue == f"${{{queue_url_key(step.action)}}}"
         comp_body = asl["States"][step.compensation]["Parameters"]["MessageBody"]
@@ -213,6 +215,7 @@ def test_retriable_steps_are_never_compensated_and_park_when_exhausted(raw_defin
     assert "States.Timeout" in task["Retry"][0]["ErrorEquals"]
     # (its participant is told: a late success of a retried attempt is never undone)
     assert task["Parameters"]["MessageBody"]["retriable"] is True
+    assert "compensation" not in task["Parameters"]["MessageBody"]
     (catch,) = task["Catch"]
     park = asl["States"][catch["Next"]]
     assert park["Parameters"]["ExpressionAttributeValues"][":status"] == {"S": "FORWARD_RECOVERY_FAILED"}

@@ -50,12 +50,12 @@ def test_a_dead_letter_whose_alarm_does_not_fire_is_flagged(settled_soak_evidenc
     ]
 
 
-def test_unreconciled_stock_or_money_is_flagged(settled_soak_evidence):
-    # Given reconciliation found money that does not add up
+def test_a_failed_invariant_check_is_flagged(settled_soak_evidence):
+    # Given the saga's invariant check found money that does not add up
     problem = "saga s-failed: FAILED, net 2500 cents, expected 0"
-    evidence = dataclasses.replace(settled_soak_evidence, reconciliation_problems=[problem])
+    evidence = dataclasses.replace(settled_soak_evidence, invariant_problems=[problem])
     # When / Then
-    assert check(evidence).violations == [f"reconciliation: {problem}"]
+    assert check(evidence).violations == [f"invariant check: {problem}"]
 
 
 def test_a_parked_saga_nobody_was_told_about_and_an_unfinished_one_are_flagged(settled_soak_evidence):
@@ -99,20 +99,20 @@ def test_the_soak_plans_transient_faults_with_the_participants_own_error_names()
     assert [p.fault.error for p in transient if p.fault.error.startswith("States.")] == []
 
 
-def test_the_soak_starts_the_sagas_with_a_poisoned_command_first_and_the_rest_in_plan_order():
-    # Given a plan where poisoned commands (accounted for only after maxReceiveCount visibility timeouts) are drawn
-    # for sagas spread through the run
+def test_the_soak_starts_the_sagas_with_a_crash_or_a_poisoned_command_first_and_the_rest_in_plan_order():
+    # Given a plan where crashes and poisoned commands (accounted for only once they came back after a visibility
+    # timeout, or cycled to their DLQ) are drawn for sagas spread through the run
     from saga_testkit.soak import plan_faults, start_order
     from statemachines import load_definition
     from tests.sagas.order_fulfillment.kit import SAGA_FILE
 
     saga_ids = [f"saga-{n:03d}" for n in range(200)]
     plan = plan_faults(random.Random(5), load_definition(SAGA_FILE), saga_ids, time_scale=0.1)
-    poisoned = [s for s in saga_ids if any(p.choice == "poison_message" for p in plan[s])]
+    poisoned = [s for s in saga_ids if any(p.choice in ("poison_message", "crash_after_acting") for p in plan[s])]
     assert poisoned
     assert poisoned != saga_ids[: len(poisoned)]  # not already first in the plan
     # When the soak orders its starts
     order = start_order(saga_ids, plan)
-    # Then every saga starts once, the poisoned ones first, each group in plan order
+    # Then every saga starts once, those first, each group in plan order
     assert sorted(order) == saga_ids
     assert order == poisoned + [s for s in saga_ids if s not in poisoned]

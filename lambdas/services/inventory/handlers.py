@@ -1,4 +1,4 @@
-"""InventoryService participant: Lambda entry points for its saga command and its compensation."""
+"""InventoryService participant: Lambda entry points, one per command of its saga steps."""
 
 # The toolkit first: it imports Powertools' batch utility before pydantic (see participant_toolkit/__init__.py).
 from participant_toolkit import ParticipantSettings, SagaParticipant
@@ -11,10 +11,12 @@ settings = ParticipantSettings.from_env()
 inventory = InventoryService(InventoryRepository(settings.service_table_name))
 participant = SagaParticipant(
     service="InventoryService",
-    action=inventory.reserve_items,
-    compensation=inventory.release_reservation,
+    commands={
+        "ReserveItems": inventory.reserve_items,
+        "ReleaseReservation": inventory.release_reservation,
+    },
     settings=settings,
 )
 
-reserve_items = participant.action_handler
-release_reservation = participant.compensation_handler
+reserve_items = participant.handler("ReserveItems")
+release_reservation = participant.handler("ReleaseReservation")

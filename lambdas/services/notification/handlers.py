@@ -1,4 +1,4 @@
-"""NotificationService participant: Lambda entry points for its saga command and its compensation."""
+"""NotificationService participant: Lambda entry points, one per command of its saga steps."""
 
 # The toolkit first: it imports Powertools' batch utility before pydantic (see participant_toolkit/__init__.py).
 from participant_toolkit import ParticipantSettings, SagaParticipant
@@ -11,10 +11,12 @@ settings = ParticipantSettings.from_env()
 notifications = NotificationService(NotificationRepository(settings.service_table_name))
 participant = SagaParticipant(
     service="NotificationService",
-    action=notifications.send_order_confirmation,
-    compensation=notifications.send_cancellation_notice,
+    commands={
+        "SendOrderConfirmation": notifications.send_order_confirmation,
+        "SendCancellationNotice": notifications.send_cancellation_notice,
+    },
     settings=settings,
 )
 
-send_order_confirmation = participant.action_handler
-send_cancellation_notice = participant.compensation_handler
+send_order_confirmation = participant.handler("SendOrderConfirmation")
+send_cancellation_notice = participant.handler("SendCancellationNotice")

@@ -1,4 +1,4 @@
-"""PaymentService participant: Lambda entry points for its saga command and its compensation."""
+"""PaymentService participant: Lambda entry points, one per command of its saga steps."""
 
 # The toolkit first: it imports Powertools' batch utility before pydantic (see participant_toolkit/__init__.py).
 from participant_toolkit import ParticipantSettings, SagaParticipant
@@ -11,10 +11,12 @@ settings = ParticipantSettings.from_env()
 payments = PaymentService(PaymentRepository(settings.service_table_name))
 participant = SagaParticipant(
     service="PaymentService",
-    action=payments.process_payment,
-    compensation=payments.refund_payment,
+    commands={
+        "ProcessPayment": payments.process_payment,
+        "RefundPayment": payments.refund_payment,
+    },
     settings=settings,
 )
 
-process_payment = participant.action_handler
-refund_payment = participant.compensation_handler
+process_payment = participant.handler("ProcessPayment")
+refund_payment = participant.handler("RefundPayment")

@@ -1,4 +1,4 @@
-"""ShippingService participant: Lambda entry points for its saga command and its compensation."""
+"""ShippingService participant: Lambda entry points, one per command of its saga steps."""
 
 # The toolkit first: it imports Powertools' batch utility before pydantic (see participant_toolkit/__init__.py).
 from participant_toolkit import ParticipantSettings, SagaParticipant
@@ -11,10 +11,12 @@ settings = ParticipantSettings.from_env()
 shipping = ShippingService(ShippingRepository(settings.service_table_name))
 participant = SagaParticipant(
     service="ShippingService",
-    action=shipping.create_shipment,
-    compensation=shipping.cancel_shipment,
+    commands={
+        "CreateShipment": shipping.create_shipment,
+        "CancelShipment": shipping.cancel_shipment,
+    },
     settings=settings,
 )
 
-create_shipment = participant.action_handler
-cancel_shipment = participant.compensation_handler
+create_shipment = participant.handler("CreateShipment")
+cancel_shipment = participant.handler("CancelShipment")

@@ -1,50 +1,70 @@
-"""The OrderFulfillment example's harness data: what the test kit (saga_testkit/) runs this saga with.
+"""The OrderFulfillment example's kit: what the test kit (saga_testkit/) runs this saga with.
 
-Its definition file; the services' data on a running stack (`OrderShop`: stock seeded, and stock and money reconciled
-against the saga records); and the orders of `make demo` (catalog and scenarios), `make soak` and `make deploy-local`.
+`Kit` (found by the convention tests/sagas/<snake>/kit.py): the four services' data on a running stack, stock seeded
+for the sample and demo orders, and stock and money reconciled against the order sagas' records (its invariant
+check); the orders of the demo (catalog and scenarios), and the sample orders the fault matrix, the soak and
+deploy-local start.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from typing import Any
 
 from saga_testkit.faults import Fault
+from saga_testkit.kit import SagaKit, ServiceTable
 from saga_testkit.scenario import Scenario
 from services.inventory.repository import InventoryRepository
 from services.notification.repository import NotificationRepository
 from services.payment.repository import PaymentRepository
 from services.shipping.repository import ShippingRepository
+from statemachines import SagaDefinition
 from statemachines.definition import DEFINITIONS_DIR
 from tests.sagas.order_fulfillment.reconciliation import Reconciliation, reconcile
 
 SAGA_FILE = DEFINITIONS_DIR / "order_fulfillment.saga.yaml"
 
 
-class OrderShop:
-    """The four services' data on a running stack, found by service name (`service_table`: service -> table)."""
+class Kit(SagaKit):
+    """The four services' data on a running stack, found by service name."""
 
-    def __init__(self, service_table: Callable[[str], str]) -> None:
+    def __init__(self, definition: SagaDefinition, service_table: ServiceTable) -> None:
+        super().__init__(definition, service_table)
         self.inventory = InventoryRepository(service_table("InventoryService"))
         self.payments = PaymentRepository(service_table("PaymentService"))
         self.shipping = ShippingRepository(service_table("ShippingService"))
         self.notifications = NotificationRepository(service_table("NotificationService"))
         self.initial_stock: dict[str, int] = {}
+        self.scenarios = SCENARIOS
 
     def seed_stock(self, stock: dict[str, int]) -> None:
+        """Put `stock` (sku -> units) on the shelf, before any saga takes some: the reconciliation counts from it."""
         for sku, available in stock.items():
             self.inventory.seed_stock(sku, available)
         self.initial_stock |= stock
 
-    def reconcile(self, saga_records: list[dict[str, Any]]) -> Reconciliation:
+    def prepare(self, sagas: int) -> None:
+        # A sample order takes at most MAX_SAMPLE_UNITS units of a sku: never a stock-out
+        self.seed_stock(dict.fromkeys(SAMPLE_CATALOG, MAX_SAMPLE_UNITS * sagas))
+
+    def sample_input(self, number: int, rng: random.Random) -> dict[str, Any]:
+        return sample_order(rng, number)
+
+    def prepare_demo(self) -> None:
+        self.seed_stock({sku: stock for sku, (_, stock) in CATALOG.items()})
+
+    def scenario_input(self, scenario: Scenario, number: int, rng: random.Random) -> dict[str, Any]:
+        return make_order(rng, number, scenario)
+
+    def check(self, records: list[dict[str, Any]], others: frozenset[str]) -> Reconciliation:
         return reconcile(
-            saga_records,
+            records,
             initial_stock=self.initial_stock,
             inventory=self.inventory,
             payments=self.payments,
             shipping=self.shipping,
             notifications=self.notifications,
+            others=others,
         )
 
 
@@ -83,7 +103,6 @@ SCENARIOS = [
         ),
     ),
 ]
-NEEDS_A_HUMAN = "carrier crashed, refund failed"
 
 
 def make_order(rng: random.Random, number: int, scenario: Scenario) -> dict[str, Any]:
@@ -112,49 +131,29 @@ def make_order(rng: random.Random, number: int, scenario: Scenario) -> dict[str,
     }
 
 
-# --- make soak -----------------------------------------------------------------------------------------------------
-# sku: unit price in cents; SKUs of the soak's own, so a cloud shared with other tests keeps their stock apart
-SOAK_CATALOG = {"SKU-SOAK-DOCK": 4999, "SKU-SOAK-HEADSET": 2599, "SKU-SOAK-WEBCAM": 18999}
+# --- sample orders: the fault matrix, make soak and make deploy-local -------------------------------------------------
+# sku: unit price in cents; SKUs of the samples' own, so a cloud shared with other tests keeps their stock apart
+SAMPLE_CATALOG = {"SKU-SAMPLE-DOCK": 4999, "SKU-SAMPLE-HEADSET": 2599, "SKU-SAMPLE-WEBCAM": 18999}
+MAX_SAMPLE_UNITS = 3  # of one sku, per sample order
 
 
-def soak_order(rng: random.Random, number: int) -> dict[str, Any]:
-    """The soak's order `number`: always a healthy one (the soak's faults are injected, not in the input)."""
+def sample_order(rng: random.Random, number: int) -> dict[str, Any]:
+    """Sample order `number`: always a healthy one (faults are injected, not in the input)."""
     items = [
-        {"sku": sku, "quantity": rng.randint(1, 3), "unit_price_cents": SOAK_CATALOG[sku]}
-        for sku in rng.sample(sorted(SOAK_CATALOG), rng.randint(1, 2))
+        {"sku": sku, "quantity": rng.randint(1, MAX_SAMPLE_UNITS), "unit_price_cents": SAMPLE_CATALOG[sku]}
+        for sku in rng.sample(sorted(SAMPLE_CATALOG), rng.randint(1, 2))
     ]
-    customer = f"soak-customer-{number:05d}"
+    customer = f"sample-customer-{number:05d}"
     return {
-        "order_id": f"soak-ord-{number:05d}",
+        "order_id": f"sample-ord-{number:05d}",
         "customer": {"customer_id": customer, "email": f"{customer}@example.com"},
         "items": items,
         "payment": {"card_token": "tok_visa"},
         "shipping_address": {
-            "name": "Soak Buyer",
+            "name": "Sample Buyer",
             "line1": f"{number} Main Street",
             "city": "Springfield",
             "postal_code": f"{10000 + number % 90000}",
-            "country": "DE",
-        },
-    }
-
-
-# --- make deploy-local: one healthy saga, and one that fails for good at a step --------------------------------------
-DEPLOY_LOCAL_STOCK = {"SKU-KEYBOARD": 50}
-DEPLOY_LOCAL_FAILING_STEP = "create_shipment"  # a permanent failure here compensates the two steps before it
-
-
-def deploy_local_order(saga_id: str) -> dict[str, Any]:
-    return {
-        "order_id": f"ord-{saga_id}",
-        "customer": {"customer_id": "c-local", "email": "buyer@example.com"},
-        "items": [{"sku": "SKU-KEYBOARD", "quantity": 1, "unit_price_cents": 2500}],
-        "payment": {"card_token": "tok_visa"},
-        "shipping_address": {
-            "name": "Buyer",
-            "line1": "1 Main St",
-            "city": "Berlin",
-            "postal_code": "10115",
             "country": "DE",
         },
     }

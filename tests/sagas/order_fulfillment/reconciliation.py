@@ -1,5 +1,5 @@
 """The order example's reconciliation: do the four services' tables agree with how each saga ended? Pure read
-and compare, on the common ground of saga_testkit.reconciliation.
+and compare, on the common ground of saga_testkit.invariants; its kit's invariant check.
 
 What must hold once sagas have settled:
 - stock: per sku, what left the shelf (initial - available) is exactly what ACTIVE reservations hold;
@@ -7,18 +7,21 @@ What must hold once sagas have settled:
   no cancellation (so a FAILED saga that confirmed has retracted it);
 - money: per saga, charged - refunded is the order amount when COMPLETED and 0 when FAILED.
 Parked sagas (a compensation or forward recovery ran out of retries) await an operator: they are listed, not failed.
-Sagas still running are problems (reconcile settled sagas), and so are effects no saga record accounts for.
+Sagas still running are problems (reconcile settled sagas), and so are effects no saga record accounts for. Effects of
+another saga type's sagas (`others`: a service such as payments may serve several sagas) are that type's to check.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rich.table import Table
+
 from saga_records.model import SagaStatus
-from saga_testkit.reconciliation import SETTLED_STATUSES, effect_problems, handed_to_operator, unfinished
+from saga_testkit.invariants import SETTLED_STATUSES, SagaCheck, effect_problems, handed_to_operator, unfinished
 from services.payment.models import PaymentOrder
 
 if TYPE_CHECKING:
@@ -45,13 +48,34 @@ class MoneyFigures:
     expected_cents: int  # the amounts of the COMPLETED orders
 
 
-@dataclass(frozen=True)
-class Reconciliation:
-    ok: bool
-    problems: list[str]
-    parked: list[str]
-    stock: list[StockRow]
-    money: MoneyFigures
+@dataclass
+class Reconciliation(SagaCheck):
+    stock: list[StockRow] = field(default_factory=list)
+    money: MoneyFigures = field(default_factory=lambda: MoneyFigures(0, 0, 0, 0))
+
+    def figures(self) -> list[tuple[str, str]]:
+        return [
+            ("stock rows reconciled", str(len(self.stock))),
+            (
+                "money net, all sagas / completed orders (cents)",
+                f"{self.money.net_cents} / {self.money.expected_cents}",
+            ),
+        ]
+
+    def tables(self) -> list[Table]:
+        stock = Table(title="Stock reconciliation (units)")
+        for column in ("sku", "initial", "reserved by completed orders", "available now", "initial - reserved"):
+            stock.add_column(column, justify="right" if column != "sku" else "left")
+        for row in self.stock:
+            stock.add_row(
+                row.sku, str(row.initial), str(row.reserved), str(row.available), str(row.initial - row.reserved)
+            )
+        money = Table(title="Money reconciliation")
+        for column in ("charged", "refunded", "net", "expected (completed orders)"):
+            money.add_column(column)
+        figures = (self.money.charged_cents, self.money.refunded_cents, self.money.net_cents, self.money.expected_cents)
+        money.add_row(*(f"{cents / 100:,.2f}" for cents in figures))
+        return [stock, money]
 
 
 def reconcile(
@@ -62,22 +86,24 @@ def reconcile(
     payments: PaymentRepository,
     shipping: ShippingRepository,
     notifications: NotificationRepository,
+    others: frozenset[str] = frozenset(),
 ) -> Reconciliation:
+    """`saga_records`: the order sagas'; `others`: the ids of every other saga type's sagas."""
     status_of = {record["saga_id"]: record["status"] for record in saga_records}
     problems = unfinished(status_of)
     parked = handed_to_operator(status_of)
 
-    reservations = inventory.list_reservations()
+    reservations = [r for r in inventory.list_reservations() if r.saga_id not in others]
     active = [reservation for reservation in reservations if not reservation.is_released]
     stock = _stock_rows(initial_stock, inventory, active, problems)
-    problems += effect_problems("an ACTIVE reservation", {r.saga_id for r in active}, status_of)
-    shipments = shipping.list_shipments()
-    problems += effect_problems("a CREATED shipment", {s.saga_id for s in shipments if not s.is_cancelled}, status_of)
+    problems += effect_problems("an ACTIVE reservation", {r.saga_id for r in active}, status_of, others)
+    created = {s.saga_id for s in shipping.list_shipments() if not s.is_cancelled}
+    problems += effect_problems("a CREATED shipment", created, status_of, others)
     standing_confirmations = {o.saga_id for o in notifications.list_outboxes() if o.confirmation and not o.cancellation}
-    problems += effect_problems("a confirmation not cancelled", standing_confirmations, status_of)
-    money = _money(saga_records, payments, status_of, problems)
+    problems += effect_problems("a confirmation not cancelled", standing_confirmations, status_of, others)
+    money = _money(saga_records, payments, status_of, problems, others)
 
-    return Reconciliation(ok=not problems, problems=problems, parked=parked, stock=stock, money=money)
+    return Reconciliation(problems=problems, parked=parked, stock=stock, money=money)
 
 
 def _stock_rows(
@@ -100,9 +126,13 @@ def _stock_rows(
 
 
 def _money(
-    saga_records: list[dict[str, Any]], payments: PaymentRepository, status_of: dict[str, str], problems: list[str]
+    saga_records: list[dict[str, Any]],
+    payments: PaymentRepository,
+    status_of: dict[str, str],
+    problems: list[str],
+    others: frozenset[str],
 ) -> MoneyFigures:
-    ledgers = {ledger.saga_id: ledger for ledger in payments.list_ledgers()}
+    ledgers = {ledger.saga_id: ledger for ledger in payments.list_ledgers() if ledger.saga_id not in others}
     amount_of = {
         record["saga_id"]: PaymentOrder.model_validate(record["input"]).amount_cents
         for record in saga_records

@@ -167,7 +167,7 @@ class Services:
     payments: PaymentRepository
     shipping: ShippingRepository
     notifications: NotificationRepository
-    domain: dict[str, tuple[Any, Any]] = field(default_factory=dict)  # service -> (action, compensation)
+    domain: dict[str, dict[str, Any]] = field(default_factory=dict)  # service -> {command: domain function}
 
     @classmethod
     def on_moto(cls) -> Services:
@@ -180,10 +180,19 @@ class Services:
         inventory, payments = InventoryService(services.inventory), PaymentService(services.payments)
         shipping, notifications = ShippingService(services.shipping), NotificationService(services.notifications)
         services.domain = {
-            "InventoryService": (inventory.reserve_items, inventory.release_reservation),
-            "PaymentService": (payments.process_payment, payments.refund_payment),
-            "ShippingService": (shipping.create_shipment, shipping.cancel_shipment),
-            "NotificationService": (notifications.send_order_confirmation, notifications.send_cancellation_notice),
+            "InventoryService": {
+                "ReserveItems": inventory.reserve_items,
+                "ReleaseReservation": inventory.release_reservation,
+            },
+            "PaymentService": {"ProcessPayment": payments.process_payment, "RefundPayment": payments.refund_payment},
+            "ShippingService": {
+                "CreateShipment": shipping.create_shipment,
+                "CancelShipment": shipping.cancel_shipment,
+            },
+            "NotificationService": {
+                "SendOrderConfirmation": notifications.send_order_confirmation,
+                "SendCancellationNotice": notifications.send_cancellation_notice,
+            },
         }
         services.inventory.seed_stock(SKU, INITIAL_STOCK)
         return services
@@ -222,7 +231,9 @@ class Participants:
         self._warm: dict[str, SagaParticipant] = {}
 
     def new(self, service: str, *, action: Any = None, compensation: Any = None) -> SagaParticipant:
-        real_action, real_compensation = self.services.domain[service]
+        """One more environment of `service`'s participant; `action` / `compensation` replace its (only) action's
+        and compensation's domain function."""
+        (action_name, real_action), (compensation_name, real_compensation) = self.services.domain[service].items()
 
         def counted_compensation(command: Any) -> dict[str, Any]:
             self.undone.append((service, command.saga_id))
@@ -230,8 +241,7 @@ class Participants:
 
         return SagaParticipant(
             service=service,
-            action=action or real_action,
-            compensation=counted_compensation,
+            commands={action_name: action or real_action, compensation_name: counted_compensation},
             settings=self.settings,
             callbacks=self.board,  # type: ignore[arg-type]
             records=SagaRecordRepository(SAGA_TABLE),

@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from contextlib import contextmanager
+from functools import partial
 
 import boto3
 import pytest
@@ -29,13 +30,13 @@ def _act(saga, participants, step, body=None, *, participant=None, seconds=30.0)
     """Deliver `step`'s action command (a new one unless `body` is given); returns it and the batch response."""
     body = body or saga.command(step)
     participant = participant or participants[saga.service(step)]
-    return body, _respond(participant.handle_actions, body, seconds)
+    return body, _respond(partial(participant.handle, body["command"]), body, seconds)
 
 
 def _compensate(saga, participants, step, body=None, *, participant=None):
     body = body or saga.command(step, "compensation")
     participant = participant or participants[saga.service(step)]
-    return body, _respond(participant.handle_compensations, body, 30.0)
+    return body, _respond(partial(participant.handle, body["command"]), body, 30.0)
 
 
 def _respond(handle, body, seconds):
@@ -52,7 +53,7 @@ def _answering_slowly(saga, participants, body):
     block runs meanwhile, and on leaving it the answer goes on. Yields a list that then holds its batch response."""
     release = participants.board.hold_next_answer()
     participant = participants.new(saga.service(body["step"]))
-    handle = participant.handle_actions if body["kind"] == "action" else participant.handle_compensations
+    handle = partial(participant.handle, body["command"])
     response = []
     thread = threading.Thread(target=lambda: response.append(_respond(handle, body, 30.0)))
     thread.start()
@@ -91,11 +92,13 @@ def test_a_duplicate_delivered_while_the_first_answers_comes_back_soon_and_chang
         # When SQS delivers the same message meanwhile
         # Then that delivery fails back to SQS, asking to come back after half its heartbeat window (20 s), not 180 s
         with pytest.raises(BatchProcessingError):
-            participants["InventoryService"].handle_actions(sqs_event(body), context())
+            participants["InventoryService"].handle("ReserveItems", sqs_event(body), context())
         assert [seconds for _, _, seconds in deliveries.requests] == [10]
     assert first_response == [{"batchItemFailures": []}]
     # And once redelivered it changes nothing: one effect, nothing undone, the token answered once
-    assert participants["InventoryService"].handle_actions(sqs_event(body), context()) == {"batchItemFailures": []}
+    assert participants["InventoryService"].handle("ReserveItems", sqs_event(body), context()) == {
+        "batchItemFailures": []
+    }
     assert services.inventory.get_stock(SKU) == INITIAL_STOCK - 2
     assert participants.undone == []
     assert board.answered(body["task_token"]) == ["succeed"]
@@ -110,7 +113,7 @@ def test_a_delivery_that_meets_the_lock_again_and_again_waits_the_visibility_tim
         # When another delivery meets it on its first receives, then once more
         for receives in range(1, QUICK_RETURNS_ON_LOCK + 2):
             with pytest.raises(BatchProcessingError):
-                participants["InventoryService"].handle_actions(sqs_event(body, receives=receives), context())
+                participants["InventoryService"].handle("ReserveItems", sqs_event(body, receives=receives), context())
     # Then the first ones came back early, the last waits the queue's visibility timeout (a dead holder's lock has
     # expired by then, before the message runs out of receives)
     assert len(deliveries.requests) == QUICK_RETURNS_ON_LOCK
@@ -133,7 +136,7 @@ def test_on_sqs_a_delivery_that_meets_the_lock_is_received_again_within_its_hear
     participant.deliveries = Deliveries()
     # When it is handled
     with _answering_slowly(saga, participants, body), pytest.raises(BatchProcessingError):
-        participant.handle_actions({"Records": [_sqs_record(message, queue_arn)]}, context())
+        participant.handle("ReserveItems", {"Records": [_sqs_record(message, queue_arn)]}, context())
     # Then SQS delivers it again after a second (half the window), not after 180 s
     started = time.monotonic()
     again = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=5, AttributeNames=["All"]).get("Messages", [])
@@ -233,7 +236,7 @@ def test_a_transient_failure_then_a_retry_and_a_late_duplicate_of_the_failed_att
     saga, participants, board, services
 ):
     # Given a first attempt that failed transiently (throttled store), so Step Functions retried with a fresh token
-    reserve = services.domain["InventoryService"][0]
+    reserve = services.domain["InventoryService"]["ReserveItems"]
     attempts = []
 
     def throttled_once(command):
@@ -435,8 +438,8 @@ def test_a_throttled_idempotency_write_after_the_answer_never_undoes_the_step(
 def _redeliver_everything(saga, participants):
     for body in list(saga.sent):
         participant = participants.new(saga.service(body["step"]))
-        handle = participant.handle_actions if body["kind"] == "action" else participant.handle_compensations
-        assert handle(sqs_event(body), context()) == {"batchItemFailures": []}, body["command"]
+        response = participant.handle(body["command"], sqs_event(body), context())
+        assert response == {"batchItemFailures": []}, body["command"]
 
 
 def test_redelivering_every_command_of_a_completed_saga_after_expiry_changes_nothing(

@@ -15,7 +15,7 @@ from participant_toolkit.callbacks import TaskCallbacks
 from participant_toolkit.participant import DeliveryInProgress
 from saga_operations.records import OperationsRecords
 from saga_records import SagaStatus, StepStatus, metric_names
-from tests.unit.toolkit.harness import SAGA_TABLE, SKU, context, order, sqs_event
+from tests.unit.toolkit.harness import SAGA_TABLE, SKU, SagaDriver, context, order, sqs_event
 
 pytestmark = pytest.mark.unit
 
@@ -37,7 +37,7 @@ def test_success_answers_the_token_and_records_the_step(saga, participants, boar
     assert saga.step_statuses()["reserve_inventory"] == "RUNNING"
     body = saga.command("reserve_inventory")
     # When its first command arrives
-    response = participants["InventoryService"].handle_actions(sqs_event(body), context())
+    response = participants["InventoryService"].handle("ReserveItems", sqs_event(body), context())
     # Then the stock is reserved, the token answered with the reservation, and the record moved to the next step
     assert response == {"batchItemFailures": []}
     assert services.inventory.get_stock(SKU) == 8
@@ -55,7 +55,8 @@ def test_a_saga_completed_before_its_last_answer_was_marked_shows_every_step_suc
     # Given a saga whose last step's answer was taken, and the state machine recording COMPLETED before that step's
     # participant wrote its mark
     for step in ("reserve_inventory", "process_payment", "create_shipment"):
-        participants[saga.service(step)].handle_actions(sqs_event(saga.command(step)), context())
+        body = saga.command(step)
+        participants[saga.service(step)].handle(body["command"], sqs_event(body), context())
     participant = participants.new("NotificationService")
     mark = participant.records.action_answered
     seen = []
@@ -66,7 +67,7 @@ def test_a_saga_completed_before_its_last_answer_was_marked_shows_every_step_suc
         return mark(*args, **kwargs)
 
     participant.records.action_answered = completed_first
-    participant.handle_actions(sqs_event(saga.command("send_confirmation")), context())
+    participant.handle("SendOrderConfirmation", sqs_event(saga.command("send_confirmation")), context())
     # Then the record said every step SUCCEEDED as soon as it said COMPLETED, and the mark added the step's result
     assert seen == [dict.fromkeys(seen[0], "SUCCEEDED")]
     record = saga.record()
@@ -75,13 +76,35 @@ def test_a_saga_completed_before_its_last_answer_was_marked_shows_every_step_suc
     assert "finished_at" in record["steps"]["send_confirmation"]
 
 
+def test_a_saga_that_completed_before_any_mark_landed_ends_at_its_last_step(definition, board, records, participants):
+    # Given a saga whose record is written but whose starter has not marked it running yet (StartExecution answers
+    # slowly, as moto's first one in a process does), and whose state machine ran every step and recorded COMPLETED
+    # before any participant's mark landed (each marks its step only after Step Functions took its answer)
+    saga = SagaDriver(definition, board, records)
+    steps = [step.name for step in definition.steps]
+    records.create(saga_id=saga.saga_id, saga_type=definition.name, steps=steps, saga_input=saga.order)
+    commands = [saga.command(step) for step in steps]
+    saga.ends(SagaStatus.COMPLETED)
+    # When the marks land, then the starter's
+    for step, body in zip(steps, commands, strict=True):
+        participants[saga.service(step)].handle(body["command"], sqs_event(body), context())
+    records.mark_running(saga.saga_id, f"arn:aws:states:us-east-1:123456789012:execution:x:{saga.saga_id}", steps[0])
+    # Then the record ends at the saga's last step, every step SUCCEEDED with its result: nothing rewound it
+    record = saga.record()
+    assert (record["status"], record["current_step"]) == (SagaStatus.COMPLETED, steps[-1])
+    assert {step: fields["status"] for step, fields in record["steps"].items()} == dict.fromkeys(steps, "SUCCEEDED")
+    assert all("result" in record["steps"][step] for step in steps)
+
+
 def test_a_retried_task_gets_the_stored_result_without_a_second_effect(saga, participants, board, services):
     calls = []
-    participant = participants.new("InventoryService", action=counting(services.domain["InventoryService"][0], calls))
+    participant = participants.new(
+        "InventoryService", action=counting(services.domain["InventoryService"]["ReserveItems"], calls)
+    )
     first, retry = saga.command("reserve_inventory"), saga.command("reserve_inventory")
-    participant.handle_actions(sqs_event(first), context())
+    participant.handle("ReserveItems", sqs_event(first), context())
     # When the same step's command (same idempotency key) arrives again with a fresh token
-    participant.handle_actions(sqs_event(retry), context())
+    participant.handle("ReserveItems", sqs_event(retry), context())
     # Then the domain ran once and both tokens got the same answer
     assert calls == [saga.saga_id]
     assert [(kind, token) for kind, token, _ in board.answers] == [
@@ -94,11 +117,13 @@ def test_a_retried_task_gets_the_stored_result_without_a_second_effect(saga, par
 
 def test_a_business_rejection_fails_the_task_and_is_remembered(saga, participants, board, services):
     calls = []
-    participant = participants.new("ShippingService", action=counting(services.domain["ShippingService"][0], calls))
+    participant = participants.new(
+        "ShippingService", action=counting(services.domain["ShippingService"]["CreateShipment"], calls)
+    )
     saga.order["shipping_address"]["country"] = "AQ"  # no carrier serves it
     first, retry = saga.command("create_shipment"), saga.command("create_shipment")
-    participant.handle_actions(sqs_event(first), context())
-    participant.handle_actions(sqs_event(retry), context())
+    participant.handle("CreateShipment", sqs_event(first), context())
+    participant.handle("CreateShipment", sqs_event(retry), context())
     assert calls == [saga.saga_id]
     assert [(kind, token, error) for kind, token, error in board.answers] == [
         ("fail", first["task_token"], "Shipping.AddressNotServiceable"),
@@ -113,7 +138,7 @@ def test_bad_messages_fail_only_their_own_batch_item(saga, participants, board, 
     wrong_queue = saga.command("reserve_inventory", "compensation")
     event = sqs_event(good, "{not json", wrong_queue, {"saga_id": "s"})
     # When a batch mixes a good command with an unparseable one, a command for the wrong function and a bad shape
-    response = participants["InventoryService"].handle_actions(event, context())
+    response = participants["InventoryService"].handle("ReserveItems", event, context())
     # Then only the bad ones are reported back to SQS (so they are redelivered, then dead-lettered)
     failed = sorted(failure["itemIdentifier"] for failure in response["batchItemFailures"])
     assert failed == sorted(record["messageId"] for record in event["Records"][1:])
@@ -128,7 +153,7 @@ def test_an_unexpected_error_leaves_the_message_for_redelivery_without_answering
     participant = participants.new("InventoryService", action=boom)
     # When every record of the batch hits a bug / Then the invocation fails, so SQS redelivers the whole batch
     with pytest.raises(BatchProcessingError):
-        participant.handle_actions(sqs_event(saga.command("reserve_inventory")), context())
+        participant.handle("ReserveItems", sqs_event(saga.command("reserve_inventory")), context())
     assert board.answers == []
     assert saga.step_statuses()["reserve_inventory"] == "RUNNING"
 
@@ -136,10 +161,10 @@ def test_an_unexpected_error_leaves_the_message_for_redelivery_without_answering
 def test_a_duplicate_delivery_of_an_answered_command_changes_nothing(saga, participants, board, services):
     # Given an action whose success Step Functions took, and the saga moved on
     delivered = saga.command("reserve_inventory")
-    participants["InventoryService"].handle_actions(sqs_event(delivered), context())
+    participants["InventoryService"].handle("ReserveItems", sqs_event(delivered), context())
     before = saga.record()
     # When SQS delivers the same message again (same token)
-    response = participants.new("InventoryService").handle_actions(sqs_event(delivered), context())
+    response = participants.new("InventoryService").handle("ReserveItems", sqs_event(delivered), context())
     # Then nothing runs again: no second effect, no undo, no second answer, no write to the record
     assert response == {"batchItemFailures": []}
     assert services.inventory.get_stock(SKU) == 8
@@ -150,10 +175,10 @@ def test_a_duplicate_delivery_of_an_answered_command_changes_nothing(saga, parti
 
 
 def test_heartbeats_are_sent_while_the_work_runs(saga, participants, board, services):
-    reserve = services.domain["InventoryService"][0]
+    reserve = services.domain["InventoryService"]["ReserveItems"]
     participant = participants.new("InventoryService", action=lambda command: (time.sleep(0.8), reserve(command))[1])
     body = saga.command("reserve_inventory") | {"heartbeat_seconds": 1}  # beat every 1/3 s
-    participant.handle_actions(sqs_event(body), context())
+    participant.handle(body["command"], sqs_event(body), context())
     assert len(board.beats) >= 2
     assert set(board.beats) == {body["task_token"]}
 
@@ -163,7 +188,7 @@ def test_a_command_waiting_behind_a_slow_one_in_its_batch_keeps_its_task_alive(
 ):
     # Given a batch of two commands whose first takes longer than a heartbeat interval (1/3 s)
     first_saga, second_saga = saga_of(raw_definition), saga_of(raw_definition)
-    reserve = participants.services.domain["InventoryService"][0]
+    reserve = participants.services.domain["InventoryService"]["ReserveItems"]
 
     def slow_for_the_first(command):
         if command.saga_id == first_saga.saga_id:
@@ -174,7 +199,7 @@ def test_a_command_waiting_behind_a_slow_one_in_its_batch_keeps_its_task_alive(
     first = first_saga.command("reserve_inventory") | {"heartbeat_seconds": 1}
     second = second_saga.command("reserve_inventory") | {"heartbeat_seconds": 1}
     # When the batch is processed, one command after the other
-    participant.handle_actions(sqs_event(first, second), context())
+    participant.handle("ReserveItems", sqs_event(first, second), context())
     # Then the second command's task got heartbeats while the first one was still working, not only after
     answers_at = [index for index, (_, token, _) in enumerate(board.answers) if token == first["task_token"]]
     assert answers_at == [0]
@@ -188,7 +213,7 @@ def test_a_batch_of_fresh_commands_answered_within_a_beat_interval_sends_no_hear
     # Given three commands sent just now, each with a 6 s heartbeat window (a beat due every 2 s), in one batch
     bodies = [saga_of(raw_definition).command("reserve_inventory") | {"heartbeat_seconds": 6} for _ in range(3)]
     # When the batch is handled (quick domain work)
-    participants["InventoryService"].handle_actions(sqs_event(*bodies), context())
+    participants["InventoryService"].handle("ReserveItems", sqs_event(*bodies), context())
     # Then each was answered and none was beaten: one SendTask* call per step
     assert [token for _, token, _ in board.answers] == [body["task_token"] for body in bodies]
     assert board.beats == []
@@ -218,7 +243,7 @@ def test_a_fresh_command_answered_within_one_beat_interval_sends_no_heartbeat(sa
     # Given a command sent just now, whose heartbeat window is 6 s (a beat due every 2 s), and quick domain work
     body = saga.command("reserve_inventory") | {"heartbeat_seconds": 6}
     # When it is handled
-    participants["InventoryService"].handle_actions(sqs_event(body, sent_seconds_ago=0), context())
+    participants["InventoryService"].handle("ReserveItems", sqs_event(body, sent_seconds_ago=0), context())
     # Then it is answered with no heartbeat: one SendTask* call for the step
     assert board.beats == []
     assert board.answered(body["task_token"]) == ["succeed"]
@@ -230,7 +255,7 @@ def test_a_command_that_waited_in_the_queue_beats_on_pick_up(saga, participants,
     # When it is handled (its answer held a moment, as a busy Step Functions would)
     release = board.hold_next_answer()
     threading.Timer(0.3, release.set).start()
-    participants["InventoryService"].handle_actions(sqs_event(body, sent_seconds_ago=3), context())
+    participants["InventoryService"].handle("ReserveItems", sqs_event(body, sent_seconds_ago=3), context())
     # Then the window was renewed on pick-up (the only beat: the work took no interval), and the step answered
     assert board.beats == [body["task_token"]]
     assert board.answered(body["task_token"]) == ["succeed"]
@@ -238,11 +263,11 @@ def test_a_command_that_waited_in_the_queue_beats_on_pick_up(saga, participants,
 
 def test_a_fresh_command_still_beats_once_its_work_outlasts_an_interval(saga, participants, board, services):
     # Given a fresh command beating every 5/3 s (a 5 s window) whose domain work takes 2 s
-    reserve = services.domain["InventoryService"][0]
+    reserve = services.domain["InventoryService"]["ReserveItems"]
     participant = participants.new("InventoryService", action=lambda command: (time.sleep(2.0), reserve(command))[1])
     body = saga.command("reserve_inventory") | {"heartbeat_seconds": 5}
     # When it is handled / Then a heartbeat went out while the work ran, before the answer
-    participant.handle_actions(sqs_event(body), context())
+    participant.handle(body["command"], sqs_event(body), context())
     assert board.beats == [body["task_token"]]
     assert board.answered(body["task_token"]) == ["succeed"]
 
@@ -253,14 +278,23 @@ def test_a_fresh_command_on_a_sub_second_interval_keeps_the_pick_up_beat(saga, p
     release = board.hold_next_answer()
     threading.Timer(0.2, release.set).start()
     # When it is handled / Then it beat on pick-up: scheduling delays are a fair share of such an interval
-    participants["InventoryService"].handle_actions(sqs_event(body), context())
+    participants["InventoryService"].handle("ReserveItems", sqs_event(body), context())
     assert board.beats[:1] == [body["task_token"]]
 
 
-def test_compensation_runs_through_its_own_entry_point(saga, participants, board, services):
-    participants["InventoryService"].handle_actions(sqs_event(saga.command("reserve_inventory")), context())
+def test_each_command_runs_through_its_own_entry_point_and_refuses_another_command(saga, participants, board, services):
+    participant = participants["InventoryService"]
+    participant.handle("ReserveItems", sqs_event(saga.command("reserve_inventory")), context())
     body = saga.command("reserve_inventory", "compensation")
-    response = participants["InventoryService"].handle_compensations(sqs_event(body), context())
+    # Given a compensation command that reached the function of the action (a wiring error) / When it is handled
+    with pytest.raises(BatchProcessingError) as failure:
+        participant.handler("ReserveItems")(sqs_event(body), context())
+    # Then the invocation fails (SQS redelivers it, and finally dead-letters it) naming both, and nothing is undone
+    assert "ReleaseReservation reached the function of ReserveItems" in str(failure.value.child_exceptions)
+    assert services.inventory.get_stock(SKU) == 8
+    assert board.answered(body["task_token"]) == []
+    # When it reaches its own function / Then the reservation is released and its task answered
+    response = participant.handler("ReleaseReservation")(sqs_event(body), context())
     assert response == {"batchItemFailures": []}
     assert services.inventory.get_stock(SKU) == 10
     assert board.answered(body["task_token"]) == ["succeed"]
@@ -279,12 +313,12 @@ def test_task_tokens_and_payloads_stay_out_of_logs_and_errors(saga, participants
     }
     # When the handler fails the whole batch (so Lambda logs the error)
     with pytest.raises(BatchProcessingError) as failure:
-        participant.action_handler(sqs_event(leaky, "{broken"), context())
+        participant.handler("ProcessPayment")(sqs_event(leaky, "{broken"), context())
     error_text = str(failure.value)  # read now: the processor reuses its exception list on the next batch
     # And a command whose card is declined is answered (and logged)
     declined = saga.command("process_payment") | {"task_token": SECRET_TOKEN + "-2"}
     declined["input"] = order() | {"payment": {"card_token": "tok_declined"}, "card": "4111-secret"}
-    participant.action_handler(sqs_event(declined), context())
+    participant.handler("ProcessPayment")(sqs_event(declined), context())
     # Then neither the error nor the logs repeat the token or the payload, but they do name the bad fields
     printed = capsys.readouterr()
     text = printed.out + printed.err + error_text
@@ -299,7 +333,7 @@ def test_task_tokens_and_payloads_stay_out_of_logs_and_errors(saga, participants
 def _parked_at_reservation(saga, participants, operator_records):
     """A saga parked with its reservation's release failed, which the operator resumes: the record as the resume
     leaves it before sending the tokenless compensation."""
-    participants["InventoryService"].handle_actions(sqs_event(saga.command("reserve_inventory")), context())
+    participants["InventoryService"].handle("ReserveItems", sqs_event(saga.command("reserve_inventory")), context())
     saga.set_status(SagaStatus.COMPENSATING)
     operator_records.mark_step(
         saga.saga_id, "reserve_inventory", StepStatus.COMPENSATING, saga_status=SagaStatus.COMPENSATING
@@ -312,7 +346,7 @@ def test_a_compensation_without_a_token_records_its_outcome_and_calls_back_nobod
     body = _parked_at_reservation(saga, participants, OperationsRecords(SAGA_TABLE))
     answered_before = list(board.answers)
     # When the operator's compensation arrives
-    response = participants["InventoryService"].handle_compensations(sqs_event(body), context())
+    response = participants["InventoryService"].handle("ReleaseReservation", sqs_event(body), context())
     # Then it ran, the saga record got COMPENSATED, and no callback or heartbeat was attempted
     assert response == {"batchItemFailures": []}
     assert services.inventory.get_stock(SKU) == 10
@@ -336,7 +370,7 @@ def test_a_failing_compensation_without_a_token_records_the_failure(saga, partic
         raise failure
 
     answered_before = list(board.answers)
-    participants.new("InventoryService", compensation=refuse).handle_compensations(sqs_event(body), context())
+    participants.new("InventoryService", compensation=refuse).handle("ReleaseReservation", sqs_event(body), context())
     step = saga.record()["steps"]["reserve_inventory"]
     assert (step["status"], step["error"]) == ("COMPENSATION_FAILED", failure.error)
     assert board.answers == answered_before
@@ -345,12 +379,12 @@ def test_a_failing_compensation_without_a_token_records_the_failure(saga, partic
 def test_an_action_without_a_token_is_refused_naming_the_field(saga, participants, services):
     body = saga.command("reserve_inventory") | {"task_token": None}
     with pytest.raises(BatchProcessingError):
-        participants["InventoryService"].handle_actions(sqs_event(body), context())
+        participants["InventoryService"].handle("ReserveItems", sqs_event(body), context())
     assert services.inventory.get_stock(SKU) == 10
 
 
 def test_each_command_publishes_its_step_latency_and_outcome(saga, participants, capsys):
-    participants["InventoryService"].handle_actions(sqs_event(saga.command("reserve_inventory")), context())
+    participants["InventoryService"].handle("ReserveItems", sqs_event(saga.command("reserve_inventory")), context())
     metrics = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     step_metrics = [m for m in metrics if m.get("step") == "reserve_inventory"]
     names = {definition["Name"] for m in step_metrics for definition in m["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
@@ -372,7 +406,7 @@ def test_the_refusal_of_a_tokenless_action_names_the_field(saga):
 
 @pytest.fixture
 def fresh_metrics():
-    """The toolkit's process-wide Metrics, emptied of what tests calling handle_* directly left unflushed."""
+    """The toolkit's process-wide Metrics, emptied of what tests calling `handle` directly left unflushed."""
     observability.metrics.clear_metrics()
 
 
@@ -388,14 +422,14 @@ def test_records_of_a_batch_handed_back_to_sqs_are_counted(saga, participants, c
     participant = participants["InventoryService"]
     # When the Lambda entry point handles it
     event = sqs_event(saga.command("reserve_inventory"), "not a command")
-    response = participant.action_handler(event, context())
+    response = participant.handler("ReserveItems")(event, context())
     # Then SQS gets the bad record back, and the metric the alarm reads counts it (Lambda's Errors would not)
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
     assert batch_records_failed(capsys) == [1]
 
 
 def test_a_batch_without_failures_counts_zero(saga, participants, capsys, fresh_metrics):
-    participants["InventoryService"].action_handler(sqs_event(saga.command("reserve_inventory")), context())
+    participants["InventoryService"].handler("ReserveItems")(sqs_event(saga.command("reserve_inventory")), context())
     assert batch_records_failed(capsys) == [0]
 
 
@@ -415,7 +449,7 @@ def test_a_duplicate_waiting_for_its_twin_is_not_counted_as_failed(
 
     monkeypatch.setattr(participant, "_execute", twin_still_answering)
     event = sqs_event(body, twin)
-    response = participant.action_handler(event, context())
+    response = participant.handler("ReserveItems")(event, context())
     # Then it goes back to SQS, and does not count as a failed record
     assert response == {"batchItemFailures": [{"itemIdentifier": event["Records"][1]["messageId"]}]}
     assert batch_records_failed(capsys) == [0]

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.unit
 
 def _run_action(saga, participants, step):
     body = saga.command(step)
-    response = participants[saga.service(step)].handle_actions(sqs_event(body), context())
+    response = participants[saga.service(step)].handle(body["command"], sqs_event(body), context())
     assert response == {"batchItemFailures": []}
     return body
 
@@ -44,7 +44,7 @@ def test_a_compensation_step_makes_six_dynamodb_requests(saga, participants, req
     body = saga.command("process_payment", "compensation")
     # When the payment is refunded
     with requests.window() as made:
-        response = participants["PaymentService"].handle_compensations(sqs_event(body), context())
+        response = participants["PaymentService"].handle("RefundPayment", sqs_event(body), context())
     # Then it took six requests: the idempotency record (put, completed), the COMPENSATING and COMPENSATED marks, the
     # ledger's read and the refund
     assert response == {"batchItemFailures": []}
@@ -59,7 +59,7 @@ def test_a_duplicate_delivery_makes_one_dynamodb_request(saga, participants, req
     body = _run_action(saga, participants, "reserve_inventory")
     # When SQS delivers its command again
     with requests.window() as made:
-        response = participants["InventoryService"].handle_actions(sqs_event(body), context())
+        response = participants["InventoryService"].handle("ReserveItems", sqs_event(body), context())
     # Then one request found it done: the idempotency put, refused with the stored record
     assert response == {"batchItemFailures": []}
     assert made == ["PutItem"]

@@ -80,18 +80,18 @@ def transient(_command):
 def action(saga, participants, **domain):
     participant = participants.new("InventoryService", **domain)
     with saga_table_requests() as seen:
-        participant.handle_actions(sqs_event(saga.command("reserve_inventory")), context())
+        participant.handle("ReserveItems", sqs_event(saga.command("reserve_inventory")), context())
     return seen
 
 
 def compensation(saga, participants, *, token=True, **domain):
-    participants["InventoryService"].handle_actions(sqs_event(saga.command("reserve_inventory")), context())
+    participants["InventoryService"].handle("ReserveItems", sqs_event(saga.command("reserve_inventory")), context())
     body = saga.command("reserve_inventory", "compensation")
     if not token:  # an operator's re-run (saga_ops resume): no task waits for it
         body["task_token"] = None
     participant = participants.new("InventoryService", **domain)
     with saga_table_requests() as seen:
-        participant.handle_compensations(sqs_event(body), context())
+        participant.handle(body["command"], sqs_event(body), context())
     return seen
 
 
@@ -102,12 +102,12 @@ def late_action_undone(saga, participants, board):
     release = board.hold_next_answer()
     late = participants.new("InventoryService")
     with saga_table_requests() as seen:
-        thread = threading.Thread(target=lambda: late.handle_actions(sqs_event(body), context()))
+        thread = threading.Thread(target=lambda: late.handle(body["command"], sqs_event(body), context()))
         thread.start()
         assert board.answering.wait(5)
         board.time_out(body["task_token"])
         compensation = saga.command("reserve_inventory", "compensation")
-        participants["InventoryService"].handle_compensations(sqs_event(compensation), context())
+        participants["InventoryService"].handle("ReleaseReservation", sqs_event(compensation), context())
         release.set()
         thread.join(5)
     assert board.refused == [("succeed", body["task_token"])]
