@@ -4,7 +4,7 @@ A moto server starts on 127.0.0.1 in this process (local_runtime/moto_server.py)
 on the Node 24 of requirements.txt) then bootstraps the account, deploys the stack (synthesizing app.py, as
 `make deploy` does), deploys a change to it (the participants' log level, through the `logLevel` context
 value) and checks that the update landed. Sagas then run on the deployed stack: started by SigV4-signed
-POST /orders to its API (served locally from the deployed template, as in the local runtime), their
+POST /<route> to its API (served locally from the deployed template, as in the local runtime), their
 participants fed from the deployed queues by LocalCloud attached to the stack; they must reconcile. Last,
 `cdk destroy` removes the stack. Every phase is timed; any failure exits non-zero.
 
@@ -40,7 +40,7 @@ from local_runtime.http_api import serving
 from local_runtime.interrupt import exits_quietly_on_ctrl_c
 from local_runtime.moto_server import LocalEndpoint, local_aws_endpoint
 from saga_testkit.faults import Fault
-from saga_testkit.sagas import LocalSagas
+from saga_testkit.sagas import LocalSagas, named
 from statemachines import load_definition
 from tests.sagas.order_fulfillment.kit import (
     DEPLOY_LOCAL_FAILING_STEP,
@@ -217,12 +217,13 @@ class DeployLocal:
                 happy, compensated = (f"deploy-local-{uuid.uuid4().hex[:10]}" for _ in range(2))
                 failing = definition.step(DEPLOY_LOCAL_FAILING_STEP)
                 sagas.faults.plan(compensated, failing.name, "action", Fault.permanent(failing.permanent_errors[0]))
-                # Started as the README shows: a SigV4-signed POST /orders with the saga id as Idempotency-Key.
-                started = {
-                    saga_id: client.start_order(deploy_local_order(saga_id), saga_id).status
-                    for saga_id in (happy, compensated)
-                }
-                _expect("POST /orders answers", list(started.values()), [202, 202])
+                # Started as the README shows: a SigV4-signed POST /<route>, the saga named by its id field.
+                path = definition.route_path
+                started = {}
+                for saga_id in (happy, compensated):
+                    body, key = named(definition, saga_id, deploy_local_order(saga_id))
+                    started[saga_id] = client.start(path, body, idempotency_key=key).status
+                _expect(f"POST /{path} answers", list(started.values()), [202, 202])
                 unfinished = sagas.wait([happy, compensated], timeout_seconds=SAGA_TIMEOUT_SECONDS)
                 if unfinished:
                     raise DeployLocalError(f"sagas still running after {SAGA_TIMEOUT_SECONDS} s: {unfinished}")
@@ -233,7 +234,7 @@ class DeployLocal:
                             "saga_id": saga_id,
                             "start_answer": started[saga_id],
                             "status": outcome.status,
-                            "status_from_api": client.get_order(saga_id).body["status"],
+                            "status_from_api": client.get(path, saga_id).body["status"],
                             "execution_status": outcome.execution_status,
                             "actions_succeeded": list(outcome.actions_succeeded),
                             "compensations_succeeded": list(outcome.compensations_succeeded),
@@ -244,12 +245,14 @@ class DeployLocal:
             statuses = [saga["status"] for saga in self.report.sagas]
             _expect("saga statuses (healthy, faulty)", statuses, ["COMPLETED", "FAILED"])
             _expect(
-                "statuses GET /orders/{id} answers", [saga["status_from_api"] for saga in self.report.sagas], statuses
+                f"statuses GET /{definition.route_path}/{{id}} answers",
+                [saga["status_from_api"] for saga in self.report.sagas],
+                statuses,
             )
             before_failure = [step.name for step in definition.steps[: definition.steps.index(failing)]]
             _expect("compensated steps", self.report.sagas[1]["compensations_succeeded"], before_failure[::-1])
             _expect("reconciliation problems", self.report.reconciliation_problems, [])
-            phase.detail = "2 signed POST /orders: completed 1, compensated 1, reconciled"
+            phase.detail = f"2 signed POST /{definition.route_path}: completed 1, compensated 1, reconciled"
 
     def _destroy(self, cli: CdkCli, assembly: Path) -> None:
         with self.phase("cdk destroy") as phase:

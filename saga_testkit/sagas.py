@@ -8,11 +8,19 @@ import boto3
 
 from local_runtime.cloud import LocalCloud
 from saga_records import SagaRecordRepository
-from saga_records.starter import SagaStarter, StartedSaga
+from saga_records.starter import SagaSpec, SagaStarter, StartedSaga
 from saga_testkit.faults import FaultInjector
 from saga_testkit.observe import SagaOutcome, execution_arn, outcome_of, wait_until_finished
 from statemachines import SagaDefinition
 from tests.sagas.order_fulfillment.kit import OrderShop, Reconciliation
+
+
+def named(definition: SagaDefinition, saga_id: str, body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """A request body that starts the saga `saga_id` through the API, and the Idempotency-Key it needs: the saga's
+    `api.id_field` set in the body (no key), or, for a saga without one, the body as it is and the key."""
+    if definition.id_field is not None:
+        return {**body, definition.id_field: saga_id}, None
+    return body, saga_id
 
 
 class LocalSagas:
@@ -21,9 +29,8 @@ class LocalSagas:
         self.definition = definition
         self.records = SagaRecordRepository(cloud.output("SagaTableName"))
         self.state_machine_arn = cloud.output(f"{definition.name}StateMachineArn")
-        self.starter = SagaStarter(
-            self.records, self.state_machine_arn, definition.name, [step.name for step in definition.steps]
-        )
+        steps = tuple(step.name for step in definition.steps)
+        self.starter = SagaStarter(self.records, [SagaSpec(definition.name, self.state_machine_arn, steps)])
         self.faults = FaultInjector()
         for step in definition.steps:
             for participant in cloud.participants(step.service):
@@ -51,7 +58,7 @@ class LocalSagas:
         self.shop.seed_stock(stock)
 
     def start(self, saga_id: str, order: dict[str, Any]) -> StartedSaga:
-        return self.starter.start(saga_id, order)
+        return self.starter.start(self.definition.name, saga_id, order)
 
     def wait(self, saga_ids: list[str], timeout_seconds: float = 60, on_finished: Any = None) -> list[str]:
         return wait_until_finished(

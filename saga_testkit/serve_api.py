@@ -42,10 +42,11 @@ def main(argv: list[str] | None = None) -> int:
                 {sku: stock for sku, (_, stock) in CATALOG.items()}
             )
             keys = api.credentials
-            print(f"orders API on {api.url} (stock seeded: {', '.join(CATALOG)}); Ctrl-C stops it. Sign with:")
+            routes = sorted({route.resource for route in api.routes})
+            print(f"saga API on {api.url}: {', '.join(routes)} (stock seeded: {', '.join(CATALOG)}); Ctrl-C stops it.")
             print(
-                f'  curl --aws-sigv4 "aws:amz:{REGION}:execute-api" --user "{keys.access_key}:{keys.secret_key}" '
-                f'-H "x-amz-security-token: {keys.token}" {api.url}/orders/<saga id>'
+                f'Sign with: curl --aws-sigv4 "aws:amz:{REGION}:execute-api" --user "{keys.access_key}:'
+                f'{keys.secret_key}" -H "x-amz-security-token: {keys.token}" {api.url}{routes[0]}/<saga id>'
             )
             print(
                 f"operate it from another terminal: AWS_ENDPOINT_URL={endpoint.url} "

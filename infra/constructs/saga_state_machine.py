@@ -12,6 +12,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import constants, nag
+from infra.constructs.participant import CommandRef
 from infra.constructs.saga_store import grant_saga_items
 from statemachines import SAGA_TABLE_KEY, SagaDefinition, compile_saga, queue_url_key
 
@@ -24,12 +25,17 @@ class SagaStateMachine(Construct):
         scope: Construct,
         definition: SagaDefinition,
         *,
-        command_queues: Mapping[str, sqs.IQueue],
+        command_queues: Mapping[CommandRef, sqs.IQueue],
         saga_table: dynamodb.Table,
     ) -> None:
         super().__init__(scope, f"{definition.name}Saga")
         self.definition = definition
-        queues = {command: command_queues[command] for step in definition.steps for command in step.commands}
+        # Each step's commands go to the queue of its own service's command (a command name is unique in a saga).
+        queues = {
+            command: command_queues[CommandRef(step.service, command)]
+            for step in definition.steps
+            for command in step.commands
+        }
         substitutions = {queue_url_key(command): queue.queue_url for command, queue in queues.items()}
         substitutions[SAGA_TABLE_KEY] = saga_table.table_name
         self.state_machine = sfn.StateMachine(

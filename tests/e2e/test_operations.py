@@ -14,7 +14,7 @@ from rich.console import Console
 from local_runtime.eventbridge import StatusChangeRule
 from saga_ops import cli
 from saga_ops.operations import NotResumable, OperatorError
-from saga_records.starter import SagaStarter
+from saga_records.starter import SagaSpec, SagaStarter
 from saga_testkit.faults import Fault
 from tests.e2e.orders import TIME_SCALE, make_order
 
@@ -206,8 +206,9 @@ def test_a_timed_out_execution_parks_its_saga_record(local_sagas, operator, saga
         ),
         roleArn="arn:aws:iam::123456789012:role/probe",
     )["stateMachineArn"]
-    steps = [step.name for step in local_sagas.definition.steps]
-    SagaStarter(local_sagas.records, probe, local_sagas.definition.name, steps).start(saga_id, make_order())
+    name = local_sagas.definition.name
+    steps = tuple(step.name for step in local_sagas.definition.steps)
+    SagaStarter(local_sagas.records, [SagaSpec(name, probe, steps)]).start(name, saga_id, make_order())
     execution_arn = local_sagas.records.get(saga_id)["execution_arn"]
     deadline = time.monotonic() + 10
     while sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING" and time.monotonic() < deadline:
