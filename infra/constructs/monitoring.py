@@ -143,7 +143,7 @@ class Monitoring(Construct):
         construct_id: str,
         *,
         topic: AlarmTopic,
-        state_machines: Mapping[str, sfn.StateMachine],
+        state_machines: Mapping[str, sfn.IStateMachine],
         command_queues: Mapping[str, CommandQueue],
         dead_letter_queues: Mapping[str, sqs.IQueue],
         functions: Mapping[str, lambda_.IFunction],
@@ -324,7 +324,7 @@ def graphs(
 
 
 def _overview_widgets(
-    state_machines: Mapping[str, sfn.StateMachine],
+    state_machines: Mapping[str, sfn.IStateMachine],
     dead_letter_queues: Mapping[str, sqs.IQueue],
     participant_services: Sequence[str],
     apis: Mapping[str, apigw.RestApi],
@@ -365,7 +365,7 @@ def _overview_widgets(
     return widgets
 
 
-def _executions(zero_filled: ZeroFilled, machine: sfn.StateMachine, saga: str = "") -> list[cloudwatch.IMetric]:
+def _executions(zero_filled: ZeroFilled, machine: sfn.IStateMachine, saga: str = "") -> list[cloudwatch.IMetric]:
     prefix = f"{saga} " if saga else ""
     return [
         zero_filled(metric, f"{prefix}{what}")
@@ -391,7 +391,7 @@ def _dlq_depths(zero_filled: ZeroFilled, dead_letter_queues: Mapping[str, sqs.IQ
 
 def _saga_widgets(
     saga: SagaMonitoring,
-    machine: sfn.StateMachine,
+    machine: sfn.IStateMachine,
     command_queues: Mapping[str, CommandQueue],
     dead_letter_queues: Mapping[str, sqs.IQueue],
 ) -> list[cloudwatch.IWidget]:

@@ -42,7 +42,8 @@ class SagaStateMachine(Construct):
             self,
             "StateMachine",
             state_machine_type=sfn.StateMachineType.STANDARD,  # callbacks need Standard
-            definition_body=sfn.DefinitionBody.from_string(json.dumps(compile_saga(definition), indent=2)),
+            # Compact: the definition is a string inside the template, which CloudFormation caps at 1 MB.
+            definition_body=sfn.DefinitionBody.from_string(json.dumps(compile_saga(definition), separators=(",", ":"))),
             definition_substitutions=substitutions,
             logs=sfn.LogOptions(
                 destination=logs.LogGroup(self, "LogGroup", retention=logs.RetentionDays[constants.LOG_RETENTION]),
