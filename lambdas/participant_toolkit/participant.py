@@ -29,8 +29,8 @@ its compensation. The toolkit does the rest, the same way for every service:
   failed, or the saga compensated past it); never when the step is SUCCEEDED, the next step started or the saga
   COMPLETED, never for a retriable step (forward recovery) and never for a compensation. A record that shows
   neither sends the command back to SQS to decide later, and in the end to its DLQ, whose alarm fires;
-- a compensation without a task token is one an operator re-runs on a parked saga (saga_ops resume):
-  no task waits for it, so its outcome, success or failure, is written on the saga record only;
+- a compensation, or a retriable step's action, without a task token is one an operator re-runs on a parked saga
+  (saga_ops resume): no task waits for it, so its outcome, success or failure, is written on the saga record only;
 - per step (dimensions service, step, kind) it publishes the duration, successes and failures that the
   dashboard's latency and failure-rate widgets read, and per batch the records handed back to SQS (alarmed).
 """
@@ -305,6 +305,8 @@ class SagaParticipant:
         if compensating:
             self._mark_compensation(command, outcome)
         if command.task_token is None:
+            if not compensating:  # an operator's run of a stalled retriable step: the record is its only answer
+                self._mark_action(command, outcome)
             return outcome
         answer = self._answer(command, outcome, schedule)
         return {**outcome, "token": _digest(command.task_token), "answer": answer.value}
