@@ -109,6 +109,7 @@ def _list(operator: SagaOperator, args: argparse.Namespace, console: Console) ->
 
 def _show(operator: SagaOperator, args: argparse.Namespace, console: Console) -> int:
     record, history = operator.show(args.saga_id)
+    record = {**record, "pending": operator.pending(record)}
     console.print(saga_table(record))
     console.print(steps_table(record))
     if record.get("operator_actions"):

@@ -106,6 +106,16 @@ class SagaOperator:
                 history += page["events"]
         return record, history
 
+    def pending(self, record: dict[str, Any]) -> list[dict[str, str]]:
+        """What `resume --retry` would run for a parked saga, in order: its record's `pending` list (the park states
+        write it), or, for a saga parked where none ran (EXECUTION_FAILED), what its definition says is left."""
+        if record.get("status") not in RESUMABLE_STATUSES:
+            return []
+        if "pending" in record:
+            return record["pending"]
+        plan = Plan.compensations(self._definition(record), record)
+        return pending_entries(plan.steps, plan.kind)
+
     def stuck(self, *, time_scale: float = 1.0) -> list[StuckSaga]:
         """What the detector would report now (without reporting it)."""
         deadlines = {name: saga_deadline_seconds(definition) for name, definition in self.definitions.items()}

@@ -19,7 +19,7 @@ import pytest
 from local_runtime.moto_workarounds import all_workarounds
 from participant_toolkit import ParticipantSettings, PermanentFailure, SagaParticipant, observability
 from saga_ops.deployment import Deployment
-from saga_ops.operations import NotResumable, SagaOperator
+from saga_ops.operations import NotResumable, OperatorError, SagaOperator
 from saga_records import SagaRecordRepository, StepStatus
 from statemachines import SAGA_TABLE_KEY, compile_saga, parse_definition, queue_url_key
 from tests.unit.tables import create_idempotency_table, create_saga_table
@@ -284,3 +284,18 @@ def test_a_parked_forward_recovery_resolved_by_hand_keeps_its_failed_step_and_dr
     assert record["operator_actions"][0]["pending"] == ["issue_tickets (action)", "send_itinerary (action)"]
     with pytest.raises(NotResumable):
         _operator().resume("trip-5", reason="again", by="ben@ops")
+
+
+def test_a_saga_of_a_type_no_definition_here_names_is_refused_naming_the_type(moto_saga):
+    # Given a parked saga of a type this checkout has no definition of
+    _parked_at_tickets("trip-6")
+    unknown = SagaOperator(_operator().deployment, definitions=[], poll_seconds=0.02)
+    # When resumed / Then a clear error, and the saga is left as it was
+    with pytest.raises(OperatorError, match="'TripBooking' saga, and no saga definition of that name is known"):
+        unknown.resume("trip-6", reason="GDS is back", by="ana@ops")
+    assert SagaRecordRepository(TABLE).get("trip-6")["status"] == "FORWARD_RECOVERY_FAILED"
+    # And what a resume would run is read from the record
+    assert _operator().pending(SagaRecordRepository(TABLE).get("trip-6")) == [
+        {"step": "issue_tickets", "kind": "action"},
+        {"step": "send_itinerary", "kind": "action"},
+    ]
