@@ -142,6 +142,33 @@ def test_no_queue_or_function_is_left_orphaned_and_every_edge_is_allowed(notify_
     assert [failure for edge in audited for failure in edge.failures] == []
 
 
+def test_a_participant_command_takes_thirteen_resources(notify_stack):
+    # What the README's "how much one stack holds" counts: the command's own resources and its four alarms
+    for service, command in (("MemberService", "Notify"), ("LibraryService", "Notify"), ("LibraryService", "Lend")):
+        own = [
+            r["Type"]
+            for r in notify_stack["Resources"].values()
+            if r.get("Metadata", {}).get("aws:cdk:path", "").startswith(f"{constants.STACK_NAME}/{service}/{command}/")
+        ]
+        alarms = [
+            r
+            for r in notify_stack["Resources"].values()
+            if r["Type"] == "AWS::CloudWatch::Alarm"
+            and re.fullmatch(
+                rf"{constants.STACK_NAME}/{service}\.{command}(\.DLQ)?[A-Z]\w+", r["Properties"]["AlarmName"]
+            )
+        ]
+        assert sorted(own) == sorted(
+            [
+                *["AWS::SQS::Queue", "AWS::SQS::QueuePolicy"] * 2,
+                *["AWS::Lambda::Function", "AWS::IAM::Role", "AWS::IAM::Policy", "AWS::Logs::LogGroup"],
+                "AWS::Lambda::EventSourceMapping",
+            ]
+        ), (service, command)
+        assert len(alarms) == 4, (service, command)
+        assert len(own) + len(alarms) == 13
+
+
 def test_every_saga_of_the_files_gets_its_route(notify_stack):
     paths = {
         r["Properties"]["PathPart"]
