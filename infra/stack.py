@@ -25,7 +25,6 @@ from infra.constructs import (
     SagaStateMachine,
     SagaStore,
     SharedResources,
-    StepMetrics,
 )
 from infra.constructs.monitoring import SagaMonitoring
 from infra.constructs.saga_api import SagaApi, SagaRoute
@@ -134,22 +133,7 @@ class SagaStack(Stack):
                 "SagaApi": api.function,
                 "SagaApiReconciler": api.reconciler,
             },
-            sagas=[
-                SagaMonitoring(
-                    name=definition.name,
-                    steps=[
-                        StepMetrics(service=step.service, step=step.name, kind=kind)
-                        for step in definition.steps
-                        for kind in (["action", "compensation"] if step.compensation else ["action"])
-                    ],
-                    command_queues=[
-                        CommandRef(step.service, command).label
-                        for step in definition.steps
-                        for command in step.commands
-                    ],
-                )
-                for definition in definitions
-            ],
+            sagas=[SagaMonitoring.of(definition) for definition in definitions],
         )
         CfnOutput(
             self,

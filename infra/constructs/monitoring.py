@@ -40,7 +40,9 @@ from constructs import Construct
 
 from infra import constants
 from infra.constructs.notifications import AlarmTopic, alarm_name
+from infra.constructs.participant import CommandRef
 from saga_records import IN_FLIGHT_STATUSES, PARKED_STATUSES, SagaStatus, metric_names
+from statemachines import SagaDefinition
 
 PERIOD = Duration.minutes(constants.ALARM_PERIOD_MINUTES)
 DLQ_PERIOD = Duration.minutes(constants.DLQ_ALARM_PERIOD_MINUTES)
@@ -82,6 +84,20 @@ class SagaMonitoring:
     name: str
     steps: Sequence[StepMetrics]
     command_queues: Sequence[str]
+
+    @classmethod
+    def of(cls, definition: SagaDefinition) -> SagaMonitoring:
+        return cls(
+            name=definition.name,
+            steps=[
+                StepMetrics(service=step.service, step=step.name, kind=kind)
+                for step in definition.steps
+                for kind in (["action", "compensation"] if step.compensation else ["action"])
+            ],
+            command_queues=[
+                CommandRef(step.service, command).label for step in definition.steps for command in step.commands
+            ],
+        )
 
 
 @dataclass(frozen=True)

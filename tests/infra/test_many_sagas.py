@@ -27,7 +27,7 @@ from aws_cdk import aws_stepfunctions as sfn
 
 from infra import constants
 from infra.app_factory import CDK_JSON, CLI_DEFAULT_CONTEXT, build_app
-from infra.constructs import AlarmTopic, CommandQueue, CommandRef, Monitoring, StepMetrics
+from infra.constructs import AlarmTopic, CommandQueue, CommandRef, Monitoring
 from infra.constructs.monitoring import (
     MAX_METRICS_PER_DASHBOARD,
     MAX_METRICS_PER_GRAPH,
@@ -232,18 +232,7 @@ def many(tmp_path_factory) -> dict[str, Any]:
         participant_services=sorted({ref.service for ref in refs}),
         detector=lambda_.Function.from_function_arn(stack, "Detector", arn.format("lambda", "function:detector")),
         apis={},
-        sagas=[
-            SagaMonitoring(
-                name=d.name,
-                steps=[
-                    StepMetrics(service=s.service, step=s.name, kind=kind)
-                    for s in d.steps
-                    for kind in ("action", "compensation")
-                ],
-                command_queues=[CommandRef(s.service, c).label for s in d.steps for c in s.commands],
-            )
-            for d in definitions
-        ],
+        sagas=[SagaMonitoring.of(definition) for definition in definitions],
     )
     add_nag_checks(app)
     app.synth()
