@@ -278,3 +278,33 @@ def test_allowed_principals_are_let_in_and_everyone_else_is_denied(synthesized_w
 def test_an_allowed_principal_that_is_no_principal_is_an_error_naming_the_context_key(value):
     with pytest.raises(ValueError, match=r"context 'apiAllowedPrincipals'"):
         AllowedCallers.parse(value)
+
+
+def test_sagas_that_would_outgrow_lambdas_environment_stop_the_synth_naming_them(definitions):
+    # Given sagas whose SAGAS setting would pass Lambda's 4 KB of environment (long step names)
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_stepfunctions as sfn
+
+    from infra.constructs.saga_api import LAMBDA_ENVIRONMENT_LIMIT_BYTES, SagaApi, SagaRoute, sagas_setting_size
+    from statemachines import parse_definition
+
+    def saga(name: str):
+        step = {"service": "LongService", "sla": {"timeout_seconds": 60, "heartbeat_seconds": 20}, "retriable": True}
+        steps = [
+            {**step, "name": f"a_rather_long_step_name_number_{k:02d}", "action": f"Act{name}{k:02d}"}
+            for k in range(40)
+        ]
+        return parse_definition({"name": name, "description": "long", "steps": steps})
+
+    stack = Stack(App(), "Probe")
+    arn = "arn:aws:states:us-east-1:123456789012:stateMachine:{}"
+    routes = [
+        SagaRoute(definition, sfn.StateMachine.from_state_machine_arn(stack, name, arn.format(name)), {})
+        for name, definition in ((name, saga(name)) for name in ("LongOne", "LongTwo", "LongThree"))
+    ]
+    assert sagas_setting_size(routes) > LAMBDA_ENVIRONMENT_LIMIT_BYTES
+    # When the API is built / Then it refuses, naming the sagas and the limit, before anything is deployed
+    with pytest.raises(ValueError, match=r"LongOne, LongTwo, LongThree: Lambda allows 4096 bytes of environment"):
+        SagaApi(stack, "Api", sagas=routes, shared=None)
+    # And the project's own sagas fit with room to spare
+    assert sagas_setting_size([SagaRoute(d, None, {}) for d in definitions]) < LAMBDA_ENVIRONMENT_LIMIT_BYTES // 4
