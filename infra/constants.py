@@ -87,6 +87,10 @@ API_STAGE = "v1"
 API_THROTTLING_RATE_LIMIT = 100  # steady requests per second for the stage (StartExecution refills at 300/s)
 API_THROTTLING_BURST_LIMIT = 200  # requests
 API_FUNCTION_SERVICE_NAME = "SagaApi"  # Powertools service name of the API and reconciler functions
+# Lambda takes 4 KB of environment variables per function, keys and values of all of them together (bytes). The API's
+# variables other than SAGAS (the table name, limits, Powertools settings) stay below the second figure (bytes).
+LAMBDA_ENVIRONMENT_LIMIT_BYTES = 4 * 1024
+API_OTHER_VARIABLES_BYTES = 1024
 # Step Functions takes at most 256 KiB (262,144 bytes) per state input/output. A saga carries its input and adds
 # each step's result (the order's inventory step echoes the order lines) and error/cause texts, so an input may use a
 # quarter of it: 65,536 bytes. Larger bodies are answered 413 before the body is parsed.

@@ -39,9 +39,9 @@ from saga_api.models import request_json_schema
 API_HANDLER = "saga_api.handlers.handle_request"
 RECONCILER_HANDLER = "saga_api.handlers.reconcile_orphans"
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
-# Lambda allows 4 KB of environment variables per function (keys and values, all of them). A reference counts at the
-# longest value it can take on AWS: a state machine ARN of an 80-character name in the longest partition and region.
-LAMBDA_ENVIRONMENT_LIMIT_BYTES = 4 * 1024
+LAMBDA_ENVIRONMENT_LIMIT_BYTES = constants.LAMBDA_ENVIRONMENT_LIMIT_BYTES
+# In the SAGAS setting a reference counts at the longest value it can take on AWS: a state machine ARN of an
+# 80-character name in the longest partition and region.
 LONGEST_REFERENCE = len("arn:aws-iso-b:states:ap-southeast-5:123456789012:stateMachine:") + 80
 # API Gateway's own 400 for a body its validator refused: say which rule failed, not only "Invalid request body".
 BAD_REQUEST_BODY_TEMPLATE = (
@@ -205,8 +205,7 @@ class SagaApi(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         # Everything but SAGAS is short and fixed; SAGAS grows with the sagas and their steps.
-        other_variables = 1024
-        if sagas_setting_size(sagas) + other_variables > LAMBDA_ENVIRONMENT_LIMIT_BYTES:
+        if sagas_setting_size(sagas) + constants.API_OTHER_VARIABLES_BYTES > LAMBDA_ENVIRONMENT_LIMIT_BYTES:
             raise ValueError(
                 f"the API's SAGAS setting needs up to {sagas_setting_size(sagas)} bytes for sagas "
                 f"{', '.join(saga.definition.name for saga in sagas)}: Lambda allows "
