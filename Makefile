@@ -25,7 +25,7 @@ demo: $(PYTHON_READY)  ## Run ~50 orders through the saga on the local runtime
 soak: $(PYTHON_READY)  ## 1,000 sagas with random faults through the API, checked afterwards; replay: make soak SEED=N
 	$(PY) -m saga_testkit.soak --sagas $(SOAK_SAGAS) $(if $(SEED),--seed $(SEED))
 
-serve-api: $(PYTHON_READY)  ## The stack on the local runtime with its orders API on http://127.0.0.1:8080/v1 (SigV4)
+serve-api: $(PYTHON_READY)  ## The stack on the local runtime with its saga API on http://127.0.0.1:8080/v1 (SigV4)
 	$(PY) -m saga_testkit.serve_api
 
 test: $(PYTHON_READY) $(NODE_READY)  ## The whole test suite (unit, infra, end to end)

@@ -8,7 +8,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 LAMBDAS_DIR = REPO_ROOT / "lambdas"
 # Left out of the one code asset shared by every function.
 LAMBDA_ASSET_EXCLUDES = ["tests", "**/tests", "__pycache__", "**/__pycache__", "*.pyc", "**/*.pyc"]
-SAGAS = saga_files()  # paths of the *.saga.yaml definitions, one state machine each
+SAGAS = saga_files()  # paths of the *.saga.yaml definitions, one state machine each (SagaStack's default)
 
 STACK_NAME = "SagaStack"
 
@@ -84,22 +84,24 @@ def state_machine_output(saga_name: str) -> str:
 # Who may call the API: IAM (SigV4-signed requests). An aws_apigateway.AuthorizationType member name; every method.
 API_AUTHORIZATION = "IAM"
 API_STAGE = "v1"
-API_SAGA = "OrderFulfillment"  # the saga the API starts (its request model is the order)
 API_THROTTLING_RATE_LIMIT = 100  # steady requests per second for the stage (StartExecution refills at 300/s)
 API_THROTTLING_BURST_LIMIT = 200  # requests
 API_FUNCTION_SERVICE_NAME = "SagaApi"  # Powertools service name of the API and reconciler functions
-API_REQUEST_MODEL = "OrderRequest"
-# Step Functions takes at most 256 KiB (262,144 bytes) per state input/output. The saga carries the order as
-# its input and adds each step's result (inventory echoes the order lines) and error/cause texts, so an order
-# may use a quarter of it: 65,536 bytes. Larger bodies are answered 413 before the body is parsed.
+# Lambda takes 4 KB of environment variables per function, keys and values of all of them together (bytes). The API's
+# variables other than SAGAS (the table name, limits, Powertools settings) stay below the second figure (bytes).
+LAMBDA_ENVIRONMENT_LIMIT_BYTES = 4 * 1024
+API_OTHER_VARIABLES_BYTES = 1024
+# Step Functions takes at most 256 KiB (262,144 bytes) per state input/output. A saga carries its input and adds
+# each step's result (the order's inventory step echoes the order lines) and error/cause texts, so an input may use a
+# quarter of it: 65,536 bytes. Larger bodies are answered 413 before the body is parsed.
 STEP_FUNCTIONS_PAYLOAD_LIMIT_BYTES = 256 * 1024
-MAX_ORDER_REQUEST_BYTES = STEP_FUNCTIONS_PAYLOAD_LIMIT_BYTES // 4
+MAX_REQUEST_BYTES = STEP_FUNCTIONS_PAYLOAD_LIMIT_BYTES // 4
 # Orphans (record written, StartExecution failed): the reconciler runs every RECONCILE_EVERY_MINUTES and starts
 # sagas STARTED for longer than the grace period; past the give-up period it fails them (nothing ran).
 RECONCILE_EVERY_MINUTES = 5
 START_GRACE_SECONDS = 120  # seconds; a client retry normally comes first
 START_GIVE_UP_SECONDS = 24 * 3600  # seconds
-API_URL_OUTPUT = "OrdersApiUrl"
+API_URL_OUTPUT = "ApiUrl"
 # Minimum TLS 1.2 on the default execute-api endpoint (a REST API without one also accepts TLS 1.0).
 API_SECURITY_POLICY = "TLS_1_2"
 # `cdk deploy -c apiAllowedPrincipals=arn:aws:iam::111122223333:role/shop,444455556666`: a resource policy lets only

@@ -1,9 +1,11 @@
-"""The saga stack: composes the stores, one participant per service, one state machine per saga, and operations
-(stuck-saga detector, execution-status reconciler, alarms and dashboard)."""
+"""The saga stack: composes the stores, one participant per service, one state machine per saga, the API in front of
+every saga, and operations (stuck-saga detector, execution-status reconciler, alarms and dashboards)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
 
 from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_lambda as lambda_
@@ -14,6 +16,7 @@ from infra import constants
 from infra.constructs import (
     AlarmTopic,
     CommandQueue,
+    CommandRef,
     IdempotencyStore,
     Monitoring,
     Participant,
@@ -22,18 +25,29 @@ from infra.constructs import (
     SagaStateMachine,
     SagaStore,
     SharedResources,
-    StepMetrics,
 )
-from infra.constructs.saga_api import SagaApi
+from infra.constructs.monitoring import SagaMonitoring
+from infra.constructs.saga_api import SagaApi, SagaRoute
 from statemachines import SagaDefinition
 from statemachines.checks import load_sagas
 from statemachines.deadline import saga_deadline_seconds
 
 
 class SagaStack(Stack):
-    def __init__(self, scope: Construct, construct_id: str, **kwargs) -> None:
+    """Every saga of `saga_files`, its participants' code (and each saga's input model) under `code_root`, which is
+    also the one code asset of every function."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        saga_files: Sequence[Path] = constants.SAGAS,
+        code_root: Path = constants.LAMBDAS_DIR,
+        **kwargs,
+    ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        definitions = load_sagas(constants.SAGAS)
+        definitions = load_sagas(saga_files, code_root=code_root)
 
         alarm_topic = AlarmTopic(self, "Notifications")
         saga_store = SagaStore(self, "SagaStore")
@@ -42,7 +56,7 @@ class SagaStack(Stack):
             saga_table=saga_store.table,
             idempotency_table=idempotency_store.table,
             # One asset for every function: each handler is a module path inside lambdas/.
-            code=lambda_.Code.from_asset(str(constants.LAMBDAS_DIR), exclude=constants.LAMBDA_ASSET_EXCLUDES),
+            code=lambda_.Code.from_asset(str(code_root), exclude=constants.LAMBDA_ASSET_EXCLUDES),
             powertools_layer=lambda_.LayerVersion.from_layer_version_arn(
                 self,
                 "PowertoolsLayer",
@@ -56,32 +70,36 @@ class SagaStack(Stack):
             Participant(self, service, commands=commands, shared=shared)
             for service, commands in commands_by_service(definitions).items()
         ]
-        consumers = {name: consumer for participant in participants for name, consumer in participant.consumers.items()}
+        consumers = {ref: consumer for participant in participants for ref, consumer in participant.consumers.items()}
         state_machines = {}
-        api_functions: dict[str, lambda_.IFunction] = {}
-        apis = {}
         for definition in definitions:
             saga = SagaStateMachine(
                 self,
                 definition,
-                command_queues={name: consumer.queue for name, consumer in consumers.items()},
+                command_queues={ref: consumer.queue for ref, consumer in consumers.items()},
                 saga_table=saga_store.table,
             )
             state_machines[definition.name] = saga.state_machine
             for step in definition.steps:
                 for command in step.commands:
-                    saga.state_machine.grant_task_response(consumers[command].function)
+                    saga.state_machine.grant_task_response(consumers[CommandRef(step.service, command)].function)
             CfnOutput(
                 self,
                 constants.state_machine_output(definition.name),
                 value=saga.state_machine.state_machine_arn,
                 description=f"{definition.name} saga state machine",
             )
-            if definition.name == constants.API_SAGA:
-                api = SagaApi(self, "OrdersApi", definition=definition, state_machine=saga.state_machine, shared=shared)
-                CfnOutput(self, constants.API_URL_OUTPUT, value=api.api.url, description="Orders API (IAM-signed)")
-                api_functions = {"OrdersApi": api.function, "OrdersApiReconciler": api.reconciler}
-                apis["OrdersApi"] = api.api
+
+        api = SagaApi(
+            self,
+            "SagaApi",
+            sagas=[
+                SagaRoute.of(definition, state_machines[definition.name], code_root=code_root)
+                for definition in definitions
+            ],
+            shared=shared,
+        )
+        CfnOutput(self, constants.API_URL_OUTPUT, value=api.api.url, description="Every saga's API (IAM-signed)")
 
         operations = SagaOperations(
             self,
@@ -92,33 +110,30 @@ class SagaStack(Stack):
             alarm_topic=alarm_topic.topic,
             alarm_key=alarm_topic.key,
         )
+        command_queues = {
+            ref.label: CommandQueue(queue=consumer.queue, heartbeat_seconds=consumer.command.heartbeat_seconds)
+            for ref, consumer in consumers.items()
+        }
         monitoring = Monitoring(
             self,
             "Monitoring",
             topic=alarm_topic,
             state_machines=state_machines,
-            command_queues={
-                name: CommandQueue(queue=consumer.queue, heartbeat_seconds=consumer.command.heartbeat_seconds)
-                for name, consumer in consumers.items()
-            },
+            command_queues=command_queues,
             participant_services=[participant.service for participant in participants],
             detector=operations.detector,
-            apis=apis,
+            apis={"SagaApi": api.api},
             dead_letter_queues={
-                **{f"{name}DLQ": consumer.dead_letter_queue for name, consumer in consumers.items()},
+                **{f"{ref.label}.DLQ": consumer.dead_letter_queue for ref, consumer in consumers.items()},
                 **operations.dead_letter_queues,
             },
             functions={
-                **{name: consumer.function for name, consumer in consumers.items()},
+                **{ref.label: consumer.function for ref, consumer in consumers.items()},
                 **operations.functions,
-                **api_functions,
+                "SagaApi": api.function,
+                "SagaApiReconciler": api.reconciler,
             },
-            steps=[
-                StepMetrics(service=step.service, step=step.name, kind=kind)
-                for definition in definitions
-                for step in definition.steps
-                for kind in (["action", "compensation"] if step.compensation else ["action"])
-            ],
+            sagas=[SagaMonitoring.of(definition) for definition in definitions],
         )
         CfnOutput(
             self,
@@ -133,7 +148,11 @@ class SagaStack(Stack):
             description="Every alarm and every stuck-saga notice: subscribe here (or deploy with -c alarmEmail=...)",
         )
         CfnOutput(
-            self, constants.DASHBOARD_OUTPUT, value=monitoring.dashboard.dashboard_name, description="Saga dashboard"
+            self,
+            constants.DASHBOARD_OUTPUT,
+            value=monitoring.dashboard.dashboard_name,
+            description="Saga dashboard: every saga's executions, statuses, APIs and incidents (each saga's steps on "
+            "a dashboard of its own, <stack>-<saga>)",
         )
         CfnOutput(self, constants.SAGA_TABLE_OUTPUT, value=saga_store.table.table_name, description="Saga records")
         CfnOutput(

@@ -76,7 +76,7 @@ ANY_METHODS = frozenset(("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "P
 
 @dataclass(frozen=True)
 class Route:
-    resource: str  # /orders/{id}
+    resource: str  # e.g. /orders/{id}
     method: str
     function: DeployedFunction
     authorization: str  # AWS_IAM, NONE, ...
@@ -555,20 +555,23 @@ class SignedApiClient:
             status, raw, answer_headers = error.code, error.read(), dict(error.headers.items())
         return ApiAnswer(status, json.loads(raw) if raw else None, answer_headers)
 
-    def start_order(self, order: dict[str, Any] | str | bytes, idempotency_key: str | None = None) -> ApiAnswer:
+    def start(self, path: str, body: dict[str, Any] | str | bytes, *, idempotency_key: str | None = None) -> ApiAnswer:
+        """POST /<path>: start a saga of the type behind that route (`path` is its segment, e.g. "orders")."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        return self.request("POST", "/orders", body=order, headers=headers)
+        return self.request("POST", f"/{path}", body=body, headers=headers)
 
-    def get_order(self, saga_id: str) -> ApiAnswer:
-        return self.request("GET", f"/orders/{saga_id}")
+    def get(self, path: str, saga_id: str) -> ApiAnswer:
+        """GET /<path>/<saga id>: one saga of that route's type."""
+        return self.request("GET", f"/{path}/{saga_id}")
 
-    def list_orders(self, status: str, limit: int | None = None, next_token: str | None = None) -> ApiAnswer:
+    def list(self, path: str, status: str, limit: int | None = None, next_token: str | None = None) -> ApiAnswer:
+        """GET /<path>?status=..: that route's sagas in `status`, newest first, a page at a time."""
         query = (
             {"status": status}
             | ({"limit": str(limit)} if limit else {})
             | ({"next_token": next_token} if next_token else {})
         )
-        return self.request("GET", f"/orders?{urllib.parse.urlencode(query)}")
+        return self.request("GET", f"/{path}?{urllib.parse.urlencode(query)}")
 
 
 @contextmanager

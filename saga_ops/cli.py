@@ -5,7 +5,7 @@
     python -m saga_ops stuck [--reports]
     python -m saga_ops dlq list
     python -m saga_ops dlq redrive [QUEUE]
-    python -m saga_ops resume <saga-id> --retry --reason "carrier API is back" [--by alice]
+    python -m saga_ops resume <saga-id> --retry --reason "carrier API is back" [--by alice]   # what is pending
     python -m saga_ops resume <saga-id> --resolve --reason "refunded by hand, ticket 4711" [--by alice]
 
 AWS or the local runtime: the same commands; set AWS_ENDPOINT_URL (or --endpoint-url) for a local moto server.
@@ -56,14 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     redrive = dlq.add_parser("redrive", help="move dead letters back to their queue")
     redrive.add_argument("queue", nargs="?", help="part of a DLQ name (default: every DLQ with messages)")
 
-    resume = commands.add_parser("resume", help="finish a parked saga: retry its compensations, or resolve by hand")
+    resume = commands.add_parser("resume", help="finish a parked saga: re-run what is pending, or resolve by hand")
     how = resume.add_mutually_exclusive_group(required=True)
-    how.add_argument("--retry", action="store_true", help="re-run the failed compensation and the remaining ones")
+    how.add_argument(
+        "--retry",
+        action="store_true",
+        help="re-run what is pending: the failed compensation and the earlier ones, or (FORWARD_RECOVERY_FAILED) "
+        "the stalled step and the ones after it",
+    )
     how.add_argument("--resolve", action="store_true", help="mark it resolved by hand")
     resume.add_argument("saga_id")
     resume.add_argument("--reason", required=True, help="why (kept on the saga record)")
     resume.add_argument("--by", help="who (default: your AWS identity)")
-    resume.add_argument("--wait-seconds", type=float, default=300, help="longest wait for each compensation")
+    resume.add_argument("--wait-seconds", type=float, default=300, help="longest wait for each step")
     return parser
 
 
@@ -104,6 +109,7 @@ def _list(operator: SagaOperator, args: argparse.Namespace, console: Console) ->
 
 def _show(operator: SagaOperator, args: argparse.Namespace, console: Console) -> int:
     record, history = operator.show(args.saga_id)
+    record = {**record, "pending": operator.pending(record)}
     console.print(saga_table(record))
     console.print(steps_table(record))
     if record.get("operator_actions"):
@@ -131,14 +137,23 @@ def saga_table(record: dict[str, Any]) -> Table:
         "cause",
         "compensation_error",
         "compensation_cause",
+        "pending",
         "execution_arn",
         "created_at",
         "updated_at",
         "reported_incident",
     ):
         if record.get(field):
-            table.add_row(field, _status(record[field]) if field == "status" else str(record[field]))
+            table.add_row(field, _shown(field, record[field]))
     return table
+
+
+def _shown(field: str, value: Any) -> str:
+    if field == "status":
+        return _status(value)
+    if field == "pending":  # in the order a resume runs them
+        return ", then ".join(f"{item['step']} ({item['kind']})" for item in value)
+    return str(value)
 
 
 def steps_table(record: dict[str, Any]) -> Table:
@@ -247,7 +262,7 @@ def _resume(operator: SagaOperator, args: argparse.Namespace, console: Console) 
         console.print(operator_actions_table(record))
         return 0
     with _progress(console) as progress:
-        task = progress.add_task("compensating", total=None)
+        task = progress.add_task("resuming", total=None)
         outcome = operator.resume(
             args.saga_id,
             reason=args.reason,
@@ -260,12 +275,11 @@ def _resume(operator: SagaOperator, args: argparse.Namespace, console: Console) 
     record, _ = operator.show(args.saga_id)
     console.print(steps_table(record))
     console.print(operator_actions_table(record))
-    if outcome.status != SagaStatus.FAILED:
+    if not outcome.finished:
         console.print(f"[red]✗ saga {args.saga_id} parked again at {outcome.failed_step}: {outcome.error}")
         return 1
-    console.print(
-        f"[green]✓[/] saga {args.saga_id} compensated ({', '.join(outcome.compensated)}): now {_status(outcome.status)}"
-    )
+    how = "completed" if outcome.status == SagaStatus.COMPLETED else "compensated"
+    console.print(f"[green]✓[/] saga {args.saga_id} {how} ({', '.join(outcome.done)}): now {_status(outcome.status)}")
     return 0
 
 

@@ -62,12 +62,13 @@ class Deployment:
             dead_letter_queues=_dead_letter_queues(cloudformation, stack_name),
         )
 
-    def compensation_queue_url(self, saga_type: str, compensation: str) -> str:
-        """The queue the state machine sends `compensation` to (its definition holds the substituted URL)."""
+    def command_queue_url(self, saga_type: str, command: str) -> str:
+        """The queue the saga's state machine sends `command` to, an action or a compensation (its deployed definition
+        holds the substituted URL; each command is the state of its name)."""
         definition = boto3.client("stepfunctions").describe_state_machine(
             stateMachineArn=self.state_machines[saga_type]
         )["definition"]
-        return json.loads(definition)["States"][compensation]["Parameters"]["QueueUrl"]
+        return json.loads(definition)["States"][command]["Parameters"]["QueueUrl"]
 
 
 def _dead_letter_queues(cloudformation: Any, stack_name: str) -> list[DeadLetterQueue]:

@@ -20,10 +20,13 @@ from saga_operations.detector import StuckSaga, StuckSagaDetector
 from saga_operations.records import OperationsRecords
 from saga_ops.deployment import DeadLetterQueue, Deployment
 from saga_records import PARKED_STATUSES, SagaStatus, StepStatus, utc_now
-from statemachines import SagaDefinition, load_definition, saga_files
+from statemachines import SagaDefinition, Step, load_definition, saga_files
 from statemachines.deadline import saga_deadline_seconds
 
-RESUMABLE_STATUSES = (SagaStatus.COMPENSATION_FAILED, SagaStatus.EXECUTION_FAILED)
+# Parked sagas whose compensations `resume --retry` re-runs, and the one whose forward steps it re-runs.
+COMPENSATION_RESUMABLE = (SagaStatus.COMPENSATION_FAILED, SagaStatus.EXECUTION_FAILED)
+FORWARD_RESUMABLE = SagaStatus.FORWARD_RECOVERY_FAILED
+RESUMABLE_STATUSES = (*COMPENSATION_RESUMABLE, FORWARD_RESUMABLE)
 Progress = Callable[[str, int, int], None]  # (what, done, total)
 DeadLetters = tuple[DeadLetterQueue, int, list[dict[str, Any]]]  # queue, depth, first messages described
 
@@ -44,9 +47,14 @@ class NotResumable(OperatorError):
 class ResumeOutcome:
     saga_id: str
     status: str
-    compensated: list[str]
+    done: list[str]  # the steps compensated, or (forward recovery) run, in order
     failed_step: str | None = None
     error: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """The saga reached its end: every completed step compensated (FAILED) or every step done (COMPLETED)."""
+        return self.status in (SagaStatus.FAILED, SagaStatus.COMPLETED)
 
 
 @dataclass
@@ -97,6 +105,16 @@ class SagaOperator:
             for page in paginator.paginate(executionArn=record["execution_arn"]):
                 history += page["events"]
         return record, history
+
+    def pending(self, record: dict[str, Any]) -> list[dict[str, str]]:
+        """What `resume --retry` would run for a parked saga, in order: its record's `pending` list (the park states
+        write it), or, for a saga parked where none ran (EXECUTION_FAILED), what its definition says is left."""
+        if record.get("status") not in RESUMABLE_STATUSES:
+            return []
+        if "pending" in record:
+            return record["pending"]
+        plan = Plan.compensations(self._definition(record), record)
+        return pending_entries(plan.steps, plan.kind)
 
     def stuck(self, *, time_scale: float = 1.0) -> list[StuckSaga]:
         """What the detector would report now (without reporting it)."""
@@ -166,11 +184,14 @@ class SagaOperator:
         wait_seconds: float = 300,
         progress: Progress = _no_progress,
     ) -> ResumeOutcome:
-        """Re-run the failed compensation and then the remaining ones in reverse order, through the participants.
+        """Re-run what the parked saga has pending, one command at a time, through the participants.
 
-        Each is sent without a task token (no execution waits any more): the participant runs it under a fresh
-        idempotency key and writes the outcome on the saga record, which is awaited before the next one is sent.
-        The saga ends FAILED (every completed step compensated) or parks again at the step that failed.
+        COMPENSATION_FAILED or EXECUTION_FAILED: the failed compensation, then the remaining ones in reverse order;
+        the saga ends FAILED (every completed step compensated). FORWARD_RECOVERY_FAILED: the stalled retriable step,
+        then every step after it; the saga ends COMPLETED. Each command is sent without a task token (no execution
+        waits any more): the participant runs it under a fresh idempotency key and writes the outcome on the saga
+        record, which is awaited before the next one is sent. A step that fails again parks the saga again there,
+        with what is still pending.
         """
         record = self._record(saga_id)
         require_reason(reason)
@@ -178,54 +199,60 @@ class SagaOperator:
             raise NotResumable(
                 f"saga {saga_id} is {record['status']}; only {', '.join(RESUMABLE_STATUSES)} sagas can be resumed"
             )
-        definition = self.definitions[record["saga_type"]]
-        to_compensate = compensations_left(definition, record)
+        definition = self._definition(record)
+        forward = record["status"] == FORWARD_RESUMABLE
+        plan = Plan.forward(definition, record) if forward else Plan.compensations(definition, record)
         attempt = len(record.get("operator_actions", [])) + 1
         entry = _audit("retry", reason=reason, by=by, from_status=record["status"])
-        entry["steps"] = [step.name for step in to_compensate]
+        entry["steps"] = [step.name for step in plan.steps]
         if not self.records.record_operator_action(
-            saga_id, expected=[record["status"]], new_status=SagaStatus.COMPENSATING, entry=entry
+            saga_id, expected=[record["status"]], new_status=plan.running, entry=entry
         ):
             raise NotResumable(f"saga {saga_id} changed while resuming it; look again with `show`")
-        compensated: list[str] = []
-        for index, step in enumerate(to_compensate):
-            progress(step.name, index, len(to_compensate))
-            self.records.mark_step(saga_id, step.name, StepStatus.COMPENSATING, saga_status=SagaStatus.COMPENSATING)
-            self._send_compensation(definition, record, step, attempt)
-            step_state = self._await_step(saga_id, step.name, wait_seconds)
-            if step_state.get("status") != StepStatus.COMPENSATED:
-                error = step_state.get("error") or "Operator.CompensationTimedOut"
+        done: list[str] = []
+        for index, step in enumerate(plan.steps):
+            progress(step.name, index, len(plan.steps))
+            self.records.mark_step(saga_id, step.name, plan.step_running, saga_status=plan.running, current=forward)
+            self._send(definition, record, step, plan.kind, attempt)
+            step_state = self._await_step(saga_id, step.name, plan, wait_seconds)
+            if step_state.get("status") != plan.step_done:
+                error = step_state.get("error") or plan.timed_out_error
+                left = plan.steps[index:]
+                sets: dict[str, Any] = {"failed_step": step.name, "pending": pending_entries(left, plan.kind)}
+                if forward:
+                    sets |= {"error": error, "cause": step_state.get("cause") or ""}
+                else:
+                    sets |= {"compensation_error": error, "compensation_cause": step_state.get("cause") or ""}
                 self.records.record_operator_action(
                     saga_id,
-                    expected=[SagaStatus.COMPENSATING],
-                    new_status=SagaStatus.COMPENSATION_FAILED,
+                    expected=[plan.running],
+                    new_status=plan.parked,
                     entry=_audit("retry-failed", reason=reason, by=by, step=step.name, error=error),
-                    sets={
-                        "failed_step": step.name,
-                        "compensation_error": error,
-                        "compensation_cause": step_state.get("cause") or "",
-                    },
+                    sets=sets,
                 )
-                return ResumeOutcome(saga_id, SagaStatus.COMPENSATION_FAILED, compensated, step.name, error)
-            compensated.append(step.name)
-        progress("done", len(to_compensate), len(to_compensate))
+                return ResumeOutcome(saga_id, plan.parked, done, step.name, error)
+            done.append(step.name)
+        progress("done", len(plan.steps), len(plan.steps))
         self.records.record_operator_action(
             saga_id,
-            expected=[SagaStatus.COMPENSATING],
-            new_status=SagaStatus.FAILED,
-            entry=_audit("retry-succeeded", reason=reason, by=by, steps=compensated),
+            expected=[plan.running],
+            new_status=plan.finished,
+            entry=_audit("retry-succeeded", reason=reason, by=by, steps=done),
+            sets={"pending": []},
         )
-        return ResumeOutcome(saga_id, SagaStatus.FAILED, compensated)
+        return ResumeOutcome(saga_id, plan.finished, done)
 
     def resolve(self, saga_id: str, *, reason: str, by: str) -> dict[str, Any]:
-        """Close a parked saga by hand (the operator fixed its effects outside the system)."""
+        """Close a parked saga by hand (the operator fixed its effects outside the system): nothing is pending any
+        more; the steps keep the statuses they had, the audit trail says who closed it and why."""
         record = self._record(saga_id)
         require_reason(reason)
         if record["status"] not in PARKED_STATUSES:
             raise NotResumable(f"saga {saga_id} is {record['status']}; only parked sagas can be resolved by hand")
         entry = _audit("resolve", reason=reason, by=by, from_status=record["status"])
+        entry["pending"] = [f"{item['step']} ({item['kind']})" for item in record.get("pending", [])]
         if not self.records.record_operator_action(
-            saga_id, expected=[record["status"]], new_status=SagaStatus.RESOLVED, entry=entry
+            saga_id, expected=[record["status"]], new_status=SagaStatus.RESOLVED, entry=entry, sets={"pending": []}
         ):
             raise NotResumable(f"saga {saga_id} changed while resolving it; look again with `show`")
         return self._record(saga_id)
@@ -238,34 +265,56 @@ class SagaOperator:
             raise SagaNotFound(f"no saga {saga_id}")
         return record
 
-    def _send_compensation(self, definition: SagaDefinition, record: dict[str, Any], step: Any, attempt: int) -> None:
+    def _definition(self, record: dict[str, Any]) -> SagaDefinition:
+        """The definition of the record's saga type: every type the stack runs is resumable."""
+        saga_type = record.get("saga_type", "")
+        if saga_type not in self.definitions:
+            known = ", ".join(sorted(self.definitions)) or "none"
+            raise OperatorError(
+                f"saga {record['saga_id']} is a {saga_type!r} saga, and no saga definition of that name is known "
+                f"here (known: {known}): run the CLI from the checkout the stack was deployed from"
+            )
+        return self.definitions[saga_type]
+
+    def _send(self, definition: SagaDefinition, record: dict[str, Any], step: Step, kind: str, attempt: int) -> None:
+        """The command the state machine would send for `step`'s `kind`, without a task token."""
         saga_id = record["saga_id"]
         results = {
             name: state["result"]
             for name, state in record.get("steps", {}).items()
             if "result" in state and state.get("status") == StepStatus.SUCCEEDED
         }
-        command = {
+        command: dict[str, Any] = {
             "saga_id": saga_id,
             "saga_type": definition.name,
             "step": step.name,
-            "kind": "compensation",
-            "command": step.compensation,
+            "kind": kind,
+            "command": step.action if kind == "action" else step.compensation,
             # A fresh key: the failed attempt's outcome is remembered under the state machine's key.
-            "idempotency_key": f"{saga_id}#{step.name}#compensation#operator-{attempt}",
+            "idempotency_key": f"{saga_id}#{step.name}#{kind}#operator-{attempt}",
             "heartbeat_seconds": step.sla.heartbeat_seconds,
             "input": record["input"],
             "results": results,
-            "error": {"Error": record.get("error") or "", "Cause": record.get("cause") or ""},
         }
-        queue_url = self.deployment.compensation_queue_url(definition.name, step.compensation)
+        if kind == "compensation":
+            command["error"] = {"Error": record.get("error") or "", "Cause": record.get("cause") or ""}
+        else:
+            # As the compiler places an action: its neighbours, and (only retriable steps are re-run) retriable
+            names = [each.name for each in definition.steps]
+            index = names.index(step.name)
+            command |= {"retriable": True}
+            if index > 0:
+                command["previous_step"] = names[index - 1]
+            if index + 1 < len(names):
+                command["next_step"] = names[index + 1]
+        queue_url = self.deployment.command_queue_url(definition.name, command["command"])
         self._sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(command, separators=(",", ":")))
 
-    def _await_step(self, saga_id: str, step: str, wait_seconds: float) -> dict[str, Any]:
+    def _await_step(self, saga_id: str, step: str, plan: Plan, wait_seconds: float) -> dict[str, Any]:
         deadline = time.monotonic() + wait_seconds
         while True:
             state = (self._record(saga_id).get("steps") or {}).get(step, {})
-            if state.get("status") in (StepStatus.COMPENSATED, StepStatus.COMPENSATION_FAILED):
+            if state.get("status") in (plan.step_done, plan.step_failed):
                 return state
             if time.monotonic() > deadline:
                 return state
@@ -289,12 +338,76 @@ class SagaOperator:
         return messages
 
 
-def compensations_left(definition: SagaDefinition, record: dict[str, Any]) -> list[Any]:
+def compensations_left(definition: SagaDefinition, record: dict[str, Any]) -> list[Step]:
     """The failed step's compensation, then every earlier step's, in reverse order (as the state machine would)."""
     names = [step.name for step in definition.steps]
     failed = record.get("failed_step") or record.get("current_step")
     start = names.index(failed) if failed in names else len(names) - 1
     return [step for step in reversed(definition.steps[: start + 1]) if step.compensation is not None]
+
+
+def forward_steps_left(definition: SagaDefinition, record: dict[str, Any]) -> list[Step]:
+    """The stalled retriable step, then every step after it, in order (as the state machine would have run them)."""
+    names = [step.name for step in definition.steps]
+    stalled = record.get("failed_step") or record.get("current_step")
+    if stalled not in names:
+        raise NotResumable(f"saga {record['saga_id']} names no step of {definition.name} to resume from: {stalled!r}")
+    return definition.steps[names.index(stalled) :]
+
+
+def pending_entries(steps: list[Step], kind: str) -> list[dict[str, str]]:
+    """The saga record's `pending` list (as the park states write it): what is still to run, in order."""
+    return [{"step": step.name, "kind": kind} for step in steps]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a resume runs, and the statuses it moves the saga and each step through."""
+
+    kind: str  # action | compensation
+    steps: list[Step]
+    running: SagaStatus  # the saga while the operator runs it
+    finished: SagaStatus
+    parked: SagaStatus  # where a step failing again parks it
+    step_running: StepStatus
+    step_done: StepStatus
+    step_failed: StepStatus
+    timed_out_error: str
+
+    @classmethod
+    def compensations(cls, definition: SagaDefinition, record: dict[str, Any]) -> Plan:
+        return cls(
+            "compensation",
+            compensations_left(definition, record),
+            SagaStatus.COMPENSATING,
+            SagaStatus.FAILED,
+            SagaStatus.COMPENSATION_FAILED,
+            StepStatus.COMPENSATING,
+            StepStatus.COMPENSATED,
+            StepStatus.COMPENSATION_FAILED,
+            "Operator.CompensationTimedOut",
+        )
+
+    @classmethod
+    def forward(cls, definition: SagaDefinition, record: dict[str, Any]) -> Plan:
+        steps = forward_steps_left(definition, record)
+        not_retriable = [step.name for step in steps if not step.retriable]
+        if not_retriable:
+            raise NotResumable(
+                f"saga {record['saga_id']}: {', '.join(not_retriable)} is not retriable; only retriable steps run "
+                "forward again (resolve it by hand)"
+            )
+        return cls(
+            "action",
+            steps,
+            SagaStatus.PENDING,
+            SagaStatus.COMPLETED,
+            SagaStatus.FORWARD_RECOVERY_FAILED,
+            StepStatus.RUNNING,
+            StepStatus.SUCCEEDED,
+            StepStatus.FAILED,
+            "Operator.StepTimedOut",
+        )
 
 
 def require_reason(reason: str) -> None:

@@ -39,7 +39,7 @@ from saga_ops.operations import SagaOperator
 from saga_records import PARKED_STATUSES
 from saga_testkit.kit import project_definition
 from saga_testkit.observe import FINISHED_STATUSES
-from saga_testkit.sagas import LocalSagas
+from saga_testkit.sagas import LocalSagas, named
 from saga_testkit.scenario import Scenario
 
 MIN_CONSOLE_WIDTH = 120  # columns; CI and pipes report 80, which folds the tables
@@ -82,11 +82,14 @@ def run(seed: int, time_scale: float, console: Console) -> int:
             console.print(f"  not emulated by moto (the infra tests check them on the template): {skipped}")
         sagas = LocalSagas(cloud, definition)
         sagas.kit.prepare_demo()
-        console.print(f"  orders API (IAM: SigV4-signed requests only): POST/GET {api.url}/orders")
+        console.print(
+            f"  {definition.name} API (IAM: SigV4-signed requests only): POST/GET {api.url}/{definition.route_path}"
+        )
         return _run_orders(sagas, client, seed, console)
 
 
 def _run_orders(sagas: LocalSagas, client: SignedApiClient, seed: int, console: Console) -> int:
+    path = sagas.definition.route_path
     rng = random.Random(seed)
     plan = [scenario for scenario in sagas.kit.scenarios for _ in range(scenario.count)]
     rng.shuffle(plan)
@@ -103,32 +106,32 @@ def _run_orders(sagas: LocalSagas, client: SignedApiClient, seed: int, console: 
     with progress:
         started = progress.add_task("started", total=len(plan))
         finished = progress.add_task("finished", total=len(plan))
-        running = _FinishedWatch(client, lambda: progress.advance(finished))
+        running = _FinishedWatch(client, path, lambda: progress.advance(finished))
         for number, scenario in enumerate(plan, start=1):
             running.wait_below(MAX_IN_FLIGHT)
             saga_id = f"order-{seed}-{number:04d}"
             for step, kind, fault in scenario.faults:
                 sagas.faults.plan(saga_id, step, kind, fault)
-            orders[saga_id] = sagas.kit.scenario_input(scenario, number, rng)
-            answer = client.start_order(orders[saga_id], idempotency_key=saga_id)
+            orders[saga_id], key = named(sagas.definition, saga_id, sagas.kit.scenario_input(scenario, number, rng))
+            answer = client.start(path, orders[saga_id], idempotency_key=key)
             if answer.status != 202:
-                refused.append(f"{saga_id}: POST /orders answered {answer.status} {answer.body}")
+                refused.append(f"{saga_id}: POST /{path} answered {answer.status} {answer.body}")
             scenario_of[saga_id] = scenario
             running.add(saga_id)
             progress.advance(started)
             time.sleep(1 / ORDERS_PER_SECOND)
         unfinished = running.wait_below(1, timeout_seconds=180)
 
-    api_status = {saga_id: client.get_order(saga_id).body.get("status") for saga_id in scenario_of}
+    api_status = {saga_id: client.get(path, saga_id).body.get("status") for saga_id in scenario_of}
     outcomes = {saga_id: sagas.outcome(saga_id) for saga_id in scenario_of}
     surprises = [
-        f"{saga_id} ({scenario.name}): expected {scenario.expected_status}, GET /orders/{saga_id} says "
+        f"{saga_id} ({scenario.name}): expected {scenario.expected_status}, GET /{path}/{saga_id} says "
         f"{api_status[saga_id]}"
         for saga_id, scenario in scenario_of.items()
         if saga_id not in unfinished and api_status[saga_id] != scenario.expected_status
     ]
     console.print(_outcome_table(scenario_of, outcomes))
-    gate, gate_problems = _front_door_table(client, orders)
+    gate, gate_problems = _front_door_table(client, path, orders)
     console.print(gate)
     problems = [f"{saga_id} did not finish" for saga_id in unfinished] + refused + surprises + gate_problems
     if not problems:
@@ -150,11 +153,11 @@ def _run_orders(sagas: LocalSagas, client: SignedApiClient, seed: int, console: 
 
 
 class _FinishedWatch:
-    """The demo's sagas still running, as the API lists them: one GET /orders?status=... per finished status and
+    """The demo's sagas still running, as the API lists them: one GET /<route>?status=... per finished status and
     round, not a GET per saga."""
 
-    def __init__(self, client: SignedApiClient, on_finished: Any) -> None:
-        self.client, self.on_finished = client, on_finished
+    def __init__(self, client: SignedApiClient, path: str, on_finished: Any) -> None:
+        self.client, self.path, self.on_finished = client, path, on_finished
         self.waiting: set[str] = set()
 
     def add(self, saga_id: str) -> None:
@@ -173,7 +176,7 @@ class _FinishedWatch:
         for status in sorted(FINISHED_STATUSES):
             token = None
             while True:
-                page = self.client.list_orders(status, limit=100, next_token=token).body
+                page = self.client.list(self.path, status, limit=100, next_token=token).body
                 for saga in page["sagas"]:
                     if saga["saga_id"] in self.waiting:
                         self.waiting.discard(saga["saga_id"])
@@ -183,27 +186,28 @@ class _FinishedWatch:
                     break
 
 
-def _front_door_table(client: SignedApiClient, orders: dict[str, dict[str, Any]]) -> tuple[Table, list[str]]:
+def _front_door_table(client: SignedApiClient, path: str, orders: dict[str, dict[str, Any]]) -> tuple[Table, list[str]]:
     """What the API refuses or deduplicates, shown with requests against a saga that already ran."""
-    saga_id, order = next(iter(orders.items()))
+    order = next(iter(orders.values()))
     changed = {**order, "items": [{**order["items"][0], "quantity": order["items"][0]["quantity"] + 1}]}
     unsigned = SignedApiClient(client.base_url, client.credentials)
     probes = [
-        ("the same order again (a client retry)", 202, lambda: client.start_order(order, idempotency_key=saga_id)),
-        ("same key, another body", 409, lambda: client.start_order(changed, idempotency_key=saga_id)),
+        ("the same order again (a client retry)", 202, lambda: client.start(path, order)),
+        ("same order, another Idempotency-Key (a replay)", 400, lambda: client.start(path, order, idempotency_key="x")),
+        ("same order id, another body", 409, lambda: client.start(path, changed)),
         (
             "negative quantity",
             400,
-            lambda: client.start_order(
-                {**order, "order_id": "probe-1", "items": [{**order["items"][0], "quantity": -1}]}
+            lambda: client.start(
+                path, {**order, "order_id": "probe-1", "items": [{**order["items"][0], "quantity": -1}]}
             ),
         ),
         (
             "body over the saga's 64 KiB budget",
             413,
-            lambda: client.start_order(json.dumps(order)[:-1] + " " * 70_000 + "}", idempotency_key="probe-2"),
+            lambda: client.start(path, json.dumps(order)[:-1] + " " * 70_000 + "}"),
         ),
-        ("unsigned request", 403, lambda: unsigned.request("POST", "/orders", body=order, signed=False)),
+        ("unsigned request", 403, lambda: unsigned.request("POST", f"/{path}", body=order, signed=False)),
     ]
     table = Table(title="API front door")
     for column in ("request", "status", "answer"):

@@ -4,9 +4,9 @@ A moto server starts on 127.0.0.1 in this process (local_runtime/moto_server.py)
 on the Node 24 of requirements.txt) then bootstraps the account, deploys the stack (synthesizing app.py, as
 `make deploy` does), deploys a change to it (the participants' log level, through the `logLevel` context
 value) and checks that the update landed. Two sagas of the project's first saga then run on the deployed stack
-(its kit's sample inputs; one meets a permanent failure): started by SigV4-signed POSTs to its API (served locally
-from the deployed template, as in the local runtime), their participants fed from the deployed queues by LocalCloud
-attached to the stack; the saga's invariant check must hold. Last,
+(its kit's sample inputs; one meets a permanent failure): started by SigV4-signed POST /<route> to its API (served
+locally from the deployed template, as in the local runtime), their participants fed from the deployed queues by
+LocalCloud attached to the stack; the saga's invariant check must hold. Last,
 `cdk destroy` removes the stack. Every phase is timed; any failure exits non-zero.
 
     python -m saga_testkit.deploy_local [--update-log-level DEBUG] [--report report.json]
@@ -44,7 +44,7 @@ from local_runtime.moto_server import LocalEndpoint, local_aws_endpoint
 from saga_testkit.fault_matrix import INJECTED_PERMANENT_ERROR
 from saga_testkit.faults import Fault
 from saga_testkit.kit import project_definition
-from saga_testkit.sagas import LocalSagas
+from saga_testkit.sagas import LocalSagas, named
 from statemachines import SagaDefinition, Step
 
 CDK_CLI = constants.REPO_ROOT / "node_modules" / ".bin" / "cdk"
@@ -216,13 +216,14 @@ class DeployLocal:
                 failing = failing_step(definition)
                 error = (failing.permanent_errors or [INJECTED_PERMANENT_ERROR])[0]
                 sagas.faults.plan(compensated, failing.name, "action", Fault.permanent(error))
-                # Started as the README shows: a SigV4-signed POST with the saga id as Idempotency-Key.
+                # Started as the README shows: a SigV4-signed POST /<route>, the saga named by its id field.
                 rng = random.Random(len(definition.steps))
-                started = {
-                    saga_id: client.start_order(sagas.kit.sample_input(number, rng), saga_id).status
-                    for number, saga_id in enumerate((happy, compensated), start=1)
-                }
-                _expect("POST /orders answers", list(started.values()), [202, 202])
+                path = definition.route_path
+                started = {}
+                for number, saga_id in enumerate((happy, compensated), start=1):
+                    body, key = named(definition, saga_id, sagas.kit.sample_input(number, rng))
+                    started[saga_id] = client.start(path, body, idempotency_key=key).status
+                _expect(f"POST /{path} answers", list(started.values()), [202, 202])
                 unfinished = sagas.wait([happy, compensated], timeout_seconds=SAGA_TIMEOUT_SECONDS)
                 if unfinished:
                     raise DeployLocalError(f"sagas still running after {SAGA_TIMEOUT_SECONDS} s: {unfinished}")
@@ -233,7 +234,7 @@ class DeployLocal:
                             "saga_id": saga_id,
                             "start_answer": started[saga_id],
                             "status": outcome.status,
-                            "status_from_api": client.get_order(saga_id).body["status"],
+                            "status_from_api": client.get(path, saga_id).body["status"],
                             "execution_status": outcome.execution_status,
                             "actions_succeeded": list(outcome.actions_succeeded),
                             "compensations_succeeded": list(outcome.compensations_succeeded),
@@ -244,12 +245,14 @@ class DeployLocal:
             statuses = [saga["status"] for saga in self.report.sagas]
             _expect("saga statuses (healthy, faulty)", statuses, ["COMPLETED", "FAILED"])
             _expect(
-                "statuses GET /orders/{id} answers", [saga["status_from_api"] for saga in self.report.sagas], statuses
+                f"statuses GET /{definition.route_path}/{{id}} answers",
+                [saga["status_from_api"] for saga in self.report.sagas],
+                statuses,
             )
             before_failure = [step.name for step in definition.steps[: definition.steps.index(failing)]]
             _expect("compensated steps", self.report.sagas[1]["compensations_succeeded"], before_failure[::-1])
             _expect("invariant check problems", self.report.invariant_problems, [])
-            phase.detail = "2 signed POSTs: completed 1, compensated 1, invariants hold"
+            phase.detail = f"2 signed POST /{definition.route_path}: completed 1, compensated 1, invariants hold"
 
     def _destroy(self, cli: CdkCli, assembly: Path) -> None:
         with self.phase("cdk destroy") as phase:

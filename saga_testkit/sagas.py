@@ -13,12 +13,20 @@ import boto3
 
 from local_runtime.cloud import LocalCloud
 from saga_records import SagaRecordRepository
-from saga_records.starter import SagaStarter, StartedSaga
+from saga_records.starter import SagaSpec, SagaStarter, StartedSaga
 from saga_testkit.faults import FaultInjector, fault_injector
 from saga_testkit.invariants import SagaCheck
 from saga_testkit.kit import SagaKit, load_kit
 from saga_testkit.observe import SagaOutcome, execution_arn, outcome_of, wait_until_finished
 from statemachines import SagaDefinition
+
+
+def named(definition: SagaDefinition, saga_id: str, body: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """A request body that starts the saga `saga_id` through the API, and the Idempotency-Key it needs: the saga's
+    `api.id_field` set in the body (no key), or, for a saga without one, the body as it is and the key."""
+    if definition.id_field is not None:
+        return {**body, definition.id_field: saga_id}, None
+    return body, saga_id
 
 
 class LocalSagas:
@@ -28,9 +36,8 @@ class LocalSagas:
         self.definition = definition
         self.records = SagaRecordRepository(cloud.output("SagaTableName"))
         self.state_machine_arn = cloud.output(f"{definition.name}StateMachineArn")
-        self.starter = SagaStarter(
-            self.records, self.state_machine_arn, definition.name, [step.name for step in definition.steps]
-        )
+        steps = tuple(step.name for step in definition.steps)
+        self.starter = SagaStarter(self.records, [SagaSpec(definition.name, self.state_machine_arn, steps)])
         self.faults: FaultInjector = fault_injector(cloud)
         self.kit = kit or load_kit(definition, self.service_table)
 
@@ -50,7 +57,7 @@ class LocalSagas:
                 self.cloud.scale_out(function, environments_per_participant)
 
     def start(self, saga_id: str, saga_input: dict[str, Any]) -> StartedSaga:
-        return self.starter.start(saga_id, saga_input)
+        return self.starter.start(self.definition.name, saga_id, saga_input)
 
     def wait(self, saga_ids: list[str], timeout_seconds: float = 60, on_finished: Any = None) -> list[str]:
         return wait_until_finished(

@@ -42,12 +42,13 @@ def main(argv: list[str] | None = None) -> int:
                 LocalSagas(cloud, definition).kit.prepare_demo()
             keys = api.credentials
             names = ", ".join(definition.name for definition in definitions)
+            routes = sorted({route.resource for route in api.routes})
             # From the moment it says Ctrl-C stops it, Ctrl-C does: a user (or a test) may press it at once.
             with suppress(KeyboardInterrupt):
-                print(f"orders API on {api.url} (demo data of {names} seeded); Ctrl-C stops it. Sign with:")
+                print(f"saga API on {api.url}: {', '.join(routes)} (demo data of {names} seeded); Ctrl-C stops it.")
                 print(
-                    f'  curl --aws-sigv4 "aws:amz:{REGION}:execute-api" --user "{keys.access_key}:{keys.secret_key}" '
-                    f'-H "x-amz-security-token: {keys.token}" {api.url}/orders/<saga id>'
+                    f'Sign with: curl --aws-sigv4 "aws:amz:{REGION}:execute-api" --user "{keys.access_key}:'
+                    f'{keys.secret_key}" -H "x-amz-security-token: {keys.token}" {api.url}{routes[0]}/<saga id>'
                 )
                 print(
                     f"operate it from another terminal: AWS_ENDPOINT_URL={endpoint.url} "

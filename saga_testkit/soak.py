@@ -1,4 +1,4 @@
-"""`make soak`: many sagas at once through the signed API, with random faults drawn from a printed seed.
+"""`make soak`: many sagas at once through the signed saga API, with random faults drawn from a printed seed.
 
 Each saga is healthy, has one fault, or a few, drawn per (saga, step, action|compensation) from every fault kind the
 test kit injects (saga_testkit.faults); its input is its kit's sample input (saga_testkit.kit). Afterwards the
@@ -38,7 +38,7 @@ from saga_records import PARKED_STATUSES
 from saga_testkit.faults import Fault
 from saga_testkit.kit import project_definition
 from saga_testkit.observe import execution_arn, history_events, wait_until_finished
-from saga_testkit.sagas import LocalSagas
+from saga_testkit.sagas import LocalSagas, named
 from saga_testkit.soak_checks import (
     DeadLetter,
     DlqAlarm,
@@ -282,7 +282,11 @@ def soak(
     for saga_id, faults in plan.items():
         for planned in faults:
             sagas.faults.plan(saga_id, planned.step, planned.kind, planned.fault)
-    inputs = {saga_id: sagas.kit.sample_input(number, rng) for number, saga_id in enumerate(saga_ids, start=1)}
+    inputs = {
+        saga_id: named(sagas.definition, saga_id, sagas.kit.sample_input(number, rng))
+        for number, saga_id in enumerate(saga_ids, start=1)
+    }
+    path = sagas.definition.route_path
     queues = {mapping.function.name: mapping.queue_url for mapping in sagas.cloud.mappings}
     measured = Measurements()
     accepted: list[str] = []
@@ -298,16 +302,17 @@ def soak(
 
     def start(saga_id: str) -> None:
         try:
-            answer = client.start_order(inputs[saga_id], idempotency_key=saga_id)
+            body, key = inputs[saga_id]
+            answer = client.start(path, body, idempotency_key=key)
         except Exception as error:  # e.g. the request timed out: a violation to report, not a lost start slot
             with lock:
-                measured.refused.append(f"{saga_id}: POST /orders failed: {error!r}")
+                measured.refused.append(f"{saga_id}: POST /{path} failed: {error!r}")
             return
         with lock:
             if answer.status == 202:
                 accepted.append(saga_id)
             else:
-                measured.refused.append(f"{saga_id}: POST /orders answered {answer.status} {answer.body}")
+                measured.refused.append(f"{saga_id}: POST /{path} answered {answer.status} {answer.body}")
 
     max_backlog = BACKLOG_PER_CONSUMER * sagas.cloud.consumers_per_queue
     with BacklogSampler(queues, sagas.state_machine_arn, measured.max_backlog, lambda: len(submitted)) as sampler:

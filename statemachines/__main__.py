@@ -31,7 +31,8 @@ def generated_files(saga_file: Path) -> dict[Path, str]:
 
 
 def check(paths: list[Path], code_root: Path) -> int:
-    """Validate `paths` together with the project's own sagas (a name must not clash with theirs)."""
+    """Validate `paths` against the code under `code_root`, and together with the project's own sagas (a name or a
+    route must not clash with theirs)."""
     given = [path.resolve() for path in paths]
     missing = [path for path in paths if not path.is_file()]
     if missing:
@@ -39,7 +40,8 @@ def check(paths: list[Path], code_root: Path) -> int:
         return 2
     others = [path for path in saga_files() if path.resolve() not in given]
     try:
-        definitions = load_sagas([*paths, *others], code_root=code_root)
+        load_sagas([*paths, *others], code_root=None)
+        definitions = load_sagas(paths, code_root=code_root)
     except SagaDefinitionError as error:
         print(error, file=sys.stderr)
         return 2

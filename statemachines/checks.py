@@ -5,11 +5,14 @@ Each problem is reported as file, step and field, like a problem inside one file
 - one service's command used as an action by one step and as a compensation by another (a participant function
   serves one kind of command; the toolkit dead-letters the other kind);
 - a step whose service has no participant code, or whose command has no handler in it (the stack would deploy,
-  and every command would then dead-letter).
+  and every command would then dead-letter);
+- two sagas on the same API route (`api.path`);
+- a saga without its input model (`lambdas/sagas/<saga in snake_case>.py` defining `Input`, the API's request body),
+  or whose `api.id_field` is not a required string field of it.
 
 Participant code is read, not imported (importing a handler builds its clients from the function's environment):
 `lambdas/services/<package>/handlers.py` must define, at module level, one name per command (ReserveItems ->
-reserve_items).
+reserve_items). An input module is read first, then loaded (it needs pydantic only) to look at its fields.
 """
 
 from __future__ import annotations
@@ -19,7 +22,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from statemachines.definition import SagaDefinition, SagaDefinitionError, load_definition, snake_case
+from statemachines.definition import (
+    INPUT_MODEL,
+    SagaDefinition,
+    SagaDefinitionError,
+    load_definition,
+    snake_case,
+)
+from statemachines.inputs import InputModelError, input_module_path, load_input_model
 
 DEFAULT_CODE_ROOT = Path(__file__).resolve().parent.parent / "lambdas"
 HANDLERS_MODULE = "handlers.py"
@@ -41,9 +51,9 @@ def load_sagas(paths: Iterable[Path], *, code_root: Path | None = DEFAULT_CODE_R
             loaded.append(LoadedSaga(Path(path), load_definition(path)))
         except SagaDefinitionError as error:
             problems.append(str(error))
-    problems += _duplicate_names(loaded) + _command_kinds(loaded)
+    problems += _duplicate_names(loaded) + _duplicate_routes(loaded) + _command_kinds(loaded)
     if code_root is not None:
-        problems += _participant_code(loaded, Path(code_root))
+        problems += _participant_code(loaded, Path(code_root)) + _input_models(loaded, Path(code_root))
     if problems:
         raise SagaDefinitionError("\n".join(problems))
     return [saga.definition for saga in loaded]
@@ -59,6 +69,65 @@ def _duplicate_names(loaded: list[LoadedSaga]) -> list[str]:
         else:
             first_file[name] = saga.path
     return problems
+
+
+def _duplicate_routes(loaded: list[LoadedSaga]) -> list[str]:
+    first: dict[str, LoadedSaga] = {}
+    problems = []
+    for saga in loaded:
+        path = saga.definition.route_path
+        if path in first:
+            other = first[path]
+            if other.definition.name == saga.definition.name:
+                continue  # the same saga twice: reported as such
+            problems.append(
+                f"{saga.path}: field 'api.path': route /{path} is already the route of saga "
+                f"'{other.definition.name}' in {other.path}"
+            )
+        else:
+            first[path] = saga
+    return problems
+
+
+def _input_models(loaded: list[LoadedSaga], code_root: Path) -> list[str]:
+    problems = []
+    for saga in loaded:
+        definition = saga.definition
+        module = input_module_path(code_root, definition)
+        shown = _shown(module, code_root)
+        names = _module_names(module)
+        if names is None:
+            problems.append(
+                f"{saga.path}: field 'name': no input model for saga {definition.name}: {shown} does not exist "
+                f"(write a pydantic model `{INPUT_MODEL}` there: the body of POST /{definition.route_path})"
+            )
+            continue
+        if INPUT_MODEL not in names:
+            problems.append(f"{saga.path}: field 'name': {shown} defines no `{INPUT_MODEL}` (the saga's input model)")
+            continue
+        if definition.id_field is None:
+            continue
+        try:
+            model = load_input_model(code_root, definition)
+        except InputModelError as error:
+            problems.append(f"{saga.path}: field 'api.id_field': {error}")
+            continue
+        field = model.model_fields.get(definition.id_field)
+        if field is None:
+            problems.append(
+                f"{saga.path}: field 'api.id_field': {shown}'s {INPUT_MODEL} has no field '{definition.id_field}' "
+                f"(fields: {', '.join(model.model_fields) or 'none'})"
+            )
+        elif not field.is_required() or _json_type(model, definition.id_field) != "string":
+            problems.append(
+                f"{saga.path}: field 'api.id_field': {shown}'s {INPUT_MODEL}.{definition.id_field} must be a required "
+                "string: its value is the saga id"
+            )
+    return problems
+
+
+def _json_type(model: type, field: str) -> object:
+    return model.model_json_schema().get("properties", {}).get(field, {}).get("type")
 
 
 def _command_kinds(loaded: list[LoadedSaga]) -> list[str]:

@@ -11,7 +11,10 @@ semantics allow):
   records FAILED. A compensated saga is a business outcome, so that execution succeeds;
 - a compensation that fails after its retries records COMPENSATION_FAILED and fails the execution with
   `Saga.CompensationFailed`; a retriable step (past the pivot) that runs out of retries records
-  FORWARD_RECOVERY_FAILED and fails with `Saga.ForwardRecoveryFailed`. Only parked sagas fail.
+  FORWARD_RECOVERY_FAILED (and its step FAILED, with the error) and fails with `Saga.ForwardRecoveryFailed`. Only
+  parked sagas fail. Either park state writes the saga's `pending` list: what an operator's resume runs, in order
+  (the failed compensation and every earlier one, last first; or the stalled step and every step after it), known
+  here statically, so parking costs no state more.
 
 The execution as a whole is bounded by `TimeoutSeconds`, the saga's deadline (statemachines/deadline.py: every
 step and compensation using all its retries, each attempt to its timeout, plus grace): an execution that escapes
@@ -101,6 +104,7 @@ def compile_saga(definition: SagaDefinition) -> dict[str, Any]:
             error_path="$.compensation_error",
             next_state=COMPENSATION_FAILED_STATE,
             keep_saga_error=True,
+            pending=pending_after_compensation_failure(definition, step.name),
         )
     for step in steps:
         if step.retriable:
@@ -109,6 +113,8 @@ def compile_saga(definition: SagaDefinition) -> dict[str, Any]:
                 failed_step=step.name,
                 error_path="$.error",
                 next_state=FORWARD_RECOVERY_FAILED_STATE,
+                step_failed=True,
+                pending=pending_after_forward_recovery_failure(definition, step.name),
             )
     states[RECORD_COMPLETED] = _record_update("COMPLETED", succeeded_steps=[step.name for step in steps])
     if definition.compensatable_steps:
@@ -132,6 +138,19 @@ def compile_saga(definition: SagaDefinition) -> dict[str, Any]:
         "TimeoutSeconds": saga_deadline_seconds(definition),
         "States": states,
     }
+
+
+def pending_after_compensation_failure(definition: SagaDefinition, step_name: str) -> list[dict[str, str]]:
+    """What is left to do once `step_name`'s compensation failed for good: it, then every earlier compensation."""
+    names = [step.name for step in definition.steps]
+    earlier = definition.steps[: names.index(step_name) + 1]
+    return [{"step": step.name, "kind": "compensation"} for step in reversed(earlier) if step.compensation is not None]
+
+
+def pending_after_forward_recovery_failure(definition: SagaDefinition, step_name: str) -> list[dict[str, str]]:
+    """What is left to do once the retriable step `step_name` ran out of retries: it, then every step after it."""
+    names = [step.name for step in definition.steps]
+    return [{"step": step.name, "kind": "action"} for step in definition.steps[names.index(step_name) :]]
 
 
 def _forward_task(definition: SagaDefinition, steps: list[Step], index: int, next_state: str) -> dict[str, Any]:
@@ -253,9 +272,15 @@ def _record_update(
     next_state: str | None = None,
     keep_saga_error: bool = False,
     succeeded_steps: list[str] | None = None,
+    step_failed: bool = False,
+    pending: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """One DynamoDB UpdateItem on the saga record; a missing record is created rather than lost (unless it names
-    `succeeded_steps`: their entries in the record's steps map must exist)."""
+    `succeeded_steps` or `step_failed`: their entries in the record's steps map must exist).
+
+    `step_failed` marks `failed_step` FAILED with the error at `error_path` (a retriable step whose retries ran out:
+    no participant answered its last attempt, so nothing else would); `pending` is written as the saga's list of
+    what is left to run, each `{"step", "kind"}`."""
     sets = ["#status = :status", "updated_at = :now"]
     names = {"#status": "status"}
     values: dict[str, Any] = {
@@ -277,6 +302,23 @@ def _record_update(
     if failed_step is not None:
         sets.append("failed_step = :failed_step")
         values[":failed_step"] = {"S": failed_step}
+    if step_failed:
+        assert failed_step is not None
+        assert error_path is not None
+        names |= {"#failed": failed_step, "#error": "error", "#cause": "cause"}
+        values[":step_failed"] = {"S": "FAILED"}
+        sets += [
+            "steps.#failed.#status = :step_failed",
+            "steps.#failed.#error = :error",
+            "steps.#failed.#cause = :cause",
+            "steps.#failed.finished_at = :now",
+        ]
+    if pending is not None:
+        names["#pending"] = "pending"
+        values[":pending"] = {
+            "L": [{"M": {"step": {"S": entry["step"]}, "kind": {"S": entry["kind"]}}} for entry in pending]
+        }
+        sets.append("#pending = :pending")
     if error_path is not None:
         # A parked compensation keeps the error that started compensating next to its own.
         target = "compensation_" if keep_saga_error else "#"

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 SAGA_FILE_SUFFIX = ".saga.yaml"
 DEFINITIONS_DIR = Path(__file__).resolve().parent / "sagas"  # a team's sagas; this package is the compiler
 SERVICES_PACKAGE = "services"  # lambdas/services/: one package per participant service
+SAGA_INPUTS_PACKAGE = "sagas"  # lambdas/sagas/<saga in snake_case>.py: each saga's input model, a class `Input`
+INPUT_MODEL = "Input"
 
 # Step Functions hard limit on history events per execution; each task attempt writes about five.
 MAX_HISTORY_EVENTS = 25_000
@@ -24,12 +26,19 @@ EVENTS_PER_TASK_ATTEMPT = 5
 MAX_RETRY_ATTEMPTS = 20
 
 PascalName = Annotated[str, Field(pattern=r"^[A-Z][A-Za-z0-9]{1,63}$")]
+# One URL path segment of the API (lower-case words joined by '-'), and a field name of the saga's input model.
+RoutePath = Annotated[str, Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", max_length=64)]
+FieldName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 SnakeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,47}$")]
 ErrorName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_.]{0,127}$")]
 
 
 def snake_case(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def kebab_case(name: str) -> str:
+    return snake_case(name).replace("_", "-")
 
 
 class SagaDefinitionError(ValueError):
@@ -193,9 +202,19 @@ class Step(_Strict):
         return [self.action] if self.compensation is None else [self.action, self.compensation]
 
 
+class ApiRoute(_Strict):
+    """The saga's front door: `POST /<path>` starts one, `GET /<path>/{id}` reads one, `GET /<path>?status=` lists."""
+
+    path: RoutePath | None = None  # default: the saga's name in kebab-case (OrderFulfillment -> order-fulfillment)
+    # The input field whose value is the saga id: one business object, one saga, whatever headers a request carries.
+    id_field: FieldName
+
+
 class SagaDefinition(_Strict):
     name: PascalName
     description: str = Field(min_length=1, max_length=512)
+    # Optional: without it the route is the name in kebab-case and each start names its saga by Idempotency-Key.
+    api: ApiRoute | None = None
     steps: list[Step] = Field(min_length=1, max_length=40)
 
     @model_validator(mode="after")
@@ -246,6 +265,21 @@ class SagaDefinition(_Strict):
     @property
     def compensatable_steps(self) -> list[Step]:
         return [step for step in self.steps if step.compensation is not None]
+
+    @property
+    def route_path(self) -> str:
+        """The API's URL segment for this saga (`POST /<route_path>`)."""
+        return self.api.path if self.api is not None and self.api.path else kebab_case(self.name)
+
+    @property
+    def id_field(self) -> str | None:
+        """The input field that names the saga, or None: the client's Idempotency-Key header does."""
+        return self.api.id_field if self.api is not None else None
+
+    @property
+    def input_module(self) -> str:
+        """Module of the saga's input model, as imported from the Lambda code root (sagas.order_fulfillment)."""
+        return f"{SAGA_INPUTS_PACKAGE}.{snake_case(self.name)}"
 
 
 class _LocatedError(ValueError):

@@ -2,7 +2,7 @@
 
 from infra.constructs.monitoring import CommandQueue, Monitoring, StepMetrics
 from infra.constructs.notifications import AlarmTopic
-from infra.constructs.participant import CommandConsumer, Participant, ParticipantCommand
+from infra.constructs.participant import CommandConsumer, CommandRef, Participant, ParticipantCommand
 from infra.constructs.powertools_function import SharedResources
 from infra.constructs.saga_operations import SagaOperations
 from infra.constructs.saga_state_machine import SagaStateMachine
@@ -12,6 +12,7 @@ __all__ = [
     "AlarmTopic",
     "CommandConsumer",
     "CommandQueue",
+    "CommandRef",
     "IdempotencyStore",
     "Monitoring",
     "Participant",

@@ -16,6 +16,11 @@ here sums over steps or sagas). Alarmed:
 
 Custom metrics come from Powertools (EMF) under the names in saga_records.metric_names. Dashboard lines of sparse
 metrics are drawn as MAX([metric, TIME_SERIES(0)]): 0 where nothing happened, not a gap.
+
+Dashboards: one for the stack (`<stack>-sagas`: every saga's executions, sagas by status, stuck sagas, the services'
+batches, the APIs, the operations DLQs) and one per saga (`<stack>-<saga>`: its steps' latency, failure rate and
+compensations, its commands' queue ages and DLQ depths). A saga has at most 40 steps, so its dashboard stays within
+CloudWatch's quotas whatever the number of sagas; a graph whose lines would pass MAX_METRICS_PER_GRAPH is split.
 """
 
 from __future__ import annotations
@@ -35,12 +40,20 @@ from constructs import Construct
 
 from infra import constants
 from infra.constructs.notifications import AlarmTopic, alarm_name
+from infra.constructs.participant import CommandRef
 from saga_records import IN_FLIGHT_STATUSES, PARKED_STATUSES, SagaStatus, metric_names
+from statemachines import SagaDefinition
 
 PERIOD = Duration.minutes(constants.ALARM_PERIOD_MINUTES)
 DLQ_PERIOD = Duration.minutes(constants.DLQ_ALARM_PERIOD_MINUTES)
 QUEUE_AGE_PERIOD = Duration.minutes(constants.QUEUE_AGE_PERIOD_MINUTES)
 NAMESPACE = constants.POWERTOOLS_METRICS_NAMESPACE
+# CloudWatch dashboard quotas: 500 widgets per dashboard, 500 metrics per graph, 2,500 metrics per dashboard (every
+# metric and expression of a graph counts, the hidden ones an expression reads included).
+MAX_WIDGETS_PER_DASHBOARD = 500
+MAX_METRICS_PER_GRAPH = 500
+MAX_METRICS_PER_DASHBOARD = 2_500
+GRAPH_WIDTH = 12  # of the dashboard's 24 columns
 ABOVE = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
 BELOW = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
 
@@ -61,6 +74,29 @@ class StepMetrics:
             statistic=statistic,
             period=PERIOD,
             label=label or self.step,
+        )
+
+
+@dataclass(frozen=True)
+class SagaMonitoring:
+    """What one saga's dashboard shows: its steps' metrics and its commands' queues (labels of `command_queues`)."""
+
+    name: str
+    steps: Sequence[StepMetrics]
+    command_queues: Sequence[str]
+
+    @classmethod
+    def of(cls, definition: SagaDefinition) -> SagaMonitoring:
+        return cls(
+            name=definition.name,
+            steps=[
+                StepMetrics(service=step.service, step=step.name, kind=kind)
+                for step in definition.steps
+                for kind in (["action", "compensation"] if step.compensation else ["action"])
+            ],
+            command_queues=[
+                CommandRef(step.service, command).label for step in definition.steps for command in step.commands
+            ],
         )
 
 
@@ -123,14 +159,14 @@ class Monitoring(Construct):
         construct_id: str,
         *,
         topic: AlarmTopic,
-        state_machines: Mapping[str, sfn.StateMachine],
+        state_machines: Mapping[str, sfn.IStateMachine],
         command_queues: Mapping[str, CommandQueue],
         dead_letter_queues: Mapping[str, sqs.IQueue],
         functions: Mapping[str, lambda_.IFunction],
         participant_services: Sequence[str],
         detector: lambda_.IFunction,
         apis: Mapping[str, apigw.RestApi],
-        steps: Sequence[StepMetrics],
+        sagas: Sequence[SagaMonitoring],
     ) -> None:
         super().__init__(scope, construct_id)
         self.topic = topic.topic
@@ -233,27 +269,122 @@ class Monitoring(Construct):
                 periods=constants.API_LATENCY_ALARM_PERIODS,
             )
 
+        stack = Stack.of(self).stack_name
+        saga_queues = {label for saga in sagas for label in saga.command_queues}
         self.dashboard = cloudwatch.Dashboard(
-            self, "Dashboard", dashboard_name=f"{Stack.of(self).stack_name}-sagas", default_interval=Duration.hours(3)
+            self, "Dashboard", dashboard_name=f"{stack}-sagas", default_interval=Duration.hours(3)
         )
         self.dashboard.add_widgets(
-            *_widgets(state_machines, command_queues, dead_letter_queues, participant_services, apis, steps)
+            *_overview_widgets(
+                state_machines,
+                {label: queue for label, queue in dead_letter_queues.items() if _command_of(label) not in saga_queues},
+                participant_services,
+                apis,
+            )
         )
+        self.saga_dashboards: dict[str, cloudwatch.Dashboard] = {}
+        for saga in sagas:
+            dashboard = cloudwatch.Dashboard(
+                self, f"{saga.name}Dashboard", dashboard_name=f"{stack}-{saga.name}", default_interval=Duration.hours(3)
+            )
+            dashboard.add_widgets(
+                *_saga_widgets(
+                    saga,
+                    state_machines[saga.name],
+                    {label: command_queues[label] for label in saga.command_queues},
+                    {
+                        label: queue
+                        for label, queue in dead_letter_queues.items()
+                        if _command_of(label) in saga.command_queues
+                    },
+                )
+            )
+            self.saga_dashboards[saga.name] = dashboard
 
 
-def _widgets(
-    state_machines: Mapping[str, sfn.StateMachine],
-    command_queues: Mapping[str, CommandQueue],
+def _command_of(dead_letter_label: str) -> str:
+    """The command queue label a DLQ label belongs to (InventoryService.ReserveItems.DLQ -> ...ReserveItems)."""
+    return dead_letter_label.removesuffix(".DLQ")
+
+
+def metric_count(line: cloudwatch.IMetric) -> int:
+    """Entries a line takes in a graph's metrics array: itself, and every metric an expression reads (hidden)."""
+    if isinstance(line, cloudwatch.MathExpression):
+        return 1 + sum(metric_count(metric) for metric in line.using_metrics.values())
+    return 1
+
+
+def graphs(
+    title: str, left: Sequence[cloudwatch.IMetric], right: Sequence[cloudwatch.IMetric] = ()
+) -> list[cloudwatch.GraphWidget]:
+    """One graph, or several ("title (2/3)") when its lines would pass MAX_METRICS_PER_GRAPH."""
+    lines = [("left", line) for line in left] + [("right", line) for line in right]
+    chunks: list[list[tuple[str, cloudwatch.IMetric]]] = [[]]
+    used = 0
+    for side, line in lines:
+        size = metric_count(line)
+        if chunks[-1] and used + size > MAX_METRICS_PER_GRAPH:
+            chunks.append([])
+            used = 0
+        chunks[-1].append((side, line))
+        used += size
+    return [
+        cloudwatch.GraphWidget(
+            title=title if len(chunks) == 1 else f"{title} ({number}/{len(chunks)})",
+            left=[line for side, line in chunk if side == "left"],
+            right=[line for side, line in chunk if side == "right"],
+            width=GRAPH_WIDTH,
+        )
+        for number, chunk in enumerate(chunks, start=1)
+    ]
+
+
+def _overview_widgets(
+    state_machines: Mapping[str, sfn.IStateMachine],
     dead_letter_queues: Mapping[str, sqs.IQueue],
     participant_services: Sequence[str],
     apis: Mapping[str, apigw.RestApi],
-    steps: Sequence[StepMetrics],
 ) -> list[cloudwatch.IWidget]:
-    width = 12
     zero_filled = ZeroFilled()
-    executions = [
-        zero_filled(metric, f"{saga} {what}")
-        for saga, machine in state_machines.items()
+    executions = [line for saga, machine in state_machines.items() for line in _executions(zero_filled, machine, saga)]
+    widgets: list[cloudwatch.IWidget] = [
+        *graphs("Executions started, succeeded, failed, timed out", executions),
+        *graphs(
+            "Sagas by status (non-terminal)",
+            [
+                operations_metric(metric_names.SAGAS_IN_STATUS, "Maximum", label=status.value, status=status.value)
+                for status in (*IN_FLIGHT_STATUSES, *sorted(PARKED_STATUSES))
+            ],
+        ),
+        *graphs(
+            "Stuck sagas",
+            [
+                operations_metric(metric_names.STUCK_SAGAS, "Maximum", label="stuck or parked"),
+                zero_filled(operations_metric(metric_names.STUCK_SAGAS_REPORTED, "Sum"), "newly reported"),
+            ],
+        ),
+        *graphs(
+            "Batch records handed back to SQS",
+            [zero_filled(batch_records_failed(service, label=service), service) for service in participant_services],
+        ),
+        *graphs("DLQ depths (operations)", _dlq_depths(zero_filled, dead_letter_queues)),
+    ]
+    for label, api in apis.items():
+        widgets += graphs(
+            f"{label}: 4XX / 5XX answers, p99 latency (ms)",
+            [
+                zero_filled(api.metric_client_error(period=PERIOD, statistic="Sum"), "4XX"),
+                zero_filled(api.metric_server_error(period=PERIOD, statistic="Sum"), "5XX"),
+            ],
+            [api.metric_latency(period=PERIOD, statistic="p99", label="p99 latency")],
+        )
+    return widgets
+
+
+def _executions(zero_filled: ZeroFilled, machine: sfn.IStateMachine, saga: str = "") -> list[cloudwatch.IMetric]:
+    prefix = f"{saga} " if saga else ""
+    return [
+        zero_filled(metric, f"{prefix}{what}")
         for what, metric in (
             ("started", machine.metric_started(period=PERIOD)),
             ("succeeded", machine.metric_succeeded(period=PERIOD)),
@@ -261,8 +392,30 @@ def _widgets(
             ("timed out", machine.metric_timed_out(period=PERIOD)),
         )
     ]
-    actions = [step for step in steps if step.kind == "action"]
-    compensations = [step for step in steps if step.kind == "compensation"]
+
+
+def _dlq_depths(zero_filled: ZeroFilled, dead_letter_queues: Mapping[str, sqs.IQueue]) -> list[cloudwatch.IMetric]:
+    return [
+        zero_filled(
+            queue.metric_approximate_number_of_messages_visible(period=DLQ_PERIOD, statistic="Maximum"),
+            label,
+            DLQ_PERIOD,
+        )
+        for label, queue in dead_letter_queues.items()
+    ]
+
+
+def _saga_widgets(
+    saga: SagaMonitoring,
+    machine: sfn.IStateMachine,
+    command_queues: Mapping[str, CommandQueue],
+    dead_letter_queues: Mapping[str, sqs.IQueue],
+) -> list[cloudwatch.IWidget]:
+    """One saga's rows: its executions; each step's latency, failure rate and compensations; its commands' queue ages
+    and DLQ depths."""
+    zero_filled = ZeroFilled()
+    actions = [step for step in saga.steps if step.kind == "action"]
+    compensations = [step for step in saga.steps if step.kind == "compensation"]
     failure_rates = [
         cloudwatch.MathExpression(
             # 0 % when nothing ran (both filled with 0), not 0/0.
@@ -276,35 +429,25 @@ def _widgets(
         )
         for index, step in enumerate(actions)
     ]
-    widgets: list[cloudwatch.IWidget] = [
-        cloudwatch.GraphWidget(title="Executions started, succeeded, failed, timed out", left=executions, width=width),
-        cloudwatch.GraphWidget(
-            title="Sagas by status (non-terminal)",
-            left=[
-                operations_metric(metric_names.SAGAS_IN_STATUS, "Maximum", label=status.value, status=status.value)
-                for status in (*IN_FLIGHT_STATUSES, *sorted(PARKED_STATUSES))
-            ],
-            width=width,
+    return [
+        *graphs(f"{saga.name}: executions started, succeeded, failed, timed out", _executions(zero_filled, machine)),
+        *graphs(
+            f"{saga.name}: step latency p50 / p99 (ms)",
+            [step.metric(metric_names.STEP_DURATION, "p50", f"{step.step} p50") for step in actions],
+            [step.metric(metric_names.STEP_DURATION, "p99", f"{step.step} p99") for step in actions],
         ),
-        cloudwatch.GraphWidget(
-            title="Step latency p50 / p99 (ms)",
-            left=[step.metric(metric_names.STEP_DURATION, "p50", f"{step.step} p50") for step in actions],
-            right=[step.metric(metric_names.STEP_DURATION, "p99", f"{step.step} p99") for step in actions],
-            width=width,
-        ),
-        cloudwatch.GraphWidget(title="Step failure rate (%)", left=failure_rates, width=width),
-        cloudwatch.GraphWidget(
-            title="Compensations run",
-            left=[zero_filled(step.metric(metric_names.STEP_SUCCEEDED, "Sum"), step.step) for step in compensations],
-            right=[
+        *graphs(f"{saga.name}: step failure rate (%)", failure_rates),
+        *graphs(
+            f"{saga.name}: compensations run",
+            [zero_filled(step.metric(metric_names.STEP_SUCCEEDED, "Sum"), step.step) for step in compensations],
+            [
                 zero_filled(step.metric(metric_names.STEP_FAILED, "Sum"), f"{step.step} failed")
                 for step in compensations
             ],
-            width=width,
         ),
-        cloudwatch.GraphWidget(
-            title="Oldest command waiting per queue (s)",
-            left=[
+        *graphs(
+            f"{saga.name}: oldest command waiting per queue (s)",
+            [
                 zero_filled(
                     command.queue.metric_approximate_age_of_oldest_message(
                         period=QUEUE_AGE_PERIOD, statistic="Maximum"
@@ -314,46 +457,6 @@ def _widgets(
                 )
                 for label, command in command_queues.items()
             ],
-            width=width,
         ),
-        cloudwatch.GraphWidget(
-            title="DLQ depths",
-            left=[
-                zero_filled(
-                    queue.metric_approximate_number_of_messages_visible(period=DLQ_PERIOD, statistic="Maximum"),
-                    label,
-                    DLQ_PERIOD,
-                )
-                for label, queue in dead_letter_queues.items()
-            ],
-            width=width,
-        ),
-        cloudwatch.GraphWidget(
-            title="Batch records handed back to SQS",
-            left=[
-                zero_filled(batch_records_failed(service, label=service), service) for service in participant_services
-            ],
-            width=width,
-        ),
-        cloudwatch.GraphWidget(
-            title="Stuck sagas",
-            left=[
-                operations_metric(metric_names.STUCK_SAGAS, "Maximum", label="stuck or parked"),
-                zero_filled(operations_metric(metric_names.STUCK_SAGAS_REPORTED, "Sum"), "newly reported"),
-            ],
-            width=width,
-        ),
+        *graphs(f"{saga.name}: DLQ depths", _dlq_depths(zero_filled, dead_letter_queues)),
     ]
-    for label, api in apis.items():
-        widgets.append(
-            cloudwatch.GraphWidget(
-                title=f"{label}: 4XX / 5XX answers, p99 latency (ms)",
-                left=[
-                    zero_filled(api.metric_client_error(period=PERIOD, statistic="Sum"), "4XX"),
-                    zero_filled(api.metric_server_error(period=PERIOD, statistic="Sum"), "5XX"),
-                ],
-                right=[api.metric_latency(period=PERIOD, statistic="p99", label="p99 latency")],
-                width=width,
-            )
-        )
-    return widgets

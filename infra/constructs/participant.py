@@ -26,6 +26,20 @@ from saga_records.access import PARTICIPANT_ACTIONS, PARTICIPANT_ATTRIBUTES
 STRING = dynamodb.AttributeType.STRING
 
 
+@dataclass(frozen=True, order=True)
+class CommandRef:
+    """A command as the stack wires it: command names are scoped by the service that handles them, so two services
+    may each have a command of the same name (each with its own queue, function and alarms)."""
+
+    service: str  # e.g. InventoryService
+    command: str  # e.g. ReserveItems
+
+    @property
+    def label(self) -> str:
+        """How alarms, dashboards and the operator CLI name it: InventoryService.ReserveItems."""
+        return f"{self.service}.{self.command}"
+
+
 @dataclass(frozen=True)
 class ParticipantCommand:
     """A command the participant handles (an action or a compensation) and the handler that runs it."""
@@ -62,7 +76,9 @@ class Participant(Construct):
             **business_data_protection(self),
         )
         self.consumers = {
-            command.name: CommandConsumer(self, command, service=service, domain_table=self.table, shared=shared)
+            CommandRef(service, command.name): CommandConsumer(
+                self, command, service=service, domain_table=self.table, shared=shared
+            )
             for command in commands
         }
 

@@ -1,16 +1,22 @@
-"""The API front door: API Gateway REST API (IAM auth, TLS 1.2+, request model, throttling, logs, optionally a
-resource policy naming who may call) -> the saga API Lambda, plus the scheduled reconciler that starts (or fails)
-sagas left STARTED when StartExecution failed."""
+"""The API front door of every saga: one API Gateway REST API (IAM auth, TLS 1.2+, a request model per saga,
+throttling, logs, optionally a resource policy naming who may call) -> one saga API Lambda serving every saga's routes,
+plus the scheduled reconciler that starts (or fails) sagas left STARTED when StartExecution failed.
+
+Each saga gets `POST /<path>`, `GET /<path>` (by status) and `GET /<path>/{id}`, its path from its definition's
+`api.path` (default: its name in kebab-case), its request model generated from its input model (`Input` in
+lambdas/sagas/<saga in snake_case>.py). The functions' environment lists the sagas in one setting, `SAGAS`."""
 
 from __future__ import annotations
 
 import json
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -23,6 +29,7 @@ from infra import constants, nag
 from infra.constructs.powertools_function import LOG_RETENTION, SharedResources, powertools_function
 from infra.constructs.saga_store import grant_saga_items, grant_status_query
 from statemachines import SagaDefinition
+from statemachines.inputs import load_input_model
 
 # The request model lives with the handler (one source of truth): read it from the Lambda code root.
 if str(constants.LAMBDAS_DIR) not in sys.path:
@@ -32,6 +39,10 @@ from saga_api.models import request_json_schema
 API_HANDLER = "saga_api.handlers.handle_request"
 RECONCILER_HANDLER = "saga_api.handlers.reconcile_orphans"
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+LAMBDA_ENVIRONMENT_LIMIT_BYTES = constants.LAMBDA_ENVIRONMENT_LIMIT_BYTES
+# In the SAGAS setting a reference counts at the longest value it can take on AWS: a state machine ARN of an
+# 80-character name in the longest partition and region.
+LONGEST_REFERENCE = len("arn:aws-iso-b:states:ap-southeast-5:123456789012:stateMachine:") + 80
 # API Gateway's own 400 for a body its validator refused: say which rule failed, not only "Invalid request body".
 BAD_REQUEST_BODY_TEMPLATE = (
     '{"message": "$context.error.messageString", '
@@ -149,25 +160,64 @@ def json_schema(node: dict[str, Any]) -> apigw.JsonSchema:
     return apigw.JsonSchema(**arguments)
 
 
+@dataclass(frozen=True)
+class SagaRoute:
+    """One saga behind the API: its definition, its state machine and its input model's JSON schema (draft 4)."""
+
+    definition: SagaDefinition
+    state_machine: sfn.IStateMachine
+    request_schema: dict[str, Any]
+
+    @classmethod
+    def of(cls, definition: SagaDefinition, state_machine: sfn.IStateMachine, *, code_root: Path) -> SagaRoute:
+        """The route of a saga whose input model is in `code_root` (lambdas/ of the stack's code asset)."""
+        model = load_input_model(code_root, definition)
+        return cls(definition, state_machine, request_json_schema(model, title=f"{definition.name}Input"))
+
+    def setting(self, state_machine_arn: str) -> dict[str, Any]:
+        """Its entry in the functions' SAGAS setting (lambdas/saga_api/settings.py reads it)."""
+        definition = self.definition
+        return {
+            "saga_type": definition.name,
+            "path": definition.route_path,
+            "state_machine_arn": state_machine_arn,
+            "steps": [step.name for step in definition.steps],
+            "id_field": definition.id_field,
+            "input_module": definition.input_module,
+        }
+
+
+def sagas_setting_size(sagas: Sequence[SagaRoute]) -> int:
+    """Bytes the SAGAS setting takes once deployed, each state machine ARN at its longest."""
+    return len("SAGAS") + len(json.dumps([saga.setting("x" * LONGEST_REFERENCE) for saga in sagas]))
+
+
 class SagaApi(Construct):
-    """POST /orders, GET /orders/{id}, GET /orders?status=: every method IAM-authorised and validated."""
+    """Per saga POST /<path>, GET /<path>/{id}, GET /<path>?status=: every method IAM-authorised and validated."""
 
     def __init__(
         self,
         scope: Construct,
         construct_id: str,
         *,
-        definition: SagaDefinition,
-        state_machine: sfn.IStateMachine,
+        sagas: Sequence[SagaRoute],
         shared: SharedResources,
     ) -> None:
         super().__init__(scope, construct_id)
+        # Everything but SAGAS is short and fixed; SAGAS grows with the sagas and their steps.
+        if sagas_setting_size(sagas) + constants.API_OTHER_VARIABLES_BYTES > LAMBDA_ENVIRONMENT_LIMIT_BYTES:
+            raise ValueError(
+                f"the API's SAGAS setting needs up to {sagas_setting_size(sagas)} bytes for sagas "
+                f"{', '.join(saga.definition.name for saga in sagas)}: Lambda allows "
+                f"{LAMBDA_ENVIRONMENT_LIMIT_BYTES} bytes of environment in all (shorter step names, or fewer sagas "
+                "per stack)"
+            )
         environment = {
             "SAGA_TABLE_NAME": shared.saga_table.table_name,
-            "STATE_MACHINE_ARN": state_machine.state_machine_arn,
-            "SAGA_TYPE": definition.name,
-            "SAGA_STEPS": ",".join(step.name for step in definition.steps),
-            "MAX_REQUEST_BYTES": str(constants.MAX_ORDER_REQUEST_BYTES),
+            "SAGAS": Stack.of(self).to_json_string(
+                [saga.setting(saga.state_machine.state_machine_arn) for saga in sagas]
+            ),
+            "MAX_REQUEST_BYTES": str(constants.MAX_REQUEST_BYTES),
             "START_GRACE_SECONDS": str(constants.START_GRACE_SECONDS),
             "START_GIVE_UP_SECONDS": str(constants.START_GIVE_UP_SECONDS),
             "POWERTOOLS_SERVICE_NAME": constants.API_FUNCTION_SERVICE_NAME,
@@ -191,7 +241,8 @@ class SagaApi(Construct):
             timeout_seconds=constants.OPERATIONS_FUNCTION_TIMEOUT_SECONDS,
         )
         for function in (self.function, self.reconciler):
-            state_machine.grant_start_execution(function)
+            for saga in sagas:  # the API starts every saga; the reconciler starts every saga left unstarted
+                saga.state_machine.grant_start_execution(function)
             grant_status_query(shared.saga_table, function)  # lists sagas by status
         # The API creates records, reads one, and records the execution.
         grant_saga_items(
@@ -211,7 +262,7 @@ class SagaApi(Construct):
         self.api = apigw.RestApi(
             self,
             "Api",
-            description=f"Start and watch {definition.name} sagas",
+            description=f"Start and watch sagas: {', '.join(saga.definition.name for saga in sagas)}",
             endpoint_types=[apigw.EndpointType.REGIONAL],
             policy=self.allowed_callers.policy() if self.allowed_callers else None,
             cloud_watch_role=True,  # the account-level role API Gateway needs to write execution logs
@@ -236,12 +287,6 @@ class SagaApi(Construct):
         rest_api.security_policy = constants.API_SECURITY_POLICY
         # The L2 adds an "Endpoint" output with a generated name; the stack outputs the URL under a constant name.
         self.api.node.try_remove_child("Endpoint")
-        self.request_model = self.api.add_model(
-            "OrderRequestModel",
-            content_type="application/json",
-            model_name=constants.API_REQUEST_MODEL,
-            schema=json_schema(request_json_schema()),
-        )
         validator = self.api.add_request_validator(
             "RequestValidator", validate_request_body=True, validate_request_parameters=True
         )
@@ -252,15 +297,30 @@ class SagaApi(Construct):
             templates={"application/json": BAD_REQUEST_BODY_TEMPLATE},
         )
         integration = apigw.LambdaIntegration(self.function)
-        orders = self.api.root.add_resource("orders")
-        orders.add_method(
+        self.request_models: dict[str, apigw.Model] = {}
+        for saga in sagas:
+            self._add_routes(saga, integration, validator)
+
+        _acknowledge(self)
+
+    def _add_routes(self, saga: SagaRoute, integration: apigw.Integration, validator: apigw.IRequestValidator) -> None:
+        name = saga.definition.name
+        model = self.api.add_model(
+            f"{name}InputModel",
+            content_type="application/json",
+            model_name=f"{name}Input",
+            schema=json_schema(saga.request_schema),
+        )
+        self.request_models[name] = model
+        resource = self.api.root.add_resource(saga.definition.route_path)
+        resource.add_method(
             "POST",
             integration,
             request_validator=validator,
-            request_models={"application/json": self.request_model},
+            request_models={"application/json": model},
             request_parameters={f"method.request.header.{IDEMPOTENCY_KEY_HEADER}": False},
         )
-        orders.add_method(
+        resource.add_method(
             "GET",
             integration,
             request_validator=validator,
@@ -270,11 +330,9 @@ class SagaApi(Construct):
                 "method.request.querystring.next_token": False,
             },
         )
-        orders.add_resource("{id}").add_method(
+        resource.add_resource("{id}").add_method(
             "GET", integration, request_validator=validator, request_parameters={"method.request.path.id": True}
         )
-
-        _acknowledge(self)
 
 
 def _acknowledge(api: SagaApi) -> None:

@@ -12,6 +12,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import constants, nag
+from infra.constructs.participant import CommandRef
 from infra.constructs.saga_store import grant_saga_items
 from statemachines import SAGA_TABLE_KEY, SagaDefinition, compile_saga, queue_url_key
 
@@ -24,19 +25,25 @@ class SagaStateMachine(Construct):
         scope: Construct,
         definition: SagaDefinition,
         *,
-        command_queues: Mapping[str, sqs.IQueue],
+        command_queues: Mapping[CommandRef, sqs.IQueue],
         saga_table: dynamodb.Table,
     ) -> None:
         super().__init__(scope, f"{definition.name}Saga")
         self.definition = definition
-        queues = {command: command_queues[command] for step in definition.steps for command in step.commands}
+        # Each step's commands go to the queue of its own service's command (a command name is unique in a saga).
+        queues = {
+            command: command_queues[CommandRef(step.service, command)]
+            for step in definition.steps
+            for command in step.commands
+        }
         substitutions = {queue_url_key(command): queue.queue_url for command, queue in queues.items()}
         substitutions[SAGA_TABLE_KEY] = saga_table.table_name
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
             state_machine_type=sfn.StateMachineType.STANDARD,  # callbacks need Standard
-            definition_body=sfn.DefinitionBody.from_string(json.dumps(compile_saga(definition), indent=2)),
+            # Compact: the definition is a string inside the template, which CloudFormation caps at 1 MB.
+            definition_body=sfn.DefinitionBody.from_string(json.dumps(compile_saga(definition), separators=(",", ":"))),
             definition_substitutions=substitutions,
             logs=sfn.LogOptions(
                 destination=logs.LogGroup(self, "LogGroup", retention=logs.RetentionDays[constants.LOG_RETENTION]),

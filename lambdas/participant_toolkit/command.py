@@ -18,27 +18,28 @@ class SagaCommand(BaseModel):
     kind: CommandKind
     command: str = Field(min_length=1)
     idempotency_key: str = Field(min_length=1)
-    # A bearer credential: never logged. None only for a compensation an operator re-runs (saga_ops resume):
-    # no task waits for it, and its outcome goes on the saga record instead.
+    # Whether the step is retriable (forward recovery), set by the compiler on its action; read before the token.
+    retriable: bool = False
+    # A bearer credential: never logged. None only for what an operator re-runs on a parked saga (saga_ops resume),
+    # a compensation or a retriable step's action: no task waits for it, and its outcome goes on the saga record.
     task_token: str | None = Field(default=None, min_length=1, repr=False, validate_default=True)
     heartbeat_seconds: int = Field(ge=1)
     input: dict[str, Any]
     results: dict[str, Any] = Field(default_factory=dict)
     error: dict[str, Any] | None = None
-    # An action's place in its saga (set by the compiler): the steps either side of it, and whether it is retriable
-    # (forward recovery). What the toolkit reads the saga record by; absent on compensations.
+    # An action's place in its saga (set by the compiler): the steps either side of it. What the toolkit reads the
+    # saga record by; absent on compensations.
     previous_step: str | None = Field(default=None, min_length=1)
     next_step: str | None = Field(default=None, min_length=1)
-    retriable: bool = False
     # An action's compensation command: the function that undoes it when its answer comes too late for a saga that
     # gave the step up. Absent on compensations and on retriable steps (never compensated).
     compensation: str | None = Field(default=None, min_length=1)
 
     @field_validator("task_token")
     @classmethod
-    def _only_compensations_without_token(cls, token: str | None, info: ValidationInfo) -> str | None:
-        if token is None and info.data.get("kind") != "compensation":
-            raise ValueError("required for an action")
+    def _only_operator_runs_without_token(cls, token: str | None, info: ValidationInfo) -> str | None:
+        if token is None and info.data.get("kind") != "compensation" and not info.data.get("retriable"):
+            raise ValueError("required for an action of a step that is not retriable")
         return token
 
     def log_keys(self) -> dict[str, str]:

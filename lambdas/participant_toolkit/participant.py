@@ -33,8 +33,8 @@ the Lambda entry point of one command's function. The toolkit does the rest, the
   its compensation (the compiler writes it), so one participant serving several steps finds the right function. A
   record that shows neither sends the command back to SQS to decide later, and in the end to its DLQ, whose alarm
   fires;
-- a compensation without a task token is one an operator re-runs on a parked saga (saga_ops resume):
-  no task waits for it, so its outcome, success or failure, is written on the saga record only;
+- a compensation, or a retriable step's action, without a task token is one an operator re-runs on a parked saga
+  (saga_ops resume): no task waits for it, so its outcome, success or failure, is written on the saga record only;
 - per step (dimensions service, step, kind) it publishes the duration, successes and failures that the
   dashboard's latency and failure-rate widgets read, and per batch the records handed back to SQS (alarmed).
 """
@@ -322,6 +322,8 @@ class SagaParticipant:
         if compensating:
             self._mark_compensation(command, outcome)
         if command.task_token is None:
+            if not compensating:  # an operator's run of a stalled retriable step: the record is its only answer
+                self._mark_action(command, outcome)
             return outcome
         answer = self._answer(command, outcome, schedule)
         return {**outcome, "token": _digest(command.task_token), "answer": answer.value}

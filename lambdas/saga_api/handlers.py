@@ -14,15 +14,21 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from saga_api.observability import logger, metrics, tracer
 from saga_api.reconciler import OrphanReconciler
 from saga_api.routes import build_resolver
-from saga_api.service import OrderSagas
+from saga_api.service import Route, SagaFrontDoor
 from saga_api.settings import ApiSettings
 from saga_records import SagaRecordRepository
 from saga_records.starter import SagaStarter
 
 settings = ApiSettings.from_env()
 records = SagaRecordRepository(settings.saga_table_name)
-starter = SagaStarter(records, settings.state_machine_arn, settings.saga_type, list(settings.saga_steps))
-resolver = build_resolver(OrderSagas(starter, records, max_request_bytes=settings.max_request_bytes))
+starter = SagaStarter(records, [saga.spec for saga in settings.sagas])
+front_door = SagaFrontDoor(
+    starter,
+    records,
+    [Route.of(saga) for saga in settings.sagas],
+    max_request_bytes=settings.max_request_bytes,
+)
+resolver = build_resolver(front_door)
 orphans = OrphanReconciler(
     starter,
     records,

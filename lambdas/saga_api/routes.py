@@ -1,5 +1,6 @@
-"""The API's routes on Powertools' REST resolver; every domain exception becomes its HTTP answer in `_answer_error`,
-the one place that knows status codes. No environment is read here (handlers.py wires the real dependencies)."""
+"""The API's routes on Powertools' REST resolver, three per saga type (`POST /<path>`, `GET /<path>/<id>`,
+`GET /<path>?status=`); every domain exception becomes its HTTP answer in `_answer_error`, the one place that knows
+status codes. No environment is read here (handlers.py wires the real dependencies)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from saga_api.errors import ApiError, InvalidBody, InvalidParameter, MalformedBody, RequestTooLarge, SagaNotFound
 from saga_api.observability import logger, metrics
-from saga_api.service import IDEMPOTENCY_KEY_HEADER, OrderSagas
+from saga_api.service import IDEMPOTENCY_KEY_HEADER, Route, SagaFrontDoor
 from saga_records.starter import SagaConflict, SagaStartDeferred
 
 JSON = "application/json"
@@ -28,28 +29,10 @@ STATUS_CODES: dict[type[Exception], int] = {
 }
 
 
-def build_resolver(orders: OrderSagas) -> APIGatewayRestResolver:
+def build_resolver(front_door: SagaFrontDoor) -> APIGatewayRestResolver:
     app = APIGatewayRestResolver()
-
-    @app.post("/orders")
-    def start_order() -> Response:
-        event = app.current_event
-        headers = {name.lower(): value for name, value in (event.headers or {}).items()}
-        started = orders.start(_body_bytes(event), headers.get(IDEMPOTENCY_KEY_HEADER.lower()))
-        metrics.add_metric(name="SagaStartAccepted", unit=MetricUnit.Count, value=1)
-        logger.info("saga start accepted", extra={"saga_id": started.saga_id, "new_saga": started.created})
-        status_url = f"/{event.request_context.stage}/orders/{started.saga_id}"
-        # Only what every duplicate of this request can be told alike: the saga and where to watch it.
-        return _json(202, {"saga_id": started.saga_id, "status_url": status_url}, headers={"Location": status_url})
-
-    @app.get("/orders/<saga_id>")
-    def get_order(saga_id: str) -> Response:
-        return _json(200, orders.status(saga_id))
-
-    @app.get("/orders")
-    def list_orders() -> Response:
-        query = app.current_event.query_string_parameters or {}
-        return _json(200, orders.list(query.get("status"), query.get("limit"), query.get("next_token")))
+    for route in front_door.routes:
+        _add_routes(app, front_door, route)
 
     @app.exception_handler([ApiError, SagaConflict, SagaStartDeferred])
     def _answer_error(error: Exception) -> Response:
@@ -69,6 +52,35 @@ def build_resolver(orders: OrderSagas) -> APIGatewayRestResolver:
         return _json(status, body)
 
     return app
+
+
+def _add_routes(app: APIGatewayRestResolver, front_door: SagaFrontDoor, route: Route) -> None:
+    @app.post(f"/{route.path}")
+    def start() -> Response:
+        event = app.current_event
+        headers = {name.lower(): value for name, value in (event.headers or {}).items()}
+        started = front_door.start(route, _body_bytes(event), headers.get(IDEMPOTENCY_KEY_HEADER.lower()))
+        metrics.add_metric(name="SagaStartAccepted", unit=MetricUnit.Count, value=1)
+        logger.info(
+            "saga start accepted",
+            extra={"saga_id": started.saga_id, "saga_type": route.saga_type, "new_saga": started.created},
+        )
+        status_url = f"/{event.request_context.stage}/{route.path}/{started.saga_id}"
+        # Only what every duplicate of this request can be told alike: the saga and where to watch it.
+        return _json(
+            202,
+            {"saga_id": started.saga_id, "saga_type": route.saga_type, "status_url": status_url},
+            headers={"Location": status_url},
+        )
+
+    @app.get(f"/{route.path}/<saga_id>")
+    def status(saga_id: str) -> Response:
+        return _json(200, front_door.status(route, saga_id))
+
+    @app.get(f"/{route.path}")
+    def listing() -> Response:
+        query = app.current_event.query_string_parameters or {}
+        return _json(200, front_door.list(route, query.get("status"), query.get("limit"), query.get("next_token")))
 
 
 def _body_bytes(event: Any) -> bytes:

@@ -1,27 +1,36 @@
-"""What the API does, free of HTTP: start a saga from a request body, read a saga, list sagas by status.
+"""What the API does, free of HTTP: start a saga of a route's type from a request body, read one, list them by status.
 
-Every refusal happens before anything is written: the size is checked before the body is parsed, the body
-and the key are validated before the saga record is created.
+Every refusal happens before anything is written: the size is checked before the body is parsed, the body, the saga
+id and the key are validated before the saga record is created.
+
+Identity: API Gateway drops a SigV4 Authorization header before the Lambda, so the handler cannot tell a signed header
+from one added to a replayed request. A saga whose definition names `api.id_field` is named by that field of the
+(signed) body, whatever the headers say: an Idempotency-Key header is accepted only when it equals that id. A saga
+without one is named by the Idempotency-Key header, which it then requires.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import importlib
 import json
 import re
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from saga_api.errors import FieldProblem, InvalidBody, InvalidParameter, MalformedBody, RequestTooLarge, SagaNotFound
-from saga_api.models import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, SAGA_ID_PATTERN, OrderRequest
+from saga_api.models import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, SAGA_ID_PATTERN
+from saga_api.settings import SagaSetting
 from saga_records import SagaStatus
 from saga_records.starter import StartedSaga
 
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
+INPUT_MODEL = "Input"  # the class a saga's input module defines (statemachines.definition.INPUT_MODEL)
 _SAGA_ID = re.compile(SAGA_ID_PATTERN)
-# What GET /orders/{id} shows of a saga record (not its input, which holds the customer's details).
+# What GET /<route>/{id} shows of a saga record (not its input, which holds the customer's details).
 VISIBLE_FIELDS = (
     "saga_id",
     "saga_type",
@@ -33,33 +42,55 @@ VISIBLE_FIELDS = (
     "failed_step",
     "compensation_error",
     "compensation_cause",
+    "pending",
     "created_at",
     "updated_at",
 )
 STEP_FIELDS = ("status", "error", "cause", "finished_at")  # not a step's result: it echoes customer details
-_PAGE_KEY_FIELDS = {"saga_id", "status", "created_at"}  # the by_status index's LastEvaluatedKey
+_PAGE_KEY_FIELDS = {"saga_id", "status", "created_at"}  # the by_status index's key of an item
+
+
+@dataclass(frozen=True)
+class Route:
+    """One saga type behind the API: its URL segment, the field that names a saga (if any) and its body model."""
+
+    saga_type: str
+    path: str
+    id_field: str | None
+    input_model: type[BaseModel]
+
+    @classmethod
+    def of(cls, setting: SagaSetting) -> Route:
+        model = getattr(importlib.import_module(setting.input_module), INPUT_MODEL)
+        return cls(setting.saga_type, setting.path, setting.id_field, model)
 
 
 class Starter(Protocol):
-    def start(self, saga_id: str, saga_input: dict[str, Any]) -> StartedSaga: ...
+    def start(self, saga_type: str, saga_id: str, saga_input: dict[str, Any]) -> StartedSaga: ...
 
 
 class Records(Protocol):
     def get(self, saga_id: str) -> dict[str, Any] | None: ...
 
     def page_by_status(
-        self, status: SagaStatus, *, limit: int, start_key: dict[str, Any] | None = None
+        self,
+        status: SagaStatus,
+        *,
+        limit: int,
+        start_key: dict[str, Any] | None = None,
+        saga_type: str | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]: ...
 
 
-class OrderSagas:
-    def __init__(self, starter: Starter, records: Records, *, max_request_bytes: int) -> None:
+class SagaFrontDoor:
+    def __init__(self, starter: Starter, records: Records, routes: list[Route], *, max_request_bytes: int) -> None:
         self.starter = starter
         self.records = records
+        self.routes = routes
         self.max_request_bytes = max_request_bytes
 
-    def start(self, body: bytes, idempotency_key: str | None) -> StartedSaga:
-        """Start (or find) the saga this request names: the idempotency key, else the order id, is its id."""
+    def start(self, route: Route, body: bytes, idempotency_key: str | None) -> StartedSaga:
+        """Start (or find) the saga this request names: its `id_field`, or its Idempotency-Key, is the saga id."""
         if len(body) > self.max_request_bytes:
             raise RequestTooLarge(
                 f"body is {len(body)} bytes; the saga carries at most {self.max_request_bytes}",
@@ -67,25 +98,33 @@ class OrderSagas:
             )
         if idempotency_key is not None:
             check_saga_id(idempotency_key, IDEMPOTENCY_KEY_HEADER)
-        order = parse_order(body)
-        saga_id = idempotency_key or order.order_id
-        return self.starter.start(saga_id, order.model_dump(mode="json"))
+        elif route.id_field is None:
+            raise InvalidParameter(
+                f"{IDEMPOTENCY_KEY_HEADER} is required: it names the {route.saga_type} saga",
+                [FieldProblem(IDEMPOTENCY_KEY_HEADER, "required, 1-80 characters, letters, digits, '-' and '_'")],
+            )
+        saga_input = parse_input(route, body)
+        saga_id = saga_id_of(route, saga_input, idempotency_key)
+        return self.starter.start(route.saga_type, saga_id, saga_input.model_dump(mode="json"))
 
-    def status(self, saga_id: str) -> dict[str, Any]:
+    def status(self, route: Route, saga_id: str) -> dict[str, Any]:
         check_saga_id(saga_id, "id")
         record = self.records.get(saga_id)
-        if record is None:
-            raise SagaNotFound(f"no saga {saga_id}", [FieldProblem("id", "unknown saga id")])
+        if record is None or record.get("saga_type") != route.saga_type:
+            raise SagaNotFound(f"no {route.saga_type} saga {saga_id}", [FieldProblem("id", "unknown saga id")])
         return view(record)
 
-    def list(self, status: str | None, limit: str | None, next_token: str | None) -> dict[str, Any]:
+    def list(self, route: Route, status: str | None, limit: str | None, next_token: str | None) -> dict[str, Any]:
         wanted = _status(status)
         page_size = _limit(limit)
-        start_key = decode_page_token(next_token, wanted) if next_token is not None else None
-        items, last_key = self.records.page_by_status(wanted, limit=page_size, start_key=start_key)
+        start_key = decode_page_token(next_token, wanted, route.saga_type) if next_token is not None else None
+        items, last_key = self.records.page_by_status(
+            wanted, limit=page_size, start_key=start_key, saga_type=route.saga_type
+        )
         return {
+            "saga_type": route.saga_type,
             "sagas": [view(item) for item in items],
-            "next_token": encode_page_token(last_key) if last_key else None,
+            "next_token": encode_page_token(last_key, route.saga_type) if last_key else None,
         }
 
 
@@ -99,10 +138,10 @@ def view(record: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def parse_order(body: bytes) -> OrderRequest:
+def parse_input(route: Route, body: bytes) -> BaseModel:
     try:
-        # From the JSON text, so strict mode takes JSON's own types (a JSON integer, not "2", is a quantity).
-        return OrderRequest.model_validate_json(body)
+        # From the JSON text, so a strict model takes JSON's own types (a JSON integer, not "2", is a quantity).
+        return route.input_model.model_validate_json(body)
     except ValidationError as error:
         issues = error.errors(include_url=False)
         if any(issue["type"] == "json_invalid" for issue in issues):
@@ -110,7 +149,30 @@ def parse_order(body: bytes) -> OrderRequest:
         problems = [
             FieldProblem(".".join(str(part) for part in issue["loc"]) or "body", issue["msg"]) for issue in issues
         ]
-        raise InvalidBody("body does not match the order model", problems) from None
+        raise InvalidBody(f"body does not match the {route.saga_type} input model", problems) from None
+
+
+def saga_id_of(route: Route, saga_input: BaseModel, idempotency_key: str | None) -> str:
+    """The saga id: the body's `id_field` (an Idempotency-Key must then be the same), else the Idempotency-Key."""
+    if route.id_field is None:
+        assert idempotency_key is not None
+        return idempotency_key
+    saga_id = getattr(saga_input, route.id_field)
+    if not isinstance(saga_id, str) or not _SAGA_ID.fullmatch(saga_id):
+        raise InvalidBody(
+            f"{route.id_field} is the saga id, and is not a valid one",
+            [FieldProblem(route.id_field, "1-80 characters, letters, digits, '-' and '_' only")],
+        )
+    if idempotency_key is not None and idempotency_key != saga_id:
+        raise InvalidParameter(
+            f"{IDEMPOTENCY_KEY_HEADER} {idempotency_key!r} differs from {route.id_field} {saga_id!r}, which names "
+            f"the saga: send no {IDEMPOTENCY_KEY_HEADER}, or that value",
+            [
+                FieldProblem(IDEMPOTENCY_KEY_HEADER, f"must equal the body's {route.id_field} when given"),
+                FieldProblem(route.id_field, f"the saga id; {IDEMPOTENCY_KEY_HEADER} says otherwise"),
+            ],
+        )
+    return saga_id
 
 
 def check_saga_id(value: str, field: str) -> None:
@@ -141,17 +203,22 @@ def _limit(value: str | None) -> int:
     return int(value)
 
 
-def encode_page_token(last_key: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(last_key, sort_keys=True).encode()).decode().rstrip("=")
+def encode_page_token(last_key: dict[str, Any], saga_type: str) -> str:
+    payload = {"key": last_key, "saga_type": saga_type}
+    return base64.urlsafe_b64encode(json.dumps(payload, sort_keys=True).encode()).decode().rstrip("=")
 
 
-def decode_page_token(token: str, status: SagaStatus) -> dict[str, Any]:
-    """The opaque next_token back into the index key it stands for; refused unless it is one, for this status."""
+def decode_page_token(token: str, status: SagaStatus, saga_type: str) -> dict[str, Any]:
+    """The opaque next_token back into the index key it stands for; refused unless it is one of this listing (this
+    status, this saga type)."""
     invalid = InvalidParameter("next_token is not valid", [FieldProblem("next_token", "not a token of this listing")])
     try:
-        key = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (binascii.Error, ValueError):
         raise invalid from None
+    if not isinstance(payload, dict) or set(payload) != {"key", "saga_type"} or payload["saga_type"] != saga_type:
+        raise invalid
+    key = payload["key"]
     if not isinstance(key, dict) or set(key) != _PAGE_KEY_FIELDS or key.get("status") != status.value:
         raise invalid
     if not all(isinstance(value, str) for value in key.values()):

@@ -2,19 +2,38 @@
 
 from __future__ import annotations
 
+import json
 import os
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from saga_records.starter import SagaSpec
+
+
+class SagaSetting(BaseModel):
+    """One saga behind the API (infra/constructs/saga_api.py writes them, in the SAGAS variable)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    saga_type: str = Field(min_length=1)
+    path: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")  # POST /<path>, GET /<path>/{id}, GET /<path>?status=
+    state_machine_arn: str = Field(pattern=r"^arn:[^:]+:states:")
+    steps: tuple[str, ...] = Field(min_length=1)  # in order: the record lists them, the first is marked running
+    id_field: str | None = None  # the input field that names the saga; None: the Idempotency-Key header does
+    input_module: str = Field(pattern=r"^[a-z_][a-z0-9_.]*$")  # its pydantic model `Input` is the request body
+
+    @property
+    def spec(self) -> SagaSpec:
+        return SagaSpec(self.saga_type, self.state_machine_arn, self.steps)
 
 
 class ApiSettings(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     saga_table_name: str = Field(alias="SAGA_TABLE_NAME", min_length=1)
-    state_machine_arn: str = Field(alias="STATE_MACHINE_ARN", pattern=r"^arn:[^:]+:states:")
-    saga_type: str = Field(alias="SAGA_TYPE", min_length=1)
-    saga_steps: tuple[str, ...] = Field(alias="SAGA_STEPS", min_length=1)  # comma-separated in the environment
-    # Largest POST /orders body, bytes: what the saga can carry through Step Functions (see infra/constants.py).
+    sagas: tuple[SagaSetting, ...] = Field(alias="SAGAS", min_length=1)  # JSON in the environment
+    # Largest request body, bytes: what a saga can carry through Step Functions (see infra/constants.py).
     max_request_bytes: int = Field(alias="MAX_REQUEST_BYTES", gt=0)
     # A saga STARTED this long without its execution is an orphan for the reconciler to start, seconds.
     start_grace_seconds: float = Field(alias="START_GRACE_SECONDS", gt=0)
@@ -23,10 +42,10 @@ class ApiSettings(BaseModel):
     # The local runtime runs time faster (e.g. 0.02); 1.0 on AWS.
     time_scale: float = Field(alias="SAGA_TIME_SCALE", default=1.0, gt=0, le=1)
 
-    @field_validator("saga_steps", mode="before")
+    @field_validator("sagas", mode="before")
     @classmethod
-    def _split(cls, value: object) -> object:
-        return tuple(step for step in value.split(",") if step) if isinstance(value, str) else value
+    def _parse_json(cls, value: Any) -> Any:
+        return json.loads(value) if isinstance(value, str) else value
 
     @classmethod
     def from_env(cls) -> ApiSettings:

@@ -125,16 +125,25 @@ class OperationsRecords(SagaRecordRepository):
             values=values,
         )
 
-    def mark_step(self, saga_id: str, step: str, step_status: str, *, saga_status: SagaStatus) -> bool:
-        """Set one step's status while the saga is in `saga_status` (the resume marks the step it is about to run)."""
+    def mark_step(
+        self, saga_id: str, step: str, step_status: str, *, saga_status: SagaStatus, current: bool = False
+    ) -> bool:
+        """Set one step's status while the saga is in `saga_status` (the resume marks the step it is about to run),
+        and make it the current step if `current`."""
+        current_step = ", current_step = :step" if current else ""
         return self._conditional_update(
             saga_id,
-            # The failed attempt's error goes: the step's error is the outcome of the attempt about to run.
-            update="SET steps.#step.#step_status = :step_status, updated_at = :now "
-            "REMOVE steps.#step.#error, steps.#step.#cause",
+            # The failed attempt's outcome goes: the step's error and end are those of the attempt about to run.
+            update=f"SET steps.#step.#step_status = :step_status, updated_at = :now{current_step} "
+            "REMOVE steps.#step.#error, steps.#step.#cause, steps.#step.finished_at",
             condition="#status = :saga_status",
             names={"#step": step, "#step_status": "status", "#status": "status", "#error": "error", "#cause": "cause"},
-            values={":step_status": step_status, ":now": utc_now(), ":saga_status": saga_status.value},
+            values={
+                ":step_status": step_status,
+                ":now": utc_now(),
+                ":saga_status": saga_status.value,
+                **({":step": step} if current else {}),
+            },
         )
 
     def _conditional_update(

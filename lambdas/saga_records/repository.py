@@ -18,13 +18,19 @@ from functools import cached_property
 from typing import Any
 
 import boto3
-from boto3.dynamodb.conditions import Key
+from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from saga_records.access import PARTICIPANT_READ_ATTRIBUTES
 from saga_records.model import SagaStatus, StepStatus, utc_now
 
 BY_STATUS_INDEX = "by_status"
+# A listing of one saga type reads the by_status index (all types) through a filter: each read evaluates at most this
+# many items, and one listing request makes at most this many reads (bounded latency and read capacity); short of its
+# limit then, it answers what it found and where to go on.
+TYPED_LIST_READ_ITEMS = 100
+TYPED_LIST_MAX_READS = 10
+INDEX_KEY_FIELDS = ("saga_id", "status", "created_at")  # an item's position in the by_status index
 _FORWARD = (SagaStatus.STARTED, SagaStatus.PENDING)
 _UNDOING = (SagaStatus.STARTED, SagaStatus.PENDING, SagaStatus.COMPENSATING)
 # A step an action's answer may still mark: neither its own answer nor a compensation marked it yet. The state
@@ -184,18 +190,44 @@ class SagaRecordRepository:
         return [_from_dynamo(item) for item in response.get("Items", [])]
 
     def page_by_status(
-        self, status: SagaStatus, *, limit: int, start_key: dict[str, Any] | None = None
+        self,
+        status: SagaStatus,
+        *,
+        limit: int,
+        start_key: dict[str, Any] | None = None,
+        saga_type: str | None = None,
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
-        """One page of sagas in `status`, newest first, and the key to continue from (None on the last page)."""
-        kwargs: dict[str, Any] = {"ExclusiveStartKey": start_key} if start_key else {}
-        response = self._table.query(
-            IndexName=BY_STATUS_INDEX,
-            KeyConditionExpression=Key("status").eq(status.value),
-            ScanIndexForward=False,
-            Limit=limit,
-            **kwargs,
-        )
-        return [_from_dynamo(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
+        """One page of sagas in `status` (of `saga_type` only, if given), newest first, and the index key to continue
+        from (None on the last page).
+
+        Of one type, the index is read through a filter until `limit` sagas or its end, at most TYPED_LIST_MAX_READS
+        reads: a page may then hold fewer than `limit` sagas (none, even) and still a key to go on from."""
+        request: dict[str, Any] = {
+            "IndexName": BY_STATUS_INDEX,
+            "KeyConditionExpression": Key("status").eq(status.value),
+            "ScanIndexForward": False,
+        }
+        if saga_type is None:
+            response = self._table.query(
+                **request, Limit=limit, **({"ExclusiveStartKey": start_key} if start_key else {})
+            )
+            return [_from_dynamo(item) for item in response.get("Items", [])], response.get("LastEvaluatedKey")
+        request |= {"FilterExpression": Attr("saga_type").eq(saga_type), "Limit": max(limit, TYPED_LIST_READ_ITEMS)}
+        found: list[dict[str, Any]] = []
+        key = start_key
+        for _ in range(TYPED_LIST_MAX_READS):
+            response = self._table.query(**request, **({"ExclusiveStartKey": key} if key else {}))
+            items = response.get("Items", [])
+            key = response.get("LastEvaluatedKey")
+            for index, item in enumerate(items):
+                found.append(_from_dynamo(item))
+                if len(found) == limit:
+                    if key is None and index == len(items) - 1:
+                        return found, None  # the last item there is
+                    return found, {field: item[field] for field in INDEX_KEY_FIELDS}
+            if key is None:
+                return found, None
+        return found, key
 
     def in_status(self, status: SagaStatus, *, created_before: str | None = None) -> Iterator[dict[str, Any]]:
         """Every saga in `status` (oldest first), optionally only those created before an ISO timestamp."""

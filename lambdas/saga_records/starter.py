@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -41,6 +42,15 @@ class SagaStartDeferred(Exception):
 
 
 @dataclass(frozen=True)
+class SagaSpec:
+    """What starting a saga of one type takes: its state machine and its steps (the record lists them all)."""
+
+    saga_type: str
+    state_machine_arn: str
+    steps: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class StartedSaga:
     saga_id: str
     status: str
@@ -64,19 +74,11 @@ def execution_arn_of(state_machine_arn: str, saga_id: str) -> str:
 
 
 class SagaStarter:
-    def __init__(
-        self,
-        records: SagaRecordRepository,
-        state_machine_arn: str,
-        saga_type: str,
-        steps: list[str],
-        *,
-        sfn_client: Any = None,
-    ) -> None:
+    """Starts sagas of every type it is given (saga ids are unique across types: one table, one record per id)."""
+
+    def __init__(self, records: SagaRecordRepository, sagas: Iterable[SagaSpec], *, sfn_client: Any = None) -> None:
         self.records = records
-        self.state_machine_arn = state_machine_arn
-        self.saga_type = saga_type
-        self.steps = steps
+        self.sagas = {saga.saga_type: saga for saga in sagas}
         self._client = sfn_client
         host_hooks.announce(self)
 
@@ -85,42 +87,40 @@ class SagaStarter:
         """The Step Functions client every StartExecution goes through."""
         return self._client or boto3.client("stepfunctions")
 
-    def start(self, saga_id: str, saga_input: dict[str, Any]) -> StartedSaga:
+    def start(self, saga_type: str, saga_id: str, saga_input: dict[str, Any]) -> StartedSaga:
+        saga = self.sagas[saga_type]
         fingerprint = request_hash(saga_input)
         created = True
         try:
             record = self.records.create(
                 saga_id=saga_id,
-                saga_type=self.saga_type,
-                steps=self.steps,
+                saga_type=saga_type,
+                steps=list(saga.steps),
                 saga_input=saga_input,
                 request_hash=fingerprint,
             )
         except SagaAlreadyExists as exists:
             record, created = exists.record, False
-            if not self._same_request(record, saga_input, fingerprint):
+            if not _same_request(record, saga_type, saga_input, fingerprint):
                 raise SagaConflict(f"saga {saga_id} exists with a different input") from None
             if record.get("status") != SagaStatus.STARTED:
                 return StartedSaga(saga_id, record["status"], record.get("execution_arn"), created=False)
-        arn = self._start_execution(saga_id, saga_input)
+        arn = self._start_execution(saga, saga_id, saga_input)
         return StartedSaga(saga_id, SagaStatus.PENDING.value, arn, created=created)
 
     def resume(self, record: dict[str, Any]) -> StartedSaga:
-        """Start the execution of a saga left STARTED (its record is written); `SagaStartDeferred` if it still fails."""
-        arn = self._start_execution(record["saga_id"], record["input"])
+        """Start the execution of a saga left STARTED (its record is written); `SagaStartDeferred` if it still fails,
+        or if its type is none this starter knows (the give-up period then fails it)."""
+        saga = self.sagas.get(record.get("saga_type", ""))
+        if saga is None:
+            raise SagaStartDeferred(record["saga_id"], f"no state machine for saga type {record.get('saga_type')!r}")
+        arn = self._start_execution(saga, record["saga_id"], record["input"])
         return StartedSaga(record["saga_id"], SagaStatus.PENDING.value, arn, created=False)
 
-    def _same_request(self, record: dict[str, Any], saga_input: dict[str, Any], fingerprint: str) -> bool:
-        if record.get("saga_type") != self.saga_type:
-            return False
-        if "request_hash" in record:
-            return record["request_hash"] == fingerprint
-        return record.get("input") == saga_input  # a record written before request hashes were stored
-
-    def _start_execution(self, saga_id: str, saga_input: dict[str, Any]) -> str:
+    def _start_execution(self, saga: SagaSpec, saga_id: str, saga_input: dict[str, Any]) -> str:
         try:
             arn = self.step_functions.start_execution(
-                stateMachineArn=self.state_machine_arn,
+                stateMachineArn=saga.state_machine_arn,
                 name=saga_id,
                 input=json.dumps(execution_input(saga_input), separators=(",", ":")),
             )["executionArn"]
@@ -129,8 +129,17 @@ class SagaStarter:
             if code != "ExecutionAlreadyExists":
                 raise SagaStartDeferred(saga_id, code or str(error)) from error
             # Executions are named after saga ids and only this starter starts them: it is this saga's.
-            arn = execution_arn_of(self.state_machine_arn, saga_id)
+            arn = execution_arn_of(saga.state_machine_arn, saga_id)
         except BotoCoreError as error:  # no answer at all (connection, timeout): as retryable as a throttle
             raise SagaStartDeferred(saga_id, type(error).__name__) from error
-        self.records.mark_running(saga_id, arn, first_step=self.steps[0] if self.steps else None)
+        self.records.mark_running(saga_id, arn, first_step=saga.steps[0] if saga.steps else None)
         return arn
+
+
+def _same_request(record: dict[str, Any], saga_type: str, saga_input: dict[str, Any], fingerprint: str) -> bool:
+    """Whether a stored saga is the one this request asks for: same type, same canonical input."""
+    if record.get("saga_type") != saga_type:
+        return False
+    if "request_hash" in record:
+        return record["request_hash"] == fingerprint
+    return record.get("input") == saga_input  # a record written before request hashes were stored

@@ -27,6 +27,7 @@ from saga_testkit.observe import FINISHED_STATUSES
 from tests.e2e.orders import TIME_SCALE, make_order
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_cloud")]
+PATH = "orders"  # the order saga's route (its definition's api.path); order_id names the saga
 CONCURRENT_DUPLICATES = 20
 # Between status reads: each is a signed request through the local gateway and the handler, sharing this
 # process with the participants, whose heartbeats (0.8 s on this clock) must not starve.
@@ -35,6 +36,11 @@ POLL_SECONDS = 0.25
 
 def _key() -> str:
     return f"api-{uuid.uuid4().hex[:12]}"
+
+
+def _order(saga_id: str, **shape) -> dict:
+    """An order whose order_id, the saga id, is `saga_id`."""
+    return {**make_order(**shape), "order_id": saga_id}
 
 
 def _executions_named(local_sagas, name: str) -> list[dict]:
@@ -51,7 +57,7 @@ def _wait_for(client, saga_id: str, done, timeout_seconds: float = 30) -> list[d
     """GET the saga until `done(answer)`; every answer seen, in order."""
     seen, deadline = [], time.monotonic() + timeout_seconds
     while time.monotonic() < deadline:
-        answer = client.get_order(saga_id)
+        answer = client.get(PATH, saga_id)
         assert answer.status == 200, answer
         seen.append(answer.body)
         if done(answer.body):
@@ -93,6 +99,8 @@ MALFORMED_OVER_HTTP = [
     # valid against the model, but more than the saga can carry: the handler checks the size first
     ("over the size budget", lambda order: json.dumps(order)[:-1] + " " * 70_000 + "}", {}, 413, "body"),
     ("key with a slash", lambda order: order, {"Idempotency-Key": "a/b"}, 400, "Idempotency-Key"),
+    # a header is not what the signature binds for the handler: one that is not the order id names no saga
+    ("key other than the order id", lambda order: order, {"Idempotency-Key": "k-other"}, 400, "order_id"),
 ]
 
 
@@ -105,7 +113,7 @@ def test_a_malformed_request_over_http_is_refused_and_starts_nothing(
     _, client = local_api
     order = make_order()
     # Given one wrong thing / When it is posted over HTTP, signed
-    answer = client.start_order(build(order), idempotency_key=headers.get("Idempotency-Key"))
+    answer = client.start(PATH, build(order), idempotency_key=headers.get("Idempotency-Key"))
     # Then the status and the field named, and neither a record nor an execution for the order
     assert answer.status == status, answer.body
     assert field in [problem["field"] for problem in answer.body["errors"]], answer.body
@@ -117,7 +125,7 @@ def test_a_malformed_request_over_http_is_refused_and_starts_nothing(
 def test_an_unsigned_request_is_refused_with_403(local_api, local_sagas):
     _, client = local_api
     order = make_order()
-    answer = client.request("POST", "/orders", body=order, signed=False)
+    answer = client.request("POST", f"/{PATH}", body=order, signed=False)
     assert answer.status == 403
     assert answer.body == {"message": "Missing Authentication Token"}
     assert local_sagas.records.get(order["order_id"]) is None
@@ -127,29 +135,36 @@ def test_a_request_signed_with_the_wrong_secret_is_refused_with_403(local_api, l
     api, client = local_api
     impostor = SignedApiClient(api.url, Credentials(client.credentials.access_key, "not-the-secret", "testing"))
     order = make_order()
-    answer = impostor.start_order(order)
+    answer = impostor.start(PATH, order)
     assert answer.status == 403
     assert "signature" in answer.body["message"]
     assert local_sagas.records.get(order["order_id"]) is None
     # Reading is authenticated too
-    assert impostor.get_order(order["order_id"]).status == 403
+    assert impostor.get(PATH, order["order_id"]).status == 403
 
 
 def test_concurrent_duplicates_start_one_saga_and_get_one_answer(local_api, local_sagas):
     _, client = local_api
-    key, order = _key(), make_order()
+    key = _key()
+    order = _order(key)
     barrier = threading.Barrier(CONCURRENT_DUPLICATES)
 
     def post():
         barrier.wait()
-        return client.start_order(order, idempotency_key=key)
+        return client.start(PATH, order)
 
     # Given the same request sent 20 times at once
     with ThreadPoolExecutor(CONCURRENT_DUPLICATES) as pool:
         answers = list(pool.map(lambda _: post(), range(CONCURRENT_DUPLICATES)))
     # Then every answer is the same 202, and there is one saga with one execution
     assert {(answer.status, json.dumps(answer.body, sort_keys=True)) for answer in answers} == {
-        (202, json.dumps({"saga_id": key, "status_url": f"/v1/orders/{key}"}, sort_keys=True))
+        (
+            202,
+            json.dumps(
+                {"saga_id": key, "saga_type": local_sagas.definition.name, "status_url": f"/v1/{PATH}/{key}"},
+                sort_keys=True,
+            ),
+        )
     }
     assert len(_executions_named(local_sagas, key)) == 1
     # And that one saga runs to an end
@@ -163,14 +178,17 @@ def test_concurrent_duplicates_start_one_saga_and_get_one_answer(local_api, loca
     assert [problem for problem in local_sagas.check().problems if key in problem] == []
 
 
-def test_the_same_key_with_another_body_is_a_409_that_changes_nothing(local_api, local_sagas):
+def test_the_same_order_id_with_another_body_is_a_409_that_changes_nothing(local_api, local_sagas):
     _, client = local_api
-    key, order = _key(), make_order()
-    assert client.start_order(order, idempotency_key=key).status == 202
+    key = _key()
+    order = _order(key)
+    assert client.start(PATH, order).status == 202
     _wait_for(client, key, _finished)
     before = local_sagas.records.get(key)
-    answer = client.start_order(_with_item(order, quantity=2), idempotency_key=key)
+    answer = client.start(PATH, _with_item(order, quantity=2))
     assert answer.status == 409
+    # And the same order replayed with an Idempotency-Key of its own starts no second saga either
+    assert client.start(PATH, order, idempotency_key=_key()).status == 400
     assert local_sagas.records.get(key) == before
     assert len(_executions_named(local_sagas, key)) == 1
 
@@ -183,7 +201,7 @@ def test_status_through_a_sagas_life_running_completed_compensated_parked(local_
     local_sagas.faults.plan(parked, "create_shipment", "action", Fault.permanent("Shipping.AddressNotServiceable"))
     local_sagas.faults.plan(parked, "process_payment", "compensation", Fault.permanent("Payment.RefundRejected"))
     # (one after the other: on a loaded 2-core machine, sagas side by side can miss the scaled heartbeats)
-    assert client.start_order(make_order(), idempotency_key=running).status == 202
+    assert client.start(PATH, _order(running)).status == 202
 
     # Running: PENDING at the payment step, the step before it done, nothing after it started
     seen = _wait_for(client, running, lambda body: body["current_step"] == "process_payment")
@@ -198,18 +216,22 @@ def test_status_through_a_sagas_life_running_completed_compensated_parked(local_
     assert {step["status"] for step in done["steps"].values()} == {"SUCCEEDED"}
     assert done["created_at"] < done["updated_at"]
     # Compensated: the failing step and its error, the step before it undone
-    assert client.start_order(make_order(card="tok_declined"), idempotency_key=declined).status == 202
+    assert client.start(PATH, _order(declined, card="tok_declined")).status == 202
     failed = _wait_for(client, declined, _finished)[-1]
     assert failed["status"] == "FAILED"
     assert failed["error"] == "Payment.CardDeclined"
     assert failed["steps"]["process_payment"]["status"] == "FAILED"
     assert failed["steps"]["reserve_inventory"]["status"] == "COMPENSATED"
     # Parked: which compensation failed and why, next to the error that started compensating
-    assert client.start_order(make_order(), idempotency_key=parked).status == 202
+    assert client.start(PATH, _order(parked)).status == 202
     stuck = _wait_for(client, parked, _finished)[-1]
     assert stuck["status"] == "COMPENSATION_FAILED"
     assert (stuck["failed_step"], stuck["compensation_error"]) == ("process_payment", "Payment.RefundRejected")
     assert stuck["error"] == "Shipping.AddressNotServiceable"
+    assert stuck["pending"] == [
+        {"step": "process_payment", "kind": "compensation"},
+        {"step": "reserve_inventory", "kind": "compensation"},
+    ]
     # And the listing by status finds each of them, a page at a time
     for status, key in (("COMPLETED", running), ("FAILED", declined), ("COMPENSATION_FAILED", parked)):
         assert key in _list_all(client, status)
@@ -218,8 +240,9 @@ def test_status_through_a_sagas_life_running_completed_compensated_parked(local_
 def _list_all(client, status: str) -> list[str]:
     ids, token = [], None
     while True:
-        answer = client.list_orders(status, limit=5, next_token=token)
+        answer = client.list(PATH, status, limit=5, next_token=token)
         assert answer.status == 200, answer.body
+        assert answer.body["saga_type"] == "OrderFulfillment"
         ids += [saga["saga_id"] for saga in answer.body["sagas"]]
         token = answer.body["next_token"]
         if token is None:
@@ -228,24 +251,25 @@ def _list_all(client, status: str) -> list[str]:
 
 def test_a_throttled_start_is_503_and_the_clients_retry_starts_it(local_api, local_sagas):
     api, client = local_api
-    key, order = _key(), make_order()
+    key = _key()
+    order = _order(key)
     api.faults.throttle(key)
     # When StartExecution is throttled / Then 503 with Retry-After, and the saga waits, recorded, in STARTED
-    answer = client.start_order(order, idempotency_key=key)
+    answer = client.start(PATH, order)
     assert answer.status == 503
     assert answer.headers["Retry-After"] == "1"
-    assert client.get_order(key).body["status"] == "STARTED"
+    assert client.get(PATH, key).body["status"] == "STARTED"
     assert _executions_named(local_sagas, key) == []
-    # When the client retries with the same key / Then it starts, once, and runs to an end
-    assert client.start_order(order, idempotency_key=key).status == 202
+    # When the client retries the same order / Then it starts, once, and runs to an end
+    assert client.start(PATH, order).status == 202
     _ran_to_an_end_once(client, local_sagas, key)
 
 
 def test_the_scheduled_reconciler_starts_an_orphan_nobody_retried(local_api, local_sagas):
     api, client = local_api
-    key, order = _key(), make_order()
+    key = _key()
     api.faults.throttle(key)
-    assert client.start_order(order, idempotency_key=key).status == 503
+    assert client.start(PATH, _order(key)).status == 503
     # When the reconciler runs (EventBridge's schedule, locally on the scaled clock) after the grace period
     record = local_sagas.records.get(key)
     grace = float(api.schedules[0].environment["START_GRACE_SECONDS"]) * TIME_SCALE
@@ -383,7 +407,7 @@ def test_a_signed_order_sent_chunked_is_accepted_as_one_body(local_api, local_sa
 def test_unsigned_payload_is_refused(local_api, local_sagas):
     _, client = local_api
     order = make_order()
-    answer = client.request("POST", "/orders", body=order, headers={"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
+    answer = client.request("POST", f"/{PATH}", body=order, headers={"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
     assert answer.status == 403
     assert "signature" in answer.body["message"]
     assert _nothing_started(local_sagas, order["order_id"])
@@ -432,7 +456,7 @@ def test_the_proxy_event_forwards_unsigned_headers_but_not_the_signature(local_a
 def test_the_validators_answer_quotes_a_rejected_value_capped(local_api, local_sagas, build):
     _, client = local_api
     order = make_order()
-    answer = client.start_order(build(order))
+    answer = client.start(PATH, build(order))
     assert answer.status == 400
     assert len(json.dumps(answer.body)) < 4000, len(json.dumps(answer.body))
     assert _nothing_started(local_sagas, order["order_id"])

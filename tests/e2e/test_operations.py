@@ -14,7 +14,7 @@ from rich.console import Console
 from local_runtime.eventbridge import StatusChangeRule
 from saga_ops import cli
 from saga_ops.operations import NotResumable, OperatorError
-from saga_records.starter import SagaStarter
+from saga_records.starter import SagaSpec, SagaStarter
 from saga_testkit.faults import Fault
 from tests.e2e.orders import TIME_SCALE, make_order
 
@@ -23,13 +23,21 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_cloud")]
 DETECTOR_PERIOD = 60 * TIME_SCALE  # the 1-minute schedule on the local clock, seconds
 
 
+PENDING_AT_REFUND = [
+    {"step": "process_payment", "kind": "compensation"},
+    {"step": "reserve_inventory", "kind": "compensation"},
+]
+
+
 def park_at_refund(local_sagas, saga_id):
-    """A saga whose shipment is refused and whose refund then fails for good: parked at process_payment."""
+    """A saga whose shipment is refused and whose refund then fails for good: parked at process_payment, with the
+    refund and the release of the stock pending."""
     local_sagas.faults.plan(saga_id, "create_shipment", "action", Fault.permanent("Shipping.AddressNotServiceable"))
     local_sagas.faults.plan(saga_id, "process_payment", "compensation", Fault.permanent("Payment.ProviderDown"))
     local_sagas.start(saga_id, make_order())
     assert local_sagas.wait([saga_id], timeout_seconds=30) == []
-    assert local_sagas.records.get(saga_id)["status"] == "COMPENSATION_FAILED"
+    record = local_sagas.records.get(saga_id)
+    assert (record["status"], record["pending"]) == ("COMPENSATION_FAILED", PENDING_AT_REFUND)
 
 
 def reports_for(operator, saga_id, *, within):
@@ -77,7 +85,7 @@ def test_a_parked_saga_is_flagged_once_and_resumed_to_compensated(local_sagas, o
     # Then the failed refund and the remaining release ran, in reverse order, and the saga is compensated
     assert exit_code == 0, output.export_text()
     record = local_sagas.records.get(saga_id)
-    assert record["status"] == "FAILED"
+    assert (record["status"], record["pending"]) == ("FAILED", [])
     assert record["steps"]["process_payment"]["status"] == "COMPENSATED"
     assert record["steps"]["reserve_inventory"]["status"] == "COMPENSATED"
     assert local_sagas.kit.payments.get_ledger(saga_id).net_cents == 0
@@ -109,8 +117,9 @@ def test_a_parked_saga_resolved_by_hand_is_closed_and_audited(local_sagas, opera
     # Then the saga is RESOLVED, with who, when and why on its record
     assert exit_code == 0, output.export_text()
     record = local_sagas.records.get(saga_id)
-    assert record["status"] == "RESOLVED"
+    assert (record["status"], record["pending"]) == ("RESOLVED", [])
     (entry,) = record["operator_actions"]
+    assert entry["pending"] == ["process_payment (compensation)", "reserve_inventory (compensation)"]
     assert (entry["action"], entry["by"], entry["reason"]) == ("resolve", "ben@ops", "refunded by hand, ticket 4711")
     assert entry["from_status"] == "COMPENSATION_FAILED"
     assert entry["at"] >= record["created_at"]
@@ -206,8 +215,9 @@ def test_a_timed_out_execution_parks_its_saga_record(local_sagas, operator, saga
         ),
         roleArn="arn:aws:iam::123456789012:role/probe",
     )["stateMachineArn"]
-    steps = [step.name for step in local_sagas.definition.steps]
-    SagaStarter(local_sagas.records, probe, local_sagas.definition.name, steps).start(saga_id, make_order())
+    name = local_sagas.definition.name
+    steps = tuple(step.name for step in local_sagas.definition.steps)
+    SagaStarter(local_sagas.records, [SagaSpec(name, probe, steps)]).start(name, saga_id, make_order())
     execution_arn = local_sagas.records.get(saga_id)["execution_arn"]
     deadline = time.monotonic() + 10
     while sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING" and time.monotonic() < deadline:
@@ -232,7 +242,7 @@ def test_a_timed_out_execution_parks_its_saga_record(local_sagas, operator, saga
     outcome = operator.resume(saga_id, reason="execution timed out; undo whatever it did", by="ana@ops")
     # Then the participant left a tombstone where nothing had happened, and the saga is compensated
     assert outcome.status == "FAILED"
-    assert outcome.compensated == [first.name]
+    assert outcome.done == [first.name]
     assert local_sagas.kit.inventory.get_reservation(saga_id).status == "RELEASED"
     assert local_sagas.check().problems == []
 

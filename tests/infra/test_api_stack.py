@@ -1,5 +1,6 @@
-"""The orders API in the synthesized template: IAM on every method, the request validator and the model generated
-from the handler's pydantic model, stage throttling and logging, least-privilege grants, the orphan reconciler."""
+"""The saga API in the synthesized template: every saga's routes, IAM on every method, the request validator and each
+saga's model generated from its input model, stage throttling and logging, least-privilege grants on every saga's
+state machine, the typed SAGAS setting, the orphan reconciler."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from aws_cdk.assertions import Match
 from infra import constants
 from infra.constructs.saga_api import API_HANDLER, RECONCILER_HANDLER, AllowedCallers, json_schema
 from saga_api.models import request_json_schema
+from saga_api.settings import ApiSettings
+from statemachines.inputs import load_input_model
 
 pytestmark = pytest.mark.infra
 
@@ -38,13 +41,41 @@ def _actions(statements: list[dict[str, Any]]) -> set[str]:
     return {action for s in statements for action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])}
 
 
+def _routes(synthesized) -> dict[tuple[str, str], dict[str, Any]]:
+    """(method, path) -> method resource, the path assembled from the API Gateway resources."""
+    resources = synthesized.resources("AWS::ApiGateway::Resource")
+
+    def path_of(reference: Any) -> str:
+        if "Fn::GetAtt" in reference:
+            return ""
+        properties = resources[reference["Ref"]]["Properties"]
+        return f"{path_of(properties['ParentId'])}/{properties['PathPart']}"
+
+    return {
+        (method["Properties"]["HttpMethod"], path_of(method["Properties"]["ResourceId"])): method
+        for method in synthesized.resources("AWS::ApiGateway::Method").values()
+    }
+
+
+def test_every_saga_has_its_three_routes_and_nothing_else(synthesized, definitions):
+    expected = {
+        route
+        for definition in definitions
+        for route in (
+            ("POST", f"/{definition.route_path}"),
+            ("GET", f"/{definition.route_path}"),
+            ("GET", f"/{definition.route_path}/{{id}}"),
+        )
+    }
+    assert set(_routes(synthesized)) == expected  # no unauthenticated path, no OPTIONS
+
+
 def test_every_method_is_iam_authorised(synthesized):
     methods = synthesized.resources("AWS::ApiGateway::Method")
     assert {(m["Properties"]["HttpMethod"], m["Properties"]["AuthorizationType"]) for m in methods.values()} == {
         ("POST", "AWS_IAM"),
         ("GET", "AWS_IAM"),
     }
-    assert len(methods) == 3  # POST /orders, GET /orders, GET /orders/{id}: no unauthenticated path, no OPTIONS
     assert constants.API_AUTHORIZATION == "IAM"
 
 
@@ -63,14 +94,19 @@ def test_every_method_goes_through_the_request_validator(synthesized, template):
     assert get_list[0]["Properties"]["RequestParameters"]["method.request.querystring.status"] is True
 
 
-def test_the_body_model_is_the_handlers_pydantic_model(synthesized):
-    [(model_id, model)] = synthesized.resources("AWS::ApiGateway::Model").items()
-    assert model["Properties"]["ContentType"] == "application/json"
-    assert model["Properties"]["Schema"] == request_json_schema()
-    [post] = [
-        m for m in synthesized.resources("AWS::ApiGateway::Method").values() if m["Properties"]["HttpMethod"] == "POST"
-    ]
-    assert post["Properties"]["RequestModels"] == {"application/json": {"Ref": model_id}}
+def test_each_sagas_body_model_is_its_input_model(synthesized, definitions):
+    models = synthesized.resources("AWS::ApiGateway::Model")
+    assert len(models) == len(definitions)
+    routes = _routes(synthesized)
+    for definition in definitions:
+        post = routes[("POST", f"/{definition.route_path}")]
+        ((content_type, model_ref),) = post["Properties"]["RequestModels"].items()
+        model = models[model_ref["Ref"]]["Properties"]
+        assert (content_type, model["ContentType"]) == ("application/json", "application/json")
+        expected = request_json_schema(
+            load_input_model(constants.LAMBDAS_DIR, definition), title=f"{definition.name}Input"
+        )
+        assert model["Schema"] == expected, definition.name
 
 
 def test_a_schema_keyword_the_gateway_model_cannot_hold_is_an_error_not_dropped():
@@ -111,7 +147,7 @@ def test_the_stage_throttles_and_logs_access_and_execution(synthesized, template
     template.resource_count_is("AWS::ApiGateway::Account", 1)
 
 
-def test_the_api_function_may_start_the_saga_and_use_the_saga_table_only(synthesized):
+def test_the_api_function_may_start_every_saga_and_use_the_saga_table_only(synthesized, definitions):
     _, function = _function(synthesized, API_HANDLER)
     statements = _statements_of(synthesized, function["Properties"]["Role"]["Fn::GetAtt"][0])
     assert _actions(statements) == {
@@ -125,13 +161,46 @@ def test_the_api_function_may_start_the_saga_and_use_the_saga_table_only(synthes
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
     }
-    [start] = [s for s in statements if s["Action"] == "states:StartExecution"]
-    output = synthesized.template["Outputs"][constants.state_machine_output(constants.API_SAGA)]
-    assert start["Resource"] == output["Value"]
+    started = [s["Resource"] for s in statements if s["Action"] == "states:StartExecution"]
+    machines = [synthesized.template["Outputs"][constants.state_machine_output(d.name)]["Value"] for d in definitions]
+    assert sorted(map(json.dumps, started)) == sorted(map(json.dumps, machines))
     environment = function["Properties"]["Environment"]["Variables"]
-    assert environment["STATE_MACHINE_ARN"] == output["Value"]
-    assert int(environment["MAX_REQUEST_BYTES"]) == constants.MAX_ORDER_REQUEST_BYTES
-    assert constants.MAX_ORDER_REQUEST_BYTES < constants.STEP_FUNCTIONS_PAYLOAD_LIMIT_BYTES == 262_144
+    assert int(environment["MAX_REQUEST_BYTES"]) == constants.MAX_REQUEST_BYTES
+    assert constants.MAX_REQUEST_BYTES < constants.STEP_FUNCTIONS_PAYLOAD_LIMIT_BYTES == 262_144
+
+
+def _resolved(value: Any, refs: dict[str, str]) -> str:
+    """An Fn::Join of literal text and Refs, the Refs replaced as `refs` says."""
+    separator, parts = value["Fn::Join"]
+    return separator.join(part if isinstance(part, str) else refs[part["Ref"]] for part in parts)
+
+
+def test_the_functions_sagas_setting_lists_every_saga_with_its_state_machine(synthesized, definitions):
+    # Given the SAGAS variable as the deployed function reads it (each state machine's Ref standing for its ARN)
+    machines = {
+        synthesized.template["Outputs"][constants.state_machine_output(d.name)]["Value"]["Ref"]: d.name
+        for d in definitions
+    }
+    refs = {logical_id: f"arn:aws:states:us-east-1:1:stateMachine:{name}" for logical_id, name in machines.items()}
+    for handler in (API_HANDLER, RECONCILER_HANDLER):
+        _, function = _function(synthesized, handler)
+        variables = function["Properties"]["Environment"]["Variables"]
+        settings = ApiSettings.model_validate(
+            {**variables, "SAGAS": _resolved(variables["SAGAS"], refs), "SAGA_TABLE_NAME": "sagas"}
+        )
+        # Then it is the typed setting the API reads, one entry per saga, from the definitions
+        assert [
+            (saga.saga_type, saga.path, saga.state_machine_arn.rsplit(":", 1)[1], saga.steps, saga.id_field)
+            for saga in settings.sagas
+        ] == [(d.name, d.route_path, d.name, tuple(step.name for step in d.steps), d.id_field) for d in definitions]
+        assert [saga.input_module for saga in settings.sagas] == [d.input_module for d in definitions]
+        # And what is not SAGAS fits in the room the synth-time check leaves it (a reference at a table name's 255)
+        others = sum(
+            len(name) + (len(value) if isinstance(value, str) else 255)
+            for name, value in variables.items()
+            if name != "SAGAS"
+        )
+        assert others < constants.API_OTHER_VARIABLES_BYTES
 
 
 def test_the_reconciler_runs_on_a_schedule_with_only_what_it_needs(synthesized, template):
@@ -153,7 +222,7 @@ def test_the_reconciler_runs_on_a_schedule_with_only_what_it_needs(synthesized, 
     }
 
 
-def test_the_api_url_is_an_output(synthesized):
+def test_the_api_url_is_an_output_named_for_every_saga(synthesized):
     output = synthesized.template["Outputs"][constants.API_URL_OUTPUT]
     assert constants.API_STAGE in str(output["Value"])
 
@@ -216,3 +285,33 @@ def test_allowed_principals_are_let_in_and_everyone_else_is_denied(synthesized_w
 def test_an_allowed_principal_that_is_no_principal_is_an_error_naming_the_context_key(value):
     with pytest.raises(ValueError, match=r"context 'apiAllowedPrincipals'"):
         AllowedCallers.parse(value)
+
+
+def test_sagas_that_would_outgrow_lambdas_environment_stop_the_synth_naming_them(definitions):
+    # Given sagas whose SAGAS setting would pass Lambda's 4 KB of environment (long step names)
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_stepfunctions as sfn
+
+    from infra.constructs.saga_api import LAMBDA_ENVIRONMENT_LIMIT_BYTES, SagaApi, SagaRoute, sagas_setting_size
+    from statemachines import parse_definition
+
+    def saga(name: str):
+        step = {"service": "LongService", "sla": {"timeout_seconds": 60, "heartbeat_seconds": 20}, "retriable": True}
+        steps = [
+            {**step, "name": f"a_rather_long_step_name_number_{k:02d}", "action": f"Act{name}{k:02d}"}
+            for k in range(40)
+        ]
+        return parse_definition({"name": name, "description": "long", "steps": steps})
+
+    stack = Stack(App(), "Probe")
+    arn = "arn:aws:states:us-east-1:123456789012:stateMachine:{}"
+    routes = [
+        SagaRoute(definition, sfn.StateMachine.from_state_machine_arn(stack, name, arn.format(name)), {})
+        for name, definition in ((name, saga(name)) for name in ("LongOne", "LongTwo", "LongThree"))
+    ]
+    assert sagas_setting_size(routes) > LAMBDA_ENVIRONMENT_LIMIT_BYTES
+    # When the API is built / Then it refuses, naming the sagas and the limit, before anything is deployed
+    with pytest.raises(ValueError, match=r"LongOne, LongTwo, LongThree: Lambda allows 4096 bytes of environment"):
+        SagaApi(stack, "Api", sagas=routes, shared=None)
+    # And the project's own sagas fit with room to spare
+    assert sagas_setting_size([SagaRoute(d, None, {}) for d in definitions]) < LAMBDA_ENVIRONMENT_LIMIT_BYTES // 4

@@ -94,7 +94,7 @@ def test_no_alarm_reads_more_metrics_than_cloudwatch_allows(synthesized):
 
 def test_every_dead_letter_queue_has_a_depth_alarm(synthesized):
     dlqs = dead_letter_queue_ids(synthesized)
-    # 8 command DLQs, the stuck-sagas DLQ and the reconciler's: the helper must not find fewer than the consumers.
+    # Each command's DLQ, the stuck-sagas DLQ and the reconciler's: the helper must not find fewer than the consumers.
     assert len(dlqs) >= len(synthesized.resources("AWS::Lambda::EventSourceMapping")) + 2
     alarmed = {
         dimension(alarm, "QueueName")["Fn::GetAtt"][0]
@@ -306,12 +306,21 @@ def test_the_detector_sends_each_incident_to_the_alarm_topic_too(synthesized):
 # --- dashboard --------------------------------------------------------------------------------------------------------
 
 
-def dashboard_widgets(synthesized) -> dict[str, dict[str, Any]]:
-    """Widgets by title, with each reference in the body replaced by the logical id it points at."""
-    (dashboard,) = synthesized.resources("AWS::CloudWatch::Dashboard").values()
-    separator, parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"]
-    text = separator.join(part if isinstance(part, str) else part.get("Ref") or part["Fn::GetAtt"][0] for part in parts)
-    return {widget["properties"]["title"]: widget["properties"] for widget in json.loads(text)["widgets"]}
+def dashboards(synthesized) -> dict[str, list[dict[str, Any]]]:
+    """Each dashboard's widgets (by its name), with each reference in the body replaced by the logical id it names."""
+    found = {}
+    for dashboard in synthesized.resources("AWS::CloudWatch::Dashboard").values():
+        separator, parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"]
+        text = separator.join(
+            part if isinstance(part, str) else part.get("Ref") or part["Fn::GetAtt"][0] for part in parts
+        )
+        found[dashboard["Properties"]["DashboardName"]] = json.loads(text)["widgets"]
+    return found
+
+
+def dashboard_widgets(synthesized, name: str = f"{constants.STACK_NAME}-sagas") -> dict[str, dict[str, Any]]:
+    """One dashboard's graphs by title (the stack's own by default)."""
+    return {widget["properties"]["title"]: widget["properties"] for widget in dashboards(synthesized)[name]}
 
 
 def plotted(widget: dict[str, Any]) -> list[tuple[str, str, dict[str, str], dict[str, Any]]]:
@@ -329,24 +338,37 @@ def step_dimensions(step, kind: str) -> dict[str, str]:
     return {"service": step.service, "step": step.name, "kind": kind}
 
 
-def test_dashboard_shows_executions_statuses_dlqs_and_stuck_sagas(synthesized):
+def test_one_dashboard_for_the_stack_and_one_per_saga(synthesized, definitions):
+    names = set(dashboards(synthesized))
+    assert names == {f"{constants.STACK_NAME}-sagas"} | {f"{constants.STACK_NAME}-{d.name}" for d in definitions}
+    output = synthesized.template["Outputs"][constants.DASHBOARD_OUTPUT]["Value"]
+    assert synthesized.template["Resources"][output["Ref"]]["Properties"]["DashboardName"] == (
+        f"{constants.STACK_NAME}-sagas"
+    )
+
+
+def test_dashboard_shows_executions_statuses_dlqs_and_stuck_sagas(synthesized, definitions):
     widgets = dashboard_widgets(synthesized)
     executions = {metric for _, metric, _, _ in plotted(widgets["Executions started, succeeded, failed, timed out"])}
     assert {"ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed", "ExecutionsTimedOut"} <= executions
     statuses = {dims["status"] for _, metric, dims, _ in plotted(widgets["Sagas by status (non-terminal)"])}
     assert {"STARTED", "PENDING", "COMPENSATING", "COMPENSATION_FAILED"} <= statuses
-    queues = {dims["QueueName"] for _, _, dims, _ in plotted(widgets["DLQ depths"])}
-    assert queues == dead_letter_queue_ids(synthesized)
     stuck = {metric for _, metric, _, _ in plotted(widgets["Stuck sagas"])}
     assert metric_names.STUCK_SAGAS in stuck
-
-
-def test_dashboard_shows_each_step_latency_failure_rate_and_compensations(synthesized, definitions):
-    widgets = dashboard_widgets(synthesized)
-    latency = plotted(widgets["Step latency p50 / p99 (ms)"])
-    failure_rate = plotted(widgets["Step failure rate (%)"])
-    compensations = plotted(widgets["Compensations run"])
+    # Every DLQ is drawn: the operations' ones here, each command's on its saga's dashboard
+    queues = {dims["QueueName"] for _, _, dims, _ in plotted(widgets["DLQ depths (operations)"])}
     for definition in definitions:
+        saga = dashboard_widgets(synthesized, f"{constants.STACK_NAME}-{definition.name}")
+        queues |= {dims["QueueName"] for _, _, dims, _ in plotted(saga[f"{definition.name}: DLQ depths"])}
+    assert queues == dead_letter_queue_ids(synthesized)
+
+
+def test_each_sagas_dashboard_shows_each_step_latency_failure_rate_and_compensations(synthesized, definitions):
+    for definition in definitions:
+        widgets = dashboard_widgets(synthesized, f"{constants.STACK_NAME}-{definition.name}")
+        latency = plotted(widgets[f"{definition.name}: step latency p50 / p99 (ms)"])
+        failure_rate = plotted(widgets[f"{definition.name}: step failure rate (%)"])
+        compensations = plotted(widgets[f"{definition.name}: compensations run"])
         for step in definition.steps:
             action = step_dimensions(step, "action")
             stats = {options["stat"] for _, metric, dims, options in latency if dims == action}
@@ -365,8 +387,14 @@ def test_dashboard_shows_each_step_latency_failure_rate_and_compensations(synthe
 DENSE_METRICS = {metric_names.SAGAS_IN_STATUS, metric_names.STUCK_SAGAS, metric_names.STEP_DURATION, "Latency"}
 
 
-def test_every_sparse_line_of_the_dashboard_shows_zero_not_a_gap(synthesized):
-    for title, widget in dashboard_widgets(synthesized).items():
+def test_every_sparse_line_of_every_dashboard_shows_zero_not_a_gap(synthesized):
+    every_widget = {
+        f"{name}: {widget['properties']['title']}": widget["properties"]
+        for name, widgets in dashboards(synthesized).items()
+        for widget in widgets
+    }
+    assert len(every_widget) > len(dashboard_widgets(synthesized))
+    for title, widget in every_widget.items():
         lines = widget.get("metrics", [])
         expressions = [line[0] for line in lines if isinstance(line[0], dict) and "expression" in line[0]]
         for namespace, metric, _, options in plotted(widget):
@@ -380,17 +408,19 @@ def test_every_sparse_line_of_the_dashboard_shows_zero_not_a_gap(synthesized):
 
 
 def test_the_step_failure_rate_is_zero_percent_when_nothing_ran(synthesized, definitions):
-    widget = dashboard_widgets(synthesized)["Step failure rate (%)"]
-    lines = [line[0] for line in widget["metrics"] if isinstance(line[0], dict) and "expression" in line[0]]
-    rates = [line for line in lines if line["label"].endswith("failure %")]
-    assert len(rates) == sum(len(definition.steps) for definition in definitions)
-    by_id = {line["id"]: line["expression"] for line in lines if "id" in line}
-    for rate in rates:
-        failed, succeeded = re.fullmatch(
-            r"IF\((\w+) \+ (\w+) > 0, 100 \* \1 / \(\1 \+ \2\), 0\)", rate["expression"]
-        ).groups()
-        assert by_id[failed].startswith("MAX(["), rate
-        assert by_id[succeeded].startswith("MAX(["), rate
+    for definition in definitions:
+        dashboard = f"{constants.STACK_NAME}-{definition.name}"
+        widget = dashboard_widgets(synthesized, dashboard)[f"{definition.name}: step failure rate (%)"]
+        lines = [line[0] for line in widget["metrics"] if isinstance(line[0], dict) and "expression" in line[0]]
+        rates = [line for line in lines if line["label"].endswith("failure %")]
+        assert len(rates) == len(definition.steps)
+        by_id = {line["id"]: line["expression"] for line in lines if "id" in line}
+        for rate in rates:
+            failed, succeeded = re.fullmatch(
+                r"IF\((\w+) \+ (\w+) > 0, 100 \* \1 / \(\1 \+ \2\), 0\)", rate["expression"]
+            ).groups()
+            assert by_id[failed].startswith("MAX(["), rate
+            assert by_id[succeeded].startswith("MAX(["), rate
 
 
 # --- detector and reconciler ------------------------------------------------------------------------------------------

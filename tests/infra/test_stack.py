@@ -31,7 +31,7 @@ def commands_with_steps(definitions: list[SagaDefinition]) -> dict[str, Any]:
 def participant_resources(synthesized, resource_type: str) -> dict[str, dict[str, Any]]:
     """Resources of the participants: saga operations and the API have functions and queues of their own, tested in
     test_monitoring and test_api_stack."""
-    others = (f"{constants.STACK_NAME}/SagaOperations/", f"{constants.STACK_NAME}/OrdersApi/")
+    others = (f"{constants.STACK_NAME}/SagaOperations/", f"{constants.STACK_NAME}/SagaApi/")
     return {
         logical_id: resource
         for logical_id, resource in synthesized.resources(resource_type).items()
@@ -338,7 +338,7 @@ def test_no_aws_managed_policies(synthesized):
         for logical_id, role in synthesized.resources("AWS::IAM::Role").items()
         if "ManagedPolicyArns" in role["Properties"]
     }
-    assert list(managed) == [synthesized.logical_id("OrdersApi/Api/CloudWatchRole")]
+    assert list(managed) == [synthesized.logical_id("SagaApi/Api/CloudWatchRole")]
 
 
 # --- outputs --------------------------------------------------------------------------------------------------------

@@ -642,8 +642,7 @@ def _function_environment_edges(template: Template, uses: dict[str, TableUse]) -
                 continue
             reference = template.resolve(value)
             for resource_type, (noun, actions) in ENVIRONMENT_USE.items():
-                target = template.logical_id_of(reference, resource_type)
-                if target:
+                for target in _named_in(template, reference, resource_type):
                     key = _topic_key(template, target) if resource_type == "AWS::SNS::Topic" else None
                     yield Edge(
                         f"function -> {noun}",
@@ -657,6 +656,19 @@ def _function_environment_edges(template: Template, uses: dict[str, TableUse]) -
             if table_id and participant and name in uses:
                 use = uses[name]
                 yield Edge(use.kind, function_id, table_id, caller, use.requests(template, table_id, resolved))
+
+
+def _named_in(template: Template, value: str, resource_type: str) -> list[str]:
+    """The resources of `resource_type` an environment value names: the value itself, or a string of a JSON document
+    it holds (the API's SAGAS setting lists every saga's state machine)."""
+    exact = template.logical_id_of(value, resource_type)
+    if exact:
+        return [exact]
+    return [
+        logical_id
+        for logical_id in template.of_type(resource_type)
+        if any(f'"{name}"' in value for name in (template.arn(logical_id), template.ref(logical_id)))
+    ]
 
 
 def _api_edges(template: Template) -> Iterator[Edge]:

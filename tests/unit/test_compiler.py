@@ -157,6 +157,51 @@ def test_a_failing_compensation_parks_the_saga(asl, definition):
         assert asl["States"][park["Next"]]["Error"] == COMPENSATION_FAILED_ERROR
 
 
+def _pending(state):
+    values = state["Parameters"]["ExpressionAttributeValues"][":pending"]["L"]
+    return [(entry["M"]["step"]["S"], entry["M"]["kind"]["S"]) for entry in values]
+
+
+def test_a_parked_compensation_lists_what_resume_runs_as_the_state_machine_would_have(asl, definition):
+    for step in definition.steps:
+        (catch,) = asl["States"][step.compensation]["Catch"]
+        park = asl["States"][catch["Next"]]
+        # Then pending is the failed compensation and every one the state machine would have run after it, in order
+        expected = [(name, "compensation") for name in _compensation_chain(asl, step.compensation)]
+        assert _pending(park) == expected, step.name
+        assert "#pending = :pending" in park["Parameters"]["UpdateExpression"]
+
+
+def test_a_stalled_retriable_step_is_marked_failed_with_its_error_and_lists_every_step_left(raw_definition):
+    # Given the last two steps retriable
+    for index in (2, 3):
+        raw_definition["steps"][index]["retriable"] = True
+        del raw_definition["steps"][index]["compensation"]
+    definition = parse_definition(raw_definition)
+    asl = compile_saga(definition)
+    for index in (2, 3):
+        step = definition.steps[index]
+        (catch,) = asl["States"][step.action]["Catch"]
+        park = asl["States"][catch["Next"]]
+        parameters = park["Parameters"]
+        # Then the park state records the step FAILED with the error that stopped it (not left RUNNING)
+        assert parameters["ExpressionAttributeNames"]["#failed"] == step.name
+        assert {"steps.#failed.#status = :step_failed", "steps.#failed.#error = :error"} <= set(
+            parameters["UpdateExpression"].removeprefix("SET ").split(" ADD ")[0].split(", ")
+        )
+        assert parameters["ExpressionAttributeValues"][":step_failed"] == {"S": "FAILED"}
+        assert parameters["ExpressionAttributeValues"][":error"] == {"S.$": f"{catch['ResultPath']}.Error"}
+        # And pending is this step's action and every action after it
+        assert _pending(park) == [(later.name, "action") for later in definition.steps[index:]]
+
+
+def test_parking_costs_no_extra_state(asl, definition):
+    # Every park state goes straight to its Fail state: the pending list rides on the one record update
+    for step in definition.steps:
+        (catch,) = asl["States"][step.compensation]["Catch"]
+        assert asl["States"][asl["States"][catch["Next"]]["Next"]]["Type"] == "Fail"
+
+
 def test_terminal_records_end_the_execution_successfully(asl):
     for name, status in ((RECORD_COMPLETED, "COMPLETED"), (RECORD_FAILED, "FAILED")):
         state = asl["States"][name]

@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 LAMBDA_CODE_ROOT = REPO / "lambdas"
 NOT_PROJECT_CODE = {".venv", "node_modules", "cdk.out", ".git", "__pycache__"}
 EXAMPLE_SERVICES = "services"  # lambdas/services/: the example participants, not the platform
+SAGA_INPUTS = "sagas"  # lambdas/sagas/: each saga's input model, loaded by name from its definition, never imported
 EXAMPLE_KITS = "tests.sagas"  # each example saga's harness data, the one part of tests/ the test kit may use
 
 
@@ -121,8 +122,9 @@ PLATFORM = [
 
 
 @pytest.mark.parametrize("platform", PLATFORM)
-def test_the_platform_imports_no_example_participant(graph, platform):
+def test_the_platform_imports_no_example_participant_nor_input_model(graph, platform):
     assert imports_from(graph, platform, EXAMPLE_SERVICES) == []
+    assert imports_from(graph, platform, SAGA_INPUTS) == []
 
 
 def test_lambda_code_imports_only_lambda_code(graph):

@@ -20,10 +20,11 @@ from local_runtime.http_api import (
 )
 from local_runtime.sigv4 import sign
 from saga_api.models import request_json_schema
+from sagas.order_fulfillment import Input
 from tests.unit.api.fakes import ORDER
 
 pytestmark = pytest.mark.unit
-SCHEMA = request_json_schema()
+SCHEMA = request_json_schema(Input, title="OrderFulfillmentInput")
 RECURSIVE = {"type": "array", "items": {"$ref": "#"}}  # a model a team may write: arrays of arrays of ...
 
 

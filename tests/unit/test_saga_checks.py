@@ -1,5 +1,6 @@
-"""What a saga definition gets checked for before anything deploys: across files, against the participant code, and
-the retry rules (optional retry with defaults, no contradictory settings). `python -m statemachines check PATH`."""
+"""What a saga definition gets checked for before anything deploys: across files, against the participant code and the
+input models, and the retry rules (optional retry with defaults, no contradictory settings).
+`python -m statemachines check PATH`."""
 
 from __future__ import annotations
 
@@ -42,9 +43,21 @@ def step(name: str, service: str, action: str, compensation: str | None = None, 
     }
 
 
+INPUT_MODULE = """
+from pydantic import BaseModel
+
+
+class Input(BaseModel):
+    invoice_id: str
+    note: str | None = None
+    copies: int = 1
+"""
+
+
 @pytest.fixture
 def code_root(tmp_path):
-    """A lambdas/ folder with a participant of BillingService (charge, refund) and one of MailService (send)."""
+    """A lambdas/ folder with a participant of BillingService (charge, refund) and one of MailService (send), and the
+    input models of the sagas Alpha and Beta."""
     root = tmp_path / "lambdas"
     services = root / "services"
     (services / "billing").mkdir(parents=True)
@@ -53,6 +66,9 @@ def code_root(tmp_path):
     )
     (services / "mail").mkdir()
     (services / "mail" / "handlers.py").write_text("send: object = None\n")
+    (root / "sagas").mkdir()
+    for saga_module in ("alpha", "beta"):
+        (root / "sagas" / f"{saga_module}.py").write_text(INPUT_MODULE)
     return root
 
 
@@ -106,6 +122,82 @@ def test_one_command_as_an_action_and_as_a_compensation_is_refused(tmp_path, cod
     # When / Then
     with pytest.raises(SagaDefinitionError, match=r"b\.saga\.yaml: step 'refund': field 'action': .*compensation"):
         load_sagas([first, second], code_root=code_root)
+
+
+def test_a_saga_without_an_input_model_is_refused_naming_the_file_it_looks_for(tmp_path, code_root):
+    # Given a saga Gamma, with no lambdas/sagas/gamma.py
+    path = write(tmp_path, "g.saga.yaml", saga("Gamma", step("mail", "MailService", "Send")))
+    # When / Then
+    with pytest.raises(SagaDefinitionError) as error:
+        load_sagas([path], code_root=code_root)
+    assert f"{path}: field 'name': no input model for saga Gamma: lambdas/sagas/gamma.py does not exist" in str(
+        error.value
+    )
+
+
+def test_an_input_module_without_input_is_refused(tmp_path, code_root):
+    no_input = "from pydantic import BaseModel\n\nclass Order(BaseModel):\n    x: int\n"
+    (code_root / "sagas" / "alpha.py").write_text(no_input)
+    path = write(tmp_path, "a.saga.yaml", saga("Alpha", step("mail", "MailService", "Send")))
+    with pytest.raises(SagaDefinitionError, match=r"field 'name': lambdas/sagas/alpha\.py defines no `Input`"):
+        load_sagas([path], code_root=code_root)
+
+
+def test_the_id_field_names_a_required_string_field_of_the_input_model(tmp_path, code_root):
+    # Given Alpha's id field is the model's required string field
+    raw = {**saga("Alpha", step("mail", "MailService", "Send")), "api": {"id_field": "invoice_id"}}
+    (definition,) = load_sagas([write(tmp_path, "a.saga.yaml", raw)], code_root=code_root)
+    # Then its route is its name in kebab-case, and the id comes from that field
+    assert (definition.route_path, definition.id_field) == ("alpha", "invoice_id")
+    assert definition.input_module == "sagas.alpha"
+
+
+@pytest.mark.parametrize(
+    ("id_field", "says"),
+    [
+        ("order_id", "Input has no field 'order_id' (fields: invoice_id, note, copies)"),
+        ("note", "Input.note must be a required string"),
+        ("copies", "Input.copies must be a required string"),
+    ],
+)
+def test_an_id_field_the_input_model_cannot_give_is_refused(tmp_path, code_root, id_field, says):
+    raw = {**saga("Alpha", step("mail", "MailService", "Send")), "api": {"id_field": id_field}}
+    path = write(tmp_path, "a.saga.yaml", raw)
+    with pytest.raises(SagaDefinitionError) as error:
+        load_sagas([path], code_root=code_root)
+    assert f"{path}: field 'api.id_field': lambdas/sagas/alpha.py's {says}" in str(error.value)
+
+
+def test_an_input_module_that_fails_to_load_is_named_with_its_error(tmp_path, code_root):
+    (code_root / "sagas" / "alpha.py").write_text("import not_a_module_here\nInput = None\n")
+    raw = {**saga("Alpha", step("mail", "MailService", "Send")), "api": {"id_field": "invoice_id"}}
+    path = write(tmp_path, "a.saga.yaml", raw)
+    fails = r"field 'api.id_field': .*alpha\.py fails to load: ModuleNotFoundError"
+    with pytest.raises(SagaDefinitionError, match=fails):
+        load_sagas([path], code_root=code_root)
+
+
+def test_two_sagas_on_one_route_name_both_files(tmp_path, code_root):
+    # Given Beta claiming Alpha's default route
+    first = write(tmp_path, "a.saga.yaml", saga("Alpha", step("mail", "MailService", "Send")))
+    raw = {**saga("Beta", step("mail", "MailService", "Send")), "api": {"path": "alpha", "id_field": "invoice_id"}}
+    second = write(tmp_path, "b.saga.yaml", raw)
+    with pytest.raises(SagaDefinitionError) as error:
+        load_sagas([first, second], code_root=code_root)
+    assert str(error.value) == (
+        f"{second}: field 'api.path': route /alpha is already the route of saga 'Alpha' in {first}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("api", "field"),
+    [({"path": "Orders"}, "api.path"), ({"path": "a/b", "id_field": "x"}, "api.path"), ({"path": "x"}, "api.id_field")],
+    ids=["upper case", "two segments", "no id field"],
+)
+def test_a_malformed_api_block_is_refused_naming_the_field(api, field):
+    raw = {**saga("Alpha", step("mail", "MailService", "Send")), "api": api}
+    with pytest.raises(SagaDefinitionError, match=rf"alpha\.saga\.yaml: field '{field}'"):
+        parse_definition(raw, source="alpha.saga.yaml")
 
 
 def test_a_step_without_transient_errors_needs_no_retry_block():
@@ -172,13 +264,25 @@ def test_contradictory_retry_settings_are_refused_naming_the_field(retry, field,
 
 
 def test_check_validates_a_file_outside_the_project_without_writing_anything(tmp_path):
-    # Given a valid saga file outside statemachines/, on the project's participants
+    # Given a valid saga file outside statemachines/, on the project's participants, its input model in a code root
+    # of its own (the project's services, and lambdas/sagas/copy_of_orders.py)
     order = yaml.safe_load(saga_files()[0].read_text())
-    path = write(tmp_path, "copy.saga.yaml", {**copy.deepcopy(order), "name": "CopyOfOrders"})
+    path = write(
+        tmp_path,
+        "copy.saga.yaml",
+        {**copy.deepcopy(order), "name": "CopyOfOrders", "api": {"path": "order-copies", "id_field": "order_id"}},
+    )
+    code_root = tmp_path / "lambdas"
+    (code_root / "sagas").mkdir(parents=True)
+    (code_root / "services").symlink_to(REPO / "lambdas" / "services")
+    (code_root / "sagas" / "copy_of_orders.py").write_text((REPO / "lambdas/sagas/order_fulfillment.py").read_text())
     before = sorted(p.name for p in tmp_path.iterdir())
     # When checked
     result = subprocess.run(
-        [sys.executable, "-m", "statemachines", "check", str(path)], cwd=REPO, capture_output=True, text=True
+        [sys.executable, "-m", "statemachines", "check", str(path), "--code-root", str(code_root)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     # Then it says what it compiles to, and writes no generated file
     assert result.returncode == 0, result.stderr

@@ -8,17 +8,33 @@ from typing import Any
 import pytest
 
 from saga_api.routes import build_resolver
-from saga_api.service import OrderSagas
+from saga_api.service import Route, SagaFrontDoor
+from saga_api.settings import SagaSetting
 from saga_records.starter import SagaStarter
 from tests.unit.api.fakes import (
     MAX_REQUEST_BYTES,
     ORDER,
-    STATE_MACHINE_ARN,
-    STEPS,
+    ORDERS,
+    PARCEL,
+    PARCELS,
     ApiUnderTest,
     FakeRecords,
     FakeStepFunctions,
+    ParcelInput,
 )
+
+
+def order_route() -> Route:
+    """The order saga's route as the API builds it from its setting: its input model imported by module name."""
+    setting = SagaSetting(
+        saga_type=ORDERS.saga_type,
+        path="orders",
+        state_machine_arn=ORDERS.state_machine_arn,
+        steps=ORDERS.steps,
+        id_field="order_id",
+        input_module="sagas.order_fulfillment",
+    )
+    return Route.of(setting)
 
 
 @pytest.fixture
@@ -27,7 +43,15 @@ def order() -> dict[str, Any]:
 
 
 @pytest.fixture
+def parcel() -> dict[str, Any]:
+    return copy.deepcopy(PARCEL)
+
+
+@pytest.fixture
 def api() -> ApiUnderTest:
+    """The API over two saga types: orders (named by order_id) and parcels (named by Idempotency-Key)."""
     records, sfn = FakeRecords(), FakeStepFunctions()
-    starter = SagaStarter(records, STATE_MACHINE_ARN, "OrderFulfillment", STEPS, sfn_client=sfn)
-    return ApiUnderTest(records, sfn, build_resolver(OrderSagas(starter, records, max_request_bytes=MAX_REQUEST_BYTES)))
+    starter = SagaStarter(records, [ORDERS, PARCELS], sfn_client=sfn)
+    routes = [order_route(), Route(PARCELS.saga_type, "parcels", None, ParcelInput)]
+    front_door = SagaFrontDoor(starter, records, routes, max_request_bytes=MAX_REQUEST_BYTES)
+    return ApiUnderTest(records, sfn, build_resolver(front_door))

@@ -12,12 +12,29 @@ from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict
 
 from saga_records import SagaAlreadyExists, SagaStatus
+from saga_records.starter import SagaSpec
 
 STATE_MACHINE_ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:OrderFulfillment"
 STEPS = ["reserve_inventory", "process_payment", "create_shipment", "send_confirmation"]
+ORDERS = SagaSpec("OrderFulfillment", STATE_MACHINE_ARN, tuple(STEPS))
+# A second saga type behind the same API: no id field, so each start is named by its Idempotency-Key.
+PARCELS = SagaSpec(
+    "ParcelDelivery", "arn:aws:states:us-east-1:123456789012:stateMachine:ParcelDelivery", ("pick_up", "deliver")
+)
 MAX_REQUEST_BYTES = 65_536
+
+
+class ParcelInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    parcel: str
+    weight_grams: int
+
+
+PARCEL = {"parcel": "p-1", "weight_grams": 1200}
 ORDER: dict[str, Any] = {
     "order_id": "ord-0001",
     "customer": {"customer_id": "c-1", "email": "ana@example.com"},
@@ -79,10 +96,14 @@ class FakeRecords:
                     item["steps"][first_step]["status"] = "RUNNING"
             return True
 
-    def page_by_status(self, status, *, limit, start_key=None):
+    def page_by_status(self, status, *, limit, start_key=None, saga_type=None):
         with self._lock:
             matching = sorted(
-                (item for item in self.items.values() if item["status"] == status.value),
+                (
+                    item
+                    for item in self.items.values()
+                    if item["status"] == status.value and saga_type in (None, item["saga_type"])
+                ),
                 key=lambda item: item["created_at"],
                 reverse=True,
             )
@@ -160,7 +181,7 @@ def _utf8(body: bytes) -> bool:
 
 def rest_event(method, path, *, body=None, headers=None, query=None, path_parameters=None, base64_body=None):
     """An API Gateway REST proxy event (payload v1), as the gateway hands it to the function."""
-    resource = "/orders/{id}" if path_parameters else path
+    resource = f"/{path.split('/')[1]}/{{id}}" if path_parameters else path
     return {
         "resource": resource,
         "path": path,

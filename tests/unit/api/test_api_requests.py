@@ -1,5 +1,8 @@
-"""POST /orders refuses malformed requests with the right status and a reason naming the field, and writes and
-starts nothing; good requests start one saga, idempotently; GET answers the record, lists page by status."""
+"""POST /<saga route> refuses malformed requests with the right status and a reason naming the field, and writes and
+starts nothing; good requests start one saga, idempotently, named by the body's id field (or, for a saga without one,
+by its Idempotency-Key); GET answers the record of that route's type only, lists page by status and type.
+
+Two saga types share the API here: orders (`order_id` names the saga) and parcels (no id field)."""
 
 from __future__ import annotations
 
@@ -158,28 +161,95 @@ def test_a_malformed_request_is_refused_naming_the_field_and_changes_nothing(api
     assert api.sfn.calls == 0
 
 
-def test_a_valid_order_is_accepted_with_its_saga_id_and_status_url(api, order):
+def test_a_valid_order_is_accepted_with_its_saga_id_type_and_status_url(api, order):
     status, answer, headers = api.call("POST", "/orders", body=order)
     assert status == 202
-    assert answer == {"saga_id": order["order_id"], "status_url": f"/v1/orders/{order['order_id']}"}
+    assert answer == {
+        "saga_id": order["order_id"],
+        "saga_type": "OrderFulfillment",
+        "status_url": f"/v1/orders/{order['order_id']}",
+    }
     assert headers["Location"] == answer["status_url"]
     # The saga input is the order; the execution is named after the saga id.
     assert api.records.items[order["order_id"]]["input"] == order
+    assert api.records.items[order["order_id"]]["saga_type"] == "OrderFulfillment"
     assert json.loads(api.sfn.executions[order["order_id"]])["input"] == order
 
 
-def test_the_idempotency_key_header_names_the_saga_whatever_its_case(api, order):
-    status, answer, _ = api.call("POST", "/orders", body=order, headers={"idempotency-key": "client-key-7"})
+def test_an_idempotency_key_equal_to_the_id_field_is_accepted_whatever_its_case(api, order):
+    status, answer, _ = api.call("POST", "/orders", body=order, headers={"idempotency-key": order["order_id"]})
+    assert (status, answer["saga_id"]) == (202, order["order_id"])
+    assert list(api.sfn.executions) == [order["order_id"]]
+
+
+def test_an_idempotency_key_that_differs_from_the_id_field_is_refused_naming_both(api, order):
+    # Given a request a replay could carry with a header added (headers are not what the signature binds here)
+    status, answer, _ = api.call("POST", "/orders", body=order, headers={"Idempotency-Key": "client-key-7"})
+    # Then 400 naming the header and the field, and nothing written or started
+    assert status == 400
+    assert [problem["field"] for problem in answer["errors"]] == ["Idempotency-Key", "order_id"]
+    assert "client-key-7" in answer["message"]
+    assert order["order_id"] in answer["message"]
+    assert (api.records.items, api.sfn.calls) == ({}, 0)
+
+
+def test_a_replay_with_a_new_idempotency_key_starts_no_second_saga(api, order):
+    # Given an order started
+    assert api.call("POST", "/orders", body=order)[0] == 202
+    # When the same body comes again with keys of its own / Then none of them starts another saga
+    for key in ("replay-1", "replay-2"):
+        assert api.call("POST", "/orders", body=order, headers={"Idempotency-Key": key})[0] == 400
+    assert list(api.records.items) == [order["order_id"]]
+    assert len(api.sfn.executions) == 1
+
+
+def test_a_saga_without_an_id_field_is_named_by_its_idempotency_key(api, parcel):
+    status, answer, _ = api.call("POST", "/parcels", body=parcel, headers={"idempotency-key": "parcel-key-7"})
     assert status == 202
-    assert answer["saga_id"] == "client-key-7"
-    assert list(api.sfn.executions) == ["client-key-7"]
+    assert answer == {
+        "saga_id": "parcel-key-7",
+        "saga_type": "ParcelDelivery",
+        "status_url": "/v1/parcels/parcel-key-7",
+    }
+    assert api.records.items["parcel-key-7"]["steps"] == {
+        "pick_up": {"status": "RUNNING"},
+        "deliver": {"status": "NOT_STARTED"},
+    }
+
+
+def test_a_saga_without_an_id_field_requires_the_idempotency_key(api, parcel):
+    status, answer, _ = api.call("POST", "/parcels", body=parcel)
+    assert status == 400
+    assert [problem["field"] for problem in answer["errors"]] == ["Idempotency-Key"]
+    assert (api.records.items, api.sfn.calls) == ({}, 0)
+
+
+def test_each_route_validates_against_its_own_sagas_input_model(api, order, parcel):
+    # An order is no parcel, and a parcel no order: 422 naming the fields, nothing written
+    status, answer, _ = api.call("POST", "/parcels", body=order, headers={"Idempotency-Key": "p-1"})
+    assert status == 422
+    assert "ParcelDelivery" in answer["message"]
+    assert {"parcel", "order_id"} <= {problem["field"] for problem in answer["errors"]}
+    status, answer, _ = api.call("POST", "/orders", body=parcel)
+    assert status == 422
+    assert "order_id" in {problem["field"] for problem in answer["errors"]}
+    assert api.records.items == {}
+
+
+def test_one_id_names_one_saga_across_types(api, order, parcel):
+    # Given an order; when a parcel asks for the same saga id / Then it conflicts and changes nothing
+    api.call("POST", "/orders", body=order)
+    before = copy.deepcopy(api.records.items)
+    status, _, _ = api.call("POST", "/parcels", body=parcel, headers={"Idempotency-Key": order["order_id"]})
+    assert status == 409
+    assert api.records.items == before
 
 
 def test_a_repeated_request_gets_the_same_answer_and_starts_nothing_more(api, order):
-    first = api.call("POST", "/orders", body=order, headers={"Idempotency-Key": "k-1"})
+    first = api.call("POST", "/orders", body=order)
     # Key order and spacing differ: the same request, canonically
     again = api.call(
-        "POST", "/orders", body=json.dumps(order, indent=2, sort_keys=True), headers={"Idempotency-Key": "k-1"}
+        "POST", "/orders", body=json.dumps(order, indent=2, sort_keys=True), headers={"Idempotency-Key": "ord-0001"}
     )
     assert first[:2] == again[:2]
     assert first[0] == 202
@@ -187,12 +257,12 @@ def test_a_repeated_request_gets_the_same_answer_and_starts_nothing_more(api, or
     assert len(api.records.items) == 1
 
 
-def test_the_same_key_with_a_different_body_is_a_conflict_that_changes_nothing(api, order):
-    api.call("POST", "/orders", body=order, headers={"Idempotency-Key": "k-2"})
+def test_the_same_id_with_a_different_body_is_a_conflict_that_changes_nothing(api, order):
+    api.call("POST", "/orders", body=order)
     before = copy.deepcopy(api.records.items)
     other = copy.deepcopy(order)
     other["items"][0]["quantity"] = 3
-    status, answer, _ = api.call("POST", "/orders", body=other, headers={"Idempotency-Key": "k-2"})
+    status, answer, _ = api.call("POST", "/orders", body=other)
     assert status == 409
     assert "different body" in answer["message"]
     assert api.records.items == before
@@ -245,6 +315,7 @@ def test_get_returns_the_record_without_the_input(api, order):
     status, answer, _ = api.call("GET", f"/orders/{order['order_id']}", path_parameters={"id": order["order_id"]})
     assert status == 200
     assert answer["saga_id"] == order["order_id"]
+    assert answer["saga_type"] == "OrderFulfillment"
     assert answer["status"] == "PENDING"
     assert set(answer["steps"]) == {"reserve_inventory", "process_payment", "create_shipment", "send_confirmation"}
     assert "input" not in answer
@@ -258,24 +329,46 @@ def test_get_of_an_unknown_or_invalid_id(api, saga_id, status, field):
     assert [problem["field"] for problem in answer["errors"]] == [field]
 
 
-def test_listing_pages_newest_first_with_an_opaque_token(api, order):
-    # Given five running sagas
+def test_a_saga_of_another_type_is_not_found_on_this_route(api, order, parcel):
+    api.call("POST", "/parcels", body=parcel, headers={"Idempotency-Key": "parcel-1"})
+    api.call("POST", "/orders", body=order)
+    status, answer, _ = api.call("GET", "/orders/parcel-1", path_parameters={"id": "parcel-1"})
+    assert (status, [problem["field"] for problem in answer["errors"]]) == (404, ["id"])
+    status, answer, _ = api.call("GET", f"/parcels/{order['order_id']}", path_parameters={"id": order["order_id"]})
+    assert status == 404
+    status, answer, _ = api.call("GET", "/parcels/parcel-1", path_parameters={"id": "parcel-1"})
+    assert (status, answer["saga_type"]) == (200, "ParcelDelivery")
+
+
+def test_listing_pages_newest_first_with_an_opaque_token(api, order, parcel):
+    # Given five running orders, and parcels between them
     for number in range(5):
         api.call("POST", "/orders", body={**order, "order_id": f"ord-{number}"})
+        api.call("POST", "/parcels", body=parcel, headers={"Idempotency-Key": f"parcel-{number}"})
     # When they are listed two at a time
     seen, token, pages = [], None, 0
     while True:
         query = {"status": "PENDING", "limit": "2"} | ({"next_token": token} if token else {})
         status, answer, _ = api.call("GET", "/orders", query=query)
         assert status == 200
+        assert answer["saga_type"] == "OrderFulfillment"
         seen += [saga["saga_id"] for saga in answer["sagas"]]
         pages += 1
         token = answer["next_token"]
         if token is None:
             break
-    # Then every saga shows once, newest first, over three pages
+    # Then every order shows once, newest first, over three pages, and no parcel
     assert seen == [f"ord-{number}" for number in reversed(range(5))]
     assert pages == 3
+
+
+def test_a_token_of_another_types_listing_is_refused(api, order, parcel):
+    for number in range(3):
+        api.call("POST", "/parcels", body=parcel, headers={"Idempotency-Key": f"parcel-{number}"})
+    _, page, _ = api.call("GET", "/parcels", query={"status": "PENDING", "limit": "1"})
+    assert page["next_token"]
+    status, answer, _ = api.call("GET", "/orders", query={"status": "PENDING", "next_token": page["next_token"]})
+    assert (status, [problem["field"] for problem in answer["errors"]]) == (400, ["next_token"])
 
 
 @pytest.mark.parametrize(
@@ -291,7 +384,8 @@ def test_listing_pages_newest_first_with_an_opaque_token(api, order):
         (
             {
                 "status": "PENDING",
-                "next_token": "eyJjcmVhdGVkX2F0IjogIngiLCAic2FnYV9pZCI6ICJ5IiwgInN0YXR1cyI6ICJGQUlMRUQifQ",
+                "next_token": "eyJrZXkiOiB7ImNyZWF0ZWRfYXQiOiAieCIsICJzYWdhX2lkIjogInkiLCAic3RhdHVzIjogIkZBSUxFRCJ9LC"
+                "Aic2FnYV90eXBlIjogIk9yZGVyRnVsZmlsbG1lbnQifQ",
             },
             "next_token",
         ),
