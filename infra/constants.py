@@ -11,6 +11,7 @@ LAMBDA_ASSET_EXCLUDES = ["tests", "**/tests", "__pycache__", "**/__pycache__", "
 SAGAS = saga_files()  # paths of the *.saga.yaml definitions, one state machine each (SagaStack's default)
 
 STACK_NAME = "SagaStack"
+MAX_RESOURCES_PER_STACK = 500  # CloudFormation's quota of resources in one stack
 
 # The Python the test suite runs on (deploy what is tested): no Python 3.14 installs on the development and CI
 # machines (PyPI ships no CPython, Debian ships 3.11). cdk-nag's AwsSolutions-L1 (newest runtime) is acknowledged

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, CfnResource, Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
@@ -28,7 +28,7 @@ from infra.constructs import (
 )
 from infra.constructs.monitoring import SagaMonitoring
 from infra.constructs.saga_api import SagaApi, SagaRoute
-from statemachines import SagaDefinition
+from statemachines import SagaDefinition, SagaDefinitionError
 from statemachines.checks import load_sagas
 from statemachines.deadline import saga_deadline_seconds
 
@@ -47,6 +47,7 @@ class SagaStack(Stack):
         **kwargs,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        saga_files = list(saga_files)
         definitions = load_sagas(saga_files, code_root=code_root)
 
         alarm_topic = AlarmTopic(self, "Notifications")
@@ -161,6 +162,25 @@ class SagaStack(Stack):
             value=idempotency_store.table.table_name,
             description="Powertools idempotency records",
         )
+        _check_capacity(self, saga_files, participants)
+
+
+def _check_capacity(stack: Stack, saga_files: list[Path], participants: list[Participant]) -> None:
+    """Refuse, naming the saga files, a set of sagas that one CloudFormation stack cannot hold (CDK's own refusal comes
+    later, at synth, as a jsii traceback that names no file)."""
+    resources = [node for node in stack.node.find_all() if isinstance(node, CfnResource)]
+    if len(resources) <= constants.MAX_RESOURCES_PER_STACK:
+        return
+    commands = sum(len(participant.consumers) for participant in participants)
+    per_command = sum(1 for node in participants[0].node.find_all() if isinstance(node, CfnResource)) / max(
+        1, len(participants[0].consumers)
+    )
+    raise SagaDefinitionError(
+        f"{', '.join(str(path) for path in saga_files)}: these sagas need {len(resources)} CloudFormation resources, "
+        f"over the {constants.MAX_RESOURCES_PER_STACK} one stack holds: their {commands} participant commands take "
+        f"about {per_command:.0f} each (a command shared by sagas counts once). Shorten or split the sagas, or share "
+        "commands between them."
+    )
 
 
 def commands_by_service(definitions: list[SagaDefinition]) -> dict[str, list[ParticipantCommand]]:

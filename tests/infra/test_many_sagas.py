@@ -7,7 +7,7 @@ Two apps, each synthesized once for the module:
 - the stack's Monitoring for four sagas of 40 steps each (50 commands, 10 compensatable steps each). Their participants
   are referenced, not built: a CloudFormation stack holds at most 500 resources, and a participant command takes 13
   (queue, DLQ, their TLS policies, function, role, policy, log group, event source mapping, 4 alarms), so no stack
-  holds a 40-step saga's participants (CDK refuses to synthesize it, naming the count).
+  holds a 40-step saga's participants: building such a stack is refused, naming the saga files.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from infra.constructs.monitoring import (
 from infra.nag import add_nag_checks
 from infra.stack import SagaStack
 from saga_records import metric_names
-from statemachines import parse_definition
+from statemachines import SagaDefinitionError, parse_definition
 from statemachines.definition import snake_case
 from tests.infra import wiring
 from tests.infra.test_nag_and_lint import IGNORED_LINT_RULES
@@ -324,3 +324,25 @@ def test_every_step_of_every_saga_has_its_rows_on_its_sagas_dashboard(many):
             assert failed.count(action) == 1, step.name
             assert compensated.count({**action, "kind": "compensation"}) == (1 if step.compensation else 0), step.name
         assert len(queues) == STEPS + COMPENSATABLE_STEPS  # every command queue of the saga
+
+
+# --- more than one stack holds ---------------------------------------------------------------------------------------
+
+
+def test_sagas_a_stack_cannot_hold_are_refused_naming_their_files(tmp_path):
+    # Given a saga of 40 compensatable steps over four services (80 participant commands)
+    steps = [
+        _step(f"step_{index:02d}", f"Part{index % 4}Service", f"Do{index:02d}", f"Undo{index:02d}")
+        for index in range(40)
+    ]
+    definition = {"name": "Huge", "description": "forty steps", "api": {"id_field": "ref"}, "steps": steps}
+    path = tmp_path / "huge.saga.yaml"
+    path.write_text(yaml.safe_dump(definition))
+    _write_code(tmp_path / "lambdas", [definition])
+    # When the stack is built / Then it is refused before any synth, naming the file, the count and the quota
+    app = App(outdir=str(tmp_path / "cdk.out"), context=_cdk_context())
+    with pytest.raises(SagaDefinitionError) as refused:
+        SagaStack(app, constants.STACK_NAME, saga_files=[path], code_root=tmp_path / "lambdas")
+    message = str(refused.value)
+    assert message.startswith(f"{path}: these sagas need ")
+    assert f"over the {constants.MAX_RESOURCES_PER_STACK} one stack holds: their 80 participant commands" in message
