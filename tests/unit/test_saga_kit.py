@@ -204,7 +204,9 @@ def _evidence_as_expected(definition, cell, saga_id="matrix-x"):
     effects, attempts = {}, {}
     for step in definition.steps:
         acted = step.name in expected.actions_succeeded + expected.acted_unanswered
-        effects[(step.name, "action")] = attempts[(step.name, "action")] = int(acted)
+        effects[(step.name, "action")] = attempts[(step.name, "action")] = int(acted) + (
+            step.name in expected.ran_again
+        )
         undone = step.name in expected.compensations_succeeded
         effects[(step.name, "compensation")] = attempts[(step.name, "compensation")] = int(undone)
     if expected.late_redelivery:
@@ -239,6 +241,7 @@ def _evidence_as_expected(definition, cell, saga_id="matrix-x"):
         "charge_fee-crash_after_acting",
         "reserve_locker-compensation_permanent",
         "notify_courier-permanent",
+        "notify_courier-crash_after_acting",
     ],
 )
 def test_a_cell_that_ended_as_its_definition_predicts_has_no_problem(parcel_locker, cell_id):
@@ -290,6 +293,21 @@ def test_a_late_redelivery_must_have_come_back(parcel_locker):
     evidence = _evidence_as_expected(parcel_locker, cell)
     never_came_back = CellEvidence(**{**vars(evidence), "attempts": {**evidence.attempts, ("charge_fee", "action"): 1}})
     assert cell_problems(parcel_locker, cell, never_came_back) == ["charge_fee action attempts: expected 2, found 1"]
+
+
+def test_a_retriable_step_retried_after_a_crash_runs_its_domain_code_once_more(parcel_locker):
+    # Given a crash right after the retriable step took effect: no answer, and no idempotency record of the outcome
+    cell = _cells(parcel_locker)["notify_courier-crash_after_acting"]
+    # Then its retry completes the saga, running the step's domain code again (which finds its effect taken)
+    assert (cell.expected.status, cell.expected.ran_again, cell.expected.late_redelivery) == (
+        SagaStatus.COMPLETED,
+        ("notify_courier",),
+        None,
+    )
+    evidence = _evidence_as_expected(parcel_locker, cell)
+    assert evidence.effects[("notify_courier", "action")] == 2
+    ran_once = CellEvidence(**{**vars(evidence), "effects": {**evidence.effects, ("notify_courier", "action"): 1}})
+    assert cell_problems(parcel_locker, cell, ran_once) == ["notify_courier action effects: expected 2, found 1"]
 
 
 def test_not_applicable_cells_say_why(parcel_locker):
