@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import pytest
 
@@ -15,7 +16,7 @@ from saga_testkit.fault_matrix_run import CellEvidence, cell_problems, cell_saga
 from saga_testkit.invariants import common_check, effect_problems
 from saga_testkit.kit import KitMissing, SagaKit, load_kit
 from saga_testkit.observe import SagaOutcome
-from saga_testkit.pytest_plugin import fault_matrix_params
+from saga_testkit.pytest_plugin import fault_matrix_params, selected_sagas
 from statemachines import load_definition, parse_definition
 from tests.sagas.order_fulfillment.kit import SAGA_FILE
 
@@ -185,6 +186,22 @@ def test_the_matrix_parameters_name_each_saga_and_skip_what_its_definition_makes
     assert params["ParcelLocker-notify_courier-compensation_permanent"].marks
     assert not params["ParcelLocker-charge_fee-permanent"].marks
     assert params["ParcelLocker-charge_fee-permanent"].values[0] is parcel_locker
+
+
+def test_the_matrix_run_takes_the_sagas_whose_cells_the_session_runs(parcel_locker):
+    # Given the session's tests: cells of one saga (one of them skipped), and tests without a saga's cell
+    order = load_definition(SAGA_FILE)
+    cells = [param for param in fault_matrix_params([parcel_locker])][:3]
+
+    def item(params, fixtures=("fault_matrix_run",)):
+        return SimpleNamespace(callspec=SimpleNamespace(params=params), fixturenames=list(fixtures))
+
+    items = [item(dict(zip(("saga", "cell"), param.values, strict=True))) for param in cells]
+    others = [SimpleNamespace(fixturenames=["fault_matrix_run"]), item({"saga": order}, fixtures=("local_cloud",))]
+    # When the matrix run looks at them, Then it runs that saga's matrix alone (`-k ParcelLocker`)
+    assert selected_sagas([*items, *others]) == {"ParcelLocker"}
+    # And with no cell among them, none is named (the fixture then runs every saga's)
+    assert selected_sagas(others) == set()
 
 
 def _cells(definition):
