@@ -50,6 +50,10 @@ destroy: $(PYTHON_READY) $(NODE_READY)  ## Delete the stack (business tables and
 deploy-local: $(PYTHON_READY) $(NODE_READY)  ## cdk bootstrap/deploy/update/destroy against a local moto endpoint, sagas in between
 	$(WITH_NODE) $(PY) -m saga_testkit.deploy_local
 
+.PHONY: new-saga
+new-saga: $(PYTHON_READY)  ## Write a new saga that runs at once: make new-saga NAME=GymBooking (README: Add your own saga)
+	$(PY) -m saga_scaffold $(NAME)
+
 asl: $(PYTHON_READY)  ## Regenerate statemachines/sagas/*.asl.json and *.mmd from the saga definitions
 	$(PY) -m statemachines
 

@@ -38,6 +38,9 @@ class ExpectedOutcome:
     dead_lettered: tuple[tuple[str, str], ...] = ()  # (step, kind) whose queue's DLQ holds this saga's command
     late_redelivery: tuple[str, str] | None = None  # (step, kind) whose crashed command is delivered again later
     acted_unanswered: tuple[str, ...] = ()  # steps whose action took effect but whose answer never arrived
+    # Steps whose action runs once more and finds its effect taken: a retriable step retried after its participant
+    # crashed (the crash left no idempotency record, so the retry runs the domain code, which is idempotent itself).
+    ran_again: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,8 +139,11 @@ def _cell(definition: SagaDefinition, index: int, fault: str) -> FaultCell | Not
         return FaultCell(step.name, fault, action(Fault.lost_reply()), expected)
     if fault == "crash_after_acting":
         expected = times_out()
-        late = (step.name, "action") if not (step.retriable and step.action_retry.max_attempts > 0) else None
-        return FaultCell(step.name, fault, action(Fault.crash_after_acting()), _with(expected, late_redelivery=late))
+        if step.retriable and step.action_retry.max_attempts > 0:
+            expected = _with(expected, ran_again=(step.name,))
+        else:
+            expected = _with(expected, late_redelivery=(step.name, "action"))
+        return FaultCell(step.name, fault, action(Fault.crash_after_acting()), expected)
     if fault == "duplicate_delivery":
         return FaultCell(step.name, fault, action(Fault.duplicate_delivery()), completes())
     if fault == "poison_message":

@@ -140,7 +140,8 @@ class FaultInjector:
 
     def effects(self, saga_id: str, step: str, kind: str) -> int:
         """How many times the participant's real domain code returned for this command (took effect, or found it
-        already taken: the domain is idempotent too). The toolkit's idempotency keeps it at one per command."""
+        already taken: the domain is idempotent too). The toolkit's idempotency keeps it at one per command, but for a
+        participant that crashed before it stored the outcome: the command's next delivery runs the domain again."""
         with self._lock:
             return self._effects[(saga_id, step, kind)]
 

@@ -11,7 +11,8 @@ Register the plugin in the root conftest.py (`pytest_plugins = ["saga_testkit.py
 - `local_cloud`: the stack deployed into moto, its participants polling their queues;
 - `local_sagas_of`: `local_sagas_of("OrderFulfillment")`, the saga's `LocalSagas` (one per saga and cloud);
 - `local_api`: `(api, client)`, the stack's API served on 127.0.0.1 and a client that signs its requests;
-- `fault_matrix_run` (module): every saga's fault matrix run at once on `local_cloud` (saga_testkit.fault_matrix_run).
+- `fault_matrix_run` (module): every saga's fault matrix run at once on `local_cloud` (saga_testkit.fault_matrix_run);
+  only the sagas whose cells the session runs, so `pytest -k <Saga>` runs that saga's alone.
 
 `local_cloud`, `local_sagas_of` and `local_api` live for the whole session. moto is process-wide, so a suite that also
 runs other moto tests in the same process keeps the cloud to one package: in that package's conftest.py,
@@ -96,9 +97,32 @@ local_cloud, local_sagas_of, local_api = cloud_fixtures()
 
 
 @pytest.fixture(scope="module")
-def fault_matrix_run(local_sagas_of: Callable[[str], LocalSagas], saga_definitions: list[SagaDefinition]) -> MatrixRun:
-    """Every applicable cell of every saga's fault matrix, run at once on the cloud."""
-    return run_fault_matrix([local_sagas_of(definition.name) for definition in saga_definitions])
+def fault_matrix_run(
+    request: pytest.FixtureRequest,
+    local_sagas_of: Callable[[str], LocalSagas],
+    saga_definitions: list[SagaDefinition],
+) -> MatrixRun:
+    """Every applicable cell of the fault matrix of every saga whose cells the session runs, at once on the cloud:
+    every saga's, or the one `-k <Saga>` selects."""
+    selected = selected_sagas(request.session.items)
+    return run_fault_matrix(
+        [
+            local_sagas_of(definition.name)
+            for definition in saga_definitions
+            if not selected or definition.name in selected
+        ]
+    )
+
+
+def selected_sagas(items: list[pytest.Item]) -> set[str]:
+    """The names of the sagas whose fault-matrix cells are among `items` (the tests the session runs)."""
+    names = set()
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        saga = callspec.params.get("saga") if callspec is not None else None
+        if isinstance(saga, SagaDefinition) and "fault_matrix_run" in getattr(item, "fixturenames", ()):
+            names.add(saga.name)
+    return names
 
 
 def fault_matrix_params(definitions: list[SagaDefinition] | None = None) -> list[Any]:

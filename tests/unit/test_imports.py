@@ -116,7 +116,7 @@ def test_the_harness_imports_from_the_tests_only_the_example_kits(graph, harness
 
 
 PLATFORM = [
-    *("statemachines", "infra", "app", "local_runtime", "saga_testkit", "saga_ops"),
+    *("statemachines", "infra", "app", "local_runtime", "saga_testkit", "saga_ops", "saga_scaffold"),
     *("participant_toolkit", "saga_records", "saga_api", "saga_operations", "host_hooks"),  # the platform's Lambda code
 ]
 

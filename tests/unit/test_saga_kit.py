@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import pytest
 
@@ -15,7 +16,7 @@ from saga_testkit.fault_matrix_run import CellEvidence, cell_problems, cell_saga
 from saga_testkit.invariants import common_check, effect_problems
 from saga_testkit.kit import KitMissing, SagaKit, load_kit
 from saga_testkit.observe import SagaOutcome
-from saga_testkit.pytest_plugin import fault_matrix_params
+from saga_testkit.pytest_plugin import fault_matrix_params, selected_sagas
 from statemachines import load_definition, parse_definition
 from tests.sagas.order_fulfillment.kit import SAGA_FILE
 
@@ -187,6 +188,22 @@ def test_the_matrix_parameters_name_each_saga_and_skip_what_its_definition_makes
     assert params["ParcelLocker-charge_fee-permanent"].values[0] is parcel_locker
 
 
+def test_the_matrix_run_takes_the_sagas_whose_cells_the_session_runs(parcel_locker):
+    # Given the session's tests: cells of one saga (one of them skipped), and tests without a saga's cell
+    order = load_definition(SAGA_FILE)
+    cells = [param for param in fault_matrix_params([parcel_locker])][:3]
+
+    def item(params, fixtures=("fault_matrix_run",)):
+        return SimpleNamespace(callspec=SimpleNamespace(params=params), fixturenames=list(fixtures))
+
+    items = [item(dict(zip(("saga", "cell"), param.values, strict=True))) for param in cells]
+    others = [SimpleNamespace(fixturenames=["fault_matrix_run"]), item({"saga": order}, fixtures=("local_cloud",))]
+    # When the matrix run looks at them, Then it runs that saga's matrix alone (`-k ParcelLocker`)
+    assert selected_sagas([*items, *others]) == {"ParcelLocker"}
+    # And with no cell among them, none is named (the fixture then runs every saga's)
+    assert selected_sagas(others) == set()
+
+
 def _cells(definition):
     return {cell.id: cell for cell in fault_matrix(definition)}
 
@@ -204,7 +221,9 @@ def _evidence_as_expected(definition, cell, saga_id="matrix-x"):
     effects, attempts = {}, {}
     for step in definition.steps:
         acted = step.name in expected.actions_succeeded + expected.acted_unanswered
-        effects[(step.name, "action")] = attempts[(step.name, "action")] = int(acted)
+        effects[(step.name, "action")] = attempts[(step.name, "action")] = int(acted) + (
+            step.name in expected.ran_again
+        )
         undone = step.name in expected.compensations_succeeded
         effects[(step.name, "compensation")] = attempts[(step.name, "compensation")] = int(undone)
     if expected.late_redelivery:
@@ -239,6 +258,7 @@ def _evidence_as_expected(definition, cell, saga_id="matrix-x"):
         "charge_fee-crash_after_acting",
         "reserve_locker-compensation_permanent",
         "notify_courier-permanent",
+        "notify_courier-crash_after_acting",
     ],
 )
 def test_a_cell_that_ended_as_its_definition_predicts_has_no_problem(parcel_locker, cell_id):
@@ -290,6 +310,21 @@ def test_a_late_redelivery_must_have_come_back(parcel_locker):
     evidence = _evidence_as_expected(parcel_locker, cell)
     never_came_back = CellEvidence(**{**vars(evidence), "attempts": {**evidence.attempts, ("charge_fee", "action"): 1}})
     assert cell_problems(parcel_locker, cell, never_came_back) == ["charge_fee action attempts: expected 2, found 1"]
+
+
+def test_a_retriable_step_retried_after_a_crash_runs_its_domain_code_once_more(parcel_locker):
+    # Given a crash right after the retriable step took effect: no answer, and no idempotency record of the outcome
+    cell = _cells(parcel_locker)["notify_courier-crash_after_acting"]
+    # Then its retry completes the saga, running the step's domain code again (which finds its effect taken)
+    assert (cell.expected.status, cell.expected.ran_again, cell.expected.late_redelivery) == (
+        SagaStatus.COMPLETED,
+        ("notify_courier",),
+        None,
+    )
+    evidence = _evidence_as_expected(parcel_locker, cell)
+    assert evidence.effects[("notify_courier", "action")] == 2
+    ran_once = CellEvidence(**{**vars(evidence), "effects": {**evidence.effects, ("notify_courier", "action"): 1}})
+    assert cell_problems(parcel_locker, cell, ran_once) == ["notify_courier action effects: expected 2, found 1"]
 
 
 def test_not_applicable_cells_say_why(parcel_locker):
