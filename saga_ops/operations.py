@@ -78,7 +78,9 @@ class SagaOperator:
     ) -> None:
         self.deployment = deployment
         self.records = OperationsRecords(deployment.saga_table)
-        self.definitions = {d.name: d for d in (definitions or [load_definition(path) for path in saga_files()])}
+        if definitions is None:  # an empty list means no saga is known, not the project's sagas
+            definitions = [load_definition(path) for path in saga_files()]
+        self.definitions = {d.name: d for d in definitions}
         self.poll_seconds = poll_seconds
 
     @cached_property
