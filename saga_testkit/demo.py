@@ -52,7 +52,7 @@ MIN_CONSOLE_WIDTH = 120  # columns; CI and pipes report 80, which folds the tabl
 SAGAS_PER_SECOND = 8  # a stream, not one burst: heartbeats count from the moment a command is queued
 # Sagas running at once, at most. A task's timeout counts while its command waits on a queue: started faster than this
 # machine finishes them (about 2 sagas/s, `make bench`), sagas would queue until healthy ones time out.
-MAX_IN_FLIGHT = 6
+MAX_IN_FLIGHT = 10
 DEMO_TIME_SCALE = 0.1  # 1 s of SLA lasts 100 ms: the 120 s carrier timeout takes 12 s
 DETECTOR_WAIT_PERIODS = 3  # detector schedule periods the demo waits for its reports
 
