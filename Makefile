@@ -13,14 +13,16 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 WITH_NODE = PATH="$(NODE_HOME)/bin:$$PATH"
 # Extra CDK CLI arguments for diff and deploy, e.g. make deploy CDK_ARGS="-c logLevel=DEBUG".
 CDK_ARGS ?=
+# make demo: one saga's scenarios only (a saga's name, e.g. TripBooking); every saga's when unset.
+SAGA ?=
 # make soak: how many sagas, and the seed to replay (random when unset).
 SOAK_SAGAS ?= 1000
 SEED ?=
 
 .PHONY: demo soak serve-api test synth diff bootstrap deploy deploy-local destroy asl lint format bench capacity ops install clean
 
-demo: $(PYTHON_READY)  ## Run ~50 orders through the saga on the local runtime
-	$(PY) -m saga_testkit.demo
+demo: $(PYTHON_READY)  ## Every saga's demo scenarios, interleaved on the local runtime; one saga: make demo SAGA=TripBooking
+	$(PY) -m saga_testkit.demo $(if $(SAGA),--saga $(SAGA))
 
 soak: $(PYTHON_READY)  ## 1,000 sagas with random faults through the API, checked afterwards; replay: make soak SEED=N
 	$(PY) -m saga_testkit.soak --sagas $(SOAK_SAGAS) $(if $(SEED),--seed $(SEED))

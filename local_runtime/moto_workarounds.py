@@ -30,6 +30,7 @@ from moto.dynamodb.responses import DynamoHandler
 from moto.sqs.models import SQSBackend
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions import responses as sfn_responses
+from moto.stepfunctions.parser.api import ExecutionStatus
 from moto.stepfunctions.parser.asl.component.common.path import result_path as result_path_module
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.common.timeouts.heartbeat import Heartbeat
@@ -406,6 +407,25 @@ def scaled_time(factor: float) -> Iterator[None]:
         yield
 
 
+# --- Defect: SendTaskSuccess/Failure/Heartbeat look for the token in every RUNNING execution, including one whose
+# worker thread has not built its environment yet (an execution started a moment ago): `env` is None there, and the
+# callback fails with AttributeError (a 500) whatever execution it was for. A participant's answer at the moment
+# another saga starts then fails, and is redelivered as if it had never been given.
+@contextmanager
+def callbacks_skip_executions_still_starting() -> Iterator[None]:
+    original = StepFunctionsParserBackend._get_executions
+
+    def get_executions(self: StepFunctionsParserBackend, execution_status: Any = None) -> list[Any]:
+        executions = original(self, execution_status)
+        if execution_status != ExecutionStatus.RUNNING:
+            return executions
+        # (only the callbacks ask for RUNNING ones; a starting execution cannot hold the token yet)
+        return [each for each in executions if each.exec_worker is not None and each.exec_worker.env is not None]
+
+    with patched(StepFunctionsParserBackend, "_get_executions", get_executions):
+        yield
+
+
 @contextmanager
 def all_workarounds(time_scale: float = 1.0) -> Iterator[None]:
     if moto.__version__ != PINNED_MOTO:
@@ -424,6 +444,7 @@ def all_workarounds(time_scale: float = 1.0) -> Iterator[None]:
         stack.enter_context(service_clients_built_once())
         stack.enter_context(request_dispatch_work_done_once())
         stack.enter_context(transaction_rollback_copies_written_items())
+        stack.enter_context(callbacks_skip_executions_still_starting())
         if time_scale != 1.0:
             stack.enter_context(scaled_time(time_scale))
         yield

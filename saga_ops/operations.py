@@ -78,7 +78,9 @@ class SagaOperator:
     ) -> None:
         self.deployment = deployment
         self.records = OperationsRecords(deployment.saga_table)
-        self.definitions = {d.name: d for d in (definitions or [load_definition(path) for path in saga_files()])}
+        if definitions is None:  # an empty list means no saga is known, not the project's sagas
+            definitions = [load_definition(path) for path in saga_files()]
+        self.definitions = {d.name: d for d in definitions}
         self.poll_seconds = poll_seconds
 
     @cached_property
@@ -113,7 +115,7 @@ class SagaOperator:
             return []
         if "pending" in record:
             return record["pending"]
-        plan = Plan.compensations(self._definition(record), record)
+        plan = Plan.of(self._definition(record), record)
         return pending_entries(plan.steps, plan.kind)
 
     def stuck(self, *, time_scale: float = 1.0) -> list[StuckSaga]:
@@ -186,12 +188,14 @@ class SagaOperator:
     ) -> ResumeOutcome:
         """Re-run what the parked saga has pending, one command at a time, through the participants.
 
-        COMPENSATION_FAILED or EXECUTION_FAILED: the failed compensation, then the remaining ones in reverse order;
-        the saga ends FAILED (every completed step compensated). FORWARD_RECOVERY_FAILED: the stalled retriable step,
-        then every step after it; the saga ends COMPLETED. Each command is sent without a task token (no execution
-        waits any more): the participant runs it under a fresh idempotency key and writes the outcome on the saga
-        record, which is awaited before the next one is sent. A step that fails again parks the saga again there,
-        with what is still pending.
+        COMPENSATION_FAILED, or EXECUTION_FAILED before the pivot: the failed compensation, then the remaining ones in
+        reverse order; the saga ends FAILED (every completed step compensated). FORWARD_RECOVERY_FAILED, or
+        EXECUTION_FAILED at or past the pivot: the stalled step (the pivot or a retriable one), then every step after
+        it; the saga ends COMPLETED. Should the pivot refuse (an error its retries do not cover), the steps before it
+        are compensated, as the state machine would have, and the saga ends FAILED. Each command is sent without a
+        task token (no execution waits any more): the participant runs it under a fresh idempotency key and writes the
+        outcome on the saga record, which is awaited before the next one is sent. A step that fails again parks the
+        saga again there, with what is still pending.
         """
         record = self._record(saga_id)
         require_reason(reason)
@@ -200,47 +204,68 @@ class SagaOperator:
                 f"saga {saga_id} is {record['status']}; only {', '.join(RESUMABLE_STATUSES)} sagas can be resumed"
             )
         definition = self._definition(record)
-        forward = record["status"] == FORWARD_RESUMABLE
-        plan = Plan.forward(definition, record) if forward else Plan.compensations(definition, record)
-        attempt = len(record.get("operator_actions", [])) + 1
+        plan = Plan.of(definition, record)
         entry = _audit("retry", reason=reason, by=by, from_status=record["status"])
         entry["steps"] = [step.name for step in plan.steps]
         if not self.records.record_operator_action(
             saga_id, expected=[record["status"]], new_status=plan.running, entry=entry
         ):
             raise NotResumable(f"saga {saga_id} changed while resuming it; look again with `show`")
+        run = _Run(saga_id, definition, len(record.get("operator_actions", [])) + 1, reason, by, wait_seconds, progress)
+        return self._run(run, plan)
+
+    def _run(self, run: _Run, plan: Plan) -> ResumeOutcome:
+        """Run `plan`'s steps in order, each awaited on the saga record; park again where one fails."""
+        saga_id, forward = run.saga_id, plan.kind == "action"
         done: list[str] = []
         for index, step in enumerate(plan.steps):
-            progress(step.name, index, len(plan.steps))
+            run.progress(step.name, index, len(plan.steps))
             self.records.mark_step(saga_id, step.name, plan.step_running, saga_status=plan.running, current=forward)
-            self._send(definition, record, step, plan.kind, attempt)
-            step_state = self._await_step(saga_id, step.name, plan, wait_seconds)
+            self._send(run.definition, self._record(saga_id), step, plan.kind, run.attempt)
+            step_state = self._await_step(saga_id, step.name, plan, run.wait_seconds)
             if step_state.get("status") != plan.step_done:
                 error = step_state.get("error") or plan.timed_out_error
+                cause = step_state.get("cause") or ""
+                if forward and step.pivot and error not in (*step.action_retry.errors, plan.timed_out_error):
+                    return self._compensate_refused_pivot(run, plan, step, error, cause)
                 left = plan.steps[index:]
                 sets: dict[str, Any] = {"failed_step": step.name, "pending": pending_entries(left, plan.kind)}
                 if forward:
-                    sets |= {"error": error, "cause": step_state.get("cause") or ""}
+                    sets |= {"error": error, "cause": cause}
                 else:
-                    sets |= {"compensation_error": error, "compensation_cause": step_state.get("cause") or ""}
+                    sets |= {"compensation_error": error, "compensation_cause": cause}
                 self.records.record_operator_action(
                     saga_id,
                     expected=[plan.running],
                     new_status=plan.parked,
-                    entry=_audit("retry-failed", reason=reason, by=by, step=step.name, error=error),
+                    entry=_audit("retry-failed", reason=run.reason, by=run.by, step=step.name, error=error),
                     sets=sets,
                 )
                 return ResumeOutcome(saga_id, plan.parked, done, step.name, error)
             done.append(step.name)
-        progress("done", len(plan.steps), len(plan.steps))
+        run.progress("done", len(plan.steps), len(plan.steps))
         self.records.record_operator_action(
             saga_id,
             expected=[plan.running],
             new_status=plan.finished,
-            entry=_audit("retry-succeeded", reason=reason, by=by, steps=done),
+            entry=_audit("retry-succeeded", reason=run.reason, by=run.by, steps=done),
             sets={"pending": []},
         )
         return ResumeOutcome(saga_id, plan.finished, done)
+
+    def _compensate_refused_pivot(self, run: _Run, plan: Plan, pivot: Step, error: str, cause: str) -> ResumeOutcome:
+        """The pivot said no this time (its fare expired meanwhile, say): nothing past it ever ran, so the saga goes
+        back as the state machine takes a refusal of its pivot, compensating every step before it, last first."""
+        compensations = Plan.compensations(run.definition, {"saga_id": run.saga_id, "failed_step": pivot.name})
+        if not self.records.record_operator_action(
+            run.saga_id,
+            expected=[plan.running],
+            new_status=compensations.running,
+            entry=_audit("pivot-refused", reason=run.reason, by=run.by, step=pivot.name, error=error),
+            sets={"failed_step": pivot.name, "error": error, "cause": cause},
+        ):
+            raise NotResumable(f"saga {run.saga_id} changed while resuming it; look again with `show`")
+        return self._run(run, compensations)
 
     def resolve(self, saga_id: str, *, reason: str, by: str) -> dict[str, Any]:
         """Close a parked saga by hand (the operator fixed its effects outside the system): nothing is pending any
@@ -299,7 +324,8 @@ class SagaOperator:
         if kind == "compensation":
             command["error"] = {"Error": record.get("error") or "", "Cause": record.get("cause") or ""}
         else:
-            # As the compiler places an action: its neighbours, and (only retriable steps are re-run) retriable
+            # As the compiler places an action: its neighbours, and (only the pivot and retriable steps are re-run)
+            # recovered forward
             names = [each.name for each in definition.steps]
             index = names.index(step.name)
             command |= {"retriable": True}
@@ -347,7 +373,8 @@ def compensations_left(definition: SagaDefinition, record: dict[str, Any]) -> li
 
 
 def forward_steps_left(definition: SagaDefinition, record: dict[str, Any]) -> list[Step]:
-    """The stalled retriable step, then every step after it, in order (as the state machine would have run them)."""
+    """The stalled step (the pivot or a retriable one), then every step after it, in order (as the state machine would
+    have run them)."""
     names = [step.name for step in definition.steps]
     stalled = record.get("failed_step") or record.get("current_step")
     if stalled not in names:
@@ -358,6 +385,19 @@ def forward_steps_left(definition: SagaDefinition, record: dict[str, Any]) -> li
 def pending_entries(steps: list[Step], kind: str) -> list[dict[str, str]]:
     """The saga record's `pending` list (as the park states write it): what is still to run, in order."""
     return [{"step": step.name, "kind": kind} for step in steps]
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One operator's resume: whose saga, under which definition, and how to report and wait."""
+
+    saga_id: str
+    definition: SagaDefinition
+    attempt: int  # numbers the fresh idempotency keys of this resume's commands
+    reason: str
+    by: str
+    wait_seconds: float
+    progress: Progress
 
 
 @dataclass(frozen=True)
@@ -373,6 +413,18 @@ class Plan:
     step_done: StepStatus
     step_failed: StepStatus
     timed_out_error: str
+
+    @classmethod
+    def of(cls, definition: SagaDefinition, record: dict[str, Any]) -> Plan:
+        """Forward for a saga stalled at or past its pivot (parked FORWARD_RECOVERY_FAILED, or an execution that ended
+        there: the pivot may have acted, and is never compensated); back, compensating, for any other."""
+        if record["status"] == FORWARD_RESUMABLE:
+            return cls.forward(definition, record)
+        step = record.get("failed_step") or record.get("current_step")
+        names = [each.name for each in definition.steps]
+        if step in names and definition.steps[names.index(step)].forward_recovery:
+            return cls.forward(definition, record)
+        return cls.compensations(definition, record)
 
     @classmethod
     def compensations(cls, definition: SagaDefinition, record: dict[str, Any]) -> Plan:
@@ -391,11 +443,11 @@ class Plan:
     @classmethod
     def forward(cls, definition: SagaDefinition, record: dict[str, Any]) -> Plan:
         steps = forward_steps_left(definition, record)
-        not_retriable = [step.name for step in steps if not step.retriable]
+        not_retriable = [step.name for step in steps if not step.forward_recovery]
         if not_retriable:
             raise NotResumable(
-                f"saga {record['saga_id']}: {', '.join(not_retriable)} is not retriable; only retriable steps run "
-                "forward again (resolve it by hand)"
+                f"saga {record['saga_id']}: {', '.join(not_retriable)} is neither the pivot nor retriable; only those "
+                "run forward again (resolve it by hand)"
             )
         return cls(
             "action",

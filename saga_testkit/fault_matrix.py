@@ -2,8 +2,8 @@
 
 Nothing here is read from a run: the expected outcome of a cell follows from the definition's semantics alone
 (the steps completed before step k, their compensations in reverse order, whether a timed-out step is compensated
-too, the retry budgets, whether a step is retriable). So a step added to the definition gets its cells, and their
-expectations, without editing a test.
+too, the retry budgets, the pivot and the retriable steps past it). So a step added to the definition gets its cells,
+and their expectations, without editing a test.
 """
 
 from __future__ import annotations
@@ -38,9 +38,6 @@ class ExpectedOutcome:
     dead_lettered: tuple[tuple[str, str], ...] = ()  # (step, kind) whose queue's DLQ holds this saga's command
     late_redelivery: tuple[str, str] | None = None  # (step, kind) whose crashed command is delivered again later
     acted_unanswered: tuple[str, ...] = ()  # steps whose action took effect but whose answer never arrived
-    # Steps whose action runs once more and finds its effect taken: a retriable step retried after its participant
-    # crashed (the crash left no idempotency record, so the retry runs the domain code, which is idempotent itself).
-    ran_again: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,22 +99,32 @@ def _cell(definition: SagaDefinition, index: int, fault: str) -> FaultCell | Not
     def completes() -> ExpectedOutcome:
         return ExpectedOutcome(SagaStatus.COMPLETED, None, everything, ())
 
+    def parks(error: str) -> ExpectedOutcome:
+        """Past the go/no-go point nothing is compensated: the saga parks for forward recovery at this step."""
+        return ExpectedOutcome(SagaStatus.FORWARD_RECOVERY_FAILED, error, _names(completed), (), parked_step=step.name)
+
     def compensates(error: str, *, including_this_step: bool) -> ExpectedOutcome:
         """The forward path stops at this step; what completed is undone, last first."""
-        if step.retriable:  # past the pivot nothing is compensated: the saga parks for forward recovery
-            return ExpectedOutcome(
-                SagaStatus.FORWARD_RECOVERY_FAILED, error, _names(completed), (), parked_step=step.name
-            )
+        if step.retriable:
+            return parks(error)
         undone = steps[: index + 1] if including_this_step else completed
         return ExpectedOutcome(SagaStatus.FAILED, error, _names(completed), _names(list(reversed(undone))))
 
+    def retries_run_out(error: str) -> ExpectedOutcome:
+        """A transient error or a timeout past the step's retries: the pivot's outcome is then unknown, so it parks
+        like a retriable step; any other step compensates."""
+        if step.forward_recovery:
+            return parks(error)
+        return compensates(error, including_this_step=error == TIMEOUT_ERROR and step.on_timeout == "compensate")
+
     def times_out() -> ExpectedOutcome:
-        """No answer: the heartbeat times out. A retriable step retries timeouts; the retry is answered."""
-        if step.retriable and step.action_retry.max_attempts > 0:
+        """No answer: the heartbeat times out. The pivot and a retriable step retry timeouts; the retry is answered."""
+        if step.forward_recovery and step.action_retry.max_attempts > 0:
             return completes()
-        return compensates(TIMEOUT_ERROR, including_this_step=step.on_timeout == "compensate")
+        return retries_run_out(TIMEOUT_ERROR)
 
     if fault == "permanent":
+        # (the pivot's refusal compensates the steps before it, as any compensatable step's does)
         error = step.permanent_errors[0] if step.permanent_errors else INJECTED_PERMANENT_ERROR
         expected = compensates(error, including_this_step=False)
         return FaultCell(step.name, fault, action(Fault.permanent(error)), expected)
@@ -130,7 +137,7 @@ def _cell(definition: SagaDefinition, index: int, fault: str) -> FaultCell | Not
         error = step.retry.errors[0]
         if fault == "transient_within_retries":
             return FaultCell(step.name, fault, action(Fault.transient(error, times=budget)), completes())
-        expected = compensates(error, including_this_step=False)
+        expected = retries_run_out(error)
         return FaultCell(step.name, fault, action(Fault.transient(error, times=budget + 1)), expected)
     if fault == "lost_reply":
         expected = times_out()
@@ -138,11 +145,9 @@ def _cell(definition: SagaDefinition, index: int, fault: str) -> FaultCell | Not
             expected = _with(expected, acted_unanswered=(step.name,))
         return FaultCell(step.name, fault, action(Fault.lost_reply()), expected)
     if fault == "crash_after_acting":
-        expected = times_out()
-        if step.retriable and step.action_retry.max_attempts > 0:
-            expected = _with(expected, ran_again=(step.name,))
-        else:
-            expected = _with(expected, late_redelivery=(step.name, "action"))
+        # The crashed command comes back after its visibility timeout and runs the domain again (the crash kept no
+        # outcome), which finds its effect; so does the retry of a step that retries its timeouts, if that comes first
+        expected = _with(times_out(), late_redelivery=(step.name, "action"))
         return FaultCell(step.name, fault, action(Fault.crash_after_acting()), expected)
     if fault == "duplicate_delivery":
         return FaultCell(step.name, fault, action(Fault.duplicate_delivery()), completes())
@@ -157,7 +162,8 @@ def _compensation_cell(definition: SagaDefinition, index: int, fault: str) -> Fa
     steps = definition.steps
     step = steps[index]
     if step.compensation is None:
-        return NotApplicable(step.name, fault, "a retriable step has no compensation")
+        kind = "the pivot" if step.pivot else "a retriable step"
+        return NotApplicable(step.name, fault, f"{kind} has no compensation")
     later = steps[index + 1] if index + 1 < len(steps) else None
     if later is not None and not later.retriable:
         error = later.permanent_errors[0] if later.permanent_errors else INJECTED_PERMANENT_ERROR

@@ -295,11 +295,14 @@ def cell_problems(definition: SagaDefinition, cell: FaultCell, evidence: CellEvi
     late = expected.late_redelivery
     for step in definition.steps:
         if late and late[0] == step.name:
-            # The crashed command came back after the saga had moved on: delivered again, refused or undone
-            differs(f"{step.name} action attempts", evidence.attempts.get((step.name, "action"), 0), 2)
+            # The crashed command came back after the saga had moved on: delivered again, refused or undone (more than
+            # once when a delivery finds the saga record not yet showing whether it kept the step: the toolkit hands
+            # it back to SQS to decide later)
+            attempts = evidence.attempts.get((step.name, "action"), 0)
+            if attempts < 2:
+                problems.append(f"{step.name} action attempts: expected at least 2, found {attempts}")
             continue
         acted = 1 if step.name in expected.actions_succeeded + expected.acted_unanswered else 0
-        acted += 1 if step.name in expected.ran_again else 0
         differs(f"{step.name} action effects", evidence.effects.get((step.name, "action"), 0), acted)
         undone = 1 if step.name in expected.compensations_succeeded else 0
         differs(f"{step.name} compensation effects", evidence.effects.get((step.name, "compensation"), 0), undone)

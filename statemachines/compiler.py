@@ -9,8 +9,11 @@ semantics allow):
 - a failure at step k is caught straight into the compensation of step k-1 (or of step k itself when a
   timeout leaves its outcome unknown); compensations chain in reverse order and end in one state that
   records FAILED. A compensated saga is a business outcome, so that execution succeeds;
+- the pivot (the go/no-go step, never compensated) is caught two ways: its permanent failure into the compensation
+  of the step before it, like any step; its timeouts and transient errors, once its retries ran out, into a park
+  (its outcome is unknown, and past it the saga only goes forward);
 - a compensation that fails after its retries records COMPENSATION_FAILED and fails the execution with
-  `Saga.CompensationFailed`; a retriable step (past the pivot) that runs out of retries records
+  `Saga.CompensationFailed`; the pivot or a retriable step (past the pivot) that runs out of retries records
   FORWARD_RECOVERY_FAILED (and its step FAILED, with the error) and fails with `Saga.ForwardRecoveryFailed`. Only
   parked sagas fail. Either park state writes the saga's `pending` list: what an operator's resume runs, in order
   (the failed compensation and every earlier one, last first; or the stalled step and every step after it), known
@@ -91,6 +94,8 @@ def compile_saga(definition: SagaDefinition) -> dict[str, Any]:
         next_state = action_state(steps[index + 1]) if index + 1 < len(steps) else RECORD_COMPLETED
         if step.retriable:
             states[action_state(step)] = _retriable_task(definition, step, next_state)
+        elif step.pivot:
+            states[action_state(step)] = _pivot_task(definition, steps, index, next_state)
         else:
             states[action_state(step)] = _forward_task(definition, steps, index, next_state)
         states[action_state(step)]["Parameters"]["MessageBody"] |= _place_in_saga(steps, index)
@@ -107,7 +112,7 @@ def compile_saga(definition: SagaDefinition) -> dict[str, Any]:
             pending=pending_after_compensation_failure(definition, step.name),
         )
     for step in steps:
-        if step.retriable:
+        if step.forward_recovery:
             states[_stalled_state(step)] = _record_update(
                 "FORWARD_RECOVERY_FAILED",
                 failed_step=step.name,
@@ -117,20 +122,21 @@ def compile_saga(definition: SagaDefinition) -> dict[str, Any]:
                 pending=pending_after_forward_recovery_failure(definition, step.name),
             )
     states[RECORD_COMPLETED] = _record_update("COMPLETED", succeeded_steps=[step.name for step in steps])
-    if definition.compensatable_steps:
+    if definition.compensatable_steps or definition.pivot is not None:  # a first-step pivot's refusal ends here
         states[RECORD_FAILED] = _record_update("FAILED", error_path="$.error")
+    if definition.compensatable_steps:
         states[COMPENSATION_FAILED_STATE] = {
             "Type": "Fail",
             "Comment": "Parked: a compensation failed after its retries. The saga record names the step.",
             "Error": COMPENSATION_FAILED_ERROR,
             "Cause": "A compensation failed after its retries; the saga is parked as COMPENSATION_FAILED.",
         }
-    if any(step.retriable for step in steps):
+    if any(step.forward_recovery for step in steps):
         states[FORWARD_RECOVERY_FAILED_STATE] = {
             "Type": "Fail",
-            "Comment": "Parked: a retriable step ran out of retries. The saga record names the step.",
+            "Comment": "Parked: the pivot or a retriable step ran out of retries. The saga record names the step.",
             "Error": FORWARD_RECOVERY_FAILED_ERROR,
-            "Cause": "A retriable step ran out of retries; the saga is parked as FORWARD_RECOVERY_FAILED.",
+            "Cause": "The pivot or a retriable step ran out of retries; the saga is parked as FORWARD_RECOVERY_FAILED.",
         }
     return {
         "Comment": f"{definition.name} saga: {definition.description} Generated from the saga definition; do not edit.",
@@ -148,7 +154,8 @@ def pending_after_compensation_failure(definition: SagaDefinition, step_name: st
 
 
 def pending_after_forward_recovery_failure(definition: SagaDefinition, step_name: str) -> list[dict[str, str]]:
-    """What is left to do once the retriable step `step_name` ran out of retries: it, then every step after it."""
+    """What is left to do once the pivot or retriable step `step_name` ran out of retries: it, then every step after
+    it."""
     names = [step.name for step in definition.steps]
     return [{"step": step.name, "kind": "action"} for step in definition.steps[names.index(step_name) :]]
 
@@ -164,6 +171,23 @@ def _forward_task(definition: SagaDefinition, steps: list[Step], index: int, nex
     task["ResultPath"] = f"$.results.{step.name}"
     task["Retry"] = _retriers(step.action_retry)
     task["Catch"] = catches
+    task["Next"] = next_state
+    return task
+
+
+def _pivot_task(definition: SagaDefinition, steps: list[Step], index: int, next_state: str) -> dict[str, Any]:
+    """The go/no-go step. A permanent failure (the pivot said no) compensates the steps before it; a timeout or a
+    transient error is retried, and parks the saga once its retries ran out: the pivot may have taken effect, and it
+    is never compensated."""
+    step = steps[index]
+    undo_before = compensation_state(steps[index - 1]) if index > 0 else RECORD_FAILED
+    task = _callback_task(definition, step, "action", has_results=index > 0)
+    task["ResultPath"] = f"$.results.{step.name}"
+    task["Retry"] = _retriers(step.action_retry)
+    task["Catch"] = [
+        _catch(list(step.action_retry.errors), _stalled_state(step), "$.error"),
+        _catch(["States.ALL"], undo_before, "$.error"),
+    ]
     task["Next"] = next_state
     return task
 
@@ -218,14 +242,15 @@ def _callback_task(definition: SagaDefinition, step: Step, kind: str, *, has_res
 def _place_in_saga(steps: list[Step], index: int) -> dict[str, Any]:
     """What an action's participant needs to read the saga record: the steps either side of it (an answer marks the
     next one running; a refused late answer is undone only if the record shows the saga did not keep the step),
-    whether the step is retriable (forward recovery: its late answers are never undone), and the compensation command
-    that undoes it (one participant serves every command of its service, in any saga)."""
+    whether the step is recovered forward (`retriable`: the pivot or a retriable step, whose late answers are never
+    undone and which an operator may run again without a token), and the compensation command that undoes it (one
+    participant serves every command of its service, in any saga)."""
     place: dict[str, Any] = {}
     if index > 0:
         place["previous_step"] = steps[index - 1].name
     if index + 1 < len(steps):
         place["next_step"] = steps[index + 1].name
-    if steps[index].retriable:
+    if steps[index].forward_recovery:
         place["retriable"] = True
     if steps[index].compensation is not None:
         place["compensation"] = steps[index].compensation

@@ -127,8 +127,12 @@ class Step(_Strict):
     name: SnakeName
     service: PascalName
     action: PascalName
-    # Absent only for a retriable step: it must eventually succeed, so it is never compensated.
+    # Absent only for the pivot and a retriable step: neither is ever compensated.
     compensation: PascalName | None = None
+    # The go/no-go step: a permanent failure compensates the steps before it; anything else (a timeout, whose outcome
+    # is unknown, and its transient errors) is retried, and parks the saga for forward recovery once retries run out.
+    pivot: bool = False
+    # Past the pivot: must eventually succeed, so retried, never compensated.
     retriable: bool = False
     sla: Sla
     # The step's transient errors and how to retry them; left out, the step has none (see NO_RETRY).
@@ -141,14 +145,25 @@ class Step(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> Step:
+        if self.pivot and self.retriable:
+            raise _field_error("retriable", "the pivot is not retriable: its permanent failure compensates the saga")
+        if self.pivot and self.compensation is not None:
+            raise _field_error("compensation", "the pivot is never compensated (past it the saga only goes forward)")
         if self.retriable and self.compensation is not None:
             raise _field_error("compensation", "a retriable step is never compensated; remove the compensation")
-        if not self.retriable and self.compensation is None:
-            raise _field_error("compensation", "required unless the step is retriable")
+        if not self.forward_recovery and self.compensation is None:
+            raise _field_error("compensation", "required unless the step is the pivot or retriable")
         if self.compensation is not None and self.compensation == self.action:
             raise _field_error("compensation", "must differ from the action")
-        if self.retriable and self.compensation_retry is not None:
-            raise _field_error("compensation_retry", "a retriable step has no compensation to retry")
+        if self.forward_recovery and self.compensation_retry is not None:
+            kind = "the pivot" if self.pivot else "a retriable step"
+            raise _field_error("compensation_retry", f"{kind} has no compensation to retry")
+        if self.pivot and "on_timeout" in self.model_fields_set:
+            raise _field_error("on_timeout", "the pivot's timeout is retried, never compensated: remove it")
+        if self.pivot and self.retry.max_attempts == 0 and "retry" in self.model_fields_set:
+            raise _field_error(
+                "retry.max_attempts", "the pivot retries its timeouts (its outcome is unknown): allow at least 1"
+            )
         overlap = sorted(set(self.permanent_errors) & set(self.retry.errors))
         if overlap:
             raise _field_error("permanent_errors", f"also listed as transient in retry.errors: {', '.join(overlap)}")
@@ -162,10 +177,17 @@ class Step(_Strict):
         return bool(self.retry.errors)
 
     @property
+    def forward_recovery(self) -> bool:
+        """The pivot or a retriable step: never compensated, its timeouts retried, its late answers never undone, and
+        the saga parked FORWARD_RECOVERY_FAILED when its retries run out (an operator runs it again)."""
+        return self.pivot or self.retriable
+
+    @property
     def action_retry(self) -> RetryPolicy:
-        """The retries the action really gets. A retriable step must eventually succeed: it also retries
-        timeouts (a lost reply, a participant down), with the default policy when it lists no transient errors."""
-        if not self.retriable:
+        """The retries the action really gets. The pivot and a retriable step also retry timeouts (a lost reply, a
+        participant down: the outcome is unknown, the action idempotent), with the default policy when the step lists
+        no transient errors."""
+        if not self.forward_recovery:
             return self.retry
         base = self.retry if self.has_retry else RetryPolicy(errors=[TIMEOUT_ERROR])
         return base.with_errors([*base.errors, *([TIMEOUT_ERROR] if TIMEOUT_ERROR not in base.errors else [])])
@@ -222,6 +244,7 @@ class SagaDefinition(_Strict):
         seen_steps: set[str] = set()
         seen_commands: dict[str, str] = {}
         retriable_seen: str | None = None
+        pivot_seen: str | None = None
         for index, step in enumerate(self.steps):
             if step.name in seen_steps:
                 raise _step_error(index, "name", f"duplicate step name '{step.name}'")
@@ -232,8 +255,25 @@ class SagaDefinition(_Strict):
                         index, "action", f"command '{command}' is already used by step '{seen_commands[command]}'"
                     )
                 seen_commands[command] = step.name
-            if step.retriable:
+            if step.pivot:
+                if pivot_seen is not None:
+                    raise _step_error(index, "pivot", f"a saga has one pivot, and '{pivot_seen}' is already it")
+                if retriable_seen is not None:
+                    raise _step_error(
+                        index,
+                        "pivot",
+                        f"the pivot cannot follow the retriable step '{retriable_seen}': its failure compensates "
+                        "every step before it",
+                    )
+                pivot_seen = step.name
+            elif step.retriable:
                 retriable_seen = retriable_seen or step.name
+            elif pivot_seen is not None:
+                raise _step_error(
+                    index,
+                    "retriable",
+                    f"every step after the pivot '{pivot_seen}' must be retriable: add retriable: true",
+                )
             elif retriable_seen is not None:
                 raise _step_error(
                     index,
@@ -243,7 +283,7 @@ class SagaDefinition(_Strict):
         worst_case_events = sum(
             EVENTS_PER_TASK_ATTEMPT
             * (
-                step.retry.max_attempts
+                step.action_retry.max_attempts
                 + 1
                 + (step.effective_compensation_retry.max_attempts + 1 if step.compensation else 0)
             )
@@ -265,6 +305,10 @@ class SagaDefinition(_Strict):
     @property
     def compensatable_steps(self) -> list[Step]:
         return [step for step in self.steps if step.compensation is not None]
+
+    @property
+    def pivot(self) -> Step | None:
+        return next((step for step in self.steps if step.pivot), None)
 
     @property
     def route_path(self) -> str:

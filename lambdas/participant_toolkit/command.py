@@ -18,10 +18,11 @@ class SagaCommand(BaseModel):
     kind: CommandKind
     command: str = Field(min_length=1)
     idempotency_key: str = Field(min_length=1)
-    # Whether the step is retriable (forward recovery), set by the compiler on its action; read before the token.
+    # Whether the step is recovered forward (the pivot or a retriable step: retried, never compensated), set by the
+    # compiler on its action; read before the token.
     retriable: bool = False
     # A bearer credential: never logged. None only for what an operator re-runs on a parked saga (saga_ops resume),
-    # a compensation or a retriable step's action: no task waits for it, and its outcome goes on the saga record.
+    # a compensation or a forward-recovered step's action: no task waits for it, and its outcome goes on the record.
     task_token: str | None = Field(default=None, min_length=1, repr=False, validate_default=True)
     heartbeat_seconds: int = Field(ge=1)
     input: dict[str, Any]

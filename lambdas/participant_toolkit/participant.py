@@ -403,8 +403,8 @@ class SagaParticipant:
         self._count("LateCallback")
         logger.warning("Answer refused: the task no longer waits for this token", extra={"reason": reason})
         if command.kind == "compensation" or outcome["outcome"] != "succeeded" or command.retriable:
-            # A compensation is never undone, a rejection applied nothing, and a retriable step's retry answers with
-            # this same outcome (forward recovery never undoes).
+            # A compensation is never undone, a rejection applied nothing, and a retriable step's (or the pivot's)
+            # retry answers with this same outcome (forward recovery never undoes).
             return Answer.REFUSED
         verdict, mine = self._verdict(command)
         if verdict is Verdict.KEPT:

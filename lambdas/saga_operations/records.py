@@ -63,13 +63,14 @@ class OperationsRecords(SagaRecordRepository):
     ) -> bool:
         """A saga whose execution ended without the state machine recording it: park it as EXECUTION_FAILED.
 
-        False (nothing written) when there is no record, it belongs to another execution, or the state machine
-        already brought it to an end (completed, compensated, parked).
+        False (nothing written) when there is no record, it belongs to another execution, the state machine already
+        brought it to an end (completed, compensated, parked), or an operator took it over: a resume runs a parked
+        saga whose execution had ended, so a late event of that execution does not park the operator's run.
         """
         record = self.get(saga_id)
         if record is None or record.get("execution_arn") not in (None, execution_arn):
             return False
-        if record["status"] not in IN_FLIGHT_STATUSES:
+        if record["status"] not in IN_FLIGHT_STATUSES or record.get("operator_actions"):
             return False
         return self._update(
             saga_id,

@@ -198,10 +198,12 @@ def wait_until_drained(queue_url, *, within):
     return False
 
 
-def test_the_local_runtime_watches_the_saga_state_machines_for_uncaught_endings(local_sagas):
-    # The stack's rule, read from EventBridge, is what the local runtime delivers
+def test_the_local_runtime_watches_the_saga_state_machines_for_uncaught_endings(local_sagas, saga_definitions):
+    # The stack's rule, read from EventBridge, is what the local runtime delivers: one rule for every saga's machine
     (rule,) = local_sagas.cloud.events.status_rules
-    assert rule.state_machine_arns == [local_sagas.state_machine_arn]
+    machines = [local_sagas.cloud.output(f"{definition.name}StateMachineArn") for definition in saga_definitions]
+    assert sorted(rule.state_machine_arns) == sorted(machines)
+    assert local_sagas.state_machine_arn in rule.state_machine_arns
     assert sorted(rule.statuses) == ["ABORTED", "FAILED", "TIMED_OUT"]
 
 

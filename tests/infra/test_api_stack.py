@@ -161,7 +161,12 @@ def test_the_api_function_may_start_every_saga_and_use_the_saga_table_only(synth
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
     }
-    started = [s["Resource"] for s in statements if s["Action"] == "states:StartExecution"]
+    started = [
+        resource
+        for s in statements
+        if s["Action"] == "states:StartExecution"
+        for resource in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
+    ]
     machines = [synthesized.template["Outputs"][constants.state_machine_output(d.name)]["Value"] for d in definitions]
     assert sorted(map(json.dumps, started)) == sorted(map(json.dumps, machines))
     environment = function["Properties"]["Environment"]["Variables"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import infra  # noqa: F401 - sets JSII_NODE to the supported Node
+from statemachines import saga_files
 
 pytestmark = pytest.mark.infra
 
@@ -39,7 +40,7 @@ def test_cdk_cli_synthesizes_the_stack(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     template = json.loads((tmp_path / "SagaStack.template.json").read_text())
     machines = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
-    assert len(machines) == 1
+    assert len(machines) == len(saga_files())  # one per saga of statemachines/sagas/
 
 
 def test_a_bad_saga_definition_fails_synth_naming_file_step_and_field(tmp_path):

@@ -334,12 +334,11 @@ def test_committed_asl_and_diagram_are_fresh():
             assert path.read_text(encoding="utf-8") == text, f"{path} is stale: run `make asl`"
 
 
-def test_readme_shows_the_current_diagram():
+@pytest.mark.parametrize("saga_file", saga_files(), ids=lambda path: path.name)
+def test_readme_shows_the_current_diagram_of_every_example_saga(saga_file):
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    (diagram,) = [text for path, text in generated_files(SAGA_FILE).items() if path.suffix == ".mmd"]
-    assert f"```mermaid\n{diagram}```" in readme, (
-        "README diagram is stale: paste statemachines/sagas/order_fulfillment.mmd"
-    )
+    ((mmd, diagram),) = [(path, text) for path, text in generated_files(saga_file).items() if path.suffix == ".mmd"]
+    assert f"```mermaid\n{diagram}```" in readme, f"README diagram is stale or missing: paste {mmd.name}"
 
 
 def test_stale_check_fails_on_an_edited_definition(tmp_path, raw_definition, monkeypatch):

@@ -18,6 +18,7 @@ from moto import mock_aws
 from local_runtime import moto_workarounds
 from local_runtime.moto_workarounds import (
     backend_lookup_without_global_lock,
+    callbacks_skip_executions_still_starting,
     cfn_state_machine_in_executing_backend,
     compile_each_json_path_once,
     dynamodb_one_request_at_a_time,
@@ -502,3 +503,39 @@ def test_a_cancelled_transaction_still_rolls_back_every_write(aws_env):
         assert items["p0"]["n"] == {"N": "2"}
         assert items["p0"]["m"] == {"M": {"k": {"S": "changed"}}}
         assert "new" in items
+
+
+@pytest.mark.parametrize("with_workaround", [False, True])
+def test_a_callback_while_another_execution_is_starting_reaches_its_task(queue_url, with_workaround):
+    # Given an execution waiting for its callback, and another one started a moment ago (its worker has not built
+    # its environment yet)
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    sfn, sqs = boto3.client("stepfunctions"), boto3.client("sqs")
+    machine = sfn.create_state_machine(name="waits", definition=_callback_machine(queue_url), roleArn=ROLE)
+    arn = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], name="waiting", input="{}")["executionArn"]
+    deadline = time.monotonic() + 5
+    messages = []
+    while not messages and time.monotonic() < deadline:
+        messages = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1).get("Messages", [])
+    token = json.loads(messages[0]["Body"])["token"]
+    backend = stepfunctions_parser_backends["123456789012"]["us-east-1"]
+    waiting = next(each for each in backend.state_machines if each.arn == machine["stateMachineArn"])
+    starting = copy.copy(waiting.executions[0])
+    starting.exec_worker = copy.copy(waiting.executions[0].exec_worker)
+    starting.exec_worker.env = None
+    waiting.executions.insert(0, starting)
+    # When the waiting task's participant answers
+    with callbacks_skip_executions_still_starting() if with_workaround else nullcontext():
+        try:
+            sfn.send_task_success(taskToken=token, output="{}")
+            answered = True
+        except Exception:  # moto's AttributeError, raised through the stubbed client
+            answered = False
+    waiting.executions.remove(starting)
+    # Then the answer reaches it (without the workaround the starting execution's missing environment fails it)
+    assert answered is with_workaround
+    if with_workaround:
+        while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline + 5:
+            time.sleep(0.05)
+        assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"

@@ -19,7 +19,7 @@ import pytest
 from local_runtime.moto_workarounds import all_workarounds
 from participant_toolkit import ParticipantSettings, PermanentFailure, SagaParticipant, observability
 from saga_ops.deployment import Deployment
-from saga_ops.operations import NotResumable, OperatorError, SagaOperator
+from saga_ops.operations import NotResumable, OperatorError, Plan, SagaOperator
 from saga_records import SagaRecordRepository, StepStatus
 from statemachines import SAGA_TABLE_KEY, compile_saga, parse_definition, queue_url_key
 from tests.unit.tables import create_idempotency_table, create_saga_table
@@ -31,7 +31,7 @@ ROLE = "arn:aws:iam::123456789012:role/sfn"
 TABLE = "sagas"
 
 
-def _step(name: str, action: str, compensation: str | None = None) -> dict:
+def _step(name: str, action: str, compensation: str | None = None, **extra) -> dict:
     return {
         "name": name,
         "service": "TripService",
@@ -40,6 +40,7 @@ def _step(name: str, action: str, compensation: str | None = None) -> dict:
         "sla": {"timeout_seconds": 30, "heartbeat_seconds": 20},
         "retry": {"errors": ["Trip.Busy"], "max_attempts": 1, "interval_seconds": 1},
         "permanent_errors": [],
+        **extra,
     }
 
 
@@ -51,6 +52,25 @@ DEFINITION = parse_definition(
             _step("hold_seat", "HoldSeat", "ReleaseSeat"),
             _step("charge", "Charge", "Refund"),
             _step("issue_tickets", "IssueTickets"),
+            _step("send_itinerary", "SendItinerary"),
+        ],
+    }
+)
+
+
+# The same saga with its ticketing as the pivot: refused, it compensates what came before; stalled, it parks.
+PIVOT_DEFINITION = parse_definition(
+    {
+        "name": "TripBooking",
+        "description": "hold, charge, then issue (the pivot) and notify (retriable)",
+        "steps": [
+            _step("hold_seat", "HoldSeat", "ReleaseSeat"),
+            _step("charge", "Charge", "Refund"),
+            {
+                **_step("issue_tickets", "IssueTickets", permanent_errors=["Trip.FareExpired"]),
+                "retriable": False,
+                "pivot": True,
+            },
             _step("send_itinerary", "SendItinerary"),
         ],
     }
@@ -71,17 +91,17 @@ def _deploy(definition) -> str:
     return machine, queue
 
 
-def _run(script: dict[tuple[str, str], dict], saga_id: str) -> dict:
+def _run(script: dict[tuple[str, str], dict], saga_id: str, definition=DEFINITION) -> dict:
     """Start a saga whose participant answers each (step, kind) as `script` says; its record once it stopped."""
     records = SagaRecordRepository(TABLE)
-    machine, queue = _deploy(DEFINITION)
+    machine, queue = _deploy(definition)
     DEPLOYED.update(machine=machine, queue=queue)
-    records.create(saga_id=saga_id, saga_type=DEFINITION.name, steps=[s.name for s in DEFINITION.steps], saga_input={})
+    records.create(saga_id=saga_id, saga_type=definition.name, steps=[s.name for s in definition.steps], saga_input={})
     sqs, sfn = boto3.client("sqs"), boto3.client("stepfunctions")
     arn = sfn.start_execution(stateMachineArn=machine, name=saga_id, input=json.dumps({"input": {}, "results": {}}))[
         "executionArn"
     ]
-    records.mark_running(saga_id, arn, DEFINITION.steps[0].name)
+    records.mark_running(saga_id, arn, definition.steps[0].name)
     stop = threading.Event()
 
     def participant() -> None:
@@ -164,15 +184,15 @@ class Toolkit:
     """TripService's participant on the toolkit, fed from the commands queue: each action it runs is noted, and
     `failing` steps are refused for good."""
 
-    def __init__(self, failing: set[str]) -> None:
+    def __init__(self, failing: set[str], refusal: str = "Trip.StillBroken") -> None:
         create_idempotency_table("idempotency")
         self.ran: list[str] = []
         self.failing = failing
 
         def act(command):
             if command.step in self.failing:
-                raise PermanentFailure("Trip.StillBroken", f"{command.step} refused again")
-            self.ran.append(command.step)
+                raise PermanentFailure(refusal, f"{command.step} refused again")
+            self.ran.append(f"{command.step} ({command.kind})" if command.kind == "compensation" else command.step)
             return {"done": command.step}
 
         settings = ParticipantSettings(
@@ -210,15 +230,15 @@ def participant_env(monkeypatch):
     monkeypatch.setattr(observability.metrics, "namespace", "Sagas")
 
 
-def _operator() -> SagaOperator:
+def _operator(definition=DEFINITION) -> SagaOperator:
     deployment = Deployment(
         stack_name="SagaStack",
         saga_table=TABLE,
         stuck_sagas_queue_url="unused",
-        state_machines={DEFINITION.name: DEPLOYED["machine"]},
+        state_machines={definition.name: DEPLOYED["machine"]},
         dead_letter_queues=[],
     )
-    return SagaOperator(deployment, definitions=[DEFINITION], poll_seconds=0.02)
+    return SagaOperator(deployment, definitions=[definition], poll_seconds=0.02)
 
 
 def _parked_at_tickets(saga_id: str) -> dict:
@@ -301,3 +321,100 @@ def test_a_saga_of_a_type_no_definition_here_names_is_refused_naming_the_type(mo
         {"step": "issue_tickets", "kind": "action"},
         {"step": "send_itinerary", "kind": "action"},
     ]
+
+
+# --- the pivot: refused, it compensates what came before it; stalled, it parks and an operator runs it forward -----
+
+
+def test_a_refused_pivot_compensates_every_step_before_it_and_the_saga_fails(moto_saga):
+    # Given the pivot refused for good (its permanent error)
+    ended = _run(
+        {("issue_tickets", "action"): {"error": "Trip.FareExpired", "cause": "fare gone"}}, "piv-1", PIVOT_DEFINITION
+    )
+    # Then the execution succeeds (a business outcome), the saga FAILED with that error, nothing parked
+    record = ended["record"]
+    assert (ended["status"], record["status"], record["error"]) == ("SUCCEEDED", "FAILED", "Trip.FareExpired")
+    assert "pending" not in record
+
+
+def test_a_pivot_whose_retries_run_out_parks_with_itself_and_every_later_step_pending(moto_saga):
+    # Given the pivot failing transiently past its one retry
+    ended = _run({("issue_tickets", "action"): {"error": "Trip.Busy", "cause": "GDS busy"}}, "piv-2", PIVOT_DEFINITION)
+    record = ended["record"]
+    assert (ended["status"], ended["error"]) == ("FAILED", "Saga.ForwardRecoveryFailed")
+    assert (record["status"], record["failed_step"]) == ("FORWARD_RECOVERY_FAILED", "issue_tickets")
+    assert record["steps"]["issue_tickets"]["status"] == "FAILED"
+    assert record["pending"] == [
+        {"step": "issue_tickets", "kind": "action"},
+        {"step": "send_itinerary", "kind": "action"},
+    ]
+
+
+def _parked_at_the_pivot(saga_id: str) -> None:
+    ended = _run({("issue_tickets", "action"): {"error": "Trip.Busy", "cause": "GDS busy"}}, saga_id, PIVOT_DEFINITION)
+    assert ended["record"]["status"] == "FORWARD_RECOVERY_FAILED"
+
+
+def test_resume_retry_of_a_parked_pivot_runs_it_and_every_later_step_and_completes_the_saga(moto_saga, participant_env):
+    _parked_at_the_pivot("piv-3")
+    with Toolkit(failing=set()) as toolkit:
+        outcome = _operator(PIVOT_DEFINITION).resume("piv-3", reason="GDS is back", by="ana@ops", wait_seconds=10)
+    assert (outcome.status, outcome.done) == ("COMPLETED", ["issue_tickets", "send_itinerary"])
+    assert toolkit.ran == ["issue_tickets", "send_itinerary"]
+
+
+def test_a_pivot_that_refuses_on_resume_compensates_the_steps_before_it_as_the_state_machine_would(
+    moto_saga, participant_env
+):
+    # Given a saga parked at its pivot, which now refuses for good (its fare expired while it was parked)
+    _parked_at_the_pivot("piv-4")
+    # When the operator resumes it
+    with Toolkit(failing={"issue_tickets"}, refusal="Trip.FareExpired") as toolkit:
+        outcome = _operator(PIVOT_DEFINITION).resume("piv-4", reason="GDS is back", by="ana@ops", wait_seconds=10)
+    # Then the steps before the pivot are compensated, last first, and the saga FAILED with the pivot's refusal
+    assert (outcome.status, outcome.done) == ("FAILED", ["charge", "hold_seat"])
+    assert toolkit.ran == ["charge (compensation)", "hold_seat (compensation)"]
+    record = SagaRecordRepository(TABLE).get("piv-4")
+    assert (record["status"], record["error"], record["failed_step"], record["pending"]) == (
+        "FAILED",
+        "Trip.FareExpired",
+        "issue_tickets",
+        [],
+    )
+    assert {name: step["status"] for name, step in record["steps"].items()} == {
+        "hold_seat": "COMPENSATED",
+        "charge": "COMPENSATED",
+        "issue_tickets": "FAILED",
+        "send_itinerary": "NOT_STARTED",
+    }
+    assert [entry["action"] for entry in record["operator_actions"]] == ["retry", "pivot-refused", "retry-succeeded"]
+
+
+def test_a_pivot_still_failing_transiently_on_resume_parks_the_saga_there_again(moto_saga, participant_env):
+    _parked_at_the_pivot("piv-5")
+    with Toolkit(failing={"issue_tickets"}, refusal="Trip.Busy") as toolkit:
+        outcome = _operator(PIVOT_DEFINITION).resume("piv-5", reason="GDS is back?", by="ana@ops", wait_seconds=10)
+    assert (outcome.status, outcome.failed_step, outcome.error) == (
+        "FORWARD_RECOVERY_FAILED",
+        "issue_tickets",
+        "Trip.Busy",
+    )
+    assert toolkit.ran == []
+
+
+@pytest.mark.parametrize(
+    ("failed_step", "kind", "steps"),
+    [
+        ("issue_tickets", "action", ["issue_tickets", "send_itinerary"]),
+        ("send_itinerary", "action", ["send_itinerary"]),
+        ("charge", "compensation", ["charge", "hold_seat"]),
+    ],
+)
+def test_an_execution_that_ended_at_or_past_the_pivot_resumes_forward_and_one_before_it_compensates(
+    failed_step, kind, steps
+):
+    # Given a saga parked EXECUTION_FAILED (its execution timed out or was aborted) at `failed_step`
+    record = {"saga_id": "piv-6", "status": "EXECUTION_FAILED", "failed_step": failed_step}
+    # When its resume is planned / Then past the go/no-go point it goes forward (the pivot may have acted), else back
+    plan = Plan.of(PIVOT_DEFINITION, record)
+    assert (plan.kind, [step.name for step in plan.steps]) == (kind, steps)

@@ -1,1 +1,2 @@
-"""NotificationService: writes the order confirmation to an outbox, and a cancellation notice on compensation."""
+"""NotificationService: writes an order's confirmation to an outbox (a cancellation notice on compensation), and a
+trip's itinerary."""

@@ -14,9 +14,11 @@ participant = SagaParticipant(
     commands={
         "SendOrderConfirmation": notifications.send_order_confirmation,
         "SendCancellationNotice": notifications.send_cancellation_notice,
+        "SendItinerary": notifications.send_itinerary,  # past the trip's pivot: no compensation
     },
     settings=settings,
 )
 
 send_order_confirmation = participant.handler("SendOrderConfirmation")
 send_cancellation_notice = participant.handler("SendCancellationNotice")
+send_itinerary = participant.handler("SendItinerary")

@@ -18,21 +18,52 @@ class NotificationOrder(BaseModel):
     customer: Customer
 
 
+class Traveller(BaseModel):
+    email: str
+
+
+class FlightBooked(BaseModel):
+    flight_number: str
+
+
+class HotelBooked(BaseModel):
+    hotel_id: str
+    rooms: int
+    nights: int
+
+
+class TicketsIssued(BaseModel):
+    tickets: list[str] = Field(min_length=1)
+
+
+class IssuedTrip(BaseModel):
+    """What notification needs from a trip: its input, and the tickets its pivot issued (that step's result)."""
+
+    trip_id: str = Field(min_length=1)
+    traveller: Traveller
+    flight: FlightBooked
+    hotel: HotelBooked
+    issued: TicketsIssued
+
+
 class OutboxMessage(BaseModel):
     recipient: str
     subject: str
     body: str
     created_at: str  # ISO 8601, UTC
-    # False on a cancellation tombstone: no confirmation went out, so there is nothing to retract.
+    # False on a cancellation tombstone (no confirmation went out, so there is nothing to retract), and on an
+    # itinerary to a suppressed address (kept for customer service to reach the traveller another way).
     delivered: bool = True
 
 
 class Outbox(BaseModel):
-    """A saga's messages; a cancellation, even undelivered, closes the outbox to a confirmation."""
+    """A saga's messages; a cancellation, even undelivered, closes the outbox to a confirmation. A trip's itinerary is
+    never withdrawn: it goes out once its tickets are issued."""
 
     saga_id: str
     confirmation: OutboxMessage | None = None
     cancellation: OutboxMessage | None = None
+    itinerary: OutboxMessage | None = None
 
     @property
     def is_cancelled(self) -> bool:
@@ -47,3 +78,7 @@ class Outbox(BaseModel):
             "delivered": message.delivered,
             "created_at": message.created_at,
         }
+
+    def itinerary_result(self) -> dict[str, Any]:
+        assert self.itinerary is not None, "the outbox holds the itinerary"
+        return {"message": "ITINERARY", "delivered": self.itinerary.delivered, "created_at": self.itinerary.created_at}

@@ -1,4 +1,5 @@
-"""Notification's outbox table: `OUTBOX#<saga_id>` with `CONFIRMATION` and `CANCELLATION` messages."""
+"""Notification's outbox table: `OUTBOX#<saga_id>` with `CONFIRMATION` and `CANCELLATION` messages (an order's), or
+an `ITINERARY` (a trip's)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from .models import Outbox, OutboxMessage
 
 CONFIRMATION_SK = "CONFIRMATION"
 CANCELLATION_SK = "CANCELLATION"
+ITINERARY_SK = "ITINERARY"
 
 
 def _outbox_pk(saga_id: str) -> str:
@@ -54,6 +56,11 @@ class NotificationRepository:
         )
         return Outbox(saga_id=saga_id, cancellation=message)
 
+    def put_itinerary(self, saga_id: str, message: OutboxMessage) -> Outbox:
+        """Queue the trip's itinerary unless it is queued already (ConditionFailed)."""
+        self._table.put(self._item(saga_id, ITINERARY_SK, message))
+        return Outbox(saga_id=saga_id, itinerary=message)
+
     @staticmethod
     def _item(saga_id: str, sk: str, message: OutboxMessage) -> Item:
         return {"pk": _outbox_pk(saga_id), "sk": sk, "saga_id": saga_id, **message.model_dump()}
@@ -64,5 +71,8 @@ class NotificationRepository:
         if not messages:
             return None
         return Outbox(
-            saga_id=saga_id, confirmation=messages.get(CONFIRMATION_SK), cancellation=messages.get(CANCELLATION_SK)
+            saga_id=saga_id,
+            confirmation=messages.get(CONFIRMATION_SK),
+            cancellation=messages.get(CANCELLATION_SK),
+            itinerary=messages.get(ITINERARY_SK),
         )

@@ -1,4 +1,6 @@
-"""NotificationService: SendOrderConfirmation / SendCancellationNotice, written to an outbox a relay delivers."""
+"""NotificationService, written to an outbox a relay delivers: an order's SendOrderConfirmation /
+SendCancellationNotice, and a trip's SendItinerary (past the trip's pivot: never withdrawn, and never refused for an
+address; one the provider suppresses is kept undelivered for customer service)."""
 
 from __future__ import annotations
 
@@ -9,9 +11,9 @@ from typing import Any
 
 from participant_toolkit.command import SagaCommand
 from participant_toolkit.errors import PermanentFailure
-from participant_toolkit.saga_record import apply_once, compensate_once
+from participant_toolkit.saga_record import StateChanged, apply_once, compensate_once
 
-from .models import NotificationOrder, Outbox, OutboxMessage
+from .models import IssuedTrip, NotificationOrder, Outbox, OutboxMessage
 from .repository import NotificationRepository
 
 # Domains the email provider bounced or that complained: sending there again hurts deliverability.
@@ -46,6 +48,30 @@ class NotificationService:
         )
         return outbox.as_result()
 
+    def send_itinerary(self, command: SagaCommand) -> dict[str, Any]:
+        trip = IssuedTrip.model_validate({**command.input, "issued": command.results.get("issue_tickets")})
+        outbox = self._repository.get_outbox(command.saga_id)
+        if outbox is None or outbox.itinerary is None:
+            try:
+                outbox = self._repository.put_itinerary(command.saga_id, self._itinerary(trip))
+            except StateChanged:  # another delivery queued it meanwhile: the same itinerary
+                outbox = self._repository.get_outbox(command.saga_id)
+        assert outbox is not None
+        return outbox.itinerary_result()
+
+    def _itinerary(self, trip: IssuedTrip) -> OutboxMessage:
+        hotel = trip.hotel
+        return OutboxMessage(
+            recipient=trip.traveller.email,
+            subject=f"Your trip {trip.trip_id} is booked",
+            body=(
+                f"Flight {trip.flight.flight_number}, tickets {', '.join(trip.issued.tickets)}. "
+                f"Hotel {hotel.hotel_id}: {hotel.rooms} room(s) for {hotel.nights} night(s)."
+            ),
+            created_at=self._now(),
+            delivered=undeliverable(trip.traveller.email) is None,
+        )
+
     def _confirm(self, saga_id: str, order: NotificationOrder) -> Outbox:
         reject_undeliverable(order)
         message = OutboxMessage(
@@ -74,12 +100,17 @@ class NotificationService:
         return self._clock().isoformat()
 
 
-def reject_undeliverable(order: NotificationOrder) -> None:
-    email = order.customer.email
+def undeliverable(email: str) -> str | None:
+    """Why the provider would not deliver to `email` (naming its domain, never the address), or None."""
     match = EMAIL.match(email)
     if match is None:
-        raise PermanentFailure("Notification.RecipientRejected", f"order {order.order_id}: not an email address")
+        return "not an email address"
     if match.group(1).lower() in SUPPRESSED_DOMAINS:
-        raise PermanentFailure(
-            "Notification.RecipientRejected", f"order {order.order_id}: domain {match.group(1)} is suppressed"
-        )
+        return f"domain {match.group(1)} is suppressed"
+    return None
+
+
+def reject_undeliverable(order: NotificationOrder) -> None:
+    reason = undeliverable(order.customer.email)
+    if reason is not None:
+        raise PermanentFailure("Notification.RecipientRejected", f"order {order.order_id}: {reason}")

@@ -1,1 +1,2 @@
-"""PaymentService: charges the card for an order and refunds it on compensation (a ledger per saga)."""
+"""PaymentService: charges the card for an order, or a trip's deposit, and refunds it on compensation (a ledger per
+saga)."""

@@ -14,9 +14,13 @@ participant = SagaParticipant(
     commands={
         "ProcessPayment": payments.process_payment,
         "RefundPayment": payments.refund_payment,
+        "ChargeDeposit": payments.charge_deposit,
+        "RefundDeposit": payments.refund_deposit,
     },
     settings=settings,
 )
 
 process_payment = participant.handler("ProcessPayment")
 refund_payment = participant.handler("RefundPayment")
+charge_deposit = participant.handler("ChargeDeposit")
+refund_deposit = participant.handler("RefundDeposit")

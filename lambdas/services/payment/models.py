@@ -28,6 +28,34 @@ class PaymentOrder(BaseModel):
         return sum(line.quantity * line.unit_price_cents for line in self.items)
 
 
+class SeatPrice(BaseModel):
+    fare_cents: int = Field(ge=0)
+
+
+class RoomPrice(BaseModel):
+    total_cents: int = Field(ge=0)
+
+
+class HeldPrices(BaseModel):
+    """What the trip's earlier steps held, at the airline's and the hotel's prices (their results, never the client's
+    input)."""
+
+    hold_seat: SeatPrice
+    hold_room: RoomPrice
+
+
+class TripDeposit(BaseModel):
+    """What payment needs to take a trip's deposit: the card from the saga input, the amount from its holds."""
+
+    trip_id: str = Field(min_length=1)
+    payment: Card
+    held: HeldPrices
+
+    @property
+    def amount_cents(self) -> int:
+        return self.held.hold_seat.fare_cents + self.held.hold_room.total_cents
+
+
 class Charge(BaseModel):
     amount_cents: int
     card_token: str

@@ -65,6 +65,17 @@ def test_a_record_the_state_machine_already_ended_is_left_alone(reconciler, reco
     assert records.get("s-3")["version"] == 1
 
 
+@pytest.mark.parametrize("running", ["PENDING", "COMPENSATING"])
+def test_a_late_event_leaves_a_saga_an_operator_is_resuming_to_the_operator(reconciler, records, put_saga, running):
+    # Given a parked saga whose execution ended, which an operator resumed before the execution's event arrived
+    resume = {"action": "retry", "by": "ana@ops", "reason": "provider is back", "at": "2026-11-26T12:00:01Z"}
+    put_saga("s-6", running, age=timedelta(hours=2), operator_actions=[resume])
+    # When that execution's FAILED event arrives
+    assert reconciler.reconcile(event("s-6", "FAILED", error="Saga.ForwardRecoveryFailed")) is False
+    # Then the operator's run keeps the record
+    assert (records.get("s-6")["status"], records.get("s-6")["version"]) == (running, 1)
+
+
 def test_a_redelivered_event_changes_nothing_more(reconciler, records, put_saga):
     put_saga("s-4", "PENDING", age=timedelta(hours=2))
     assert reconciler.reconcile(event("s-4", "ABORTED")) is True
