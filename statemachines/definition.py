@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from statemachines.admission import Admission, AdmissionLimits
+
 SAGA_FILE_SUFFIX = ".saga.yaml"
 DEFINITIONS_DIR = Path(__file__).resolve().parent / "sagas"  # a team's sagas; this package is the compiler
 SERVICES_PACKAGE = "services"  # lambdas/services/: one package per participant service
@@ -249,6 +251,8 @@ class SagaDefinition(_Strict):
     description: str = Field(min_length=1, max_length=512)
     # Optional: without it the route is the name in kebab-case and each start names its saga by Idempotency-Key.
     api: ApiRoute | None = None
+    # Optional: how many starts the API takes of this saga (statemachines/admission.py has the defaults).
+    admission: Admission = Field(default_factory=Admission)
     steps: list[Step] = Field(min_length=1, max_length=40)
 
     @model_validator(mode="after")
@@ -295,6 +299,11 @@ class SagaDefinition(_Strict):
     @property
     def compensatable_steps(self) -> list[Step]:
         return [step for step in self.steps if step.compensation is not None]
+
+    @property
+    def admission_limits(self) -> AdmissionLimits:
+        """What the API admits of this saga: the `admission:` block, its defaults filled in."""
+        return AdmissionLimits.of(self.admission, steps=len(self.steps))
 
     @property
     def route_path(self) -> str:
