@@ -47,9 +47,9 @@ def test_the_defaults_are_what_one_account_sustains_of_the_saga_and_one_batch_of
 def test_the_quotas_behind_the_defaults_are_the_capacity_models():
     (other,) = [region for region in quotas.REGION_CLASSES if region.name == "other regions"]
     refill = {quota.name: quota.refill_per_s for quota in other.quotas}
-    assert admission_defaults.START_EXECUTION_PER_SECOND == refill[quotas.START_EXECUTION]
-    assert admission_defaults.SEND_TASK_PER_SECOND == refill[quotas.SEND_TASK]
-    assert admission_defaults.STATE_TRANSITIONS_PER_SECOND == refill[quotas.STATE_TRANSITIONS]
+    assert refill[quotas.START_EXECUTION] == admission_defaults.START_EXECUTION_PER_SECOND
+    assert refill[quotas.SEND_TASK] == admission_defaults.SEND_TASK_PER_SECOND
+    assert refill[quotas.STATE_TRANSITIONS] == admission_defaults.STATE_TRANSITIONS_PER_SECOND
 
 
 def test_a_definition_sets_its_own_limits_and_the_rest_keep_their_defaults():
