@@ -17,6 +17,12 @@ BATCH_RECORDS_FAILED = "BatchRecordsFailed"
 # Commands deleted unrun: their task ended (timed out, or answered by another copy) while they waited in the queue.
 STALE_COMMANDS_SHED = "StaleCommandsShed"
 
+# --- the saga API's admission control: dimension saga_type, and reason for a refusal ---
+ADMISSION_DIMENSIONS = ("saga_type",)
+STARTS_ADMITTED = "SagaStartsAdmitted"  # starts that passed admission (then written and started)
+STARTS_REFUSED = "SagaStartsRefused"  # starts answered 429; extra dimension `reason`: rate | backlog
+REFUSAL_REASONS = ("rate", "backlog")
+
 # --- saga operations (detector): dimension service only ---
 OPERATIONS_SERVICE = "SagaOperations"  # POWERTOOLS_SERVICE_NAME of the detector and the reconciler
 STUCK_SAGAS = "StuckSagas"  # gauge: sagas past their deadline or parked, at each detector run

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
+import hmac
 import json
+import secrets
 import threading
 import uuid
 from dataclasses import dataclass
@@ -51,6 +54,52 @@ ORDER: dict[str, Any] = {
         "country": "DE",
     },
 }
+
+
+class FakeMac:
+    """KMS's HMAC key, in memory: a MAC this object made verifies, any other does not."""
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+        self.signed = 0
+        self.verified = 0
+
+    def sign(self, message: bytes) -> bytes:
+        self.signed += 1
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def verify(self, message: bytes, mac: bytes) -> bool:
+        self.verified += 1
+        return hmac.compare_digest(self.sign(message), mac)
+
+
+class FakeBucket:
+    """The start-rate buckets: `refuse_for_us` set, every start is refused for that long; else taken and counted."""
+
+    def __init__(self) -> None:
+        self.taken: list[str] = []
+        self.refuse_for_us: int | None = None
+
+    def take(self, saga_type, limits, now_us):
+        if self.refuse_for_us is not None:
+            return self.refuse_for_us
+        self.taken.append(saga_type)
+        return None
+
+
+class FakeBacklogs:
+    """Participant queues of each saga type, `depth` commands waiting in each; `reads` counts the reads."""
+
+    def __init__(self) -> None:
+        self.depth: dict[str, int] = {}
+        self.reads = 0
+
+    def queues(self, saga_type):
+        return [f"https://sqs/{saga_type}-first", f"https://sqs/{saga_type}-second"]
+
+    def waiting(self, queue_urls):
+        self.reads += 1
+        return {url: self.depth.get(url, 0) for url in queue_urls}
 
 
 class FakeRecords:
@@ -143,6 +192,9 @@ class ApiUnderTest:
     records: FakeRecords
     sfn: FakeStepFunctions
     resolver: Any
+    mac: FakeMac
+    bucket: FakeBucket
+    backlogs: FakeBacklogs
 
     def call(
         self,
