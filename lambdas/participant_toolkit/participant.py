@@ -26,7 +26,8 @@ the Lambda entry point of one command's function. The toolkit does the rest, the
 - map outcomes in one place: success -> SendTaskSuccess; PermanentFailure -> SendTaskFailure (the saga
   compensates; the rejection is stored like a success); TransientFailure -> SendTaskFailure with the
   transient error name (the state machine retries; nothing is stored, so the retry runs the domain again);
-  anything else -> the batch item fails and SQS redelivers;
+  anything else -> the batch item fails and SQS redelivers. A failure's cause never carries the input's
+  credentials or personal data (participant_toolkit/redaction.py), whatever the domain function wrote;
 - keep the saga record's steps, so the state machine spends no billed transitions on them: an action's step is
   marked SUCCEEDED (the next step RUNNING) or FAILED once Step Functions took its answer; a compensation's step is
   marked COMPENSATING before it runs and COMPENSATED or COMPENSATION_FAILED after;
@@ -71,6 +72,7 @@ from participant_toolkit.command import CommandKind, MalformedCommand, SagaComma
 from participant_toolkit.deliveries import Deliveries
 from participant_toolkit.errors import ParticipantFailure, PermanentFailure, TransientFailure
 from participant_toolkit.observability import logger, metrics, tracer
+from participant_toolkit.redaction import redact
 from participant_toolkit.settings import ParticipantSettings
 from saga_records import SagaRecordRepository, SagaStatus, StepStatus, metric_names
 
@@ -346,7 +348,7 @@ class SagaParticipant:
             self._step_metrics(command, started, succeeded=False)
             if command.task_token is not None:
                 raise  # nothing stored: the state machine's retry runs the domain again
-            outcome = _rejected(failure)  # an operator's run: its outcome goes on the record like any other
+            outcome = _rejected(failure, command)  # an operator's run: its outcome goes on the record like any other
         else:
             self._record_latency(started)
             self._step_metrics(command, started, succeeded=outcome["outcome"] == "succeeded")
@@ -371,7 +373,7 @@ class SagaParticipant:
         try:
             return {"outcome": "succeeded", "result": self.commands[command.command](command)}
         except PermanentFailure as failure:
-            return _rejected(failure)
+            return _rejected(failure, command)
 
     def _answer(self, command: SagaCommand, outcome: dict[str, Any], schedule: HeartbeatSchedule) -> Answer:
         assert command.task_token is not None
@@ -394,7 +396,7 @@ class SagaParticipant:
         self._count("CommandFailedTransiently")
         assert command.task_token is not None
         try:
-            self.callbacks.fail(command.task_token, failure.error, failure.cause)
+            self.callbacks.fail(command.task_token, failure.error, redact(failure.cause, command.input))
         except LateCallback:
             logger.info("Failure callback refused: the task already ended; nothing was applied")
 
@@ -522,8 +524,8 @@ def _replayed(stored: dict[str, Any], _record: Any) -> dict[str, Any]:
     return {**stored, "replayed": True}
 
 
-def _rejected(failure: ParticipantFailure) -> dict[str, Any]:
-    return {"outcome": "rejected", "error": failure.error, "cause": failure.cause}
+def _rejected(failure: ParticipantFailure, command: SagaCommand) -> dict[str, Any]:
+    return {"outcome": "rejected", "error": failure.error, "cause": redact(failure.cause, command.input)}
 
 
 def _digest(task_token: str) -> str:

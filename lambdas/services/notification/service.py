@@ -81,5 +81,5 @@ def reject_undeliverable(order: NotificationOrder) -> None:
         raise PermanentFailure("Notification.RecipientRejected", f"order {order.order_id}: not an email address")
     if match.group(1).lower() in SUPPRESSED_DOMAINS:
         raise PermanentFailure(
-            "Notification.RecipientRejected", f"order {order.order_id}: domain {match.group(1)} is suppressed"
+            "Notification.RecipientRejected", f"order {order.order_id}: the recipient's domain is suppressed"
         )

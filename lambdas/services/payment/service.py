@@ -50,7 +50,7 @@ def authorise(order: PaymentOrder) -> None:
     """The stand-in gateway's decision: raise the rejection, or return to charge."""
     token = order.payment.card_token
     if token in REJECTED_CARDS:
-        raise PermanentFailure(REJECTED_CARDS[token], f"order {order.order_id}: card {token} rejected")
+        raise PermanentFailure(REJECTED_CARDS[token], f"order {order.order_id}: the card was rejected")
     if order.amount_cents > CARD_LIMIT_CENTS:
         raise PermanentFailure(
             "Payment.CardDeclined", f"order {order.order_id}: {order.amount_cents} cents is over the card limit"

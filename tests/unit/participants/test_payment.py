@@ -51,6 +51,9 @@ def test_a_rejected_payment_charges_nothing(
         payments.process_payment(command_for("ProcessPayment"))
     assert rejected.value.error == error
     assert payment_repository.get_ledger(saga_id) is None
+    # And the rejection names the order, never the card
+    assert order["order_id"] in rejected.value.cause
+    assert card_token not in rejected.value.cause
 
 
 def test_the_card_limit_itself_is_accepted(payments, command_for, order):

@@ -81,6 +81,7 @@ class TaskBoard:
         self.answers: list[tuple[str, str, Any]] = []  # (kind, token, output or error), as taken
         self.refused: list[tuple[str, str]] = []  # (kind, token)
         self.beats: list[str] = []
+        self.causes: list[str] = []  # the cause of each failure taken
         self._lock = threading.Lock()
         self._hold: threading.Event | None = None
         self._holds: list[threading.Event] = []
@@ -118,6 +119,7 @@ class TaskBoard:
 
     def fail(self, task_token: str, error: str, cause: str) -> None:
         self._take("fail", task_token, error)
+        self.causes.append(cause)
 
     def heartbeat(self, task_token: str) -> None:
         with self._lock:
