@@ -13,17 +13,18 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 WITH_NODE = PATH="$(NODE_HOME)/bin:$$PATH"
 # Extra CDK CLI arguments for diff and deploy, e.g. make deploy CDK_ARGS="-c logLevel=DEBUG".
 CDK_ARGS ?=
-# make soak: how many sagas, and the seed to replay (random when unset).
+# make soak: how many sagas, and the seed to replay (random when unset); BURST=N sends N healthy sagas at once instead.
 SOAK_SAGAS ?= 1000
 SEED ?=
+BURST ?=
 
 .PHONY: demo soak serve-api test synth diff bootstrap deploy deploy-local destroy asl lint format bench capacity ops install clean
 
 demo: $(PYTHON_READY)  ## Run ~50 orders through the saga on the local runtime
 	$(PY) -m saga_testkit.demo
 
-soak: $(PYTHON_READY)  ## 1,000 sagas with random faults through the API, checked afterwards; replay: make soak SEED=N
-	$(PY) -m saga_testkit.soak --sagas $(SOAK_SAGAS) $(if $(SEED),--seed $(SEED))
+soak: $(PYTHON_READY)  ## 1,000 sagas with random faults through the API, checked afterwards; replay: make soak SEED=N; overload: make soak BURST=200
+	$(PY) -m saga_testkit.soak --sagas $(SOAK_SAGAS) $(if $(SEED),--seed $(SEED)) $(if $(BURST),--burst $(BURST))
 
 serve-api: $(PYTHON_READY)  ## The stack on the local runtime with its saga API on http://127.0.0.1:8080/v1 (SigV4)
 	$(PY) -m saga_testkit.serve_api

@@ -1,5 +1,7 @@
 """`make soak`: many sagas at once through the signed saga API, with random faults drawn from a printed seed.
 
+`--burst N` (`make soak BURST=N`) runs saga_testkit.burst instead: N healthy sagas sent at once, the overload test.
+
 Each saga is healthy, has one fault, or a few, drawn per (saga, step, action|compensation) from every fault kind the
 test kit injects (saga_testkit.faults); its input is its kit's sample input (saga_testkit.kit). Afterwards the
 evidence is read back from the cloud itself (saga records, execution histories, queues, DLQs and their alarms, the
@@ -35,6 +37,7 @@ from local_runtime.interrupt import exits_quietly_on_ctrl_c
 from local_runtime.synth import synthesize
 from saga_ops.deployment import Deployment
 from saga_records import PARKED_STATUSES
+from saga_testkit.burst import BURST_CLIENTS, run_burst
 from saga_testkit.faults import Fault
 from saga_testkit.kit import project_definition
 from saga_testkit.observe import execution_arn, history_events, wait_until_finished
@@ -631,12 +634,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--consumers", type=int, default=CONSUMERS_PER_QUEUE, help="warm environments per queue")
     parser.add_argument("--time-scale", type=float, default=SOAK_TIME_SCALE, help="local seconds per SLA second")
+    parser.add_argument(
+        "--burst",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instead: N healthy sagas at once through the API from --clients clients that honour Retry-After",
+    )
+    parser.add_argument("--clients", type=int, default=BURST_CLIENTS, help="concurrent API clients of --burst")
     args = parser.parse_args(argv)
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack: where a soak hangs
     if args.sagas < 1:
         parser.error("--sagas: at least 1")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1_000_000)
     console = Console(width=max(shutil.get_terminal_size().columns, MIN_CONSOLE_WIDTH))
+    if args.burst is not None:
+        if args.burst < 1 or args.clients < 1:
+            parser.error("--burst and --clients: at least 1")
+        return run_burst(
+            args.burst,
+            seed,
+            saga=args.saga,
+            time_scale=args.time_scale,
+            consumers=args.consumers,
+            clients=args.clients,
+            console=console,
+        )
     return run(
         args.sagas,
         seed,

@@ -3,13 +3,16 @@
 Checked after the request is validated and before anything is written (statemachines/admission.py says why and where
 the limits come from). Two checks, cheapest first; a refusal (`StartRefused`) is answered `429` with `Retry-After`:
 
-- backlog: the commands waiting in each of the saga's participant queues (SQS ApproximateNumberOfMessages), read at
-  most once per `BACKLOG_READ_SECONDS` per execution environment, all queues at once, plus the starts this
-  environment admitted since (each puts a command on the first step's queue at once). Above `max_queue_backlog` in
-  any queue, the start is refused. The queues are the ones the deployed state machine sends to (DescribeStateMachine,
-  once), so nothing in the environment grows with the steps.
+- backlog: the commands waiting or being worked in each of the saga's participant queues (SQS
+  ApproximateNumberOfMessages + ApproximateNumberOfMessagesNotVisible: a batch's commands are worked one after
+  another, so a received one may wait too). A reading leaves a room, `max_queue_backlog` minus the fullest queue,
+  that every execution environment draws on (one conditional UpdateItem per start, in the admission table), so a
+  burst spread over many environments cannot each take the same room; once the room is spent, starts are refused
+  until the next reading, which one environment takes at most once per `BACKLOG_READ_SECONDS` (every queue of the
+  saga at once). The queues are the ones the deployed state machine sends to (DescribeStateMachine, once per
+  environment), so nothing in the environment grows with the steps.
 - rate: a token bucket per saga type in DynamoDB (GCRA: one item holding the theoretical arrival time of the next
-  start). An admitted start costs one conditional UpdateItem; a refused one tells exactly when a start would pass.
+  start). An admitted start costs one more conditional UpdateItem; a refused one tells exactly when one would pass.
 
 Both fail open: a check whose AWS call fails lets the start through (logged), since the start itself then meets the
 same service trouble and answers for it.
@@ -20,11 +23,10 @@ from __future__ import annotations
 import json
 import math
 import random
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Protocol
 
@@ -36,9 +38,11 @@ from saga_api.observability import logger, metrics
 from saga_records import metric_names
 
 CALLBACK_RESOURCE = "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
+BACKLOG_ATTRIBUTES = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")  # waiting, being worked
 BACKLOG_READ_SECONDS = 1.0  # how stale a queue's backlog may be in one execution environment (real seconds)
 MICROSECONDS = 1_000_000
-MAX_BUCKET_TRIES = 3  # conditional writes per start: the expected branch, the other one, and one lost race
+MAX_BUCKET_TRIES = 5  # conditional writes per start: the expected branch, the other one, and lost races
+ROOM_KEY_SUFFIX = "#backlog"  # the item of a saga type's backlog room, beside its start-rate bucket
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,19 @@ class Bucket(Protocol):
         """Take one start from the saga type's bucket: None if taken, else microseconds until one would pass."""
         ...
 
+    def take_room(
+        self,
+        saga_type: str,
+        limits: AdmissionLimits,
+        now_us: int,
+        read_every_us: int,
+        fullest: Callable[[], int | None],
+    ) -> bool | None:
+        """Take one start from the room the queues' last reading left, shared by every environment: True taken, False
+        none left; a reading older than `read_every_us` is taken again first (`fullest()`). None: the room could not
+        be known (the start is then admitted on the rate alone)."""
+        ...
+
 
 class Backlogs(Protocol):
     def queues(self, saga_type: str) -> list[str]:
@@ -73,29 +90,19 @@ class Backlogs(Protocol):
         ...
 
     def waiting(self, queue_urls: list[str]) -> dict[str, int]:
-        """Commands waiting (not yet received) in each queue."""
+        """Commands waiting or being worked (received, not yet deleted) in each queue."""
         ...
 
 
 @dataclass
-class _Reading:
-    at: float  # time.monotonic() of the read
-    waiting: dict[str, int]
-    admitted_since: int = 0  # starts this environment admitted after the read: commands on the first queue
-
-
-@dataclass
 class Admission:
-    """Decides whether a start of a saga type is taken now (per execution environment; thread-safe)."""
+    """Decides whether a start of a saga type is taken now (any number of execution environments at once)."""
 
     limits: dict[str, AdmissionLimits]
     bucket: Bucket
     backlogs: Backlogs
     clock: Callable[[], float] = time.time
-    monotonic: Callable[[], float] = time.monotonic
     read_every_seconds: float = BACKLOG_READ_SECONDS
-    _readings: dict[str, _Reading] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def admit(self, saga_type: str) -> None:
         """Take a start of `saga_type`, or raise `StartRefused`; either is counted (saga_type, reason)."""
@@ -108,8 +115,19 @@ class Admission:
 
     def _admit(self, saga_type: str) -> None:
         limits = self.limits[saga_type]
-        self._check_backlog(saga_type, limits)
-        wait_us = self.bucket.take(saga_type, limits, int(self.clock() * MICROSECONDS))
+        now_us = int(self.clock() * MICROSECONDS)
+        read_every_us = int(self.read_every_seconds * MICROSECONDS)
+        room = self.bucket.take_room(saga_type, limits, now_us, read_every_us, lambda: self._fullest(saga_type))
+        if room is False:
+            raise StartRefused(
+                saga_type,
+                "backlog",
+                # Spread the retries: a crowd told the same second comes back as one burst.
+                math.ceil(self.read_every_seconds * (1 + random.random())),
+                f"its participant queues hold {limits.max_queue_backlog} or more commands in one queue, waiting or "
+                "being worked, with the starts admitted since they were read",
+            )
+        wait_us = self.bucket.take(saga_type, limits, now_us)
         if wait_us is not None:
             raise StartRefused(
                 saga_type,
@@ -117,45 +135,15 @@ class Admission:
                 max(1, math.ceil(wait_us / MICROSECONDS)),
                 f"more than {limits.starts_per_second:g} starts per second (burst {limits.burst})",
             )
-        with self._lock:
-            reading = self._readings.get(saga_type)
-            if reading is not None:
-                reading.admitted_since += 1
 
-    def _check_backlog(self, saga_type: str, limits: AdmissionLimits) -> None:
-        reading = self._reading(saga_type)
-        if reading is None:
-            return
-        queues = list(reading.waiting)
-        waiting = dict(reading.waiting)
-        if queues:
-            waiting[queues[0]] += reading.admitted_since
-        over = {url: count for url, count in waiting.items() if count >= limits.max_queue_backlog}
-        if over:
-            fullest = max(over.values())
-            raise StartRefused(
-                saga_type,
-                "backlog",
-                # Spread the retries: a crowd told the same second comes back as one burst.
-                math.ceil(self.read_every_seconds * (1 + random.random())),
-                f"{fullest} commands wait in one of its participant queues (at most {limits.max_queue_backlog})",
-            )
-
-    def _reading(self, saga_type: str) -> _Reading | None:
-        with self._lock:
-            reading = self._readings.get(saga_type)
-            if reading is not None and self.monotonic() - reading.at < self.read_every_seconds:
-                return reading
+    def _fullest(self, saga_type: str) -> int | None:
+        """The most commands one of the saga's participant queues holds now; None if they cannot be read."""
         try:
-            queues = self.backlogs.queues(saga_type)
-            waiting = self.backlogs.waiting(queues)
+            waiting = self.backlogs.waiting(self.backlogs.queues(saga_type))
         except (ClientError, BotoCoreError) as error:
             logger.warning("queue backlog unread: admitting on the rate alone", extra={"error": repr(error)})
             return None
-        fresh = _Reading(self.monotonic(), {url: waiting.get(url, 0) for url in queues})
-        with self._lock:
-            self._readings[saga_type] = fresh
-        return fresh
+        return max(waiting.values(), default=0)
 
 
 def _count(name: str, saga_type: str, **dimensions: str) -> None:
@@ -166,7 +154,8 @@ def _count(name: str, saga_type: str, **dimensions: str) -> None:
 
 
 class DynamoDBBucket:
-    """The start-rate buckets: one item per saga type in the admission table, `{saga_type, tat_us}`.
+    """The admission table: per saga type, its start-rate bucket `{saga_type, tat_us}` and its backlog room
+    `{saga_type: "<type>#backlog", room, read_at_us}`.
 
     GCRA: `tat_us` is when the bucket is empty again at the sustained rate (the theoretical arrival time). A start
     passes if tat <= now + (burst - 1) * interval, and moves tat to max(tat, now) + interval. DynamoDB cannot take the
@@ -192,19 +181,20 @@ class DynamoDBBucket:
         try:
             for _ in range(MAX_BUCKET_TRIES):
                 if busy:
-                    applied, tat = self._update(
+                    applied, item = self._update(
                         saga_type,
                         update="SET tat_us = tat_us + :interval",
                         condition="tat_us BETWEEN :now AND :limit",
                         values={":interval": interval, ":now": now_us, ":limit": now_us + tolerance},
                     )
                 else:
-                    applied, tat = self._update(
+                    applied, item = self._update(
                         saga_type,
                         update="SET tat_us = :next",
                         condition="attribute_not_exists(tat_us) OR tat_us < :now",
                         values={":next": now_us + interval, ":now": now_us},
                     )
+                tat = item.get("tat_us", 0)
                 self._last_tat[saga_type] = tat
                 if applied:
                     return None
@@ -216,24 +206,70 @@ class DynamoDBBucket:
             return None
         return interval  # lost races each time: the bucket is that busy, come back after one interval
 
-    def _update(self, saga_type: str, *, update: str, condition: str, values: dict[str, int]) -> tuple[bool, int]:
-        """Whether the update applied, and the bucket's tat after it (or as the refused update found it)."""
+    def take_room(
+        self,
+        saga_type: str,
+        limits: AdmissionLimits,
+        now_us: int,
+        read_every_us: int,
+        fullest: Callable[[], int | None],
+    ) -> bool | None:
+        if self.table_name is None:
+            raise RuntimeError("ADMISSION_TABLE_NAME is not set: this function admits no saga")
+        key = f"{saga_type}{ROOM_KEY_SUFFIX}"
+        fresh_after = now_us - read_every_us
+        try:
+            for _ in range(MAX_BUCKET_TRIES):
+                taken, item = self._update(
+                    key,
+                    update="SET room = room - :one",
+                    condition="read_at_us > :fresh_after AND room > :zero",
+                    values={":one": 1, ":zero": 0, ":fresh_after": fresh_after},
+                )
+                if taken:
+                    return True
+                if item.get("read_at_us", fresh_after) > fresh_after:
+                    return False  # a fresh reading, and its room is spent
+                # No reading, or a stale one: read the queues and start the room over. One environment's write wins;
+                # the others then take from the room it wrote.
+                waiting = fullest()
+                if waiting is None:
+                    return None
+                room = limits.max_queue_backlog - waiting
+                written, _ = self._update(
+                    key,
+                    update="SET room = :room, read_at_us = :now",
+                    condition="attribute_not_exists(read_at_us) OR read_at_us <= :fresh_after",
+                    values={":room": max(room - 1, 0), ":now": now_us, ":fresh_after": fresh_after},
+                )
+                if written:
+                    return room > 0
+        except (ClientError, BotoCoreError) as error:
+            logger.warning("backlog room unread: admitting on the rate alone", extra={"error": repr(error)})
+            return None
+        return False  # lost every race for the room: it is that contended
+
+    def _update(self, key: str, *, update: str, condition: str, values: dict[str, int]) -> tuple[bool, dict[str, int]]:
+        """Whether the update applied, and the item's numbers after it (or as the refused update found them)."""
         try:
             answer = self._dynamodb.update_item(
                 TableName=self.table_name,
-                Key={"saga_type": {"S": saga_type}},
+                Key={"saga_type": {"S": key}},
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeValues={name: {"N": str(value)} for name, value in values.items()},
-                ReturnValues="UPDATED_NEW",
+                ReturnValues="ALL_NEW",
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
-            item = error.response.get("Item") or {}
-            return False, int(item["tat_us"]["N"]) if "tat_us" in item else 0
-        return True, int(answer["Attributes"]["tat_us"]["N"])
+            return False, _numbers(error.response.get("Item") or {})
+        return True, _numbers(answer["Attributes"])
+
+
+def _numbers(item: dict[str, Any]) -> dict[str, int]:
+    return {name: int(value["N"]) for name, value in item.items() if "N" in value}
 
 
 class SqsBacklogs:
@@ -266,8 +302,10 @@ class SqsBacklogs:
         return dict(zip(queue_urls, self._pool.map(self._waiting, queue_urls), strict=True))
 
     def _waiting(self, queue_url: str) -> int:
-        attributes = self._sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages"])
-        return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
+        # Received ones count too: a batch's commands are worked one after another, and the last of a batch waits
+        # while its timeout runs just as one still on the queue does.
+        attributes = self._sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=list(BACKLOG_ATTRIBUTES))
+        return sum(int(attributes["Attributes"][name]) for name in BACKLOG_ATTRIBUTES)
 
 
 def command_queues(definition: dict[str, Any]) -> list[str]:

@@ -61,6 +61,7 @@ def build_resolver(front_door: SagaFrontDoor) -> APIGatewayRestResolver:
             logger.info("saga start refused", extra={"saga_type": error.saga_type, "reason": error.reason})
             body = {
                 "message": f"too many {error.saga_type} sagas at once: retry after {error.retry_after_seconds} s",
+                "reason": error.reason,  # rate | backlog
                 "errors": [{"field": "saga_type", "problem": error.detail}],
             }
             return _json(status, body, headers={"Retry-After": str(error.retry_after_seconds)})

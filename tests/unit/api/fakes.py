@@ -79,12 +79,24 @@ class FakeBucket:
     def __init__(self) -> None:
         self.taken: list[str] = []
         self.refuse_for_us: int | None = None
+        self.rooms: dict[str, tuple[int | None, int]] = {}  # saga type -> (read at, room left)
 
     def take(self, saga_type, limits, now_us):
         if self.refuse_for_us is not None:
             return self.refuse_for_us
         self.taken.append(saga_type)
         return None
+
+    def take_room(self, saga_type, limits, now_us, read_every_us, fullest):
+        """The backlog room, as the admission table keeps it (tested on moto in test_admission.py)."""
+        read_at, room = self.rooms.get(saga_type, (None, 0))
+        if read_at is None or read_at <= now_us - read_every_us:
+            waiting = fullest()
+            if waiting is None:
+                return None
+            read_at, room = now_us, limits.max_queue_backlog - waiting
+        self.rooms[saga_type] = (read_at, max(room - 1, 0))
+        return room > 0
 
 
 class FakeBacklogs:

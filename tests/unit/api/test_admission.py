@@ -1,6 +1,6 @@
 """Admission control at the front door: a start the saga type cannot take now is answered 429 with Retry-After before
-anything is written; the participant queues' backlog is read at most once a second and the starts admitted since count
-on the first queue; the start-rate bucket (GCRA in DynamoDB, on moto here) takes one conditional write per start."""
+anything is written; the participant queues' backlog is read at most once a second, and the room it leaves is shared by
+every execution environment; the start-rate bucket (GCRA) too. Both live in DynamoDB (on moto here)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from saga_api.admission import Admission, AdmissionLimits, DynamoDBBucket, StartRefused, command_queues
+from saga_api.admission import Admission, AdmissionLimits, DynamoDBBucket, command_queues
 from saga_records import metric_names
 from statemachines import compile_saga, load_definition
 from tests.sagas.order_fulfillment.kit import SAGA_FILE
@@ -36,6 +36,7 @@ def test_a_start_over_the_queue_backlog_is_refused_429_before_anything_is_writte
     assert status == 429
     assert headers["Retry-After"] in ("1", "2")
     assert "OrderFulfillment" in answer["message"]
+    assert answer["reason"] == "backlog"
     assert answer["errors"][0]["field"] == "saga_type"
     assert (api.records.items, api.sfn.calls, api.bucket.taken) == ({}, 0, [])
 
@@ -44,8 +45,8 @@ def test_a_start_over_the_rate_is_refused_with_the_seconds_until_one_passes(api,
     # Given a bucket that takes the next start in 2.3 s
     api.bucket.refuse_for_us = 2_300_000
     # When an order is posted / Then 429 telling the client to come back in 3 s, and nothing written
-    status, _, headers = _refused(api, order)
-    assert (status, headers["Retry-After"]) == (429, "3")
+    status, answer, headers = _refused(api, order)
+    assert (status, headers["Retry-After"], answer["reason"]) == (429, "3", "rate")
     assert (api.records.items, api.sfn.calls) == ({}, 0)
 
 
@@ -67,37 +68,6 @@ def test_each_saga_type_is_admitted_on_its_own_queues(api, order, parcel):
     api.backlogs.depth[FIRST] = 50
     assert _refused(api, order)[0] == 429
     assert api.call("POST", "/parcels", body=parcel, headers={"Idempotency-Key": "parcel-1"})[0] == 202
-
-
-def test_starts_admitted_since_the_last_read_count_on_the_first_queue():
-    # Given 8 commands waiting on the first queue (limit 10), and a clock that stands still between reads
-    backlogs, bucket = FakeBacklogs(), FakeBucket()
-    backlogs.depth[FIRST] = 8
-    admission = Admission(
-        {"OrderFulfillment": AdmissionLimits(100, 100, 10)}, bucket, backlogs, monotonic=lambda: 100.0
-    )
-    # When starts come within one read period / Then two pass (8 + 2 = 10), the third is refused, after one read
-    admission.admit("OrderFulfillment")
-    admission.admit("OrderFulfillment")
-    with pytest.raises(StartRefused) as refused:
-        admission.admit("OrderFulfillment")
-    assert refused.value.reason == "backlog"
-    assert backlogs.reads == 1
-    assert len(bucket.taken) == 2
-
-
-def test_the_backlog_is_read_again_once_its_reading_is_a_second_old():
-    backlogs, now = FakeBacklogs(), [100.0]
-    admission = Admission(
-        {"OrderFulfillment": AdmissionLimits(100, 100, 10)}, FakeBucket(), backlogs, monotonic=lambda: now[0]
-    )
-    admission.admit("OrderFulfillment")
-    now[0] += 0.5
-    admission.admit("OrderFulfillment")
-    assert backlogs.reads == 1
-    now[0] += 0.6
-    admission.admit("OrderFulfillment")
-    assert backlogs.reads == 2
 
 
 def test_an_unreadable_backlog_admits_on_the_rate_alone():
@@ -198,3 +168,64 @@ def test_the_queues_are_every_callback_tasks_the_first_steps_first():
     ]
     assert queues[0] == f"https://sqs/{definition.steps[0].action}QueueUrl"
     assert sorted(queues) == sorted(expected)
+
+
+# --- the backlog room on DynamoDB (moto) ----------------------------------------------------------------------------
+
+SECOND_US = 1_000_000
+
+
+class Readings:
+    """The fullest queue's count, as the queues would answer, and how many times they were read."""
+
+    def __init__(self, waiting: int | None) -> None:
+        self.waiting, self.reads = waiting, 0
+
+    def __call__(self) -> int | None:
+        self.reads += 1
+        return self.waiting
+
+
+def test_the_room_a_reading_leaves_is_shared_by_every_environment(bucket_table):
+    # Given 8 commands in the fullest queue (limit 10), and three execution environments
+    readings = Readings(8)
+    environments = [DynamoDBBucket(bucket_table) for _ in range(3)]
+    # When each of them takes starts within the same second
+    taken = [
+        environment.take_room("Orders", TEN_PER_SECOND_BURST_THREE, NOW + n, SECOND_US, readings)
+        for n, environment in enumerate(environments * 2)
+    ]
+    # Then two pass in all (8 + 2 = 10), the others are refused, after a single reading of the queues
+    assert taken == [True, True, False, False, False, False]
+    assert readings.reads == 1
+
+
+def test_the_queues_are_read_again_once_the_reading_is_a_second_old(bucket_table):
+    readings, bucket = Readings(9), DynamoDBBucket(bucket_table)
+    assert bucket.take_room("Orders", TEN_PER_SECOND_BURST_THREE, NOW, SECOND_US, readings) is True
+    assert bucket.take_room("Orders", TEN_PER_SECOND_BURST_THREE, NOW + SECOND_US // 2, SECOND_US, readings) is False
+    assert readings.reads == 1
+    # When the participants drained meanwhile / Then the next reading gives room again
+    readings.waiting = 0
+    assert bucket.take_room("Orders", TEN_PER_SECOND_BURST_THREE, NOW + SECOND_US, SECOND_US, readings) is True
+    assert readings.reads == 2
+
+
+def test_a_full_queue_leaves_no_room_and_an_unreadable_one_leaves_the_decision_to_the_rate(bucket_table):
+    bucket = DynamoDBBucket(bucket_table)
+    assert bucket.take_room("Orders", TEN_PER_SECOND_BURST_THREE, NOW, SECOND_US, Readings(12)) is False
+    assert bucket.take_room("Parcels", TEN_PER_SECOND_BURST_THREE, NOW, SECOND_US, Readings(None)) is None
+
+
+def test_a_start_with_room_and_rate_costs_two_conditional_writes(bucket_table):
+    client = boto3.client("dynamodb")
+    calls: list[str] = []
+    client.meta.events.register("provide-client-params.dynamodb", lambda model, **_: calls.append(model.name))
+    bucket = DynamoDBBucket(bucket_table, client=client)
+    admission = Admission(
+        {"Orders": AdmissionLimits(100, 100, 10)}, bucket, FakeBacklogs(), clock=lambda: NOW / SECOND_US
+    )
+    admission.admit("Orders")  # the first one reads the queues and finds no items
+    calls.clear()
+    admission.admit("Orders")
+    assert calls == ["UpdateItem", "UpdateItem"]
