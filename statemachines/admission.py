@@ -9,9 +9,10 @@ this saga type is over either limit:
   default the saga's share of what one account and region sustains, the capacity model's figure for the smaller
   region class (bench/capacity.py): the tightest of StartExecution, the SendTask* calls of the saga's callback tasks
   and its happy path's state transitions. A burst of one second's worth.
-- `max_queue_backlog`: commands waiting in any one of the saga's participant queues (actions and compensations). By
-  default one batch of a participant's event source: while a queue's consumers keep up, less than a batch waits; once
-  more waits, every consumer is busy, and each more command only waits longer, it adds no throughput.
+- `max_queue_backlog`: commands waiting or being worked in any one of the saga's participant queues (actions and
+  compensations), with the starts admitted since the queues were last read. By default one batch of a participant's
+  event source: a batch's commands are worked one after another, so a command behind a full batch already waits
+  while its task's clock runs; more commands only wait longer, they add no throughput.
 
 Several sagas in one account share its quotas: give each a `starts_per_second` so that they sum below them.
 """

@@ -127,7 +127,8 @@ class Admission:
                 f"its participant queues hold {limits.max_queue_backlog} or more commands in one queue, waiting or "
                 "being worked, with the starts admitted since they were read",
             )
-        wait_us = self.bucket.take(saga_type, limits, now_us)
+        # The time again: reading the queues may have taken a while, and the bucket is measured against now.
+        wait_us = self.bucket.take(saga_type, limits, int(self.clock() * MICROSECONDS))
         if wait_us is not None:
             raise StartRefused(
                 saga_type,
