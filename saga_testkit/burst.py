@@ -21,13 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from local_runtime.http_api import ApiAnswer, SignedApiClient
-from saga_records import PARKED_STATUSES, SagaStatus, metric_names
-from saga_testkit.observe import wait_until_finished
-from saga_testkit.sagas import LocalSagas, named
+from saga_records import PARKED_STATUSES, SagaStatus
 
 BURST_CLIENTS = 16  # concurrent API callers, none waiting for the others
 GIVE_UP_SECONDS = 300.0  # a client that was refused this long reports the saga as never started
@@ -194,111 +189,3 @@ def send_burst(
         thread.start()
     for thread in threads:
         thread.join()
-
-
-def burst(
-    sagas: LocalSagas,
-    client: SignedApiClient,
-    count: int,
-    seed: int,
-    *,
-    clients: int = BURST_CLIENTS,
-    console: Console,
-) -> tuple[BurstFigures, list[str]]:
-    """Send `count` healthy sagas at once, wait for every accepted one to finish, and check the evidence; returns the
-    figures and the violations (empty: the burst degraded to delay only)."""
-    from saga_testkit.soak import (
-        _stuck_reports,
-        _wait_until_drained,
-        gather_evidence,
-        spurious_timeouts,
-    )
-    from saga_testkit.soak_checks import check
-
-    sagas.kit.prepare(count)
-    rng = random.Random(seed)
-    saga_ids = [f"burst-{seed}-{number:05d}" for number in range(1, count + 1)]
-    requests = {
-        saga_id: named(sagas.definition, saga_id, sagas.kit.sample_input(number, rng))
-        for number, saga_id in enumerate(saga_ids, start=1)
-    }
-    figures = BurstFigures(sagas=count, clients=clients)
-    log_offset = sagas.cloud.lambda_log_path.stat().st_size
-    with console.status(f"Sending {count} sagas at once from {clients} clients (honouring Retry-After)..."):
-        send_burst(client, sagas.definition.route_path, requests, figures)
-    with console.status("Waiting for every accepted saga to finish..."):
-        unfinished = wait_until_finished(
-            sagas.records.get,
-            sagas.state_machine_arn,
-            figures.accepted,
-            timeout_seconds=FINISH_TIMEOUT_SECONDS,
-            poll_seconds=0.5,
-        )
-    figures.finished_at = time.monotonic()
-    queues = [mapping.queue_url for mapping in sagas.cloud.mappings]
-    with console.status("Waiting for the queues to drain and the detector to flag any parked saga..."):
-        _wait_until_drained(queues, sagas.cloud)
-        reports = _stuck_reports(sagas, saga_ids)
-    evidence = gather_evidence(sagas, figures.accepted, saga_ids, reports)
-    figures.statuses = Counter(evidence.statuses.values())
-    figures.timeouts = Counter(f"{command.step} {command.kind}" for command in spurious_timeouts(evidence, {}))
-    published = emf_totals(sagas.cloud.lambda_log_path, log_offset)
-    figures.shed = int(published[metric_names.STALE_COMMANDS_SHED])
-    figures.admitted_metric = int(published[metric_names.STARTS_ADMITTED])
-    violations = list(figures.failed)
-    violations += [f"saga {saga_id} did not finish in time" for saga_id in unfinished]
-    violations += check(evidence).violations
-
-    for saga_id, status in sorted(evidence.statuses.items()):
-        if status == SagaStatus.FAILED.value or status in {s.value for s in PARKED_STATUSES}:
-            violations.append(f"saga {saga_id}: {status}, and no fault was injected (the overload did it)")
-    table = Table(title=f"Burst figures (seed {seed}, local clock {sagas.cloud.time_scale:g} s per SLA s)")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for name, value in figures.rows():
-        table.add_row(name, value)
-    console.print(table)
-    return figures, violations
-
-
-def run_burst(
-    count: int, seed: int, *, saga: str | None, time_scale: float, consumers: int, clients: int, console: Console
-) -> int:
-    """`make soak BURST=N`: its own synth and cloud, the burst, its verdict; 0 when the burst degraded to delay."""
-    from local_runtime.cloud import LocalCloud
-    from local_runtime.http_api import serving
-    from local_runtime.synth import synthesize
-    from saga_testkit.kit import project_definition
-
-    definition = project_definition(saga)
-    console.print(
-        f"[bold]Burst soak:[/] {count} {definition.name} sagas at once from {clients} clients, seed {seed} "
-        f"(replay with --burst {count} --seed {seed})"
-    )
-    with console.status("Synthesizing the CDK app (cdk synth)...") as status:
-        cloud = LocalCloud(
-            synthesize(),
-            time_scale=time_scale,
-            consumers_per_queue=consumers,
-            progress=lambda phase: status.update(f"Deploying the template into moto: {phase}..."),
-        )
-        cloud.start()
-    try:
-        sagas = LocalSagas(cloud, definition)
-        with serving(cloud) as (_api, client):
-            figures, violations = burst(sagas, client, count, seed, clients=clients, console=console)
-    finally:
-        cloud.stop()
-    if violations:
-        console.print(f"[bold red]✗ {len(violations)} violation(s) (burst {count}, seed {seed}):")
-        for violation in violations:
-            console.print(f"[red]  ✗ {violation}", soft_wrap=True)
-        return 1
-    console.print(
-        f"[bold green]✓ burst seed {seed}: {len(figures.accepted)} of {count} sagas accepted, "
-        f"{sum(figures.refused.values())} requests refused and retried, 0 compensated, 0 parked, "
-        f"every accepted saga terminal, every command accounted for, reconciliation exact; "
-        f"drained in {figures.seconds_to_drain:.1f} s.",
-        soft_wrap=True,
-    )
-    return 0
