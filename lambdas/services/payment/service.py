@@ -21,7 +21,7 @@ class PaymentService:
         self._repository = repository
 
     def process_payment(self, command: SagaCommand) -> dict[str, Any]:
-        order = PaymentOrder.model_validate(command.input)
+        order = PaymentOrder.of(command.input, command.results)
         ledger = apply_once(
             load=lambda: self._repository.get_ledger(command.saga_id),
             is_compensated=lambda ledger: ledger.is_refunded,

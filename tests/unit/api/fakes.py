@@ -42,8 +42,8 @@ ORDER: dict[str, Any] = {
     "order_id": "ord-0001",
     "customer": {"customer_id": "c-1", "email": "ana@example.com"},
     "items": [
-        {"sku": "SKU-KEYBOARD", "quantity": 1, "unit_price_cents": 4999},
-        {"sku": "SKU-MOUSE", "quantity": 2, "unit_price_cents": 1250},
+        {"sku": "SKU-KEYBOARD", "quantity": 1},
+        {"sku": "SKU-MOUSE", "quantity": 2},
     ],
     "payment": {"card_token": "tok_visa"},
     "shipping_address": {

@@ -66,7 +66,6 @@ BODY_CASES = [
             "customer.email",
             "items.0.sku",
             "items.0.quantity",
-            "items.0.unit_price_cents",
             "payment.card_token",
             "shipping_address.name",
             "shipping_address.line1",
@@ -83,8 +82,6 @@ BODY_CASES = [
     ("quantity is a string", _set("items.0.quantity", "2"), 422, "items.0.quantity"),
     ("quantity is a fraction", _set("items.0.quantity", 1.5), 422, "items.0.quantity"),
     ("quantity is a boolean", _set("items.0.quantity", True), 422, "items.0.quantity"),
-    ("price is a string", _set("items.1.unit_price_cents", "10"), 422, "items.1.unit_price_cents"),
-    ("price is null", _set("items.0.unit_price_cents", None), 422, "items.0.unit_price_cents"),
     ("payment is a list", _set("payment", []), 422, "payment"),
     ("card token is a number", _set("payment.card_token", 4242), 422, "payment.card_token"),
     ("country is a number", _set("shipping_address.country", 49), 422, "shipping_address.country"),
@@ -94,6 +91,9 @@ BODY_CASES = [
     ("unknown top-level field", _set("coupon", "FREE"), 422, "coupon"),
     ("unknown customer field", _set("customer.vip", True), 422, "customer.vip"),
     ("unknown item field", _set("items.0.colour", "red"), 422, "items.0.colour"),
+    # the price is the catalog's: a client that names one is refused, whatever it names
+    ("a price of its own", _set("items.1.unit_price_cents", 1250), 422, "items.1.unit_price_cents"),
+    ("a price of zero", _set("items.0.unit_price_cents", 0), 422, "items.0.unit_price_cents"),
     ("unknown payment field (cvv)", _set("payment.cvv", "123"), 422, "payment.cvv"),
     ("unknown address field", _set("shipping_address.line2", "Apt 4"), 422, "shipping_address.line2"),
     # empty, negative, out of range
@@ -101,7 +101,6 @@ BODY_CASES = [
     ("zero quantity", _set("items.0.quantity", 0), 422, "items.0.quantity"),
     ("negative quantity", _set("items.0.quantity", -1), 422, "items.0.quantity"),
     ("quantity over the limit", _set("items.0.quantity", 1001), 422, "items.0.quantity"),
-    ("negative price", _set("items.1.unit_price_cents", -5), 422, "items.1.unit_price_cents"),
     ("empty order id", _set("order_id", ""), 422, "order_id"),
     ("order id with a space", _set("order_id", "ord 1"), 422, "order_id"),
     ("order id with a slash", _set("order_id", "ord/1"), 422, "order_id"),
@@ -414,8 +413,8 @@ HOSTILE_BODIES = [
         json.dumps(ORDER).replace('"tok_visa"', '"tok_visa", "card_token": "x"').encode(),
         400,
     ),
-    ("NaN", json.dumps(ORDER).replace("1250", "NaN").encode(), 400),
-    ("Infinity", json.dumps(ORDER).replace("1250", "Infinity").encode(), 400),
+    ("NaN", json.dumps(ORDER).replace(": 2}", ": NaN}").encode(), 400),
+    ("Infinity", json.dumps(ORDER).replace(": 2}", ": Infinity}").encode(), 400),
 ]
 
 
