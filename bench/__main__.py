@@ -4,7 +4,8 @@
 
 1. synth: `cdk synth` with the pinned CLI (timed); its cloud assembly is what every other step deploys.
 2. billed transitions: happy path and a permanent failure at each step, counted from execution histories.
-3. throughput: the bare harness, then the local runtime, each in a fresh process (bench/throughput.py).
+3. throughput: the bare harness, then the local runtime, each in a fresh process (bench/throughput.py); then the
+   sustained rate at which a burst through the signed API still ends with every saga completed (bench/burst.py).
 4. cold init: each participant handler module's import against `import boto3` plus one client.
 5. test suite: the `make test` command, timed (skipped with --skip-suite; results.json then says so).
 """
@@ -20,7 +21,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import cold_init, report, throughput, timings, transitions
+from bench import burst, cold_init, report, throughput, timings, transitions
 from bench.figures import RESULTS_FILE, results, sagas_per_second, write_results
 from local_runtime.interrupt import exits_quietly_on_ctrl_c
 
@@ -50,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
             runs[harness] = throughput.measure_in_fresh_process(
                 harness, sagas=args.sagas, time_scale=THROUGHPUT_TIME_SCALE, assembly=assembly
             )
+    with console.status(f"burst: {burst.SAGAS} healthy sagas at once through the signed API..."):
+        burst_run = burst.measure_in_fresh_process()
     with console.status("cold init of the participant handlers..."):
         cold = cold_init.measure(assembly, args.cold_init_repetitions)
     suite_s, suite_passed, suite_summary, suite_failures = None, None, "skipped (--skip-suite)", []
@@ -70,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             "throughput_sagas": args.sagas,
             "throughput_time_scale": THROUGHPUT_TIME_SCALE,
             "throughput_reconciled": runs["toolkit"]["reconciled"],
+            "burst": burst_run,
             "requests_per_saga": runs["toolkit"]["requests_per_saga"],
             "baseline_requests_per_saga": runs["bare"]["requests_per_saga"],
             "cold_init_baseline_s": round(cold["baseline_s"], 4),
@@ -142,6 +146,8 @@ def summary_table(document: dict[str, Any], paths: list[transitions.PathTransiti
             f"target ≤ {path.target}",
             verdict(path.transitions <= path.target),
         )
+    if "burst" in document:
+        table.add_row(*report.burst_row(document["burst"]))
     table.add_row("Step Functions USD per million happy sagas", f"{document['usd_per_million_happy']:.2f}", "", "")
     for service, value in document["cold_init_ratio_by_handler"].items():
         table.add_row(

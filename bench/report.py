@@ -48,6 +48,8 @@ def render(results: dict[str, Any]) -> str:
         (f"billed transitions, permanent failure at step {step}", str(count), "", "")
         for step, count in enumerate(results["transitions_failed_at_step"], 1)
     ]
+    if "burst" in results:
+        rows.append(burst_row(results["burst"]))
     rows.append(("Step Functions USD per million happy sagas", f"{results['usd_per_million_happy']:.2f}", "", ""))
     for handler, value in results["cold_init_ratio_by_handler"].items():
         rows.append(
@@ -94,6 +96,20 @@ def render(results: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def burst_row(run: dict[str, Any]) -> tuple[str, str, str, str]:
+    """The sustained rate of a burst through the signed API, and whether it ended with every saga completed."""
+    refused = sum(run["refused"].values())
+    return (
+        f"burst: {run['sagas']} healthy sagas at once from {run['clients']} clients, sustained sagas/s "
+        f"({run['consumers_per_queue']} consumers per queue, clock {run['time_scale']:g})",
+        f"{run['sustained_sagas_per_s']:.2f}",
+        f"offered {run['offered_per_s']:.2f}/s, {refused} refused (429/503) and retried",
+        f"{run['completed']} completed, {run['compensated']} compensated, {run['parked']} parked, "
+        f"{run['spurious_timeouts']} spurious timeouts, drained in {run['seconds_to_drain']:.1f} s "
+        f"{_verdict(run['held'])}",
+    )
 
 
 def write_page(results_file: Path = RESULTS_FILE, page: Path = PAGE) -> Path:

@@ -104,7 +104,7 @@ def order(number: int) -> dict[str, Any]:
     return {
         "order_id": f"bench-{number:05d}",
         "customer": {"customer_id": f"c-{number}", "email": f"bench{number}@example.com"},
-        "items": [{"sku": SKU, "quantity": 1, "unit_price_cents": 1000}],
+        "items": [{"sku": SKU, "quantity": 1}],
         "payment": {"card_token": "tok_visa"},
         "shipping_address": {"name": "B", "line1": "1 St", "city": "Berlin", "postal_code": "10115", "country": "DE"},
     }

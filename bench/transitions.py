@@ -30,7 +30,7 @@ from tests.sagas.order_fulfillment.kit import SAGA_FILE
 ORDER = {
     "order_id": "bench-1",
     "customer": {"customer_id": "c-1", "email": "bench@example.com"},
-    "items": [{"sku": "SKU-BENCH", "quantity": 1, "unit_price_cents": 1000}],
+    "items": [{"sku": "SKU-BENCH", "quantity": 1}],
     "payment": {"card_token": "tok_visa"},
     "shipping_address": {"name": "B", "line1": "1 St", "city": "Berlin", "postal_code": "10115", "country": "DE"},
 }

@@ -103,6 +103,8 @@ RECONCILE_EVERY_MINUTES = 5
 START_GRACE_SECONDS = 120  # seconds; a client retry normally comes first
 START_GIVE_UP_SECONDS = 24 * 3600  # seconds
 API_URL_OUTPUT = "ApiUrl"
+# Admission control: one start-rate bucket per saga type, keyed by the saga type's name.
+ADMISSION_TABLE_PARTITION_KEY = "saga_type"
 # Minimum TLS 1.2 on the default execute-api endpoint (a REST API without one also accepts TLS 1.0).
 API_SECURITY_POLICY = "TLS_1_2"
 # `cdk deploy -c apiAllowedPrincipals=arn:aws:iam::111122223333:role/shop,444455556666`: a resource policy lets only

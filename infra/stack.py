@@ -95,7 +95,16 @@ class SagaStack(Stack):
             self,
             "SagaApi",
             sagas=[
-                SagaRoute.of(definition, state_machines[definition.name], code_root=code_root)
+                SagaRoute.of(
+                    definition,
+                    state_machines[definition.name],
+                    code_root=code_root,
+                    command_queues=[
+                        consumers[CommandRef(step.service, command)].queue
+                        for step in definition.steps
+                        for command in step.commands
+                    ],
+                )
                 for definition in definitions
             ],
             shared=shared,

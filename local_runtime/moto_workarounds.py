@@ -27,6 +27,7 @@ from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.dynamodb.responses import DynamoHandler
+from moto.kms.models import Key as KmsKey
 from moto.sqs.models import SQSBackend
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions import responses as sfn_responses
@@ -105,6 +106,23 @@ def cfn_state_machine_in_executing_backend() -> Iterator[None]:
         stack.enter_context(patched(sfn_models, "stepfunctions_backends", stepfunctions_parser_backends))
         stack.enter_context(patched(state_machine, "create_from_cloudformation_json", classmethod(create_substituted)))
         stack.enter_context(patched(state_machine, "update_from_cloudformation_json", classmethod(update_substituted)))
+        yield
+
+
+# --- Defect: a KMS key created by CloudFormation is always a symmetric encryption key: its KeySpec and KeyUsage are
+# ignored, so an HMAC key (HMAC_256, GENERATE_VERIFY_MAC) refuses GenerateMac with InvalidKeyUsage.
+@contextmanager
+def cfn_kms_key_keeps_its_spec() -> Iterator[None]:
+    create = KmsKey.create_from_cloudformation_json.__func__
+
+    def create_with_spec(cls: type, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any) -> Any:
+        key = create(cls, resource_name, cloudformation_json, *args, **kwargs)
+        properties = cloudformation_json.get("Properties", {})
+        key.key_usage = properties.get("KeyUsage", key.key_usage)
+        key.key_spec = properties.get("KeySpec", key.key_spec)
+        return key
+
+    with patched(KmsKey, "create_from_cloudformation_json", classmethod(create_with_spec)):
         yield
 
 
@@ -432,6 +450,7 @@ def all_workarounds(time_scale: float = 1.0) -> Iterator[None]:
         raise RuntimeError(f"moto {moto.__version__} installed; these workarounds are for {PINNED_MOTO}: re-check them")
     with ExitStack() as stack:
         stack.enter_context(cfn_state_machine_in_executing_backend())
+        stack.enter_context(cfn_kms_key_keeps_its_spec())
         stack.enter_context(fresh_task_token_per_retry())
         stack.enter_context(send_task_failure_keeps_cause())
         stack.enter_context(early_callback_seen_at_once())

@@ -18,6 +18,7 @@ TIMEOUT_ERROR = "States.Timeout"
 # Error names for injected failures a step does not list itself (any unlisted error is caught as permanent).
 INJECTED_PERMANENT_ERROR = "Injected.PermanentFailure"
 INJECTED_COMPENSATION_ERROR = "Injected.CompensationRejected"
+TIMEOUTS_WITHIN_PATIENCE = 2  # timeouts injected into a compensation that retries nothing else
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,12 @@ def _compensation_cell(definition: SagaDefinition, index: int, fault: str) -> Fa
     if fault == "compensation_transient":
         if policy.max_attempts == 0:
             return NotApplicable(step.name, fault, "the compensation's retry policy allows no retries")
-        planned = PlannedFault(step.name, "compensation", Fault.transient(policy.errors[0], times=policy.max_attempts))
+        times = policy.max_attempts
+        if policy.errors[0] == TIMEOUT_ERROR:
+            # Its only retried error is a timeout, each retry a heartbeat window or more later: a couple show it is
+            # retried, without waiting out the whole patient budget.
+            times = min(times, TIMEOUTS_WITHIN_PATIENCE)
+        planned = PlannedFault(step.name, "compensation", Fault.transient(policy.errors[0], times=times))
         expected = ExpectedOutcome(SagaStatus.FAILED, error, actions, undone, acted_unanswered=unanswered)
         return FaultCell(step.name, fault, (trigger, planned), expected)
     planned = PlannedFault(step.name, "compensation", Fault.permanent(INJECTED_COMPENSATION_ERROR))

@@ -1,5 +1,8 @@
 """`make soak`: many sagas at once through the signed saga API, with random faults drawn from a printed seed.
 
+`--burst N` (`make soak BURST=N`) runs the burst soak instead: N healthy sagas sent at once by clients that honour
+Retry-After, the overload test (its figures and clients: saga_testkit.burst).
+
 Each saga is healthy, has one fault, or a few, drawn per (saga, step, action|compensation) from every fault kind the
 test kit injects (saga_testkit.faults); its input is its kit's sample input (saga_testkit.kit). Afterwards the
 evidence is read back from the cloud itself (saga records, execution histories, queues, DLQs and their alarms, the
@@ -34,7 +37,16 @@ from local_runtime.http_api import SignedApiClient, serving
 from local_runtime.interrupt import exits_quietly_on_ctrl_c
 from local_runtime.synth import synthesize
 from saga_ops.deployment import Deployment
-from saga_records import PARKED_STATUSES
+from saga_records import PARKED_STATUSES, SagaStatus, metric_names
+from saga_testkit.burst import (
+    BURST_CLIENTS,
+    GIVE_UP_SECONDS,
+    RETRIED_STATUSES,
+    BurstFigures,
+    emf_totals,
+    retry_after,
+    send_burst,
+)
 from saga_testkit.faults import Fault
 from saga_testkit.kit import project_definition
 from saga_testkit.observe import execution_arn, history_events, wait_until_finished
@@ -152,6 +164,7 @@ class Measurements:
     max_running: int = 0
     held_back_seconds: float = 0.0  # starts waited this long for the consumers to catch up
     refused: list[str] = field(default_factory=list)
+    retried: int = 0  # starts answered 429 or 503 and sent again after their Retry-After
     max_backlog: Counter[str] = field(default_factory=Counter)  # queue label -> most messages seen waiting
 
 
@@ -301,13 +314,21 @@ def soak(
     lock = threading.Lock()
 
     def start(saga_id: str) -> None:
-        try:
-            body, key = inputs[saga_id]
-            answer = client.start(path, body, idempotency_key=key)
-        except Exception as error:  # e.g. the request timed out: a violation to report, not a lost start slot
+        body, key = inputs[saga_id]
+        give_up_at = time.monotonic() + GIVE_UP_SECONDS
+        while True:
+            try:
+                answer = client.start(path, body, idempotency_key=key)
+            except Exception as error:  # e.g. the request timed out: a violation to report, not a lost start slot
+                with lock:
+                    measured.refused.append(f"{saga_id}: POST /{path} failed: {error!r}")
+                return
+            if answer.status not in RETRIED_STATUSES or time.monotonic() > give_up_at:
+                break
+            # The front door cannot take it now (429) or could not start it yet (503): come back as told.
             with lock:
-                measured.refused.append(f"{saga_id}: POST /{path} failed: {error!r}")
-            return
+                measured.retried += 1
+            time.sleep(retry_after(answer))
         with lock:
             if answer.status == 202:
                 accepted.append(saga_id)
@@ -609,6 +630,7 @@ def _print_summary(
         ("wall time, first start to last finish (s)", f"{elapsed:.1f}"),
         ("throughput (sagas/s)", f"{count / elapsed:.1f}" if elapsed > 0 else "-"),
         ("starts held back for the backlog (s)", f"{measured.held_back_seconds:.1f}"),
+        ("starts refused (429/503) and sent again after Retry-After", str(measured.retried)),
         ("start rate (sagas/s, paced)", f"{count / max(measured.starts_done_at - measured.started_at, 1e-9):.1f}"),
         ("most sagas running at once", str(measured.max_running)),
         ("most commands waiting on a participant queue", str(max(measured.max_backlog.values(), default=0))),
@@ -617,6 +639,101 @@ def _print_summary(
     ):
         figures.add_row(name, value)
     console.print(figures)
+
+
+def burst_soak(
+    sagas: LocalSagas,
+    client: SignedApiClient,
+    count: int,
+    seed: int,
+    *,
+    clients: int = BURST_CLIENTS,
+    console: Console,
+) -> tuple[BurstFigures, list[str]]:
+    """Send `count` healthy sagas at once, wait for every accepted one to finish, and check the evidence; returns the
+    figures and the violations (empty: the burst degraded to delay only)."""
+    sagas.kit.prepare(count)
+    rng = random.Random(seed)
+    saga_ids = [f"burst-{seed}-{number:05d}" for number in range(1, count + 1)]
+    requests = {
+        saga_id: named(sagas.definition, saga_id, sagas.kit.sample_input(number, rng))
+        for number, saga_id in enumerate(saga_ids, start=1)
+    }
+    figures = BurstFigures(sagas=count, clients=clients)
+    log_offset = sagas.cloud.lambda_log_path.stat().st_size
+    with console.status(f"Sending {count} sagas at once from {clients} clients (honouring Retry-After)..."):
+        send_burst(client, sagas.definition.route_path, requests, figures)
+    with console.status("Waiting for every accepted saga to finish..."):
+        unfinished = wait_until_finished(
+            sagas.records.get,
+            sagas.state_machine_arn,
+            figures.accepted,
+            timeout_seconds=FINISH_TIMEOUT_SECONDS,
+            poll_seconds=0.5,
+        )
+    figures.finished_at = time.monotonic()
+    queues = [mapping.queue_url for mapping in sagas.cloud.mappings]
+    with console.status("Waiting for the queues to drain and the detector to flag any parked saga..."):
+        _wait_until_drained(queues, sagas.cloud)
+        reports = _stuck_reports(sagas, saga_ids)
+    evidence = gather_evidence(sagas, figures.accepted, saga_ids, reports)
+    figures.statuses = Counter(evidence.statuses.values())
+    figures.timeouts = Counter(f"{command.step} {command.kind}" for command in spurious_timeouts(evidence, {}))
+    published = emf_totals(sagas.cloud.lambda_log_path, log_offset)
+    figures.shed = int(published[metric_names.STALE_COMMANDS_SHED])
+    figures.admitted_metric = int(published[metric_names.STARTS_ADMITTED])
+    violations = list(figures.failed)
+    violations += [f"saga {saga_id} did not finish in time" for saga_id in unfinished]
+    violations += check(evidence).violations
+
+    for saga_id, status in sorted(evidence.statuses.items()):
+        if status == SagaStatus.FAILED.value or status in {s.value for s in PARKED_STATUSES}:
+            violations.append(f"saga {saga_id}: {status}, and no fault was injected (the overload did it)")
+    table = Table(title=f"Burst figures (seed {seed}, local clock {sagas.cloud.time_scale:g} s per SLA s)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, value in figures.rows():
+        table.add_row(name, value)
+    console.print(table)
+    return figures, violations
+
+
+def run_burst(
+    count: int, seed: int, *, saga: str | None, time_scale: float, consumers: int, clients: int, console: Console
+) -> int:
+    """`make soak BURST=N`: its own synth and cloud, the burst, its verdict; 0 when the burst degraded to delay."""
+    definition = project_definition(saga)
+    console.print(
+        f"[bold]Burst soak:[/] {count} {definition.name} sagas at once from {clients} clients, seed {seed} "
+        f"(replay with --burst {count} --seed {seed})"
+    )
+    with console.status("Synthesizing the CDK app (cdk synth)...") as status:
+        cloud = LocalCloud(
+            synthesize(),
+            time_scale=time_scale,
+            consumers_per_queue=consumers,
+            progress=lambda phase: status.update(f"Deploying the template into moto: {phase}..."),
+        )
+        cloud.start()
+    try:
+        sagas = LocalSagas(cloud, definition)
+        with serving(cloud) as (_api, client):
+            figures, violations = burst_soak(sagas, client, count, seed, clients=clients, console=console)
+    finally:
+        cloud.stop()
+    if violations:
+        console.print(f"[bold red]✗ {len(violations)} violation(s) (burst {count}, seed {seed}):")
+        for violation in violations:
+            console.print(f"[red]  ✗ {violation}", soft_wrap=True)
+        return 1
+    console.print(
+        f"[bold green]✓ burst seed {seed}: {len(figures.accepted)} of {count} sagas accepted, "
+        f"{sum(figures.refused.values())} requests refused and retried, 0 compensated, 0 parked, "
+        f"every accepted saga terminal, every command accounted for, reconciliation exact; "
+        f"drained in {figures.seconds_to_drain:.1f} s.",
+        soft_wrap=True,
+    )
+    return 0
 
 
 @exits_quietly_on_ctrl_c
@@ -631,12 +748,32 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--consumers", type=int, default=CONSUMERS_PER_QUEUE, help="warm environments per queue")
     parser.add_argument("--time-scale", type=float, default=SOAK_TIME_SCALE, help="local seconds per SLA second")
+    parser.add_argument(
+        "--burst",
+        type=int,
+        default=None,
+        metavar="N",
+        help="instead: N healthy sagas at once through the API from --clients clients that honour Retry-After",
+    )
+    parser.add_argument("--clients", type=int, default=BURST_CLIENTS, help="concurrent API clients of --burst")
     args = parser.parse_args(argv)
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack: where a soak hangs
     if args.sagas < 1:
         parser.error("--sagas: at least 1")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1_000_000)
     console = Console(width=max(shutil.get_terminal_size().columns, MIN_CONSOLE_WIDTH))
+    if args.burst is not None:
+        if args.burst < 1 or args.clients < 1:
+            parser.error("--burst and --clients: at least 1")
+        return run_burst(
+            args.burst,
+            seed,
+            saga=args.saga,
+            time_scale=args.time_scale,
+            consumers=args.consumers,
+            clients=args.clients,
+            console=console,
+        )
     return run(
         args.sagas,
         seed,

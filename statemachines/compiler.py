@@ -205,7 +205,8 @@ def _compensation_task(definition: SagaDefinition, steps: list[Step], index: int
     step = steps[index]
     task = _callback_task(definition, step, "compensation", has_results=True)
     task["ResultPath"] = None
-    task["Retry"] = _retriers(step.effective_compensation_retry)
+    task["Retry"] = [_retrier(policy) for policy in step.compensation_retries if policy.max_attempts > 0]
+    task["Retry"].append(_retrier(DELIVERY_RETRY))
     task["Catch"] = [_catch(["States.ALL"], _park_state(step), "$.compensation_error")]
     task["Next"] = compensation_state(steps[index - 1]) if index > 0 else RECORD_FAILED
     return task

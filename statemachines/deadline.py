@@ -7,7 +7,7 @@ cannot see went wrong, and a human must look.
 
 from __future__ import annotations
 
-from statemachines.definition import RetryPolicy, SagaDefinition, Sla
+from statemachines.definition import RetryPolicy, SagaDefinition, Sla, Step
 
 # Slack on top of the worst case, seconds: callbacks, record writes and SQS delivery between the tasks.
 DEADLINE_GRACE_SECONDS = 300
@@ -25,12 +25,20 @@ def worst_case_task_seconds(sla: Sla, retry: RetryPolicy) -> float:
     return (retry.max_attempts + 1) * sla.timeout_seconds + waits
 
 
+def worst_case_compensation_seconds(step: Step) -> float:
+    """A compensation whose every retrier is used up, each attempt to its timeout."""
+    waits = sum(
+        min(retry.interval_seconds * retry.backoff_rate**attempt, retry.max_delay_seconds)
+        for retry in step.compensation_retries
+        for attempt in range(retry.max_attempts)
+    )
+    return step.compensation_attempts * step.sla.timeout_seconds + waits
+
+
 def saga_deadline_seconds(definition: SagaDefinition) -> int:
     """Seconds after its start by which any saga of this definition has finished, parked or compensated."""
     forward = sum(worst_case_task_seconds(step.sla, step.action_retry) for step in definition.steps)
     compensation = sum(
-        worst_case_task_seconds(step.sla, step.effective_compensation_retry)
-        for step in definition.steps
-        if step.compensation is not None
+        worst_case_compensation_seconds(step) for step in definition.steps if step.compensation is not None
     )
     return int(forward + compensation) + DEADLINE_GRACE_SECONDS

@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from statemachines.admission import Admission, AdmissionLimits
+
 SAGA_FILE_SUFFIX = ".saga.yaml"
 DEFINITIONS_DIR = Path(__file__).resolve().parent / "sagas"  # a team's sagas; this package is the compiler
 SERVICES_PACKAGE = "services"  # lambdas/services/: one package per participant service
@@ -71,6 +73,13 @@ DEFAULT_MAX_DELAY_SECONDS = 30  # raised to interval_seconds when that is longer
 # A compensation retries at least this much by default: it must not give up on a saga lightly.
 DEFAULT_COMPENSATION_MAX_ATTEMPTS = 5
 DEFAULT_COMPENSATION_MAX_DELAY_SECONDS = 60
+# A compensation that timed out most likely waited out its heartbeat window in a backlog (an undo is quick and its
+# participant answers or fails it otherwise): it is retried patiently, on a budget of its own. The first retry waits a
+# heartbeat window, each next one twice as long up to 5 minutes, so a backlog drains before the next copy joins it
+# (the participant sheds the stale copies): about half an hour of patience for a 30 s window.
+DEFAULT_COMPENSATION_TIMEOUT_ATTEMPTS = 6
+DEFAULT_COMPENSATION_TIMEOUT_BACKOFF_RATE = 2.0
+DEFAULT_COMPENSATION_TIMEOUT_MAX_DELAY_SECONDS = 300
 TIMEOUT_ERROR = "States.Timeout"
 _BACKOFF_FIELDS = ("interval_seconds", "backoff_rate", "max_delay_seconds", "jitter")
 
@@ -193,19 +202,46 @@ class Step(_Strict):
         return base.with_errors([*base.errors, *([TIMEOUT_ERROR] if TIMEOUT_ERROR not in base.errors else [])])
 
     @property
-    def effective_compensation_retry(self) -> RetryPolicy:
+    def compensation_retries(self) -> list[RetryPolicy]:
+        """The compensation's retriers, in the order Step Functions matches them. A `compensation_retry` block is the
+        only one. By default: the step's transient errors, more patiently than the action (at least 5 attempts, waits
+        up to a minute); then timeouts on a budget of their own, each retry waiting at least a heartbeat window."""
         if self.compensation_retry is not None:
-            return self.compensation_retry
-        errors = [*self.retry.errors, *([TIMEOUT_ERROR] if TIMEOUT_ERROR not in self.retry.errors else [])]
-        base = self.retry if self.has_retry else RetryPolicy(errors=[TIMEOUT_ERROR])
-        return RetryPolicy(
-            errors=errors,
-            max_attempts=max(base.max_attempts, DEFAULT_COMPENSATION_MAX_ATTEMPTS),
-            interval_seconds=base.interval_seconds,
-            backoff_rate=base.backoff_rate,
-            max_delay_seconds=max(base.max_delay_seconds, DEFAULT_COMPENSATION_MAX_DELAY_SECONDS),
-            jitter=base.jitter,
+            return [self.compensation_retry]
+        retries = []
+        if self.has_retry:
+            base = self.retry
+            retries.append(
+                RetryPolicy(
+                    errors=[error for error in base.errors if error != TIMEOUT_ERROR],
+                    max_attempts=max(base.max_attempts, DEFAULT_COMPENSATION_MAX_ATTEMPTS),
+                    interval_seconds=base.interval_seconds,
+                    backoff_rate=base.backoff_rate,
+                    max_delay_seconds=max(base.max_delay_seconds, DEFAULT_COMPENSATION_MAX_DELAY_SECONDS),
+                    jitter=base.jitter,
+                )
+            )
+        retries.append(
+            RetryPolicy(
+                errors=[TIMEOUT_ERROR],
+                max_attempts=DEFAULT_COMPENSATION_TIMEOUT_ATTEMPTS,
+                interval_seconds=self.sla.heartbeat_seconds,
+                backoff_rate=DEFAULT_COMPENSATION_TIMEOUT_BACKOFF_RATE,
+                max_delay_seconds=max(DEFAULT_COMPENSATION_TIMEOUT_MAX_DELAY_SECONDS, self.sla.heartbeat_seconds),
+                jitter="FULL",
+            )
         )
+        return [retry for retry in retries if retry.errors]
+
+    @property
+    def effective_compensation_retry(self) -> RetryPolicy:
+        """The compensation's first retrier: its own transient errors' (its timeouts' when it lists none)."""
+        return self.compensation_retries[0]
+
+    @property
+    def compensation_attempts(self) -> int:
+        """Attempts of the compensation at most, every retrier used up."""
+        return 1 + sum(retry.max_attempts for retry in self.compensation_retries)
 
     @property
     def package(self) -> str:
@@ -237,6 +273,8 @@ class SagaDefinition(_Strict):
     description: str = Field(min_length=1, max_length=512)
     # Optional: without it the route is the name in kebab-case and each start names its saga by Idempotency-Key.
     api: ApiRoute | None = None
+    # Optional: how many starts the API takes of this saga (statemachines/admission.py has the defaults).
+    admission: Admission = Field(default_factory=Admission)
     steps: list[Step] = Field(min_length=1, max_length=40)
 
     @model_validator(mode="after")
@@ -282,11 +320,7 @@ class SagaDefinition(_Strict):
                 )
         worst_case_events = sum(
             EVENTS_PER_TASK_ATTEMPT
-            * (
-                step.action_retry.max_attempts
-                + 1
-                + (step.effective_compensation_retry.max_attempts + 1 if step.compensation else 0)
-            )
+            * (step.action_retry.max_attempts + 1 + (step.compensation_attempts if step.compensation else 0))
             for step in self.steps
         )
         if worst_case_events > MAX_HISTORY_EVENTS // 2:
@@ -309,6 +343,11 @@ class SagaDefinition(_Strict):
     @property
     def pivot(self) -> Step | None:
         return next((step for step in self.steps if step.pivot), None)
+
+    @property
+    def admission_limits(self) -> AdmissionLimits:
+        """What the API admits of this saga: the `admission:` block, its defaults filled in."""
+        return AdmissionLimits.of(self.admission, steps=len(self.steps))
 
     @property
     def route_path(self) -> str:

@@ -17,9 +17,10 @@ here sums over steps or sagas). Alarmed:
 Custom metrics come from Powertools (EMF) under the names in saga_records.metric_names. Dashboard lines of sparse
 metrics are drawn as MAX([metric, TIME_SERIES(0)]): 0 where nothing happened, not a gap.
 
-Dashboards: one for the stack (`<stack>-sagas`: every saga's executions, sagas by status, stuck sagas, the services'
-batches, the APIs, the operations DLQs) and one per saga (`<stack>-<saga>`: its steps' latency, failure rate and
-compensations, its commands' queue ages and DLQ depths). A saga has at most 40 steps, so its dashboard stays within
+Dashboards: one for the stack (`<stack>-sagas`: every saga's executions and admitted and refused starts, sagas by
+status, stuck sagas, the services' batches and shed stale commands, the APIs, the operations DLQs) and one per saga
+(`<stack>-<saga>`: its starts admitted and refused, its steps' latency, failure rate and compensations, its commands'
+queue ages and DLQ depths). A saga has at most 40 steps, so its dashboard stays within
 CloudWatch's quotas whatever the number of sagas; a graph whose lines would pass MAX_METRICS_PER_GRAPH is split.
 """
 
@@ -133,6 +134,38 @@ def batch_records_failed(service: str, *, label: str | None = None) -> cloudwatc
         period=PERIOD,
         label=label,
     )
+
+
+def participant_metric(name: str, service: str, *, label: str | None = None) -> cloudwatch.Metric:
+    """A per-batch count of a participant (dimension service only)."""
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": service},
+        statistic="Sum",
+        period=PERIOD,
+        label=label,
+    )
+
+
+def admission_metric(name: str, saga: str, *, reason: str | None = None) -> cloudwatch.Metric:
+    """Starts of a saga type admitted, or refused for `reason`, by the API's admission control."""
+    dimensions = {"saga_type": saga, **({"reason": reason} if reason else {})}
+    return cloudwatch.Metric(
+        namespace=NAMESPACE, metric_name=name, dimensions_map=dimensions, statistic="Sum", period=PERIOD
+    )
+
+
+def _admission(zero_filled: ZeroFilled, saga: str, prefix: str = "") -> list[cloudwatch.IMetric]:
+    return [
+        zero_filled(admission_metric(metric_names.STARTS_ADMITTED, saga), f"{prefix}admitted"),
+        *(
+            zero_filled(
+                admission_metric(metric_names.STARTS_REFUSED, saga, reason=reason), f"{prefix}refused ({reason})"
+            )
+            for reason in metric_names.REFUSAL_REASONS
+        ),
+    ]
 
 
 class ZeroFilled:
@@ -364,8 +397,19 @@ def _overview_widgets(
             ],
         ),
         *graphs(
+            "Starts admitted and refused (429) per saga",
+            [line for saga in state_machines for line in _admission(zero_filled, saga, f"{saga} ")],
+        ),
+        *graphs(
             "Batch records handed back to SQS",
             [zero_filled(batch_records_failed(service, label=service), service) for service in participant_services],
+        ),
+        *graphs(
+            "Stale commands shed (their task ended while they waited)",
+            [
+                zero_filled(participant_metric(metric_names.STALE_COMMANDS_SHED, service), service)
+                for service in participant_services
+            ],
         ),
         *graphs("DLQ depths (operations)", _dlq_depths(zero_filled, dead_letter_queues)),
     ]
@@ -431,6 +475,7 @@ def _saga_widgets(
     ]
     return [
         *graphs(f"{saga.name}: executions started, succeeded, failed, timed out", _executions(zero_filled, machine)),
+        *graphs(f"{saga.name}: starts admitted and refused (429), by reason", _admission(zero_filled, saga.name)),
         *graphs(
             f"{saga.name}: step latency p50 / p99 (ms)",
             [step.metric(metric_names.STEP_DURATION, "p50", f"{step.step} p50") for step in actions],

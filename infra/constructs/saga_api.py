@@ -16,16 +16,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import constants, nag
+from infra.constructs.admission import AdmissionControl
 from infra.constructs.powertools_function import LOG_RETENTION, SharedResources, powertools_function
 from infra.constructs.saga_store import grant_saga_items, grant_status_query
 from statemachines import SagaDefinition
@@ -162,17 +165,27 @@ def json_schema(node: dict[str, Any]) -> apigw.JsonSchema:
 
 @dataclass(frozen=True)
 class SagaRoute:
-    """One saga behind the API: its definition, its state machine and its input model's JSON schema (draft 4)."""
+    """One saga behind the API: its definition, its state machine, the queues of its participant commands (what its
+    admission control reads) and its input model's JSON schema (draft 4)."""
 
     definition: SagaDefinition
     state_machine: sfn.IStateMachine
     request_schema: dict[str, Any]
+    command_queues: tuple[sqs.IQueue, ...] = ()
 
     @classmethod
-    def of(cls, definition: SagaDefinition, state_machine: sfn.IStateMachine, *, code_root: Path) -> SagaRoute:
+    def of(
+        cls,
+        definition: SagaDefinition,
+        state_machine: sfn.IStateMachine,
+        *,
+        code_root: Path,
+        command_queues: Sequence[sqs.IQueue] = (),
+    ) -> SagaRoute:
         """The route of a saga whose input model is in `code_root` (lambdas/ of the stack's code asset)."""
         model = load_input_model(code_root, definition)
-        return cls(definition, state_machine, request_json_schema(model, title=f"{definition.name}Input"))
+        schema = request_json_schema(model, title=f"{definition.name}Input")
+        return cls(definition, state_machine, schema, tuple(command_queues))
 
     def setting(self, state_machine_arn: str) -> dict[str, Any]:
         """Its entry in the functions' SAGAS setting (lambdas/saga_api/settings.py reads it)."""
@@ -184,6 +197,7 @@ class SagaRoute:
             "steps": [step.name for step in definition.steps],
             "id_field": definition.id_field,
             "input_module": definition.input_module,
+            "admission": vars(definition.admission_limits),
         }
 
 
@@ -223,15 +237,36 @@ class SagaApi(Construct):
             "POWERTOOLS_SERVICE_NAME": constants.API_FUNCTION_SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": constants.POWERTOOLS_METRICS_NAMESPACE,
         }
+        # The API function's own: the start-rate buckets, and the key of its listing page tokens.
+        self.admission = AdmissionControl(self, "Admission")
+        self.page_token_key = kms.Key(
+            self,
+            "PageTokenKey",
+            description="Makes and checks the saga API's listing page tokens (HMAC); the key never leaves KMS",
+            key_spec=kms.KeySpec.HMAC_256,
+            key_usage=kms.KeyUsage.GENERATE_VERIFY_MAC,
+            # Outstanding page tokens are all this key protects: a listing just starts over without them.
+            removal_policy=RemovalPolicy.DESTROY,
+        )
         # The handler answers within API Gateway's integration timeout; the reconciler runs on a schedule.
         self.function = powertools_function(
             self,
             "Handler",
             handler=API_HANDLER,
             shared=shared,
-            environment=environment,
+            environment={
+                **environment,
+                "ADMISSION_TABLE_NAME": self.admission.table.table_name,
+                "PAGE_TOKEN_KEY_ID": self.page_token_key.key_arn,
+            },
             timeout_seconds=constants.API_FUNCTION_TIMEOUT_SECONDS,
         )
+        self.admission.grant_admitting(
+            self.function,
+            [saga.state_machine for saga in sagas],
+            [queue for saga in sagas for queue in saga.command_queues],
+        )
+        self.page_token_key.grant(self.function, "kms:GenerateMac", "kms:VerifyMac")
         self.reconciler = powertools_function(
             self,
             "Reconciler",

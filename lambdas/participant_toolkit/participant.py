@@ -17,11 +17,17 @@ the Lambda entry point of one command's function. The toolkit does the rest, the
   for the lock still answers its own token in time;
 - heartbeat each command of a batch once per third of its heartbeat window, counted from when it was sent, until it
   is answered: a command picked up and answered within that first third sends no heartbeat, one that waited longer
-  in its queue beats on pick-up;
+  in its queue beats on pick-up, before the batch runs;
+- shed stale work: a command whose pick-up beat is refused waited in its queue until its task ended (timed out, or
+  answered by another copy), so nothing waits for its answer. On its first receive it is deleted without running the
+  domain function (`StaleCommandsShed`): the saga already moved on (a timed-out action is compensated, a timed-out
+  compensation is retried with a fresh command). A redelivered one runs as before, since an earlier receive may
+  have acted and left the undoing of a refused late answer to it;
 - map outcomes in one place: success -> SendTaskSuccess; PermanentFailure -> SendTaskFailure (the saga
   compensates; the rejection is stored like a success); TransientFailure -> SendTaskFailure with the
   transient error name (the state machine retries; nothing is stored, so the retry runs the domain again);
-  anything else -> the batch item fails and SQS redelivers;
+  anything else -> the batch item fails and SQS redelivers. A failure's cause never carries the input's
+  credentials or personal data (participant_toolkit/redaction.py), whatever the domain function wrote;
 - keep the saga record's steps, so the state machine spends no billed transitions on them: an action's step is
   marked SUCCEEDED (the next step RUNNING) or FAILED once Step Functions took its answer; a compensation's step is
   marked COMPENSATING before it runs and COMPENSATED or COMPENSATION_FAILED after;
@@ -66,6 +72,7 @@ from participant_toolkit.command import CommandKind, MalformedCommand, SagaComma
 from participant_toolkit.deliveries import Deliveries
 from participant_toolkit.errors import ParticipantFailure, PermanentFailure, TransientFailure
 from participant_toolkit.observability import logger, metrics, tracer
+from participant_toolkit.redaction import redact
 from participant_toolkit.settings import ParticipantSettings
 from saga_records import SagaRecordRepository, SagaStatus, StepStatus, metric_names
 
@@ -205,12 +212,14 @@ class SagaParticipant:
         # Every batch counts, even one of only malformed messages (which would otherwise publish no metric).
         metrics.add_metric(name="CommandsReceived", unit=MetricUnit.Count, value=len(records))
         parsed = {record.get("messageId"): _parse(record.get("body", "")) for record in records}
-        schedule = self._heartbeat_schedule(records, parsed)
+        schedule, stale = self._pick_up(records, parsed)
         try:
             with self.callbacks.heartbeats_for(schedule):
                 return process_partial_response(
                     event=event,
-                    record_handler=partial(self._handle_record, served=served, parsed=parsed, schedule=schedule),
+                    record_handler=partial(
+                        self._handle_record, served=served, parsed=parsed, schedule=schedule, stale=stale
+                    ),
                     processor=self._processor,
                     context=context,
                 )
@@ -223,27 +232,45 @@ class SagaParticipant:
         failed = [info for info in self._processor.exceptions if not issubclass(info[0], DeliveryInProgress)]
         metrics.add_metric(name=metric_names.BATCH_RECORDS_FAILED, unit=MetricUnit.Count, value=len(failed))
 
-    def _heartbeat_schedule(
+    def _pick_up(
         self, records: list[dict[str, Any]], parsed: dict[str, SagaCommand | str]
-    ) -> HeartbeatSchedule:
+    ) -> tuple[HeartbeatSchedule, set[str]]:
         """A batch's commands run one after another, each from its own task's clock: the window of each opened when
-        Step Functions sent it. Each gets its first beat one interval after that (at once if it waited longer), and
-        one per interval after, until it is answered."""
+        Step Functions sent it. A fresh one gets its first beat one interval after that. One that waited an interval
+        or more in its queue (or whose send time is unknown, or whose interval is tiny) is beaten now, before the batch
+        runs: that renews its window, and a refusal says its task already ended. Returns the schedule of the tasks
+        still waiting, and the message ids of the stale commands to shed."""
         schedule = HeartbeatSchedule()
+        stale: set[str] = set()
         for record in records:
             command = parsed.get(record.get("messageId"))
             if not isinstance(command, SagaCommand) or command.task_token is None:
                 continue
             every = command.heartbeat_seconds * self.settings.time_scale / HEARTBEATS_PER_INTERVAL
             queued = _queued_seconds(record)
-            first_beat_in = 0.0  # waited an interval already (or its send time is unknown, or the interval tiny)
-            if queued is not None and every >= MIN_DEFERRED_BEAT_INTERVAL_SECONDS:
-                first_beat_in = every - queued
-            schedule.add(command.task_token, every, first_beat_in=first_beat_in)
-        return schedule
+            if queued is not None and every >= MIN_DEFERRED_BEAT_INTERVAL_SECONDS and queued < every:
+                schedule.add(command.task_token, every, first_beat_in=every - queued)
+                continue
+            try:
+                self.callbacks.heartbeat(command.task_token)
+            except LateCallback:
+                if _receives(record) == 1:
+                    stale.add(record.get("messageId", ""))
+                continue  # its task is gone: nothing to keep alive
+            except Exception as error:
+                missed_heartbeat(error)
+                schedule.add(command.task_token, every, first_beat_in=0.0)  # the heartbeat thread tries again
+                continue
+            schedule.add(command.task_token, every, first_beat_in=every)
+        return schedule, stale
 
     def _handle_record(
-        self, record: SQSRecord, served: str, parsed: dict[str, SagaCommand | str], schedule: HeartbeatSchedule
+        self,
+        record: SQSRecord,
+        served: str,
+        parsed: dict[str, SagaCommand | str],
+        schedule: HeartbeatSchedule,
+        stale: set[str],
     ) -> None:
         command = parsed.get(record.message_id)
         if not isinstance(command, SagaCommand):
@@ -251,6 +278,12 @@ class SagaParticipant:
         if command.command != served:
             raise CommandOnWrongQueue(f"{command.kind} command {command.command} reached the function of {served}")
         logger.append_keys(**command.log_keys())
+        if record.message_id in stale:
+            # Handled: SQS deletes it. Nothing waits for its answer, and the domain never ran for it.
+            self._count(metric_names.STALE_COMMANDS_SHED)
+            logger.info("Stale command shed: its task ended while it waited in the queue")
+            logger.remove_keys(list(command.log_keys()))
+            return
         try:
             self._execute(command, schedule)
         except DeliveryInProgress:
@@ -315,7 +348,7 @@ class SagaParticipant:
             self._step_metrics(command, started, succeeded=False)
             if command.task_token is not None:
                 raise  # nothing stored: the state machine's retry runs the domain again
-            outcome = _rejected(failure)  # an operator's run: its outcome goes on the record like any other
+            outcome = _rejected(failure, command)  # an operator's run: its outcome goes on the record like any other
         else:
             self._record_latency(started)
             self._step_metrics(command, started, succeeded=outcome["outcome"] == "succeeded")
@@ -340,7 +373,7 @@ class SagaParticipant:
         try:
             return {"outcome": "succeeded", "result": self.commands[command.command](command)}
         except PermanentFailure as failure:
-            return _rejected(failure)
+            return _rejected(failure, command)
 
     def _answer(self, command: SagaCommand, outcome: dict[str, Any], schedule: HeartbeatSchedule) -> Answer:
         assert command.task_token is not None
@@ -363,7 +396,7 @@ class SagaParticipant:
         self._count("CommandFailedTransiently")
         assert command.task_token is not None
         try:
-            self.callbacks.fail(command.task_token, failure.error, failure.cause)
+            self.callbacks.fail(command.task_token, failure.error, redact(failure.cause, command.input))
         except LateCallback:
             logger.info("Failure callback refused: the task already ended; nothing was applied")
 
@@ -491,8 +524,8 @@ def _replayed(stored: dict[str, Any], _record: Any) -> dict[str, Any]:
     return {**stored, "replayed": True}
 
 
-def _rejected(failure: ParticipantFailure) -> dict[str, Any]:
-    return {"outcome": "rejected", "error": failure.error, "cause": failure.cause}
+def _rejected(failure: ParticipantFailure, command: SagaCommand) -> dict[str, Any]:
+    return {"outcome": "rejected", "error": failure.error, "cause": redact(failure.cause, command.input)}
 
 
 def _digest(task_token: str) -> str:
@@ -506,6 +539,11 @@ def _parse(body: str) -> SagaCommand | str:
         return parse_command(body)
     except MalformedCommand as error:
         return str(error)
+
+
+def _receives(record: dict[str, Any]) -> int:
+    """How many times SQS has handed this message out, this time included."""
+    return int((record.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
 
 
 def _queued_seconds(record: dict[str, Any]) -> float | None:

@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# What an error body repeats of a request is capped: a rejected value, a field name or a header can be as long as the
+# body (64 KiB) or a header (10 KiB) and an answer must never grow with it.
+MAX_QUOTED_CHARS = 80
+
+
+def quoted(value: object, limit: int = MAX_QUOTED_CHARS) -> str:
+    """`repr(value)`, cut to `limit` characters with an ellipsis: how error messages cite what a request sent."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 @dataclass(frozen=True)
 class FieldProblem:
@@ -25,7 +35,11 @@ class RequestTooLarge(ApiError):
 
 
 class MalformedBody(ApiError):
-    """The body is not a JSON document."""
+    """The body is not a JSON document this API takes (UTF-8, no duplicate keys, nested at most a few levels)."""
+
+
+class UnsupportedMediaType(ApiError):
+    """The body is declared as something other than JSON, or in a content coding the API does not take."""
 
 
 class InvalidBody(ApiError):

@@ -11,7 +11,9 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from saga_api.admission import Admission, DynamoDBBucket, SqsBacklogs
 from saga_api.observability import logger, metrics, tracer
+from saga_api.page_tokens import KmsMac, PageTokens
 from saga_api.reconciler import OrphanReconciler
 from saga_api.routes import build_resolver
 from saga_api.service import Route, SagaFrontDoor
@@ -27,6 +29,12 @@ front_door = SagaFrontDoor(
     records,
     [Route.of(saga) for saga in settings.sagas],
     max_request_bytes=settings.max_request_bytes,
+    page_tokens=PageTokens(KmsMac(settings.page_token_key_id)),
+    admission=Admission(
+        {saga.saga_type: saga.admission.limits() for saga in settings.sagas},
+        DynamoDBBucket(settings.admission_table_name),
+        SqsBacklogs({saga.saga_type: saga.state_machine_arn for saga in settings.sagas}),
+    ),
 )
 resolver = build_resolver(front_door)
 orphans = OrphanReconciler(

@@ -1,7 +1,7 @@
 """What the API does, free of HTTP: start a saga of a route's type from a request body, read one, list them by status.
 
 Every refusal happens before anything is written: the size is checked before the body is parsed, the body, the saga
-id and the key are validated before the saga record is created.
+id and the key are validated, and the saga type's admission control is asked, before the saga record is created.
 
 Identity: API Gateway drops a SigV4 Authorization header before the Lambda, so the handler cannot tell a signed header
 from one added to a replayed request. A saga whose definition names `api.id_field` is named by that field of the
@@ -11,18 +11,26 @@ without one is named by the Idempotency-Key header, which it then requires.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import importlib
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ValidationError
 
-from saga_api.errors import FieldProblem, InvalidBody, InvalidParameter, MalformedBody, RequestTooLarge, SagaNotFound
+from saga_api.admission import Admission, StartRefused
+from saga_api.errors import (
+    FieldProblem,
+    InvalidBody,
+    InvalidParameter,
+    MalformedBody,
+    RequestTooLarge,
+    SagaNotFound,
+    quoted,
+)
+from saga_api.json_body import parse_json_document
 from saga_api.models import DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, SAGA_ID_PATTERN
+from saga_api.page_tokens import PageTokens
 from saga_api.settings import SagaSetting
 from saga_records import SagaStatus
 from saga_records.starter import StartedSaga
@@ -47,7 +55,7 @@ VISIBLE_FIELDS = (
     "updated_at",
 )
 STEP_FIELDS = ("status", "error", "cause", "finished_at")  # not a step's result: it echoes customer details
-_PAGE_KEY_FIELDS = {"saga_id", "status", "created_at"}  # the by_status index's key of an item
+_LIMIT = re.compile(r"[0-9]{1,3}")  # ASCII digits only: str.isdigit() also takes "²", which int() refuses
 
 
 @dataclass(frozen=True)
@@ -83,11 +91,22 @@ class Records(Protocol):
 
 
 class SagaFrontDoor:
-    def __init__(self, starter: Starter, records: Records, routes: list[Route], *, max_request_bytes: int) -> None:
+    def __init__(
+        self,
+        starter: Starter,
+        records: Records,
+        routes: list[Route],
+        *,
+        max_request_bytes: int,
+        page_tokens: PageTokens,
+        admission: Admission,
+    ) -> None:
         self.starter = starter
         self.records = records
         self.routes = routes
         self.max_request_bytes = max_request_bytes
+        self.page_tokens = page_tokens
+        self.admission = admission
 
     def start(self, route: Route, body: bytes, idempotency_key: str | None) -> StartedSaga:
         """Start (or find) the saga this request names: its `id_field`, or its Idempotency-Key, is the saga id."""
@@ -105,6 +124,12 @@ class SagaFrontDoor:
             )
         saga_input = parse_input(route, body)
         saga_id = saga_id_of(route, saga_input, idempotency_key)
+        try:
+            self.admission.admit(route.saga_type)
+        except StartRefused:
+            if self.records.get(saga_id) is None:
+                raise
+            # A saga already taken: its duplicates get their answer (202, or 409 for another body) whatever the load.
         return self.starter.start(route.saga_type, saga_id, saga_input.model_dump(mode="json"))
 
     def status(self, route: Route, saga_id: str) -> dict[str, Any]:
@@ -117,14 +142,14 @@ class SagaFrontDoor:
     def list(self, route: Route, status: str | None, limit: str | None, next_token: str | None) -> dict[str, Any]:
         wanted = _status(status)
         page_size = _limit(limit)
-        start_key = decode_page_token(next_token, wanted, route.saga_type) if next_token is not None else None
+        start_key = self.page_tokens.decode(next_token, wanted, route.saga_type) if next_token is not None else None
         items, last_key = self.records.page_by_status(
             wanted, limit=page_size, start_key=start_key, saga_type=route.saga_type
         )
         return {
             "saga_type": route.saga_type,
             "sagas": [view(item) for item in items],
-            "next_token": encode_page_token(last_key, route.saga_type) if last_key else None,
+            "next_token": self.page_tokens.encode(last_key, route.saga_type) if last_key else None,
         }
 
 
@@ -139,6 +164,7 @@ def view(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_input(route: Route, body: bytes) -> BaseModel:
+    parse_json_document(body)  # strict JSON first: one reading of the document, or a 400 naming why not
     try:
         # From the JSON text, so a strict model takes JSON's own types (a JSON integer, not "2", is a quantity).
         return route.input_model.model_validate_json(body)
@@ -165,8 +191,8 @@ def saga_id_of(route: Route, saga_input: BaseModel, idempotency_key: str | None)
         )
     if idempotency_key is not None and idempotency_key != saga_id:
         raise InvalidParameter(
-            f"{IDEMPOTENCY_KEY_HEADER} {idempotency_key!r} differs from {route.id_field} {saga_id!r}, which names "
-            f"the saga: send no {IDEMPOTENCY_KEY_HEADER}, or that value",
+            f"{IDEMPOTENCY_KEY_HEADER} {quoted(idempotency_key)} differs from {route.id_field} {quoted(saga_id)}, "
+            f"which names the saga: send no {IDEMPOTENCY_KEY_HEADER}, or that value",
             [
                 FieldProblem(IDEMPOTENCY_KEY_HEADER, f"must equal the body's {route.id_field} when given"),
                 FieldProblem(route.id_field, f"the saga id; {IDEMPOTENCY_KEY_HEADER} says otherwise"),
@@ -190,37 +216,16 @@ def _status(value: str | None) -> SagaStatus:
     try:
         return SagaStatus(value)
     except ValueError:
-        raise InvalidParameter(f"unknown status {value!r}", [FieldProblem("status", f"one of {allowed}")]) from None
+        raise InvalidParameter(
+            f"unknown status {quoted(value)}", [FieldProblem("status", f"one of {allowed}")]
+        ) from None
 
 
 def _limit(value: str | None) -> int:
     if value is None:
         return DEFAULT_LIST_LIMIT
-    if not value.isdigit() or not 1 <= int(value) <= MAX_LIST_LIMIT:
+    if not _LIMIT.fullmatch(value) or not 1 <= int(value) <= MAX_LIST_LIMIT:
         raise InvalidParameter(
-            f"limit {value!r} is out of range", [FieldProblem("limit", f"an integer from 1 to {MAX_LIST_LIMIT}")]
+            f"limit {quoted(value)} is out of range", [FieldProblem("limit", f"an integer from 1 to {MAX_LIST_LIMIT}")]
         )
     return int(value)
-
-
-def encode_page_token(last_key: dict[str, Any], saga_type: str) -> str:
-    payload = {"key": last_key, "saga_type": saga_type}
-    return base64.urlsafe_b64encode(json.dumps(payload, sort_keys=True).encode()).decode().rstrip("=")
-
-
-def decode_page_token(token: str, status: SagaStatus, saga_type: str) -> dict[str, Any]:
-    """The opaque next_token back into the index key it stands for; refused unless it is one of this listing (this
-    status, this saga type)."""
-    invalid = InvalidParameter("next_token is not valid", [FieldProblem("next_token", "not a token of this listing")])
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError):
-        raise invalid from None
-    if not isinstance(payload, dict) or set(payload) != {"key", "saga_type"} or payload["saga_type"] != saga_type:
-        raise invalid
-    key = payload["key"]
-    if not isinstance(key, dict) or set(key) != _PAGE_KEY_FIELDS or key.get("status") != status.value:
-        raise invalid
-    if not all(isinstance(value, str) for value in key.values()):
-        raise invalid
-    return key

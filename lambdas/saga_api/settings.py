@@ -8,7 +8,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from saga_api.admission import AdmissionLimits
 from saga_records.starter import SagaSpec
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    starts_per_second: float = Field(gt=0)
+    burst: int = Field(ge=1)
+    max_queue_backlog: int = Field(ge=1)
+
+    def limits(self) -> AdmissionLimits:
+        return AdmissionLimits(self.starts_per_second, self.burst, self.max_queue_backlog)
 
 
 class SagaSetting(BaseModel):
@@ -22,6 +34,7 @@ class SagaSetting(BaseModel):
     steps: tuple[str, ...] = Field(min_length=1)  # in order: the record lists them, the first is marked running
     id_field: str | None = None  # the input field that names the saga; None: the Idempotency-Key header does
     input_module: str = Field(pattern=r"^[a-z_][a-z0-9_.]*$")  # its pydantic model `Input` is the request body
+    admission: Limits  # what the API admits of it: the definition's `admission:` block with its defaults
 
     @property
     def spec(self) -> SagaSpec:
@@ -39,6 +52,10 @@ class ApiSettings(BaseModel):
     start_grace_seconds: float = Field(alias="START_GRACE_SECONDS", gt=0)
     # ... and one STARTED longer than this is failed instead: its client has long stopped waiting, seconds.
     start_give_up_seconds: float = Field(alias="START_GIVE_UP_SECONDS", gt=0)
+    # The API function's own (the reconciler, built by the same module, has neither): the KMS HMAC key that makes
+    # and checks listing page tokens (its ARN), and the table of the start-rate buckets.
+    page_token_key_id: str | None = Field(alias="PAGE_TOKEN_KEY_ID", default=None, min_length=1)
+    admission_table_name: str | None = Field(alias="ADMISSION_TABLE_NAME", default=None, min_length=1)
     # The local runtime runs time faster (e.g. 0.02); 1.0 on AWS.
     time_scale: float = Field(alias="SAGA_TIME_SCALE", default=1.0, gt=0, le=1)
 

@@ -14,6 +14,14 @@ STEP_FAILED = "StepFailed"  # the command was rejected or failed transiently (ki
 # Records of a batch handed back to SQS for redelivery (a duplicate delivery waiting for its twin left out): Lambda's
 # Errors metric only counts a batch that failed whole.
 BATCH_RECORDS_FAILED = "BatchRecordsFailed"
+# Commands deleted unrun: their task ended (timed out, or answered by another copy) while they waited in the queue.
+STALE_COMMANDS_SHED = "StaleCommandsShed"
+
+# --- the saga API's admission control: dimension saga_type, and reason for a refusal ---
+ADMISSION_DIMENSIONS = ("saga_type",)
+STARTS_ADMITTED = "SagaStartsAdmitted"  # starts that passed admission (then written and started)
+STARTS_REFUSED = "SagaStartsRefused"  # starts answered 429; extra dimension `reason`: rate | backlog
+REFUSAL_REASONS = ("rate", "backlog")
 
 # --- saga operations (detector): dimension service only ---
 OPERATIONS_SERVICE = "SagaOperations"  # POWERTOOLS_SERVICE_NAME of the detector and the reconciler

@@ -24,9 +24,10 @@ class Customer(_Strict):
 
 
 class OrderItem(_Strict):
+    """What the customer wants and how many; the price is the inventory catalog's, never the client's."""
+
     sku: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", min_length=1, max_length=64)]
     quantity: Annotated[int, Field(ge=1, le=1000)]
-    unit_price_cents: Annotated[int, Field(ge=0, le=100_000_000)]
 
 
 class Payment(_Strict):

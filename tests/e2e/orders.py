@@ -14,7 +14,7 @@ def make_order(*, sku="SKU-KEYBOARD", quantity=1, card="tok_visa", country="DE",
     return {
         "order_id": f"ord-{number:05d}",
         "customer": {"customer_id": f"c-{number}", "email": f"buyer{number}@{email_domain}"},
-        "items": [{"sku": sku, "quantity": quantity, "unit_price_cents": 2500}],
+        "items": [{"sku": sku, "quantity": quantity}],
         "payment": {"card_token": card},
         "shipping_address": {
             "name": "Buyer",

@@ -163,9 +163,10 @@ def test_redelivering_a_completed_saga_s_commands_after_their_idempotency_record
         sqs.send_message(QueueUrl=parameters["QueueUrl"], MessageBody=json.dumps(parameters["MessageBody"]))
     wait_until_quiet()
     # Then each participant ran its domain again, found its effect, was refused by Step Functions (the task ended
-    # long ago) and kept its step: no compensation ran, no data changed, the saga is as it ended and reconciles
+    # long ago) and kept its step, or shed the command unrun (picked up later than a third of its heartbeat window,
+    # its pick-up beat was refused): no compensation ran, no data changed, the saga is as it ended and reconciles
     assert all(
-        local_sagas.faults.effects(saga_id, step.name, "action") == effects_before[step.name] + 1
+        local_sagas.faults.effects(saga_id, step.name, "action") - effects_before[step.name] in (0, 1)
         for step in definition.steps
     )
     assert all(local_sagas.faults.attempts(saga_id, step.name, "compensation") == 0 for step in definition.steps)

@@ -175,9 +175,10 @@ def test_redriving_a_command_whose_token_expired_has_no_second_effect(
     assert outcome.moved >= 1
     assert wait_until_drained(dlq.source_url, within=10)
     # (within the idempotency window the participant does not even run it again; past it, its domain runs, finds
-    # the refund's tombstone and refuses: no second effect, and the refused answer undoes nothing)
-    reruns = 1 if idempotency_expired else 0
-    assert local_sagas.faults.attempts(saga_id, "process_payment", "action") == calls_before + reruns
+    # the refund's tombstone and refuses: no second effect, and the refused answer undoes nothing. Or it is shed
+    # unrun: picked up later than a third of its heartbeat window, its pick-up beat is refused, its task long over)
+    reruns = (0, 1) if idempotency_expired else (0,)
+    assert local_sagas.faults.attempts(saga_id, "process_payment", "action") - calls_before in reruns
     assert local_sagas.faults.attempts(saga_id, "process_payment", "compensation") == 1
     ledger = local_sagas.kit.payments.get_ledger(saga_id)
     assert ledger.charge == charged_before.charge

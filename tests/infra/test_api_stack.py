@@ -12,6 +12,7 @@ from aws_cdk.assertions import Match
 
 from infra import constants
 from infra.constructs.saga_api import API_HANDLER, RECONCILER_HANDLER, AllowedCallers, json_schema
+from saga_api.admission import AdmissionLimits
 from saga_api.models import request_json_schema
 from saga_api.settings import ApiSettings
 from statemachines.inputs import load_input_model
@@ -147,7 +148,18 @@ def test_the_stage_throttles_and_logs_access_and_execution(synthesized, template
     template.resource_count_is("AWS::ApiGateway::Account", 1)
 
 
-def test_the_api_function_may_start_every_saga_and_use_the_saga_table_only(synthesized, definitions):
+def _resources_of(statements: list[dict[str, Any]], action: str) -> list[str]:
+    """Every resource a statement allowing `action` names, as JSON text (references included)."""
+    found = []
+    for statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        if action in actions:
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            found += [json.dumps(resource, sort_keys=True) for resource in resources]
+    return sorted(found)
+
+
+def test_the_api_function_may_start_and_admit_every_saga_and_nothing_else(synthesized, definitions):
     _, function = _function(synthesized, API_HANDLER)
     statements = _statements_of(synthesized, function["Properties"]["Role"]["Fn::GetAtt"][0])
     assert _actions(statements) == {
@@ -160,15 +172,39 @@ def test_the_api_function_may_start_every_saga_and_use_the_saga_table_only(synth
         "logs:PutLogEvents",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
+        # admission control: which queues each saga's state machine sends to, and how many commands wait in them
+        "states:DescribeStateMachine",
+        "sqs:GetQueueAttributes",
+        # listing page tokens: made and checked with the stack's HMAC key in KMS
+        "kms:GenerateMac",
+        "kms:VerifyMac",
     }
-    started = [
-        resource
-        for s in statements
-        if s["Action"] == "states:StartExecution"
-        for resource in (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]])
-    ]
     machines = [synthesized.template["Outputs"][constants.state_machine_output(d.name)]["Value"] for d in definitions]
-    assert sorted(map(json.dumps, started)) == sorted(map(json.dumps, machines))
+    machine_refs = sorted(json.dumps(machine, sort_keys=True) for machine in machines)
+    assert _resources_of(statements, "states:StartExecution") == machine_refs
+    assert _resources_of(statements, "states:DescribeStateMachine") == machine_refs
+    # Exactly the participant queues the sagas send commands to (no DLQ, no other queue)
+    command_queues = {
+        json.dumps({"Fn::GetAtt": [mapping["Properties"]["EventSourceArn"]["Fn::GetAtt"][0], "Arn"]}, sort_keys=True)
+        for mapping in synthesized.resources("AWS::Lambda::EventSourceMapping").values()
+    }
+    assert set(_resources_of(statements, "sqs:GetQueueAttributes")) == command_queues
+    [(key_id, key)] = [
+        (logical_id, key)
+        for logical_id, key in synthesized.resources("AWS::KMS::Key").items()
+        if key["Properties"].get("KeyUsage") == "GENERATE_VERIFY_MAC"
+    ]
+    assert key["Properties"]["KeySpec"] == "HMAC_256"
+    key_arn = [json.dumps({"Fn::GetAtt": [key_id, "Arn"]}, sort_keys=True)]
+    assert _resources_of(statements, "kms:GenerateMac") == _resources_of(statements, "kms:VerifyMac") == key_arn
+    [(table_id, _)] = [
+        (logical_id, table)
+        for logical_id, table in synthesized.resources("AWS::DynamoDB::Table").items()
+        if table["Properties"]["KeySchema"] == [{"AttributeName": "saga_type", "KeyType": "HASH"}]
+    ]
+    assert json.dumps({"Fn::GetAtt": [table_id, "Arn"]}, sort_keys=True) in _resources_of(
+        statements, "dynamodb:UpdateItem"
+    )
     environment = function["Properties"]["Environment"]["Variables"]
     assert int(environment["MAX_REQUEST_BYTES"]) == constants.MAX_REQUEST_BYTES
     assert constants.MAX_REQUEST_BYTES < constants.STEP_FUNCTIONS_PAYLOAD_LIMIT_BYTES == 262_144
@@ -190,15 +226,19 @@ def test_the_functions_sagas_setting_lists_every_saga_with_its_state_machine(syn
     for handler in (API_HANDLER, RECONCILER_HANDLER):
         _, function = _function(synthesized, handler)
         variables = function["Properties"]["Environment"]["Variables"]
-        settings = ApiSettings.model_validate(
-            {**variables, "SAGAS": _resolved(variables["SAGAS"], refs), "SAGA_TABLE_NAME": "sagas"}
-        )
+        # (the other references, table names and key ARNs, stand as their variable's name)
+        resolved = {name: value if isinstance(value, str) else name for name, value in variables.items()}
+        settings = ApiSettings.model_validate({**resolved, "SAGAS": _resolved(variables["SAGAS"], refs)})
         # Then it is the typed setting the API reads, one entry per saga, from the definitions
         assert [
             (saga.saga_type, saga.path, saga.state_machine_arn.rsplit(":", 1)[1], saga.steps, saga.id_field)
             for saga in settings.sagas
         ] == [(d.name, d.route_path, d.name, tuple(step.name for step in d.steps), d.id_field) for d in definitions]
         assert [saga.input_module for saga in settings.sagas] == [d.input_module for d in definitions]
+        # And each saga's admission limits, its definition's block with the defaults filled in
+        assert [saga.admission.limits() for saga in settings.sagas] == [
+            AdmissionLimits(**vars(d.admission_limits)) for d in definitions
+        ]
         # And what is not SAGAS fits in the room the synth-time check leaves it (a reference at a table name's 255)
         others = sum(
             len(name) + (len(value) if isinstance(value, str) else 255)
@@ -217,6 +257,8 @@ def test_the_reconciler_runs_on_a_schedule_with_only_what_it_needs(synthesized, 
             "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [reconciler_id, "Arn"]}})],
         },
     )
+    # It admits nothing and lists nothing: no admission table, no page token key
+    assert {"ADMISSION_TABLE_NAME", "PAGE_TOKEN_KEY_ID"}.isdisjoint(function["Properties"]["Environment"]["Variables"])
     statements = _statements_of(synthesized, function["Properties"]["Role"]["Fn::GetAtt"][0])
     assert _actions(statements) - {"logs:CreateLogStream", "logs:PutLogEvents"} == {
         "states:StartExecution",

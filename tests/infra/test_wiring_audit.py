@@ -4,8 +4,9 @@ moto enforces no IAM, resource or key policy, so the end-to-end tests cannot sho
 what it does locally. tests/infra/wiring.py derives the edges from the template (alarm -> topic -> key, state
 machine -> queue and table, rule and schedule -> target and dead-letter queue, event source mapping -> queue,
 participant -> task callbacks, its table, its idempotency items and the saga records, function -> what its
-environment names, API method -> function) and evaluates the caller's identity policy, the target's resource
-policy and the key policy for each. Every kind of check is shown to fail once the statements that allow it are gone.
+environment names, API method -> function, admission -> each saga's state machine and command queues) and evaluates
+the caller's identity policy, the target's resource policy and the key policy for each. Every kind of check is shown
+to fail once the statements that allow it are gone.
 """
 
 from __future__ import annotations
@@ -65,6 +66,12 @@ def test_the_audit_checks_every_edge_the_template_has(synthesized, audited):
     assert found["function -> topic"] >= 1  # the detector's incident notices
     # The API and its reconciler of unstarted sagas each start every saga, named in their SAGAS setting
     assert found["function -> state machine"] == 2 * len(template.of_type("AWS::StepFunctions::StateMachine"))
+    # The API function admits starts: it reads every saga's state machine and the backlog of each command queue, and
+    # it owns the start-rate buckets and the key of its page tokens
+    assert found["admission -> state machine"] == len(template.of_type("AWS::StepFunctions::StateMachine"))
+    assert found["admission -> command queue"] == len(mappings)  # one state machine sends to each queue here
+    assert found["function -> admission table"] == 1
+    assert found["function -> page token key"] == 1
     assert sum(found.values()) > 150
 
 
@@ -77,6 +84,8 @@ def test_the_sides_that_decide_each_edge_are_the_ones_checked(audited):
     assert sides["function -> topic"] == {"identity", "resource", "key"}
     assert sides["event source mapping -> queue"] == {"identity", "resource"}
     assert sides["participant -> its idempotency items"] == {"identity"}
+    assert sides["admission -> command queue"] == {"identity", "resource"}
+    assert sides["function -> page token key"] == {"identity", "resource"}
 
 
 # --- each kind of check can fail ----------------------------------------------------------------------------------
@@ -99,6 +108,11 @@ CHECKS = [
     ("function -> topic", "key"),
     ("function -> state machine", "identity"),
     ("api -> function", "resource"),
+    ("admission -> state machine", "identity"),
+    ("admission -> command queue", "identity"),
+    ("function -> admission table", "identity"),
+    ("function -> page token key", "identity"),
+    ("function -> page token key", "resource"),
 ]
 
 

@@ -391,7 +391,10 @@ def check(template: Template, edge: Edge) -> Edge:
                 context,
                 lambda document: principal_matches(document, edge.caller, template),
             )
-            if edge.caller.role_id and not decision.allowed and not _denied(own_policy, request, context):
+            if edge.caller.role_id and not decision.allowed and template.type_of(edge.target) == "AWS::KMS::Key":
+                # A key policy must allow a role of the account itself, or hand the decision to the account's IAM.
+                decision = decide(own_policy, request.action, request.resource, context, delegates_to_account)
+            elif edge.caller.role_id and not decision.allowed and not _denied(own_policy, request, context):
                 # A role of the account needs no Allow in the target's policy, only no Deny there.
                 decision = Decision(True)
             _merge(edge, "resource", decision)
@@ -448,6 +451,7 @@ def edges(template: Template, uses: dict[str, TableUse]) -> list[Edge]:
         *_function_dead_letter_edges(template),
         *_function_environment_edges(template, uses),
         *_api_edges(template),
+        *_admission_edges(template),
     ]
 
 
@@ -596,6 +600,13 @@ ENVIRONMENT_USE = {
 }
 
 
+# What a function does with a resource its environment names, by the variable (where the type does not say it).
+VARIABLE_USE = {
+    "ADMISSION_TABLE_NAME": ("AWS::DynamoDB::Table", "function -> admission table", ["dynamodb:UpdateItem"]),
+    "PAGE_TOKEN_KEY_ID": ("AWS::KMS::Key", "function -> page token key", ["kms:GenerateMac", "kms:VerifyMac"]),
+}
+
+
 @dataclass(frozen=True)
 class TableUse:
     """How a function uses a table its environment names: the requests it must be allowed."""
@@ -652,6 +663,11 @@ def _function_environment_edges(template: Template, uses: dict[str, TableUse]) -
                         [Request(action, template.arn(target)) for action in actions],
                         key_id=key,
                     )
+            if name in VARIABLE_USE:
+                resource_type, kind, actions = VARIABLE_USE[name]
+                target = template.logical_id_of(reference, resource_type)
+                assert target, f"{function_id}: {name} names no {resource_type} of the stack"
+                yield Edge(kind, function_id, target, caller, [Request(a, template.arn(target)) for a in actions])
             table_id = template.logical_id_of(reference, "AWS::DynamoDB::Table")
             if table_id and participant and name in uses:
                 use = uses[name]
@@ -708,6 +724,35 @@ def _api_edges(template: Template) -> Iterator[Edge]:
                 )
             ],
         )
+
+
+def _admission_edges(template: Template) -> Iterator[Edge]:
+    """A function that admits starts (it names an admission table) reads, for each saga in its SAGAS setting, the
+    state machine's definition and the backlog of every queue that state machine sends commands to."""
+    commands = [edge for edge in _state_machine_edges(template) if edge.kind.startswith("state machine -> queue")]
+    for function_id, function in template.of_type("AWS::Lambda::Function").items():
+        variables = function["Properties"].get("Environment", {}).get("Variables", {})
+        if "ADMISSION_TABLE_NAME" not in variables:
+            continue
+        caller = Caller(role_id=_role_of_function(template, function_id))
+        sagas = template.resolve(variables["SAGAS"])
+        for machine_id in _named_in(template, sagas, "AWS::StepFunctions::StateMachine"):
+            arn = template.arn(machine_id)
+            yield Edge(
+                "admission -> state machine",
+                function_id,
+                machine_id,
+                caller,
+                [Request("states:DescribeStateMachine", arn)],
+            )
+            for queue_id in dict.fromkeys(edge.target for edge in commands if edge.source == machine_id):
+                yield Edge(
+                    "admission -> command queue",
+                    function_id,
+                    queue_id,
+                    caller,
+                    [Request("sqs:GetQueueAttributes", template.arn(queue_id))],
+                )
 
 
 def audit(document: dict[str, Any], uses: dict[str, TableUse]) -> list[Edge]:

@@ -157,6 +157,28 @@ def test_a_failing_compensation_parks_the_saga(asl, definition):
         assert asl["States"][park["Next"]]["Error"] == COMPENSATION_FAILED_ERROR
 
 
+def test_a_compensation_retries_its_errors_and_its_timeouts_on_budgets_of_their_own(asl, definition):
+    for step in definition.steps:
+        transient, timeouts, delivery = asl["States"][step.compensation]["Retry"]
+        # Its own transient errors first, at least as patiently as the action
+        assert transient["ErrorEquals"] == step.retry.errors
+        assert transient["MaxAttempts"] >= max(step.retry.max_attempts, 5)
+        assert transient["MaxDelaySeconds"] >= 60
+        # Then timeouts: a command that waited out its heartbeat window in a backlog is sent again only after waiting
+        # that long again, doubling up to five minutes, six times: about half an hour per window of 30 s
+        assert timeouts["ErrorEquals"] == ["States.Timeout"]
+        assert timeouts["IntervalSeconds"] == step.sla.heartbeat_seconds
+        assert (timeouts["BackoffRate"], timeouts["MaxDelaySeconds"], timeouts["MaxAttempts"]) == (2.0, 300, 6)
+        assert timeouts["JitterStrategy"] == "FULL"
+        assert delivery["ErrorEquals"][0].startswith("SQS.")
+
+
+def test_an_explicit_compensation_retry_is_the_compensations_only_policy(raw_definition):
+    raw_definition["steps"][0]["compensation_retry"] = {"errors": ["States.Timeout"], "max_attempts": 2}
+    retriers = compile_saga(parse_definition(raw_definition))["States"]["ReleaseReservation"]["Retry"]
+    assert [(r["ErrorEquals"], r["MaxAttempts"]) for r in retriers[:-1]] == [(["States.Timeout"], 2)]
+
+
 def _pending(state):
     values = state["Parameters"]["ExpressionAttributeValues"][":pending"]["L"]
     return [(entry["M"]["step"]["S"], entry["M"]["kind"]["S"]) for entry in values]

@@ -539,3 +539,50 @@ def test_a_callback_while_another_execution_is_starting_reaches_its_task(queue_u
         while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING" and time.monotonic() < deadline + 5:
             time.sleep(0.05)
         assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+
+
+HMAC_KEY_TEMPLATE = {
+    "Resources": {
+        "MacKey": {
+            "Type": "AWS::KMS::Key",
+            "Properties": {
+                "KeySpec": "HMAC_256",
+                "KeyUsage": "GENERATE_VERIFY_MAC",
+                "KeyPolicy": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                            "Action": "kms:*",
+                            "Resource": "*",
+                        }
+                    ],
+                },
+            },
+        }
+    },
+    "Outputs": {"KeyArn": {"Value": {"Fn::GetAtt": ["MacKey", "Arn"]}}},
+}
+
+
+def _mac_with_a_cloudformation_key() -> bytes:
+    cloudformation = boto3.client("cloudformation")
+    cloudformation.create_stack(StackName="keys", TemplateBody=json.dumps(HMAC_KEY_TEMPLATE))
+    (output,) = cloudformation.describe_stacks(StackName="keys")["Stacks"][0]["Outputs"]
+    kms = boto3.client("kms")
+    mac = kms.generate_mac(KeyId=output["OutputValue"], MacAlgorithm="HMAC_SHA_256", Message=b"page")["Mac"]
+    assert kms.verify_mac(KeyId=output["OutputValue"], MacAlgorithm="HMAC_SHA_256", Message=b"page", Mac=mac)[
+        "MacValid"
+    ]
+    return mac
+
+
+def test_cfn_hmac_key_refuses_macs_without_workaround(aws_env):
+    with mock_aws(), pytest.raises(boto3.client("kms").exceptions.InvalidKeyUsageException):
+        _mac_with_a_cloudformation_key()
+
+
+def test_cfn_hmac_key_makes_macs_with_workaround(aws_env):
+    with mock_aws(), moto_workarounds.cfn_kms_key_keeps_its_spec():
+        assert len(_mac_with_a_cloudformation_key()) == 32

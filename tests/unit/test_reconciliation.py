@@ -26,12 +26,13 @@ from tests.unit.tables import create_service_table
 pytestmark = pytest.mark.unit
 
 INITIAL_STOCK = {"SKU-KEYBOARD": 10, "SKU-MOUSE": 10}
+PRICES = {"SKU-KEYBOARD": 4999, "SKU-MOUSE": 1250}  # the catalog's: the order names no price
 ORDER: dict[str, Any] = {
     "order_id": "ord-0001",
     "customer": {"customer_id": "c-1", "email": "ana@example.com"},
     "items": [
-        {"sku": "SKU-KEYBOARD", "quantity": 1, "unit_price_cents": 4999},
-        {"sku": "SKU-MOUSE", "quantity": 2, "unit_price_cents": 1250},
+        {"sku": "SKU-KEYBOARD", "quantity": 1},
+        {"sku": "SKU-MOUSE", "quantity": 2},
     ],
     "payment": {"card_token": "tok_visa"},
     "shipping_address": {
@@ -66,9 +67,10 @@ class Shop:
             "SendOrderConfirmation": NotificationService(self.notifications).send_order_confirmation,
             "SendCancellationNotice": NotificationService(self.notifications).send_cancellation_notice,
         }
+        results: dict[str, Any] = {}  # what the state machine carries from step to step
         for command in commands:
             kind: CommandKind = "compensation" if command in COMPENSATIONS else "action"
-            services[command](
+            results[command] = services[command](
                 SagaCommand(
                     saga_id=saga_id,
                     saga_type="OrderFulfillment",
@@ -79,6 +81,7 @@ class Shop:
                     task_token="token",
                     heartbeat_seconds=20,
                     input=copy.deepcopy(ORDER),
+                    results=copy.deepcopy(results),
                 )
             )
 
@@ -86,6 +89,7 @@ class Shop:
         return reconcile(
             list(saga_records),
             initial_stock=INITIAL_STOCK,
+            prices=PRICES,
             inventory=self.inventory,
             payments=self.payments,
             shipping=self.shipping,
@@ -116,7 +120,7 @@ def shop(aws_env: None) -> Iterator[Shop]:
             NotificationRepository("notifications", dynamodb=dynamodb),
         )
         for sku, available in INITIAL_STOCK.items():
-            shop.inventory.seed_stock(sku, available)
+            shop.inventory.seed_stock(sku, available, unit_price_cents=PRICES[sku])
         yield shop
 
 
@@ -175,7 +179,7 @@ def test_an_unrefunded_charge_of_a_failed_saga_is_reported_against_its_saga(shop
 
 def test_stock_gone_without_a_reservation_is_reported_against_its_sku(shop):
     # Given stock that changed with no saga behind it
-    shop.inventory.seed_stock("SKU-MOUSE", 7)
+    shop.inventory.seed_stock("SKU-MOUSE", 7, unit_price_cents=PRICES["SKU-MOUSE"])
 
     # When reconciled, Then the sku is reported
     assert shop.reconcile().problems == ["sku SKU-MOUSE: 3 units left stock, ACTIVE reservations hold 0"]

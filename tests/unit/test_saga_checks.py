@@ -205,11 +205,12 @@ def test_a_step_without_transient_errors_needs_no_retry_block():
     definition = parse_definition(saga("Alpha", step("charge", "BillingService", "Charge", "Refund")))
     # When compiled
     task = compile_saga(definition)["States"]["Charge"]
-    # Then only the command's delivery is retried, and its compensation retries timeouts with the defaults
+    # Then only the command's delivery is retried, and its compensation retries timeouts (patiently: from its
+    # heartbeat window on) and the delivery
     assert [retrier["ErrorEquals"] for retrier in task["Retry"]] == [DELIVERY_ERRORS]
-    compensation = definition.steps[0].effective_compensation_retry
-    assert compensation.errors == ["States.Timeout"]
-    assert compensation.interval_seconds == DEFAULT_INTERVAL_SECONDS
+    undo = compile_saga(definition)["States"]["Refund"]
+    assert [retrier["ErrorEquals"] for retrier in undo["Retry"]] == [["States.Timeout"], DELIVERY_ERRORS]
+    assert undo["Retry"][0]["IntervalSeconds"] == definition.steps[0].sla.heartbeat_seconds
 
 
 def test_a_retry_block_with_only_errors_takes_the_documented_defaults():

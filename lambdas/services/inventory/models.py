@@ -1,4 +1,5 @@
-"""Inventory's view of an order, and its records: stock levels and one reservation per saga."""
+"""Inventory's view of an order, and its records: the catalog (each sku's stock and price) and one reservation per
+saga. The catalog prices an order: a client says what it wants and how many, never what it costs."""
 
 from __future__ import annotations
 
@@ -28,6 +29,14 @@ class ReservationOrder(BaseModel):
         return dict(totals)
 
 
+class ReservedLine(BaseModel):
+    """A line as reserved: the catalog's price of the sku at that moment, what payment charges."""
+
+    sku: str = Field(min_length=1)
+    quantity: int = Field(gt=0)
+    unit_price_cents: int = Field(ge=0)
+
+
 class ReservationStatus(StrEnum):
     ACTIVE = "ACTIVE"
     RELEASED = "RELEASED"
@@ -36,7 +45,7 @@ class ReservationStatus(StrEnum):
 class Reservation(BaseModel):
     saga_id: str
     status: ReservationStatus
-    items: list[OrderLine] = Field(default_factory=list)  # empty in a tombstone: nothing was reserved
+    items: list[ReservedLine] = Field(default_factory=list)  # empty in a tombstone: nothing was reserved
 
     @property
     def is_released(self) -> bool:
@@ -53,6 +62,7 @@ class Reservation(BaseModel):
 class StockLevel(BaseModel):
     sku: str
     available: int
+    unit_price_cents: int | None = None  # None: not for sale (the sku is refused as unknown)
 
 
 class UnknownSku(Exception):

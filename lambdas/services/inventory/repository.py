@@ -1,4 +1,5 @@
-"""Inventory's table: stock `SKU#<sku>/STOCK` {available}, reservations `RESERVATION#<saga_id>/RESERVATION`."""
+"""Inventory's table: the catalog `SKU#<sku>/STOCK` {available, unit_price_cents}, reservations
+`RESERVATION#<saga_id>/RESERVATION` (each line with the price it was reserved at)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from participant_toolkit.dynamodb import ConditionFailed, Item, SagaTable
 
-from .models import InsufficientStock, OrderLine, Reservation, ReservationStatus, StockLevel, UnknownSku
+from .models import InsufficientStock, Reservation, ReservationStatus, ReservedLine, StockLevel, UnknownSku
 
 STOCK_SK = "STOCK"
 RESERVATION_SK = "RESERVATION"
@@ -27,9 +28,20 @@ class InventoryRepository:
 
     # --- stock ---
 
-    def seed_stock(self, sku: str, available: int) -> None:
-        """Set a sku's available stock (setup and the demo; overwrites)."""
-        self._table.put({"pk": _stock_pk(sku), "sk": STOCK_SK, "sku": sku, "available": available}, condition=None)
+    def seed_stock(self, sku: str, available: int, *, unit_price_cents: int) -> None:
+        """Put a sku in the catalog with its available stock and price (setup and the demo; overwrites)."""
+        item = {"pk": _stock_pk(sku), "sk": STOCK_SK, "sku": sku, "available": available}
+        self._table.put(item | {"unit_price_cents": unit_price_cents}, condition=None)
+
+    def prices(self, skus: list[str]) -> dict[str, int]:
+        """The catalog's price of each sku; UnknownSku for one not in the catalog or not for sale."""
+        found = {}
+        for sku in skus:
+            item = self._table.get(_stock_pk(sku), STOCK_SK)
+            if item is None or item.get("unit_price_cents") is None:
+                raise UnknownSku(sku)
+            found[sku] = int(item["unit_price_cents"])
+        return found
 
     def get_stock(self, sku: str) -> int | None:
         item = self._table.get(_stock_pk(sku), STOCK_SK)
@@ -48,15 +60,19 @@ class InventoryRepository:
         return [Reservation.model_validate(item) for item in self._table.scan_prefix("RESERVATION#")]
 
     def reserve(self, saga_id: str, quantities: dict[str, int]) -> Reservation:
-        """Take the stock and record the reservation in one transaction.
+        """Take the stock and record the reservation, each line at the catalog's price, in one transaction.
 
         Raises UnknownSku / InsufficientStock (nothing written), or ConditionFailed if a reservation or tombstone
         for the saga appeared since it was read.
         """
+        price_of = self.prices(list(quantities))
         reservation = Reservation(
             saga_id=saga_id,
             status=ReservationStatus.ACTIVE,
-            items=[OrderLine(sku=sku, quantity=quantity) for sku, quantity in quantities.items()],
+            items=[
+                ReservedLine(sku=sku, quantity=quantity, unit_price_cents=price_of[sku])
+                for sku, quantity in quantities.items()
+            ],
         )
         takes = [
             self._table.update_op(

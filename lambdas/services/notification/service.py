@@ -101,12 +101,12 @@ class NotificationService:
 
 
 def undeliverable(email: str) -> str | None:
-    """Why the provider would not deliver to `email` (naming its domain, never the address), or None."""
+    """Why the provider would not deliver to `email` (naming neither the address nor its domain), or None."""
     match = EMAIL.match(email)
     if match is None:
         return "not an email address"
     if match.group(1).lower() in SUPPRESSED_DOMAINS:
-        return f"domain {match.group(1)} is suppressed"
+        return "the recipient's domain is suppressed"
     return None
 
 

@@ -16,12 +16,23 @@ class Card(BaseModel):
     card_token: str = Field(min_length=1)
 
 
+class MissingReservation(Exception):
+    """The command carries no reservation to charge: the saga is wired wrong (the command goes back to its queue and,
+    in the end, to its DLQ, whose alarm fires), never a guess at a price."""
+
+
 class PaymentOrder(BaseModel):
-    """What payment needs from the saga input."""
+    """What payment needs: the order's id and card from the saga input, and its lines as inventory reserved them, each
+    at the catalog's price (the client sends no price)."""
 
     order_id: str = Field(min_length=1)
     items: list[PricedLine] = Field(min_length=1)
     payment: Card
+
+    @classmethod
+    def of(cls, saga_input: dict[str, Any], results: dict[str, Any]) -> PaymentOrder:
+        """From a command's input and the results of the steps before it (the reservation among them)."""
+        return cls.model_validate({**saga_input, "items": reserved_lines(results)})
 
     @property
     def amount_cents(self) -> int:
@@ -54,6 +65,14 @@ class TripDeposit(BaseModel):
     @property
     def amount_cents(self) -> int:
         return self.held.hold_seat.fare_cents + self.held.hold_room.total_cents
+
+
+def reserved_lines(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The priced lines of the reservation among a saga's step results (inventory's result names a reservation_id)."""
+    for result in results.values():
+        if isinstance(result, dict) and "reservation_id" in result and result.get("items"):
+            return list(result["items"])
+    raise MissingReservation("no reservation among the saga's results: payment charges what inventory reserved")
 
 
 class Charge(BaseModel):

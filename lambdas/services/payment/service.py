@@ -26,7 +26,7 @@ class PaymentService:
         self._repository = repository
 
     def process_payment(self, command: SagaCommand) -> dict[str, Any]:
-        order = PaymentOrder.model_validate(command.input)
+        order = PaymentOrder.of(command.input, command.results)
         return self._charge_once(
             command.saga_id, f"order {order.order_id}", order.payment.card_token, order.amount_cents
         )

@@ -35,12 +35,16 @@ class Kit(SagaKit):
         self.shipping = ShippingRepository(service_table("ShippingService"))
         self.notifications = NotificationRepository(service_table("NotificationService"))
         self.initial_stock: dict[str, int] = {}
+        self.prices: dict[str, int] = {}  # the catalog's price of each sku seeded: what the orders must be charged
         self.scenarios = SCENARIOS
 
-    def seed_stock(self, stock: dict[str, int]) -> None:
-        """Put `stock` (sku -> units) on the shelf, before any saga takes some: the reconciliation counts from it."""
+    def seed_stock(self, stock: dict[str, int], prices: dict[str, int] | None = None) -> None:
+        """Put `stock` (sku -> units) on the shelf, before any saga takes some, at `prices` (sku -> cents; by default
+        the catalogs' below, else DEFAULT_UNIT_PRICE_CENTS): the reconciliation counts from both."""
         for sku, available in stock.items():
-            self.inventory.seed_stock(sku, available)
+            price = (prices or {}).get(sku, KNOWN_PRICES.get(sku, DEFAULT_UNIT_PRICE_CENTS))
+            self.inventory.seed_stock(sku, available, unit_price_cents=price)
+            self.prices[sku] = price
         self.initial_stock |= stock
 
     def prepare(self, sagas: int) -> None:
@@ -60,6 +64,7 @@ class Kit(SagaKit):
         return reconcile(
             records,
             initial_stock=self.initial_stock,
+            prices=self.prices,
             inventory=self.inventory,
             payments=self.payments,
             shipping=self.shipping,
@@ -80,9 +85,7 @@ COUNTRIES = ["DE", "FR", "NL", "ES", "IT", "GB", "US"]
 
 SCENARIOS = [
     Scenario("healthy order", 29, "COMPLETED"),
-    Scenario(
-        "out of stock", 5, "FAILED", {"items": [{"sku": "SKU-DESK-LAMP", "quantity": 5, "unit_price_cents": 3499}]}
-    ),
+    Scenario("out of stock", 5, "FAILED", {"items": [{"sku": "SKU-DESK-LAMP", "quantity": 5}]}),
     Scenario("card declined", 5, "FAILED", {"payment": {"card_token": "tok_declined"}}),
     Scenario("address not serviceable", 3, "FAILED", {"country": "AQ"}),
     Scenario("confirmation bounced", 2, "FAILED", {"email_domain": "bounce.example"}),
@@ -108,10 +111,7 @@ SCENARIOS = [
 def make_order(rng: random.Random, number: int, scenario: Scenario) -> dict[str, Any]:
     """The demo's order `number`, shaped by its scenario."""
     regular = [sku for sku in CATALOG if sku != "SKU-DESK-LAMP"]
-    items = [
-        {"sku": sku, "quantity": rng.randint(1, 2), "unit_price_cents": CATALOG[sku][0]}
-        for sku in rng.sample(regular, rng.randint(1, 2))
-    ]
+    items = [{"sku": sku, "quantity": rng.randint(1, 2)} for sku in rng.sample(regular, rng.randint(1, 2))]
     customer = f"customer{number:03d}"
     return {
         "order_id": f"ord-{number:04d}",
@@ -140,7 +140,7 @@ MAX_SAMPLE_UNITS = 3  # of one sku, per sample order
 def sample_order(rng: random.Random, number: int) -> dict[str, Any]:
     """Sample order `number`: always a healthy one (faults are injected, not in the input)."""
     items = [
-        {"sku": sku, "quantity": rng.randint(1, MAX_SAMPLE_UNITS), "unit_price_cents": SAMPLE_CATALOG[sku]}
+        {"sku": sku, "quantity": rng.randint(1, MAX_SAMPLE_UNITS)}
         for sku in rng.sample(sorted(SAMPLE_CATALOG), rng.randint(1, 2))
     ]
     customer = f"sample-customer-{number:05d}"
@@ -157,3 +157,8 @@ def sample_order(rng: random.Random, number: int) -> dict[str, Any]:
             "country": "DE",
         },
     }
+
+
+# Every sku's catalog price the kit knows; a sku seeded without one (a test's own) costs DEFAULT_UNIT_PRICE_CENTS.
+KNOWN_PRICES = {sku: price for sku, (price, _) in CATALOG.items()} | SAMPLE_CATALOG
+DEFAULT_UNIT_PRICE_CENTS = 1000

@@ -5,7 +5,8 @@ What must hold once sagas have settled:
 - stock: per sku, what left the shelf (initial - available) is exactly what ACTIVE reservations hold;
 - each effect stands exactly for the COMPLETED sagas: an ACTIVE reservation, a CREATED shipment, a confirmation with
   no cancellation (so a FAILED saga that confirmed has retracted it);
-- money: per saga, charged - refunded is the order amount when COMPLETED and 0 when FAILED.
+- money: per saga, charged - refunded is the order amount at the catalog's prices (what the test seeded, not what
+  any service computed) when COMPLETED, and 0 when FAILED.
 Parked sagas (a compensation or forward recovery ran out of retries) await an operator: they are listed, not failed.
 Sagas still running are problems (reconcile settled sagas), and so are effects no saga record accounts for. Effects of
 another saga type's sagas (`others`: a service such as payments may serve several sagas) are that type's to check.
@@ -22,7 +23,6 @@ from rich.table import Table
 
 from saga_records.model import SagaStatus
 from saga_testkit.invariants import SETTLED_STATUSES, SagaCheck, effect_problems, handed_to_operator, unfinished
-from services.payment.models import PaymentOrder
 
 if TYPE_CHECKING:
     from services.inventory.models import Reservation
@@ -82,6 +82,7 @@ def reconcile(
     saga_records: list[dict[str, Any]],
     *,
     initial_stock: dict[str, int],
+    prices: dict[str, int],
     inventory: InventoryRepository,
     payments: PaymentRepository,
     shipping: ShippingRepository,
@@ -101,9 +102,20 @@ def reconcile(
     problems += effect_problems("a CREATED shipment", created, status_of, others)
     standing_confirmations = {o.saga_id for o in notifications.list_outboxes() if o.confirmation and not o.cancellation}
     problems += effect_problems("a confirmation not cancelled", standing_confirmations, status_of, others)
-    money = _money(saga_records, payments, status_of, problems, others)
+    money = _money(saga_records, prices, payments, status_of, problems, others)
 
     return Reconciliation(problems=problems, parked=parked, stock=stock, money=money)
+
+
+def _amount(saga_id: str, order: dict[str, Any], prices: dict[str, int], problems: list[str]) -> int:
+    """What an order costs at the catalog's prices."""
+    amount = 0
+    for line in order.get("items", []):
+        if line["sku"] not in prices:
+            problems.append(f"saga {saga_id}: completed with sku {line['sku']}, which has no catalog price")
+            continue
+        amount += int(line["quantity"]) * prices[line["sku"]]
+    return amount
 
 
 def _stock_rows(
@@ -127,6 +139,7 @@ def _stock_rows(
 
 def _money(
     saga_records: list[dict[str, Any]],
+    prices: dict[str, int],
     payments: PaymentRepository,
     status_of: dict[str, str],
     problems: list[str],
@@ -134,7 +147,7 @@ def _money(
 ) -> MoneyFigures:
     ledgers = {ledger.saga_id: ledger for ledger in payments.list_ledgers() if ledger.saga_id not in others}
     amount_of = {
-        record["saga_id"]: PaymentOrder.model_validate(record["input"]).amount_cents
+        record["saga_id"]: _amount(record["saga_id"], record["input"], prices, problems)
         for record in saga_records
         if record["status"] == SagaStatus.COMPLETED
     }

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from saga_api.admission import Admission, AdmissionLimits
+from saga_api.page_tokens import PageTokens
 from saga_api.routes import build_resolver
 from saga_api.service import Route, SagaFrontDoor
 from saga_api.settings import SagaSetting
@@ -18,10 +20,21 @@ from tests.unit.api.fakes import (
     PARCEL,
     PARCELS,
     ApiUnderTest,
+    FakeBacklogs,
+    FakeBucket,
+    FakeMac,
     FakeRecords,
     FakeStepFunctions,
     ParcelInput,
 )
+
+
+@pytest.fixture(autouse=True)
+def metrics_namespace(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the stack sets on the API function: admission counts are flushed as they happen, into this namespace."""
+    from saga_api.observability import metrics
+
+    monkeypatch.setattr(metrics, "namespace", "Sagas")
 
 
 def order_route() -> Route:
@@ -33,6 +46,7 @@ def order_route() -> Route:
         steps=ORDERS.steps,
         id_field="order_id",
         input_module="sagas.order_fulfillment",
+        admission={"starts_per_second": 50, "burst": 50, "max_queue_backlog": 10},
     )
     return Route.of(setting)
 
@@ -50,8 +64,19 @@ def parcel() -> dict[str, Any]:
 @pytest.fixture
 def api() -> ApiUnderTest:
     """The API over two saga types: orders (named by order_id) and parcels (named by Idempotency-Key)."""
-    records, sfn = FakeRecords(), FakeStepFunctions()
+    records, sfn, mac, bucket, backlogs = FakeRecords(), FakeStepFunctions(), FakeMac(), FakeBucket(), FakeBacklogs()
     starter = SagaStarter(records, [ORDERS, PARCELS], sfn_client=sfn)
     routes = [order_route(), Route(PARCELS.saga_type, "parcels", None, ParcelInput)]
-    front_door = SagaFrontDoor(starter, records, routes, max_request_bytes=MAX_REQUEST_BYTES)
-    return ApiUnderTest(records, sfn, build_resolver(front_door))
+    limits = {
+        saga.saga_type: AdmissionLimits(starts_per_second=50, burst=50, max_queue_backlog=10)
+        for saga in (ORDERS, PARCELS)
+    }
+    front_door = SagaFrontDoor(
+        starter,
+        records,
+        routes,
+        max_request_bytes=MAX_REQUEST_BYTES,
+        page_tokens=PageTokens(mac),
+        admission=Admission(limits, bucket, backlogs),
+    )
+    return ApiUnderTest(records, sfn, build_resolver(front_door), mac, bucket, backlogs)

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
+import hmac
 import json
+import secrets
 import threading
 import uuid
 from dataclasses import dataclass
@@ -39,8 +42,8 @@ ORDER: dict[str, Any] = {
     "order_id": "ord-0001",
     "customer": {"customer_id": "c-1", "email": "ana@example.com"},
     "items": [
-        {"sku": "SKU-KEYBOARD", "quantity": 1, "unit_price_cents": 4999},
-        {"sku": "SKU-MOUSE", "quantity": 2, "unit_price_cents": 1250},
+        {"sku": "SKU-KEYBOARD", "quantity": 1},
+        {"sku": "SKU-MOUSE", "quantity": 2},
     ],
     "payment": {"card_token": "tok_visa"},
     "shipping_address": {
@@ -51,6 +54,64 @@ ORDER: dict[str, Any] = {
         "country": "DE",
     },
 }
+
+
+class FakeMac:
+    """KMS's HMAC key, in memory: a MAC this object made verifies, any other does not."""
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+        self.signed = 0
+        self.verified = 0
+
+    def sign(self, message: bytes) -> bytes:
+        self.signed += 1
+        return hmac.new(self._key, message, hashlib.sha256).digest()
+
+    def verify(self, message: bytes, mac: bytes) -> bool:
+        self.verified += 1
+        return hmac.compare_digest(self.sign(message), mac)
+
+
+class FakeBucket:
+    """The start-rate buckets: `refuse_for_us` set, every start is refused for that long; else taken and counted."""
+
+    def __init__(self) -> None:
+        self.taken: list[str] = []
+        self.refuse_for_us: int | None = None
+        self.rooms: dict[str, tuple[int | None, int]] = {}  # saga type -> (read at, room left)
+
+    def take(self, saga_type, limits, now_us):
+        if self.refuse_for_us is not None:
+            return self.refuse_for_us
+        self.taken.append(saga_type)
+        return None
+
+    def take_room(self, saga_type, limits, now_us, read_every_us, fullest):
+        """The backlog room, as the admission table keeps it (tested on moto in test_admission.py)."""
+        read_at, room = self.rooms.get(saga_type, (None, 0))
+        if read_at is None or read_at <= now_us - read_every_us:
+            waiting = fullest()
+            if waiting is None:
+                return None
+            read_at, room = now_us, limits.max_queue_backlog - waiting
+        self.rooms[saga_type] = (read_at, max(room - 1, 0))
+        return room > 0
+
+
+class FakeBacklogs:
+    """Participant queues of each saga type, `depth` commands waiting in each; `reads` counts the reads."""
+
+    def __init__(self) -> None:
+        self.depth: dict[str, int] = {}
+        self.reads = 0
+
+    def queues(self, saga_type):
+        return [f"https://sqs/{saga_type}-first", f"https://sqs/{saga_type}-second"]
+
+    def waiting(self, queue_urls):
+        self.reads += 1
+        return {url: self.depth.get(url, 0) for url in queue_urls}
 
 
 class FakeRecords:
@@ -143,6 +204,9 @@ class ApiUnderTest:
     records: FakeRecords
     sfn: FakeStepFunctions
     resolver: Any
+    mac: FakeMac
+    bucket: FakeBucket
+    backlogs: FakeBacklogs
 
     def call(
         self,

@@ -52,11 +52,11 @@ def test_deadline_is_every_action_then_every_compensation_at_worst_plus_grace():
             ],
         }
     )
-    first = definition.steps[0]
-    compensation = worst_case_task_seconds(first.sla, first.effective_compensation_retry)
-    # When / Then: actions (30 + 2 + 30) and (40), the one compensation, and the grace
-    assert saga_deadline_seconds(definition) == int(62 + 40 + compensation) + DEADLINE_GRACE_SECONDS
-    assert compensation > 30  # the compensation retries at least 5 times by default
+    # When / Then: actions (30 + 2 + 30) and (40); the compensation's 12 attempts of 30 s (1, 5 more for its own
+    # errors, 6 for timeouts) with its waits (2, 6, 18, 54 and 60 for its errors; 1, 2, 4, ... 32 for timeouts,
+    # from its 1 s heartbeat window, doubling); and the grace
+    compensation = 12 * 30 + (2 + 6 + 18 + 54 + 60) + (1 + 2 + 4 + 8 + 16 + 32)
+    assert saga_deadline_seconds(definition) == 62 + 40 + compensation + DEADLINE_GRACE_SECONDS
 
 
 def test_a_longer_step_sla_moves_the_deadline_later():

@@ -23,8 +23,8 @@ ORDER: dict[str, Any] = {
     "order_id": "ord-0001",
     "customer": {"customer_id": "c-1", "email": "ana@example.com"},
     "items": [
-        {"sku": "SKU-KEYBOARD", "quantity": 1, "unit_price_cents": 4999},
-        {"sku": "SKU-MOUSE", "quantity": 2, "unit_price_cents": 1250},
+        {"sku": "SKU-KEYBOARD", "quantity": 1},
+        {"sku": "SKU-MOUSE", "quantity": 2},
     ],
     "payment": {"card_token": "tok_visa"},
     "shipping_address": {
@@ -35,6 +35,25 @@ ORDER: dict[str, Any] = {
         "country": "DE",
     },
 }
+PRICES = {"SKU-KEYBOARD": 4999, "SKU-MOUSE": 1250}  # the inventory catalog's
+
+
+def reservation_result(items: list[dict[str, Any]], saga_id: str = SAGA_ID) -> dict[str, Any]:
+    """ReserveItems' result for `items`, each line at its catalog price (or the `unit_price_cents` it names)."""
+    return {
+        "reservation_id": saga_id,
+        "status": "ACTIVE",
+        "items": [
+            {
+                "sku": i["sku"],
+                "quantity": i["quantity"],
+                "unit_price_cents": i.get("unit_price_cents", PRICES[i["sku"]]),
+            }
+            for i in items
+        ],
+    }
+
+
 STEP_OF_COMMAND = {
     "ReserveItems": "reserve_inventory",
     "ReleaseReservation": "reserve_inventory",
@@ -91,9 +110,20 @@ def command_for(order: dict[str, Any]) -> CommandFactory:
     """`command_for("ReserveItems")`: the command as the state machine would send it for the sample order."""
 
     def build(
-        command: str, *, kind: CommandKind = "action", saga_id: str = SAGA_ID, order_input: dict[str, Any] | None = None
+        command: str,
+        *,
+        kind: CommandKind = "action",
+        saga_id: str = SAGA_ID,
+        order_input: dict[str, Any] | None = None,
+        results: dict[str, Any] | None = None,
     ) -> SagaCommand:
+        """The steps after the reservation carry its result, as the state machine passes it on."""
         step = STEP_OF_COMMAND[command]
+        saga_input = order if order_input is None else order_input
+        if results is None:
+            results = (
+                {} if step == "reserve_inventory" else {"reserve_inventory": reservation_result(saga_input["items"])}
+            )
         return SagaCommand(
             saga_id=saga_id,
             saga_type="OrderFulfillment",
@@ -103,7 +133,8 @@ def command_for(order: dict[str, Any]) -> CommandFactory:
             idempotency_key=f"{saga_id}#{step}#{kind}",
             task_token="token",
             heartbeat_seconds=20,
-            input=order if order_input is None else order_input,
+            input=saga_input,
+            results=results,
         )
 
     return build

@@ -8,14 +8,15 @@ from participant_toolkit.errors import PermanentFailure, TransientFailure
 from services.inventory.models import ReservationStatus
 from services.inventory.repository import InventoryRepository
 from services.inventory.service import InventoryService
+from tests.unit.participants.conftest import PRICES
 
 pytestmark = pytest.mark.unit
 
 
 @pytest.fixture
 def inventory(inventory_repository: InventoryRepository) -> InventoryService:
-    inventory_repository.seed_stock("SKU-KEYBOARD", 5)
-    inventory_repository.seed_stock("SKU-MOUSE", 3)
+    inventory_repository.seed_stock("SKU-KEYBOARD", 5, unit_price_cents=PRICES["SKU-KEYBOARD"])
+    inventory_repository.seed_stock("SKU-MOUSE", 3, unit_price_cents=PRICES["SKU-MOUSE"])
     return InventoryService(inventory_repository)
 
 
@@ -32,7 +33,11 @@ def test_reserve_items_takes_the_stock_and_records_an_active_reservation(
     # Then the stock is taken and the reservation is ACTIVE
     assert stock(inventory_repository) == {"SKU-KEYBOARD": 4, "SKU-MOUSE": 1}
     assert result["status"] == "ACTIVE"
-    assert result["items"] == [{"sku": "SKU-KEYBOARD", "quantity": 1}, {"sku": "SKU-MOUSE", "quantity": 2}]
+    # And each line carries the catalog's price, what payment charges
+    assert result["items"] == [
+        {"sku": "SKU-KEYBOARD", "quantity": 1, "unit_price_cents": 4999},
+        {"sku": "SKU-MOUSE", "quantity": 2, "unit_price_cents": 1250},
+    ]
     assert inventory_repository.get_reservation(saga_id).status is ReservationStatus.ACTIVE
 
 
@@ -168,3 +173,23 @@ def test_a_throttled_store_is_a_transient_failure(inventory, command_for, thrott
     with pytest.raises(TransientFailure) as failed:
         inventory.reserve_items(command_for("ReserveItems"))
     assert failed.value.error == "Inventory.StoreUnavailable"
+
+
+def test_a_price_the_client_sent_is_not_the_price_reserved(inventory, command_for, order):
+    # Given an order whose lines name their own (free) price
+    order["items"] = [{"sku": "SKU-KEYBOARD", "quantity": 1, "unit_price_cents": 0}]
+    # When it is reserved / Then the line is at the catalog's price
+    assert inventory.reserve_items(command_for("ReserveItems"))["items"][0]["unit_price_cents"] == 4999
+
+
+def test_a_sku_in_stock_but_without_a_price_is_not_for_sale(inventory_repository, command_for, order):
+    # Given a stock row with no price (not in the catalog)
+    inventory_repository.seed_stock("SKU-KEYBOARD", 5, unit_price_cents=4999)
+    inventory_repository._table.put(
+        {"pk": "SKU#SKU-MOUSE", "sk": "STOCK", "sku": "SKU-MOUSE", "available": 3}, condition=None
+    )
+    # When an order for it is reserved / Then it is refused as unknown, and no stock is taken
+    with pytest.raises(PermanentFailure) as rejected:
+        InventoryService(inventory_repository).reserve_items(command_for("ReserveItems"))
+    assert rejected.value.error == "Inventory.UnknownSku"
+    assert inventory_repository.get_stock("SKU-KEYBOARD") == 5

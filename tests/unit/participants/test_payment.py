@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from participant_toolkit.errors import PermanentFailure, TransientFailure
-from services.payment.models import Refund
+from services.payment.models import MissingReservation, Refund
 from services.payment.repository import PaymentRepository
 from services.payment.service import PaymentService
+from tests.unit.participants.conftest import reservation_result
 
 pytestmark = pytest.mark.unit
 
@@ -42,7 +43,7 @@ def test_process_payment_charges_the_order_amount(payments, payment_repository, 
 def test_a_rejected_payment_charges_nothing(
     payments, payment_repository, command_for, saga_id, order, card_token, unit_price_cents, error
 ):
-    # Given an order the card will not pay for
+    # Given an order the card will not pay for (its line reserved at that price)
     order["payment"]["card_token"] = card_token
     order["items"] = [{"sku": "SKU-KEYBOARD", "quantity": 1, "unit_price_cents": unit_price_cents}]
 
@@ -51,6 +52,9 @@ def test_a_rejected_payment_charges_nothing(
         payments.process_payment(command_for("ProcessPayment"))
     assert rejected.value.error == error
     assert payment_repository.get_ledger(saga_id) is None
+    # And the rejection names the order, never the card
+    assert order["order_id"] in rejected.value.cause
+    assert card_token not in rejected.value.cause
 
 
 def test_the_card_limit_itself_is_accepted(payments, command_for, order):
@@ -164,3 +168,19 @@ def test_a_throttled_store_is_a_transient_failure(payments, command_for, throttl
     with pytest.raises(TransientFailure) as failed:
         payments.process_payment(command_for("ProcessPayment"))
     assert failed.value.error == "Payment.StoreUnavailable"
+
+
+def test_the_charge_is_the_reservations_prices_never_the_inputs(payments, command_for, order, saga_id):
+    # Given an order whose input names a price of 0, reserved at the catalog's prices
+    order["items"] = [{"sku": "SKU-KEYBOARD", "quantity": 1, "unit_price_cents": 0}]
+    reserved = {"reserve_inventory": reservation_result([{"sku": "SKU-KEYBOARD", "quantity": 1}])}
+    # When the payment is processed / Then the catalog's price is charged
+    assert payments.process_payment(command_for("ProcessPayment", results=reserved))["charged_cents"] == 4999
+
+
+def test_a_payment_without_a_reservation_to_charge_is_not_answered(payments, payment_repository, command_for, saga_id):
+    # Given a command that carries no reservation (a saga wired wrong) / When processed / Then nothing is charged and
+    # the command fails (SQS redelivers it, then dead-letters it: the DLQ alarm fires)
+    with pytest.raises(MissingReservation):
+        payments.process_payment(command_for("ProcessPayment", results={}))
+    assert payment_repository.get_ledger(saga_id) is None

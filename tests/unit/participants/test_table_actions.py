@@ -18,6 +18,7 @@ from services.inventory.service import InventoryService
 from services.notification.service import NotificationService
 from services.payment.service import PaymentService
 from services.shipping.service import ShippingService
+from tests.unit.participants.conftest import PRICES
 
 pytestmark = pytest.mark.unit
 
@@ -62,8 +63,8 @@ def test_the_participants_call_exactly_the_granted_item_actions(
     notification_repository,
 ):
     # Given every example service on its own moto table (the stock seeded beforehand, as an operator would)
-    inventory_repository.seed_stock("SKU-KEYBOARD", 5)
-    inventory_repository.seed_stock("SKU-MOUSE", 3)
+    inventory_repository.seed_stock("SKU-KEYBOARD", 5, unit_price_cents=PRICES["SKU-KEYBOARD"])
+    inventory_repository.seed_stock("SKU-MOUSE", 3, unit_price_cents=PRICES["SKU-MOUSE"])
     calls.clear()
     # When each runs its action, its compensation, a tombstone and a refused late action
     run_each_path(InventoryService(inventory_repository), "reserve_items", "release_reservation", command_for)

@@ -45,6 +45,7 @@ SERVICE_TABLES = {
 }
 SKU = "SKU-KEYBOARD"
 INITIAL_STOCK = 10
+UNIT_PRICE_CENTS = 1250  # the catalog's price of SKU
 _tokens = itertools.count(1)
 
 
@@ -52,7 +53,7 @@ def order(*, country: str = "DE") -> dict[str, Any]:
     return {
         "order_id": f"ord-{uuid.uuid4().hex[:8]}",
         "customer": {"customer_id": "c-1", "email": "ana@example.com"},
-        "items": [{"sku": SKU, "quantity": 2, "unit_price_cents": 1250}],
+        "items": [{"sku": SKU, "quantity": 2}],
         "payment": {"card_token": "tok_visa"},
         "shipping_address": {
             "name": "Ana",
@@ -81,6 +82,7 @@ class TaskBoard:
         self.answers: list[tuple[str, str, Any]] = []  # (kind, token, output or error), as taken
         self.refused: list[tuple[str, str]] = []  # (kind, token)
         self.beats: list[str] = []
+        self.causes: list[str] = []  # the cause of each failure taken
         self._lock = threading.Lock()
         self._hold: threading.Event | None = None
         self._holds: list[threading.Event] = []
@@ -118,6 +120,7 @@ class TaskBoard:
 
     def fail(self, task_token: str, error: str, cause: str) -> None:
         self._take("fail", task_token, error)
+        self.causes.append(cause)
 
     def heartbeat(self, task_token: str) -> None:
         with self._lock:
@@ -194,13 +197,14 @@ class Services:
                 "SendCancellationNotice": notifications.send_cancellation_notice,
             },
         }
-        services.inventory.seed_stock(SKU, INITIAL_STOCK)
+        services.inventory.seed_stock(SKU, INITIAL_STOCK, unit_price_cents=UNIT_PRICE_CENTS)
         return services
 
     def reconcile(self, records: SagaRecordRepository) -> Reconciliation:
         return reconcile(
             records.scan_all(),
             initial_stock={SKU: INITIAL_STOCK},
+            prices={SKU: UNIT_PRICE_CENTS},
             inventory=self.inventory,
             payments=self.payments,
             shipping=self.shipping,
@@ -265,6 +269,7 @@ class SagaDriver:
         self.saga_id = f"saga-{uuid.uuid4().hex[:12]}"
         self.order = order()
         self.sent: list[dict[str, Any]] = []
+        self._action_tokens: dict[str, str] = {}  # task token -> its action's step: whose answer is a result
 
     def start(self, saga_input: dict[str, Any] | None = None) -> SagaDriver:
         self.order = saga_input or self.order
@@ -275,16 +280,27 @@ class SagaDriver:
         )
         return self
 
-    def command(self, step: str, kind: str = "action", *, error: dict[str, str] | None = None) -> dict[str, Any]:
-        """The command body the task state of `step` sends, with a new task token waiting on the board."""
+    def command(
+        self,
+        step: str,
+        kind: str = "action",
+        *,
+        error: dict[str, str] | None = None,
+        results: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """The command body the task state of `step` sends, with a new task token waiting on the board; `$.results`
+        is what the board took of the actions before (or `results`)."""
         definition_step = self.definition.step(step)
         state = definition_step.action if kind == "action" else definition_step.compensation
         template = self.asl["States"][state]["Parameters"]["MessageBody"]
+        token = self.board.open_task()
+        if kind == "action":
+            self._action_tokens[token] = step
         values = {
             "$$.Execution.Name": self.saga_id,
-            "$$.Task.Token": self.board.open_task(),
+            "$$.Task.Token": token,
             "$.input": self.order,
-            "$.results": {},
+            "$.results": self.results() if results is None else results,
             "$.error": error or {"Error": "Test.Failure", "Cause": "a later step failed"},
         }
         body: dict[str, Any] = {}
@@ -297,6 +313,19 @@ class SagaDriver:
                 body[key[:-2]] = values[value]
         self.sent.append(body)
         return body
+
+    def results(self) -> dict[str, Any]:
+        """`$.results`: each action's output Step Functions took, by step (the task states' ResultPath)."""
+        return {
+            self._action_tokens[token]: output
+            for kind, token, output in self.board.answers
+            if kind == "succeed" and token in self._action_tokens
+        }
+
+    def reservation_result(self) -> dict[str, Any]:
+        """What ReserveItems answers for this saga's order: its lines at the catalog's price."""
+        items = [{**line, "unit_price_cents": UNIT_PRICE_CENTS} for line in self.order["items"]]
+        return {"reservation_id": self.saga_id, "status": "ACTIVE", "items": items}
 
     def service(self, step: str) -> str:
         return self.definition.step(step).service

@@ -83,7 +83,8 @@ def test_a_saga_that_completed_before_any_mark_landed_ends_at_its_last_step(defi
     saga = SagaDriver(definition, board, records)
     steps = [step.name for step in definition.steps]
     records.create(saga_id=saga.saga_id, saga_type=definition.name, steps=steps, saga_input=saga.order)
-    commands = [saga.command(step) for step in steps]
+    # (each command carries the reservation's result, as the state machine passes it on)
+    commands = [saga.command(step, results={steps[0]: saga.reservation_result()}) for step in steps]
     saga.ends(SagaStatus.COMPLETED)
     # When the marks land, then the starter's
     for step, body in zip(steps, commands, strict=True):
@@ -316,7 +317,8 @@ def test_task_tokens_and_payloads_stay_out_of_logs_and_errors(saga, participants
         participant.handler("ProcessPayment")(sqs_event(leaky, "{broken"), context())
     error_text = str(failure.value)  # read now: the processor reuses its exception list on the next batch
     # And a command whose card is declined is answered (and logged)
-    declined = saga.command("process_payment") | {"task_token": SECRET_TOKEN + "-2"}
+    reserved = {"reserve_inventory": saga.reservation_result()}
+    declined = saga.command("process_payment", results=reserved) | {"task_token": SECRET_TOKEN + "-2"}
     declined["input"] = order() | {"payment": {"card_token": "tok_declined"}, "card": "4111-secret"}
     participant.handler("ProcessPayment")(sqs_event(declined), context())
     # Then neither the error nor the logs repeat the token or the payload, but they do name the bad fields
