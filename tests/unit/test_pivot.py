@@ -9,7 +9,12 @@ from saga_records import SagaStatus
 from saga_testkit.fault_matrix import TIMEOUT_ERROR, FaultCell, NotApplicable, fault_matrix
 from statemachines import SagaDefinitionError, compile_saga, parse_definition
 from statemachines.compiler import FORWARD_RECOVERY_FAILED_ERROR, RECORD_COMPLETED, RECORD_FAILED
-from statemachines.deadline import DEADLINE_GRACE_SECONDS, saga_deadline_seconds, worst_case_task_seconds
+from statemachines.deadline import (
+    DEADLINE_GRACE_SECONDS,
+    saga_deadline_seconds,
+    worst_case_compensation_seconds,
+    worst_case_task_seconds,
+)
 from statemachines.definition import DEFAULT_MAX_ATTEMPTS
 from statemachines.diagram import to_mermaid
 
@@ -224,7 +229,7 @@ def test_the_diagram_draws_the_pivot_apart_with_both_routes(asl):
 def test_the_deadline_counts_every_retry_of_the_pivot_and_no_compensation_of_it(definition):
     hold, charge, issue, _notify = definition.steps
     actions = sum(worst_case_task_seconds(step.sla, step.action_retry) for step in definition.steps)
-    compensations = sum(worst_case_task_seconds(step.sla, step.effective_compensation_retry) for step in (hold, charge))
+    compensations = sum(worst_case_compensation_seconds(step) for step in (hold, charge))
     assert saga_deadline_seconds(definition) == int(actions + compensations) + DEADLINE_GRACE_SECONDS
     # the pivot's timeouts are retried: every attempt may run to its timeout
     assert worst_case_task_seconds(issue.sla, issue.action_retry) >= (RETRY["max_attempts"] + 1) * 60
