@@ -27,6 +27,7 @@ from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.dynamodb.responses import DynamoHandler
+from moto.events import models as events_models
 from moto.sqs.models import SQSBackend
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions import responses as sfn_responses
@@ -104,6 +105,15 @@ def cfn_state_machine_in_executing_backend() -> Iterator[None]:
         stack.enter_context(patched(sfn_models, "stepfunctions_backends", stepfunctions_parser_backends))
         stack.enter_context(patched(state_machine, "create_from_cloudformation_json", classmethod(create_substituted)))
         stack.enter_context(patched(state_machine, "update_from_cloudformation_json", classmethod(update_substituted)))
+        yield
+
+
+# --- Defect: `Ref` of an AWS::Events::EventBus resolves to moto's EventBus object instead of the bus's name (the model
+# has no physical_resource_id), so a rule on a custom bus (`EventBusName: {Ref: Bus}`) fails to create, and so does
+# every resource after it.
+@contextmanager
+def cfn_event_bus_ref_is_its_name() -> Iterator[None]:
+    with patched(events_models.EventBus, "physical_resource_id", property(lambda bus: bus.name)):
         yield
 
 
@@ -412,6 +422,7 @@ def all_workarounds(time_scale: float = 1.0) -> Iterator[None]:
         raise RuntimeError(f"moto {moto.__version__} installed; these workarounds are for {PINNED_MOTO}: re-check them")
     with ExitStack() as stack:
         stack.enter_context(cfn_state_machine_in_executing_backend())
+        stack.enter_context(cfn_event_bus_ref_is_its_name())
         stack.enter_context(fresh_task_token_per_retry())
         stack.enter_context(send_task_failure_keeps_cause())
         stack.enter_context(early_callback_seen_at_once())

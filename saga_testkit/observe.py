@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -74,6 +75,49 @@ def outcome_of(definition: SagaDefinition, state_machine_arn: str, record: dict[
         duration_seconds=duration,
         record=record,
     )
+
+
+def choreographed_outcome_of(observer: Any, record: dict[str, Any]) -> SagaOutcome:
+    """A choreographed saga's outcome: its record, and from the bus the steps whose action and compensation succeeded
+    (no execution: no transitions, and its status is the record's)."""
+    saga_id = record["saga_id"]
+    started, ended = record.get("created_at"), record.get("updated_at")
+    duration = float("nan")
+    if started and ended:
+        duration = (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()
+    return SagaOutcome(
+        saga_id=saga_id,
+        status=record["status"],
+        execution_status="CHOREOGRAPHED",
+        actions_succeeded=observer.steps_with(saga_id, "Succeeded"),
+        compensations_succeeded=observer.steps_with(saga_id, "Compensated"),
+        transitions=0,
+        duration_seconds=duration,
+        record=record,
+    )
+
+
+def wait_until_recorded(
+    read_record: Callable[[str], dict[str, Any] | None],
+    saga_ids: Iterable[str],
+    *,
+    timeout_seconds: float,
+    on_finished: Callable[[str], None] | None = None,
+    poll_seconds: float = 0.2,
+) -> list[str]:
+    """Wait until every saga's record is terminal or parked (a choreographed saga has no execution); the unfinished."""
+    waiting = set(saga_ids)
+    deadline = time.monotonic() + timeout_seconds
+    while waiting:
+        for saga_id in sorted(waiting):
+            if (read_record(saga_id) or {}).get("status") in FINISHED_STATUSES:
+                waiting.discard(saga_id)
+                if on_finished:
+                    on_finished(saga_id)
+        if not waiting or time.monotonic() > deadline:
+            break
+        time.sleep(poll_seconds)
+    return sorted(waiting)
 
 
 def wait_until_finished(

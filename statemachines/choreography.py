@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from statemachines.definition import SagaDefinition, Step
+from statemachines.definition import TIMEOUT_ERROR, SagaDefinition, Step
 
 _LAMBDAS = str(Path(__file__).resolve().parent.parent / "lambdas")
 if _LAMBDAS not in sys.path:
@@ -96,6 +96,40 @@ def reactions(definition: SagaDefinition) -> list[Reaction]:
         )
         found.append(Reaction(step, "compensation", on))
     return found
+
+
+def command_fields(definition: SagaDefinition, reaction: Reaction) -> dict[str, Any]:
+    """What a rule knows of the command it sends, beside the triggering event's detail (under `event`): the command
+    envelope the participant toolkit parses, answered on the bus. An action's place in the saga is the one the
+    compiler writes for orchestration; the retry policy is the definition's (the participant retries itself)."""
+    step = reaction.step
+    steps = definition.steps
+    index = steps.index(step)
+    policy = step.retry if reaction.kind == "action" else step.effective_compensation_retry
+    fields: dict[str, Any] = {
+        "reply": "bus",
+        "saga_type": definition.name,
+        "step": step.name,
+        "kind": reaction.kind,
+        "command": reaction.command,
+        "heartbeat_seconds": step.sla.heartbeat_seconds,
+        "retry": {
+            "errors": [error for error in policy.errors if error != TIMEOUT_ERROR],
+            "max_attempts": policy.max_attempts,
+            "interval_seconds": policy.interval_seconds,
+            "backoff_rate": policy.backoff_rate,
+            "max_delay_seconds": policy.max_delay_seconds,
+            "jitter": policy.jitter,
+        },
+    }
+    if reaction.kind == "action":
+        if index > 0:
+            fields["previous_step"] = steps[index - 1].name
+        if index + 1 < len(steps):
+            fields["next_step"] = steps[index + 1].name
+        if step.compensation is not None:
+            fields["compensation"] = step.compensation
+    return fields
 
 
 def ends_failed(definition: SagaDefinition) -> list[str]:

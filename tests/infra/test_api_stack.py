@@ -147,11 +147,12 @@ def test_the_stage_throttles_and_logs_access_and_execution(synthesized, template
     template.resource_count_is("AWS::ApiGateway::Account", 1)
 
 
-def test_the_api_function_may_start_every_saga_and_use_the_saga_table_only(synthesized, definitions):
+def test_the_api_function_may_start_every_saga_and_use_the_saga_table_only(synthesized, orchestrated, choreographed):
     _, function = _function(synthesized, API_HANDLER)
     statements = _statements_of(synthesized, function["Properties"]["Role"]["Fn::GetAtt"][0])
     assert _actions(statements) == {
         "states:StartExecution",
+        "events:PutEvents",
         "dynamodb:PutItem",
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
@@ -162,11 +163,16 @@ def test_the_api_function_may_start_every_saga_and_use_the_saga_table_only(synth
         "xray:PutTelemetryRecords",
     }
     started = [s["Resource"] for s in statements if s["Action"] == "states:StartExecution"]
-    machines = [synthesized.template["Outputs"][constants.state_machine_output(d.name)]["Value"] for d in definitions]
+    machines = [synthesized.template["Outputs"][constants.state_machine_output(d.name)]["Value"] for d in orchestrated]
     assert sorted(map(json.dumps, started)) == sorted(map(json.dumps, machines))
+    # A choreographed saga starts with its Saga.Started on the bus, under its own source only
+    (put,) = [s for s in statements if s["Action"] == "events:PutEvents"]
+    assert put["Resource"] == {"Fn::GetAtt": [synthesized.logical_id("Choreography/Bus"), "Arn"]}
+    assert put["Condition"] == {"StringEquals": {"events:source": sorted(f"sagas.{d.name}" for d in choreographed)}}
     environment = function["Properties"]["Environment"]["Variables"]
     assert int(environment["MAX_REQUEST_BYTES"]) == constants.MAX_REQUEST_BYTES
     assert constants.MAX_REQUEST_BYTES < constants.STEP_FUNCTIONS_PAYLOAD_LIMIT_BYTES == 262_144
+    assert constants.MAX_REQUEST_BYTES < constants.EVENTBRIDGE_ENTRY_LIMIT_BYTES == 262_144
 
 
 def _resolved(value: Any, refs: dict[str, str]) -> str:
@@ -180,8 +186,10 @@ def test_the_functions_sagas_setting_lists_every_saga_with_its_state_machine(syn
     machines = {
         synthesized.template["Outputs"][constants.state_machine_output(d.name)]["Value"]["Ref"]: d.name
         for d in definitions
+        if d.pattern == "orchestration"
     }
     refs = {logical_id: f"arn:aws:states:us-east-1:1:stateMachine:{name}" for logical_id, name in machines.items()}
+    refs[synthesized.logical_id("Choreography/Bus")] = "saga-bus"
     for handler in (API_HANDLER, RECONCILER_HANDLER):
         _, function = _function(synthesized, handler)
         variables = function["Properties"]["Environment"]["Variables"]
@@ -189,10 +197,26 @@ def test_the_functions_sagas_setting_lists_every_saga_with_its_state_machine(syn
             {**variables, "SAGAS": _resolved(variables["SAGAS"], refs), "SAGA_TABLE_NAME": "sagas"}
         )
         # Then it is the typed setting the API reads, one entry per saga, from the definitions
+        # (an orchestrated saga started by its state machine, a choreographed one by the bus)
         assert [
-            (saga.saga_type, saga.path, saga.state_machine_arn.rsplit(":", 1)[1], saga.steps, saga.id_field)
+            (
+                saga.saga_type,
+                saga.path,
+                saga.state_machine_arn.rsplit(":", 1)[1] if saga.state_machine_arn else saga.bus_name,
+                saga.steps,
+                saga.id_field,
+            )
             for saga in settings.sagas
-        ] == [(d.name, d.route_path, d.name, tuple(step.name for step in d.steps), d.id_field) for d in definitions]
+        ] == [
+            (
+                d.name,
+                d.route_path,
+                d.name if d.pattern == "orchestration" else "saga-bus",
+                tuple(step.name for step in d.steps),
+                d.id_field,
+            )
+            for d in definitions
+        ]
         assert [saga.input_module for saga in settings.sagas] == [d.input_module for d in definitions]
         # And what is not SAGAS fits in the room the synth-time check leaves it (a reference at a table name's 255)
         others = sum(
@@ -215,6 +239,7 @@ def test_the_reconciler_runs_on_a_schedule_with_only_what_it_needs(synthesized, 
     statements = _statements_of(synthesized, function["Properties"]["Role"]["Fn::GetAtt"][0])
     assert _actions(statements) - {"logs:CreateLogStream", "logs:PutLogEvents"} == {
         "states:StartExecution",
+        "events:PutEvents",
         "dynamodb:Query",
         "dynamodb:UpdateItem",
         "xray:PutTraceSegments",
