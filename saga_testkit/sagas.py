@@ -40,8 +40,11 @@ def named(definition: SagaDefinition, saga_id: str, body: dict[str, Any]) -> tup
 
 
 class LocalSagas:
-    def __init__(self, cloud: LocalCloud, definition: SagaDefinition, *, kit: SagaKit | None = None) -> None:
-        """`kit`: the saga's kit; by default the one its convention names (SagaKit's defaults when there is none)."""
+    def __init__(
+        self, cloud: LocalCloud, definition: SagaDefinition, *, kit: SagaKit | None = None, observe: bool = True
+    ) -> None:
+        """`kit`: the saga's kit; by default the one its convention names (SagaKit's defaults when there is none).
+        `observe=False`: no rule of the kit's own on the saga bus (a choreographed saga's outcome is then unread)."""
         self.cloud = cloud
         self.definition = definition
         self.records = SagaRecordRepository(cloud.output("SagaTableName"))
@@ -50,7 +53,7 @@ class LocalSagas:
         if self.choreographed:
             self.state_machine_arn = None
             bus_name = cloud.output("SagaBusName")
-            self.observer: BusObserver | None = BusObserver(bus_name, definition.name)
+            self.observer: BusObserver | None = BusObserver(bus_name, definition.name) if observe else None
             spec = SagaSpec(definition.name, None, steps, bus_name=bus_name)
         else:
             self.state_machine_arn = cloud.output(f"{definition.name}StateMachineArn")

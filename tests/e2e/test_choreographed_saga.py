@@ -95,3 +95,45 @@ def test_the_api_starts_and_reports_a_choreographed_saga(choreographed, local_ap
     status = client.get(DEFINITION.route_path, order["order_id"])
     assert status.status == 200
     assert (status.body["saga_type"], status.body["status"]) == (DEFINITION.name, "COMPLETED")
+
+
+def test_a_parked_choreographed_saga_is_flagged_shown_and_resumed_with_the_operator_cli(choreographed, order):
+    from rich.console import Console
+
+    from saga_ops import cli
+
+    saga_id = order["order_id"]
+    # Given a saga whose shipment is refused and whose refund then fails for good
+    shipment, payment = DEFINITION.steps[2], DEFINITION.steps[1]
+    choreographed.faults.plan(saga_id, shipment.name, "action", Fault.permanent(shipment.permanent_errors[0]))
+    choreographed.faults.plan(saga_id, payment.name, "compensation", Fault.permanent("Payment.ProviderDown"))
+    outcome = _run(choreographed, order)
+    # Then the tracker parked it as the orchestrated park state does: the step, both errors, what a resume runs
+    record = outcome.record
+    assert (record["status"], record["failed_step"], record["compensation_error"]) == (
+        "COMPENSATION_FAILED",
+        payment.name,
+        "Payment.ProviderDown",
+    )
+    assert record["error"] == shipment.permanent_errors[0]
+    assert record["pending"] == [
+        {"step": payment.name, "kind": "compensation"},
+        {"step": STEPS[0], "kind": "compensation"},
+    ]
+    # And the operator CLI lists and shows it (no execution to show: its record is the story)
+    listing = Console(record=True, width=200)
+    assert cli.main(["list", "--status", "COMPENSATION_FAILED"], console=listing) == 0
+    assert saga_id in listing.export_text()
+    shown = Console(record=True, width=200)
+    assert cli.main(["show", saga_id], console=shown) == 0, shown.export_text()
+    assert "Payment.ProviderDown" in shown.export_text()
+    # When the provider is back and an operator resumes it
+    choreographed.faults.clear(saga_id, payment.name, "compensation")
+    resumed = Console(record=True, width=200)
+    arguments = ["resume", saga_id, "--retry", "--reason", "provider back", "--by", "ana@ops", "--wait-seconds", "20"]
+    assert cli.main(arguments, console=resumed) == 0, resumed.export_text()
+    # Then the refund and the release ran, and the saga is compensated and reconciles
+    record = choreographed.records.get(saga_id)
+    assert (record["status"], record["pending"]) == ("FAILED", [])
+    assert {record["steps"][step]["status"] for step in (payment.name, STEPS[0])} == {"COMPENSATED"}
+    assert choreographed.check().problems == []

@@ -281,3 +281,27 @@ ALARMS = "arn:aws:cloudwatch:r:1:alarm:S/*"
 )
 def test_conditions_evaluate_as_iam_does(condition, context, holds):
     assert wiring.condition_holds(condition, context) is holds
+
+
+def test_on_the_saga_bus_each_caller_puts_only_its_own_sources(synthesized, audited):
+    # A participant, the tracker, the scheduler role and the API may put events on the bus only as the sagas (or the
+    # deadlines) they serve: another saga's source, or a deadline under the saga's own source, is denied
+    template = wiring.Template(synthesized.template)
+    kinds_checked = set()
+    for edge in audited:
+        if not edge.kind.endswith("-> saga bus"):
+            continue
+        allowed = {request.context["events:source"] for request in edge.requests}
+        for request in edge.requests:
+            assert identity_allows(template, edge, request), edge.kind
+            for foreign in ("sagas.SomeoneElse", f"{request.context['events:source']}.forged"):
+                if foreign not in allowed:
+                    forged = wiring.Request(request.action, request.resource, {"events:source": foreign})
+                    assert not identity_allows(template, edge, forged), (edge.kind, edge.source, foreign)
+        kinds_checked.add(edge.kind)
+    assert kinds_checked == {
+        "participant -> saga bus",
+        "tracker -> saga bus",
+        "schedule -> saga bus",
+        "function -> saga bus",
+    }

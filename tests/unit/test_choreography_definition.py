@@ -153,3 +153,11 @@ def test_schemas_are_generated_for_choreographed_sagas_only():
         True,
         False,
     }
+
+
+def test_readme_shows_the_current_choreography_diagram():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    diagram = CHOREOGRAPHED_FILE.with_name("order_fulfillment_choreographed.mmd").read_text(encoding="utf-8")
+    assert f"```mermaid\n{diagram}```" in readme, (
+        "README diagram is stale: paste statemachines/sagas/order_fulfillment_choreographed.mmd"
+    )
