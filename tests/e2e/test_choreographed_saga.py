@@ -97,7 +97,7 @@ def test_the_api_starts_and_reports_a_choreographed_saga(choreographed, local_ap
     assert (status.body["saga_type"], status.body["status"]) == (DEFINITION.name, "COMPLETED")
 
 
-def test_a_parked_choreographed_saga_is_flagged_shown_and_resumed_with_the_operator_cli(choreographed, order):
+def test_a_parked_choreographed_saga_is_listed_shown_and_resumed_with_the_operator_cli(choreographed, order):
     from rich.console import Console
 
     from saga_ops import cli
