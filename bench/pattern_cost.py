@@ -29,7 +29,6 @@ import random
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +40,7 @@ from moto.core.botocore_stubber import BotocoreStubber
 from moto.events import models as events_models
 
 from bench.prices import PRICES, usd_per_million_sagas
+from bench.throughput import RequestCounter
 from local_runtime.cloud import FAKE_CREDENTIALS, LocalCloud
 from saga_testkit.kit import project_definitions
 from saga_testkit.sagas import LocalSagas
@@ -53,14 +53,9 @@ TIME_SCALE = 0.1
 QUIET_SECONDS = 2.0  # after the last saga ended: its participants' late record marks land meanwhile
 
 
-class OperationCounter:
+class OperationCounter(RequestCounter):
     """Requests the in-process moto serves, by "<service>.<operation>"; ReceiveMessage only when it returned messages
     (counted also as one Lambda request: a batch handed to a function); EventBridge's deliveries to SQS targets."""
-
-    def __init__(self) -> None:
-        self.counts: Counter[str] = Counter()
-        self._lock = threading.Lock()
-        self._skipped: set[int] = set()
 
     @contextmanager
     def installed(self) -> Iterator[OperationCounter]:
@@ -97,18 +92,6 @@ class OperationCounter:
     def add(self, key: str, count: int = 1) -> None:
         with self._lock:
             self.counts[key] += count
-
-    @contextmanager
-    def skip_this_thread(self) -> Iterator[None]:
-        self._skipped.add(threading.get_ident())
-        try:
-            yield
-        finally:
-            self._skipped.discard(threading.get_ident())
-
-    def snapshot(self) -> Counter[str]:
-        with self._lock:
-            return Counter(self.counts)
 
 
 def _returned_messages(response: Any) -> bool:

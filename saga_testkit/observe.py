@@ -97,49 +97,28 @@ def choreographed_outcome_of(observer: Any, record: dict[str, Any]) -> SagaOutco
     )
 
 
-def wait_until_recorded(
-    read_record: Callable[[str], dict[str, Any] | None],
-    saga_ids: Iterable[str],
-    *,
-    timeout_seconds: float,
-    on_finished: Callable[[str], None] | None = None,
-    poll_seconds: float = 0.2,
-) -> list[str]:
-    """Wait until every saga's record is terminal or parked (a choreographed saga has no execution); the unfinished."""
-    waiting = set(saga_ids)
-    deadline = time.monotonic() + timeout_seconds
-    while waiting:
-        for saga_id in sorted(waiting):
-            if (read_record(saga_id) or {}).get("status") in FINISHED_STATUSES:
-                waiting.discard(saga_id)
-                if on_finished:
-                    on_finished(saga_id)
-        if not waiting or time.monotonic() > deadline:
-            break
-        time.sleep(poll_seconds)
-    return sorted(waiting)
-
-
 def wait_until_finished(
     read_record: Callable[[str], dict[str, Any] | None],
-    state_machine_arn: str,
+    state_machine_arn: str | None,
     saga_ids: Iterable[str],
     *,
     timeout_seconds: float,
     on_finished: Callable[[str], None] | None = None,
     poll_seconds: float = 0.2,
 ) -> list[str]:
-    """Wait until every saga's execution stopped and its record is terminal or parked; return the unfinished."""
+    """Wait until every saga's execution stopped and its record is terminal or parked; return the unfinished. A
+    choreographed saga (`state_machine_arn` None) has no execution: its record alone says."""
     sfn = boto3.client("stepfunctions")
     waiting = set(saga_ids)
     deadline = time.monotonic() + timeout_seconds
     while waiting:
         # One call tells which are still running; only the others need their record read.
         running = set()
-        for page in sfn.get_paginator("list_executions").paginate(
-            stateMachineArn=state_machine_arn, statusFilter="RUNNING"
-        ):
-            running |= {execution["name"] for execution in page["executions"]}
+        if state_machine_arn is not None:
+            for page in sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=state_machine_arn, statusFilter="RUNNING"
+            ):
+                running |= {execution["name"] for execution in page["executions"]}
         for saga_id in sorted(waiting - running):
             if (read_record(saga_id) or {}).get("status") in FINISHED_STATUSES:
                 waiting.discard(saga_id)

@@ -26,7 +26,6 @@ from saga_testkit.observe import (
     execution_arn,
     outcome_of,
     wait_until_finished,
-    wait_until_recorded,
 )
 from statemachines import SagaDefinition
 
@@ -82,10 +81,6 @@ class LocalSagas:
         return self.starter.start(self.definition.name, saga_id, saga_input)
 
     def wait(self, saga_ids: list[str], timeout_seconds: float = 60, on_finished: Any = None) -> list[str]:
-        if self.choreographed:
-            return wait_until_recorded(
-                self.records.get, saga_ids, timeout_seconds=timeout_seconds, on_finished=on_finished
-            )
         return wait_until_finished(
             self.records.get, self.state_machine_arn, saga_ids, timeout_seconds=timeout_seconds, on_finished=on_finished
         )
