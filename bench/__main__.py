@@ -7,6 +7,8 @@
 3. throughput: the bare harness, then the local runtime, each in a fresh process (bench/throughput.py); then the
    sustained rate at which a burst through the signed API still ends with every saga completed (bench/burst.py).
 4. cold init: each participant handler module's import against `import boto3` plus one client.
+4b. cost per pattern: requests per saga by service for the orchestrated and the choreographed order saga, and the
+    all-in USD per million sagas from them (bench/pattern_cost.py, prices in bench/prices.py).
 5. test suite: the `make test` command, timed (skipped with --skip-suite; results.json then says so).
 """
 
@@ -21,13 +23,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench import burst, cold_init, report, throughput, timings, transitions
+from bench import burst, cold_init, pattern_cost, report, throughput, timings, transitions
 from bench.figures import RESULTS_FILE, results, sagas_per_second, write_results
 from local_runtime.interrupt import exits_quietly_on_ctrl_c
 
 # The throughput runs keep real SLA time: the happy path waits on no timer, and 200 sagas at once on 2 shared
 # cores would otherwise miss heartbeats scaled down to a fraction of a second (a timeout, not a throughput).
 THROUGHPUT_TIME_SCALE = 1.0
+PATTERN_COST_SAGAS = 20  # happy sagas per pattern whose requests are counted
 
 
 @exits_quietly_on_ctrl_c
@@ -55,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
         burst_run = burst.measure_in_fresh_process()
     with console.status("cold init of the participant handlers..."):
         cold = cold_init.measure(assembly, args.cold_init_repetitions)
+    with console.status("cost per pattern: orchestrated and choreographed order sagas..."):
+        costs = pattern_cost.measure_in_fresh_process(assembly, PATTERN_COST_SAGAS)
+    pattern_cost.print_report(costs, console)
     suite_s, suite_passed, suite_summary, suite_failures = None, None, "skipped (--skip-suite)", []
     if not args.skip_suite:
         with console.status("test suite (make test's command)..."):
@@ -89,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 for layer in cold["layers"]
             ],
+            "pattern_cost": costs,
             "synth_method": "cdk synth --quiet (pinned CDK CLI, app.py)",
             "test_suite_passed": suite_passed,
             "test_suite_summary": suite_summary,

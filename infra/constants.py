@@ -96,7 +96,11 @@ API_OTHER_VARIABLES_BYTES = 1024
 # each step's result (the order's inventory step echoes the order lines) and error/cause texts, so an input may use a
 # quarter of it: 65,536 bytes. Larger bodies are answered 413 before the body is parsed.
 STEP_FUNCTIONS_PAYLOAD_LIMIT_BYTES = 256 * 1024
-MAX_REQUEST_BYTES = STEP_FUNCTIONS_PAYLOAD_LIMIT_BYTES // 4
+# A choreographed saga carries the same context in every event instead: EventBridge takes 256 KiB (262,144 bytes) per
+# PutEvents entry, and SQS as much per message (the command a rule builds from the event adds under 1 KiB of its own
+# fields). The input and its steps' results share it as under Step Functions, so the same quarter: 65,536 bytes.
+EVENTBRIDGE_ENTRY_LIMIT_BYTES = 256 * 1024
+MAX_REQUEST_BYTES = min(STEP_FUNCTIONS_PAYLOAD_LIMIT_BYTES, EVENTBRIDGE_ENTRY_LIMIT_BYTES) // 4
 # Orphans (record written, StartExecution failed): the reconciler runs every RECONCILE_EVERY_MINUTES and starts
 # sagas STARTED for longer than the grace period; past the give-up period it fails them (nothing ran).
 RECONCILE_EVERY_MINUTES = 5
@@ -110,6 +114,14 @@ API_SECURITY_POLICY = "TLS_1_2"
 # `cdk deploy -c apiAllowedPrincipals=arn:aws:iam::111122223333:role/shop,444455556666`: a resource policy lets only
 # these IAM principal ARNs and account ids call the API (IAM authorisation still applies). Unset: no resource policy.
 API_ALLOWED_PRINCIPALS_CONTEXT = "apiAllowedPrincipals"
+
+# --- choreographed sagas (infra/constructs/choreography.py) ---
+TRACKER_HANDLER = "saga_tracker.handlers.track_saga_events"
+TRACKER_SERVICE = "SagaTracker"  # POWERTOOLS_SERVICE_NAME of the tracker
+# Deadline schedules go to EventBridge Scheduler's default group (the tracker may create schedules named
+# SagaDeadline-* there only); each deletes itself once it fired.
+DEADLINE_SCHEDULE_GROUP = "default"
+SAGA_BUS_OUTPUT = "SagaBusName"
 
 # --- operations (infra/constructs/saga_operations.py, monitoring.py) ---
 OPERATIONS_SERVICE = "SagaOperations"  # POWERTOOLS_SERVICE_NAME of the detector and the reconciler

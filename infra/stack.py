@@ -1,5 +1,6 @@
-"""The saga stack: composes the stores, one participant per service, one state machine per saga, the API in front of
-every saga, and operations (stuck-saga detector, execution-status reconciler, alarms and dashboards)."""
+"""The saga stack: composes the stores, one participant per service, one state machine per orchestrated saga, the saga
+bus with its rules and tracker for the choreographed ones, the API in front of every saga, and operations (stuck-saga
+detector, execution-status reconciler, alarms and dashboards)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from infra.constructs import (
     SagaStore,
     SharedResources,
 )
+from infra.constructs.choreography import SagaChoreography
 from infra.constructs.monitoring import SagaMonitoring
 from infra.constructs.saga_api import SagaApi, SagaRoute
 from statemachines import SagaDefinition, SagaDefinitionError
@@ -72,8 +74,15 @@ class SagaStack(Stack):
             for service, commands in commands_by_service(definitions).items()
         ]
         consumers = {ref: consumer for participant in participants for ref, consumer in participant.consumers.items()}
+        orchestrated = [definition for definition in definitions if definition.pattern == "orchestration"]
+        choreographed = [definition for definition in definitions if definition.pattern == "choreography"]
+        choreography = (
+            SagaChoreography(self, "Choreography", definitions=choreographed, consumers=consumers, shared=shared)
+            if choreographed
+            else None
+        )
         state_machines = {}
-        for definition in definitions:
+        for definition in orchestrated:
             saga = SagaStateMachine(
                 self,
                 definition,
@@ -97,13 +106,14 @@ class SagaStack(Stack):
             sagas=[
                 SagaRoute.of(
                     definition,
-                    state_machines[definition.name],
+                    state_machines.get(definition.name),
                     code_root=code_root,
                     command_queues=[
                         consumers[CommandRef(step.service, command)].queue
                         for step in definition.steps
                         for command in step.commands
                     ],
+                    bus=choreography.bus if choreography else None,
                 )
                 for definition in definitions
             ],
@@ -136,12 +146,14 @@ class SagaStack(Stack):
             dead_letter_queues={
                 **{f"{ref.label}.DLQ": consumer.dead_letter_queue for ref, consumer in consumers.items()},
                 **operations.dead_letter_queues,
+                **({f"{constants.TRACKER_SERVICE}.DLQ": choreography.dead_letter_queue} if choreography else {}),
             },
             functions={
                 **{ref.label: consumer.function for ref, consumer in consumers.items()},
                 **operations.functions,
                 "SagaApi": api.function,
                 "SagaApiReconciler": api.reconciler,
+                **({constants.TRACKER_SERVICE: choreography.tracker} if choreography else {}),
             },
             sagas=[SagaMonitoring.of(definition) for definition in definitions],
         )
@@ -164,6 +176,13 @@ class SagaStack(Stack):
             description="Saga dashboard: every saga's executions, statuses, APIs and incidents (each saga's steps on "
             "a dashboard of its own, <stack>-<saga>)",
         )
+        if choreography is not None:
+            CfnOutput(
+                self,
+                constants.SAGA_BUS_OUTPUT,
+                value=choreography.bus.event_bus_name,
+                description="The saga bus of the choreographed sagas",
+            )
         CfnOutput(self, constants.SAGA_TABLE_OUTPUT, value=saga_store.table.table_name, description="Saga records")
         CfnOutput(
             self,

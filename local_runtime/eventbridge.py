@@ -6,6 +6,12 @@ Two kinds of rule, read from moto's EventBridge (deployed by the same CloudForma
   events, so executions of those state machines are watched, and each one that ends in a matching status is
   delivered once to the target, in the event shape EventBridge uses.
 An invocation that fails goes to the function's dead-letter queue when it has one, as asynchronous invocations do.
+
+Rules of other buses whose targets are SQS queues (the saga bus) are moto's own: its PutEvents delivers to them,
+input transformer included. EventBridge Scheduler's one-time schedules (`at(...)`, the choreographed sagas' step
+deadlines) are fired here: moto keeps schedules but never runs them. A schedule whose target is an event bus is put on
+that bus once its time has come (times are written on the scaled clock by their creators), then deleted when its
+ActionAfterCompletion says so.
 The bus asks the Lambda service (the local cloud) only for what `LambdaService` lists.
 """
 
@@ -14,8 +20,10 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Protocol
 
@@ -26,6 +34,8 @@ from saga_operations.execution_status import DETAIL_TYPE, SOURCE, status_change_
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 WATCH_SECONDS = 1.0  # how often executions are listed for status changes, wall-clock seconds (it costs moto CPU)
+SCHEDULE_POLL_SECONDS = 0.25  # how often one-time schedules are looked at, wall-clock seconds
+_AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
 
 
 class LambdaService(Protocol):
@@ -77,6 +87,8 @@ class LocalEventBridge:
         self.delivered: list[tuple[str, str]] = []  # (rule, execution ARN) of every status change delivered
         self._seen: set[str] = set()
         self._seen_lock = threading.Lock()
+        self._schedule_times: dict[tuple[str, str], float] = {}  # (group, name) -> when it fires, epoch seconds
+        self.fired: list[str] = []  # names of the one-time schedules fired, in order
 
     @cached_property
     def _sfn(self) -> Any:
@@ -107,6 +119,7 @@ class LocalEventBridge:
             self._spawn(f"schedule-{schedule.name}", self._run_schedule, schedule)
         if self.status_rules:
             self._spawn("execution-status-watch", self._watch_executions)
+        self._spawn("one-time-schedules", self._fire_schedules)
 
     def stop(self) -> None:
         self._stop.set()
@@ -124,6 +137,53 @@ class LocalEventBridge:
         while not self._stop.wait(schedule.period_seconds):
             for function_arn in schedule.targets:
                 self.lambda_service.invoke_async(function_arn, _scheduled_event(schedule.name))
+
+    def _fire_schedules(self) -> None:
+        while not self._stop.wait(SCHEDULE_POLL_SECONDS):
+            self.fire_due_schedules()
+
+    def fire_due_schedules(self, now: float | None = None) -> list[str]:
+        """Put every one-time schedule whose time has come on its target bus (and delete it, as asked); their names."""
+        scheduler = self._scheduler
+        now = time.time() if now is None else now
+        fired = []
+        for page in scheduler.get_paginator("list_schedules").paginate():
+            for summary in page.get("Schedules", []):
+                key = (summary.get("GroupName") or "default", summary["Name"])
+                if key not in self._schedule_times:
+                    schedule = scheduler.get_schedule(GroupName=key[0], Name=key[1])
+                    self._schedule_times[key] = one_time_schedule_at(schedule["ScheduleExpression"])
+                if self._schedule_times[key] > now:
+                    continue
+                schedule = scheduler.get_schedule(GroupName=key[0], Name=key[1])
+                target = schedule["Target"]
+                parameters = target.get("EventBridgeParameters")
+                if parameters is None or ":event-bus/" not in target["Arn"]:
+                    raise ValueError(f"schedule {key[1]}: only one-time schedules that target an event bus run locally")
+                self._events.put_events(
+                    Entries=[
+                        {
+                            "EventBusName": target["Arn"],
+                            "Source": parameters["Source"],
+                            "DetailType": parameters["DetailType"],
+                            "Detail": target.get("Input") or "{}",
+                        }
+                    ]
+                )
+                if schedule.get("ActionAfterCompletion") == "DELETE":
+                    scheduler.delete_schedule(GroupName=key[0], Name=key[1])
+                    del self._schedule_times[key]
+                fired.append(key[1])
+        self.fired += fired
+        return fired
+
+    @cached_property
+    def _scheduler(self) -> Any:
+        return boto3.client("scheduler")
+
+    @cached_property
+    def _events(self) -> Any:
+        return boto3.client("events")
 
     def _watch_executions(self) -> None:
         while not self._stop.wait(WATCH_SECONDS):
@@ -154,6 +214,14 @@ class LocalEventBridge:
         for function_arn in rule.targets:
             service.invoke_async(function_arn, event)
         self.delivered.append((rule.name, execution_arn))
+
+
+def one_time_schedule_at(expression: str) -> float:
+    """Epoch seconds of a one-time schedule's `at(yyyy-mm-ddThh:mm:ss)` (UTC)."""
+    match = _AT.match(expression)
+    if match is None:
+        raise ValueError(f"ScheduleExpression {expression!r}: only at(...) one-time schedules are fired locally")
+    return datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
 
 
 def _scheduled_event(rule_name: str) -> dict[str, Any]:

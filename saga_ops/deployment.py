@@ -31,6 +31,7 @@ class Deployment:
     stuck_sagas_queue_url: str
     state_machines: dict[str, str]  # saga type -> state machine ARN
     dead_letter_queues: list[DeadLetterQueue]
+    saga_bus: str | None = None  # the choreographed sagas' bus, if the stack has any
 
     @classmethod
     def load(cls, stack_name: str = constants.STACK_NAME) -> Deployment:
@@ -60,15 +61,37 @@ class Deployment:
             stuck_sagas_queue_url=outputs[constants.STUCK_SAGAS_OUTPUT],
             state_machines={key.removesuffix(suffix): value for key, value in outputs.items() if key.endswith(suffix)},
             dead_letter_queues=_dead_letter_queues(cloudformation, stack_name),
+            saga_bus=outputs.get(constants.SAGA_BUS_OUTPUT),
         )
 
     def command_queue_url(self, saga_type: str, command: str) -> str:
         """The queue the saga's state machine sends `command` to, an action or a compensation (its deployed definition
-        holds the substituted URL; each command is the state of its name)."""
+        holds the substituted URL; each command is the state of its name); for a choreographed saga, the queue its
+        bus rule for that command targets."""
+        if saga_type not in self.state_machines:
+            return self._choreographed_queue_url(saga_type, command)
         definition = boto3.client("stepfunctions").describe_state_machine(
             stateMachineArn=self.state_machines[saga_type]
         )["definition"]
         return json.loads(definition)["States"][command]["Parameters"]["QueueUrl"]
+
+    def _choreographed_queue_url(self, saga_type: str, command: str) -> str:
+        if self.saga_bus is None:
+            raise KeyError(f"saga type {saga_type}: no state machine, and the stack has no saga bus")
+        events = boto3.client("events")
+        for page in events.get_paginator("list_rules").paginate(EventBusName=self.saga_bus):
+            for rule in page["Rules"]:
+                for target in events.list_targets_by_rule(Rule=rule["Name"], EventBusName=self.saga_bus)["Targets"]:
+                    template = (target.get("InputTransformer") or {}).get("InputTemplate")
+                    if not template:
+                        continue
+                    fields = json.loads(template.replace("<detail>", "null"))
+                    if (fields.get("saga_type"), fields.get("command")) == (saga_type, command):
+                        *_, account, name = target["Arn"].split(":", 5)
+                        return boto3.client("sqs").get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)[
+                            "QueueUrl"
+                        ]
+        raise KeyError(f"saga type {saga_type}: no rule of the saga bus sends {command}")
 
 
 def _dead_letter_queues(cloudformation: Any, stack_name: str) -> list[DeadLetterQueue]:

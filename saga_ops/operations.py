@@ -20,6 +20,7 @@ from saga_operations.detector import StuckSaga, StuckSagaDetector
 from saga_operations.records import OperationsRecords
 from saga_ops.deployment import DeadLetterQueue, Deployment
 from saga_records import PARKED_STATUSES, SagaStatus, StepStatus, utc_now
+from saga_records.starter import CHOREOGRAPHY_EXECUTION_PREFIX
 from statemachines import SagaDefinition, Step, load_definition, saga_files
 from statemachines.deadline import saga_deadline_seconds
 
@@ -102,7 +103,8 @@ class SagaOperator:
         if record is None:
             raise SagaNotFound(f"no saga {saga_id}")
         history: list[dict[str, Any]] = []
-        if record.get("execution_arn"):
+        # A choreographed saga has no execution: its record is the whole story (the tracker keeps it)
+        if record.get("execution_arn") and not record["execution_arn"].startswith(CHOREOGRAPHY_EXECUTION_PREFIX):
             paginator = self._sfn.get_paginator("get_execution_history")
             for page in paginator.paginate(executionArn=record["execution_arn"]):
                 history += page["events"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +29,7 @@ from statemachines import SagaDefinition
 
 SETTLE_SECONDS = 300  # a deadline, not a timing: every cell finished, poison dead-lettered, late deliveries done
 ENVIRONMENTS_PER_PARTICIPANT = 4
-IN_FLIGHT = 3  # sagas running at once, all types together
+IN_FLIGHT = 3  # sagas of one type running at once (each type's cells run beside the other types')
 KINDS = ("action", "compensation")
 # Not a saga command at all (a poisoned one is truncated JSON): it cycles to its DLQ beside the matrix's sagas.
 STRAY_MESSAGE = '{"not": "a saga command"}'
@@ -161,8 +162,12 @@ def _run(
     deadline = started + settle_seconds
     running: dict[str, LocalSagas] = {}
     while (waiting or running) and time.monotonic() < deadline:
-        while waiting and len(running) < in_flight:
-            local, cell = waiting.pop(0)
+        busy = Counter(local.definition.name for local in running.values())
+        for local, cell in [pair for pair in waiting]:
+            if busy[local.definition.name] >= in_flight:
+                continue
+            waiting.remove((local, cell))
+            busy[local.definition.name] += 1
             saga_id = saga_ids[(local.definition.name, cell.id)]
             local.start(saga_id, inputs[saga_id])
             running[saga_id] = local
@@ -310,6 +315,40 @@ def cell_problems(definition: SagaDefinition, cell: FaultCell, evidence: CellEvi
     differs("dead letters", tuple(sorted(evidence.dead_letters)), tuple(sorted(expected.dead_lettered)))
     # Its saga type's invariants hold for it
     differs("invariant problems", list(evidence.invariant_problems), [])
+    return problems
+
+
+def pattern_pairs(definitions: list[SagaDefinition]) -> list[tuple[SagaDefinition, SagaDefinition]]:
+    """(orchestrated, choreographed): the sagas of the project defined twice, with the same steps in both patterns."""
+    return [
+        (orchestrated, choreographed)
+        for orchestrated in definitions
+        if orchestrated.pattern == "orchestration"
+        for choreographed in definitions
+        if choreographed.pattern == "choreography" and choreographed.steps == orchestrated.steps
+    ]
+
+
+def parity_problems(orchestrated: CellEvidence, choreographed: CellEvidence) -> list[str]:
+    """Where one cell's saga ended otherwise under choreography than under orchestration: its final status and error,
+    the park, the actions and the compensations that succeeded (in order), each participant's effects, the dead
+    letters, and its reconciliation. Compares what both clouds showed, not what the definition predicts."""
+    problems = []
+
+    def same(what: str, orchestration: object, choreography: object) -> None:
+        if orchestration != choreography:
+            problems.append(f"{what}: orchestration {orchestration!r}, choreography {choreography!r}")
+
+    first, second = orchestrated.outcome, choreographed.outcome
+    same("status", first.status, second.status)
+    for field_name in ("error", "failed_step", "compensation_error"):
+        same(field_name, first.record.get(field_name), second.record.get(field_name))
+    same("actions succeeded", first.actions_succeeded, second.actions_succeeded)
+    same("compensations succeeded", first.compensations_succeeded, second.compensations_succeeded)
+    same("effects", orchestrated.effects, choreographed.effects)
+    same("dead letters", orchestrated.dead_letters, choreographed.dead_letters)
+    same("handed to an operator", orchestrated.parked, choreographed.parked)
+    same("reconciliation problems", list(orchestrated.invariant_problems), list(choreographed.invariant_problems))
     return problems
 
 

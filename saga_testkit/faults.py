@@ -118,6 +118,7 @@ class FaultInjector:
         self._attempts: Counter[tuple[str, str, str]] = Counter()
         self._effects: Counter[tuple[str, str, str]] = Counter()
         self._lost_tokens: set[str] = set()
+        self._lost_claims: set[tuple[str, str, str]] = set()  # choreographed actions whose claim is lost once
         self._delivery_faults: Counter[tuple[str, str, str]] = Counter()
         self._unusable: set[str] = set()  # bodies this injector put on queues for no handler to use
         self._lock = threading.Lock()
@@ -212,6 +213,8 @@ class FaultInjector:
         for name, function in list(participant.commands.items()):
             participant.commands[name] = self._wrap(function)
         participant.callbacks = _LossyCallbacks(participant.callbacks, self)
+        participant.records = _LossyClaims(participant.records, self)
+        participant.bus = _LossyBus(participant.bus, self)
 
     def _wrap(self, function: Any) -> Any:
         def faulty(command: SagaCommand) -> dict[str, Any]:
@@ -238,7 +241,10 @@ class FaultInjector:
             if fault.kind == "lost_reply":
                 self._note(key, fault)
                 with self._lock:
-                    self._lost_tokens.add(command.task_token)
+                    if command.reply == "bus":
+                        self._lost_claims.add(key)  # under choreography the answer is the claim, then the event
+                    else:
+                        self._lost_tokens.add(command.task_token)
             return result
 
         return faulty
@@ -257,14 +263,61 @@ class FaultInjector:
         with self._lock:
             return task_token in self._lost_tokens
 
+    def loses_claim(self, saga_id: str, step: str) -> bool:
+        """Whether this choreographed action's answer is lost: its claim, and then the event it publishes."""
+        with self._lock:
+            return (saga_id, step, "action") in self._lost_claims
+
+    def loses_event(self, saga_id: str, step: str | None, kind: str) -> bool:
+        with self._lock:
+            if (saga_id, step, kind) in self._lost_claims:
+                self._lost_claims.discard((saga_id, step, kind))  # once: a later answer goes through
+                return True
+            return False
+
 
 def _command_key(body: str) -> tuple[str, str, str] | None:
     """(saga id, step, kind) of a command message; None for anything else (e.g. an already poisoned one)."""
     try:
         command = json.loads(body)
-        return (command["saga_id"], command["step"], command["kind"])
+        # A choreographed command carries its saga id in the event its rule put under `event`
+        saga_id = command["event"]["saga_id"] if "event" in command else command["saga_id"]
+        return (saga_id, command["step"], command["kind"])
     except (ValueError, TypeError, KeyError):
         return None
+
+
+class _LossyClaims:
+    """Saga records on which a choreographed answer's claim vanishes where the plan lost the reply: the participant
+    believes it claimed (as a participant whose callback was lost believes it answered), the record still shows the
+    step running, and the step's deadline decides."""
+
+    def __init__(self, inner: Any, injector: FaultInjector) -> None:
+        self._inner = inner
+        self._injector = injector
+
+    def action_claimed(self, saga_id: str, step: str, *args: Any, **kwargs: Any) -> bool:
+        if self._injector.loses_claim(saga_id, step):
+            return True
+        return self._inner.action_claimed(saga_id, step, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+class _LossyBus:
+    """The saga bus, as a participant publishes on it: the event of a lost answer vanishes."""
+
+    def __init__(self, inner: Any, injector: FaultInjector) -> None:
+        self._inner = inner
+        self._injector = injector
+
+    def publish(self, detail: Any) -> None:
+        if not self._injector.loses_event(detail.saga_id, detail.step, detail.kind):
+            self._inner.publish(detail)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
 
 
 class _LossyCallbacks:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -76,26 +77,48 @@ def outcome_of(definition: SagaDefinition, state_machine_arn: str, record: dict[
     )
 
 
+def choreographed_outcome_of(observer: Any, record: dict[str, Any]) -> SagaOutcome:
+    """A choreographed saga's outcome: its record, and from the bus the steps whose action and compensation succeeded
+    (no execution: no transitions, and its status is the record's)."""
+    saga_id = record["saga_id"]
+    started, ended = record.get("created_at"), record.get("updated_at")
+    duration = float("nan")
+    if started and ended:
+        duration = (datetime.fromisoformat(ended) - datetime.fromisoformat(started)).total_seconds()
+    return SagaOutcome(
+        saga_id=saga_id,
+        status=record["status"],
+        execution_status="CHOREOGRAPHED",
+        actions_succeeded=observer.steps_with(saga_id, "Succeeded"),
+        compensations_succeeded=observer.steps_with(saga_id, "Compensated"),
+        transitions=0,
+        duration_seconds=duration,
+        record=record,
+    )
+
+
 def wait_until_finished(
     read_record: Callable[[str], dict[str, Any] | None],
-    state_machine_arn: str,
+    state_machine_arn: str | None,
     saga_ids: Iterable[str],
     *,
     timeout_seconds: float,
     on_finished: Callable[[str], None] | None = None,
     poll_seconds: float = 0.2,
 ) -> list[str]:
-    """Wait until every saga's execution stopped and its record is terminal or parked; return the unfinished."""
+    """Wait until every saga's execution stopped and its record is terminal or parked; return the unfinished. A
+    choreographed saga (`state_machine_arn` None) has no execution: its record alone says."""
     sfn = boto3.client("stepfunctions")
     waiting = set(saga_ids)
     deadline = time.monotonic() + timeout_seconds
     while waiting:
         # One call tells which are still running; only the others need their record read.
         running = set()
-        for page in sfn.get_paginator("list_executions").paginate(
-            stateMachineArn=state_machine_arn, statusFilter="RUNNING"
-        ):
-            running |= {execution["name"] for execution in page["executions"]}
+        if state_machine_arn is not None:
+            for page in sfn.get_paginator("list_executions").paginate(
+                stateMachineArn=state_machine_arn, statusFilter="RUNNING"
+            ):
+                running |= {execution["name"] for execution in page["executions"]}
         for saga_id in sorted(waiting - running):
             if (read_record(saga_id) or {}).get("status") in FINISHED_STATUSES:
                 waiting.discard(saga_id)

@@ -1,6 +1,8 @@
 """One saga type on a running LocalCloud: start sagas, inject faults, read outcomes, check the saga's invariants.
 
-Any saga of the stack: its state machine is the stack's output `<Name>StateMachineArn`, its services' tables are found
+Any saga of the stack: an orchestrated saga's state machine is the stack's output `<Name>StateMachineArn`; a
+choreographed saga starts on the saga bus (output `SagaBusName`), and what it did is read from the events on the bus
+(saga_testkit.bus_observer); its services' tables are found
 by service name in the functions' environments, and its kit (saga_testkit.kit, `tests/sagas/<snake>/kit.py`) gives
 its sample inputs and its invariant check. Several `LocalSagas` on one cloud share its fault injector.
 """
@@ -14,10 +16,17 @@ import boto3
 from local_runtime.cloud import LocalCloud
 from saga_records import SagaRecordRepository
 from saga_records.starter import SagaSpec, SagaStarter, StartedSaga
+from saga_testkit.bus_observer import BusObserver
 from saga_testkit.faults import FaultInjector, fault_injector
 from saga_testkit.invariants import SagaCheck
 from saga_testkit.kit import SagaKit, load_kit
-from saga_testkit.observe import SagaOutcome, execution_arn, outcome_of, wait_until_finished
+from saga_testkit.observe import (
+    SagaOutcome,
+    choreographed_outcome_of,
+    execution_arn,
+    outcome_of,
+    wait_until_finished,
+)
 from statemachines import SagaDefinition
 
 
@@ -30,14 +39,26 @@ def named(definition: SagaDefinition, saga_id: str, body: dict[str, Any]) -> tup
 
 
 class LocalSagas:
-    def __init__(self, cloud: LocalCloud, definition: SagaDefinition, *, kit: SagaKit | None = None) -> None:
-        """`kit`: the saga's kit; by default the one its convention names (SagaKit's defaults when there is none)."""
+    def __init__(
+        self, cloud: LocalCloud, definition: SagaDefinition, *, kit: SagaKit | None = None, observe: bool = True
+    ) -> None:
+        """`kit`: the saga's kit; by default the one its convention names (SagaKit's defaults when there is none).
+        `observe=False`: no rule of the kit's own on the saga bus (a choreographed saga's outcome is then unread)."""
         self.cloud = cloud
         self.definition = definition
         self.records = SagaRecordRepository(cloud.output("SagaTableName"))
-        self.state_machine_arn = cloud.output(f"{definition.name}StateMachineArn")
         steps = tuple(step.name for step in definition.steps)
-        self.starter = SagaStarter(self.records, [SagaSpec(definition.name, self.state_machine_arn, steps)])
+        self.choreographed = definition.pattern == "choreography"
+        if self.choreographed:
+            self.state_machine_arn = None
+            bus_name = cloud.output("SagaBusName")
+            self.observer: BusObserver | None = BusObserver(bus_name, definition.name) if observe else None
+            spec = SagaSpec(definition.name, None, steps, bus_name=bus_name)
+        else:
+            self.state_machine_arn = cloud.output(f"{definition.name}StateMachineArn")
+            self.observer = None
+            spec = SagaSpec(definition.name, self.state_machine_arn, steps)
+        self.starter = SagaStarter(self.records, [spec])
         self.faults: FaultInjector = fault_injector(cloud)
         self.kit = kit or load_kit(definition, self.service_table)
 
@@ -68,6 +89,8 @@ class LocalSagas:
         record = self.records.get(saga_id)
         if record is None:
             raise KeyError(f"no saga record for {saga_id}")
+        if self.observer is not None:
+            return choreographed_outcome_of(self.observer, record)
         return outcome_of(self.definition, self.state_machine_arn, record)
 
     def execution(self, saga_id: str) -> dict[str, Any]:

@@ -237,6 +237,10 @@ def run(
     console: Console,
 ) -> int:
     definition = project_definition(saga)
+    if definition.pattern != "orchestration":
+        # Its command accounting reads execution histories; a choreographed saga has none (its fault matrix runs)
+        console.print(f"[red]The soak runs orchestrated sagas; {definition.name} is choreographed.")
+        return 2
     console.print(
         f"[bold]Random-fault soak:[/] {count} {definition.name} sagas, seed {seed} (replay with --seed {seed})"
     )

@@ -1,7 +1,8 @@
 """Regenerate or verify the generated files of every saga definition, or validate any saga file.
 
 python -m statemachines               # write <saga>.asl.json and <saga>.mmd next to each saga file
-                                      # (statemachines/sagas/<saga>.saga.yaml)
+                                      # (statemachines/sagas/<saga>.saga.yaml); for a choreographed saga its
+                                      # event schemas <saga>.events.json and its choreography <saga>.mmd
 python -m statemachines --check       # exit 1 if any generated file is stale
 python -m statemachines check PATH... # validate saga files (anywhere) without deploying them: exit 2 naming
                                       # file, step and field, else what each compiles to
@@ -13,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from statemachines import choreography
 from statemachines.checks import DEFAULT_CODE_ROOT, load_sagas
 from statemachines.compiler import compile_saga
 from statemachines.deadline import saga_deadline_seconds
@@ -22,8 +24,14 @@ from statemachines.rendering import render_asl
 
 
 def generated_files(saga_file: Path) -> dict[Path, str]:
-    asl = compile_saga(load_definition(saga_file))
+    definition = load_definition(saga_file)
     stem = saga_file.name.removesuffix(SAGA_FILE_SUFFIX)
+    if definition.pattern == "choreography":
+        return {
+            saga_file.with_name(f"{stem}.events.json"): choreography.render_event_schemas(definition),
+            saga_file.with_name(f"{stem}.mmd"): choreography.to_mermaid(definition),
+        }
+    asl = compile_saga(definition)
     return {
         saga_file.with_name(f"{stem}.asl.json"): render_asl(asl),
         saga_file.with_name(f"{stem}.mmd"): to_mermaid(asl),
@@ -46,6 +54,12 @@ def check(paths: list[Path], code_root: Path) -> int:
         print(error, file=sys.stderr)
         return 2
     for path, definition in zip(paths, definitions, strict=False):
+        if definition.pattern == "choreography":
+            print(
+                f"ok {path}: saga {definition.name} (choreography), {len(definition.steps)} steps, "
+                f"{len(choreography.reactions(definition))} rules, deadline {saga_deadline_seconds(definition)} s"
+            )
+            continue
         states = compile_saga(definition)["States"]
         print(
             f"ok {path}: saga {definition.name}, {len(definition.steps)} steps, {len(states)} states, "

@@ -26,6 +26,10 @@ MAX_HISTORY_EVENTS = 25_000
 EVENTS_PER_TASK_ATTEMPT = 5
 # Step Functions caps a Retrier's MaxAttempts at 99,999,999; we keep retry loops far below history limits.
 MAX_RETRY_ATTEMPTS = 20
+# Under choreography a participant retries a transient failure by sending its command back to its own queue with
+# SQS DelaySeconds, which is at most 900 s: a longer retry wait cannot be expressed.
+SQS_MAX_DELAY_SECONDS = 900
+Pattern = Literal["orchestration", "choreography"]
 
 PascalName = Annotated[str, Field(pattern=r"^[A-Z][A-Za-z0-9]{1,63}$")]
 # One URL path segment of the API (lower-case words joined by '-'), and a field name of the saga's input model.
@@ -275,6 +279,9 @@ class SagaDefinition(_Strict):
     api: ApiRoute | None = None
     # Optional: how many starts the API takes of this saga (statemachines/admission.py has the defaults).
     admission: Admission = Field(default_factory=Admission)
+    # orchestration: a Step Functions state machine sends each command and routes the failures; choreography: each
+    # participant reacts to the previous step's event on the saga bus, and a tracker keeps the same saga record.
+    pattern: Pattern = "orchestration"
     steps: list[Step] = Field(min_length=1, max_length=40)
 
     @model_validator(mode="after")
@@ -318,6 +325,8 @@ class SagaDefinition(_Strict):
                     "retriable",
                     f"a compensatable step cannot follow the retriable step '{retriable_seen}' (past the pivot)",
                 )
+        if self.pattern == "choreography":
+            _check_choreographable(self.steps)
         worst_case_events = sum(
             EVENTS_PER_TASK_ATTEMPT
             * (step.action_retry.max_attempts + 1 + (step.compensation_attempts if step.compensation else 0))
@@ -363,6 +372,29 @@ class SagaDefinition(_Strict):
     def input_module(self) -> str:
         """Module of the saga's input model, as imported from the Lambda code root (sagas.order_fulfillment)."""
         return f"{SAGA_INPUTS_PACKAGE}.{snake_case(self.name)}"
+
+
+def _check_choreographable(steps: list[Step]) -> None:
+    """What a choreographed saga cannot express: a retry wait longer than SQS DelaySeconds allows, and forward
+    recovery (the pivot and retriable steps), which needs an orchestrator to retry a step whose outcome is unknown."""
+    for index, step in enumerate(steps):
+        if step.forward_recovery:
+            field = "pivot" if step.pivot else "retriable"
+            raise _step_error(
+                index, field, "pattern: choreography has no forward recovery; use pattern: orchestration for this saga"
+            )
+        policies = {"retry": step.retry}
+        if step.compensation is not None:
+            policies["compensation_retry"] = step.effective_compensation_retry
+        for name, policy in policies.items():
+            if policy.max_attempts and policy.max_delay_seconds > SQS_MAX_DELAY_SECONDS:
+                raise _step_error(
+                    index,
+                    f"{name}.max_delay_seconds",
+                    "under pattern: choreography a retry waits on SQS DelaySeconds, at most "
+                    f"{SQS_MAX_DELAY_SECONDS} s; "
+                    f"got {policy.max_delay_seconds}",
+                )
 
 
 class _LocatedError(ValueError):

@@ -7,6 +7,7 @@ the same name. The module should need pydantic only: it is the API's request con
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import sys
 from pathlib import Path
@@ -26,7 +27,14 @@ def input_module_path(code_root: Path, definition: SagaDefinition) -> Path:
 def load_input_model(code_root: Path, definition: SagaDefinition) -> Any:
     """The saga's `Input` class (a pydantic model), executed from its file."""
     path = input_module_path(code_root, definition)
-    name = f"_saga_input_{definition.input_module.replace('.', '_')}_{abs(hash(str(path.resolve())))}"
+    # A private package for the module's folder, so that an input module may import a sibling relatively (a saga
+    # sharing another's input model: `from .order_fulfillment import Input`).
+    package = f"_saga_inputs_{abs(hash(str(path.parent.resolve())))}"
+    if package not in sys.modules:
+        holder = importlib.util.module_from_spec(importlib.machinery.ModuleSpec(package, None, is_package=True))
+        holder.__path__ = [str(path.parent)]
+        sys.modules[package] = holder
+    name = f"{package}.{path.stem}"
     if name in sys.modules:
         return getattr(sys.modules[name], INPUT_MODEL)
     spec = importlib.util.spec_from_file_location(name, path)

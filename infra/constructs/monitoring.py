@@ -323,7 +323,7 @@ class Monitoring(Construct):
             dashboard.add_widgets(
                 *_saga_widgets(
                     saga,
-                    state_machines[saga.name],
+                    state_machines.get(saga.name),
                     {label: command_queues[label] for label in saga.command_queues},
                     {
                         label: queue
@@ -451,7 +451,7 @@ def _dlq_depths(zero_filled: ZeroFilled, dead_letter_queues: Mapping[str, sqs.IQ
 
 def _saga_widgets(
     saga: SagaMonitoring,
-    machine: sfn.IStateMachine,
+    machine: sfn.IStateMachine | None,
     command_queues: Mapping[str, CommandQueue],
     dead_letter_queues: Mapping[str, sqs.IQueue],
 ) -> list[cloudwatch.IWidget]:
@@ -473,8 +473,14 @@ def _saga_widgets(
         )
         for index, step in enumerate(actions)
     ]
+    # A choreographed saga has no executions: its steps, queues and DLQs tell its story.
+    executions = (
+        []
+        if machine is None
+        else graphs(f"{saga.name}: executions started, succeeded, failed, timed out", _executions(zero_filled, machine))
+    )
     return [
-        *graphs(f"{saga.name}: executions started, succeeded, failed, timed out", _executions(zero_filled, machine)),
+        *executions,
         *graphs(f"{saga.name}: starts admitted and refused (429), by reason", _admission(zero_filled, saga.name)),
         *graphs(
             f"{saga.name}: step latency p50 / p99 (ms)",

@@ -29,6 +29,7 @@ from constructs import Construct
 
 from infra import constants, nag
 from infra.constructs.admission import AdmissionControl
+from infra.constructs.choreography import grant_put_saga_events
 from infra.constructs.powertools_function import LOG_RETENTION, SharedResources, powertools_function
 from infra.constructs.saga_store import grant_saga_items, grant_status_query
 from statemachines import SagaDefinition
@@ -38,6 +39,7 @@ from statemachines.inputs import load_input_model
 if str(constants.LAMBDAS_DIR) not in sys.path:
     sys.path.insert(0, str(constants.LAMBDAS_DIR))
 from saga_api.models import request_json_schema
+from saga_records.events import saga_source
 
 API_HANDLER = "saga_api.handlers.handle_request"
 RECONCILER_HANDLER = "saga_api.handlers.reconcile_orphans"
@@ -165,35 +167,54 @@ def json_schema(node: dict[str, Any]) -> apigw.JsonSchema:
 
 @dataclass(frozen=True)
 class SagaRoute:
-    """One saga behind the API: its definition, its state machine, the queues of its participant commands (what its
-    admission control reads) and its input model's JSON schema (draft 4)."""
+    """One saga behind the API: its definition, what starts it (its state machine, or under choreography the saga bus),
+    the queues of its participant commands (what its admission control reads) and its input model's JSON schema
+    (draft 4)."""
 
     definition: SagaDefinition
-    state_machine: sfn.IStateMachine
+    state_machine: sfn.IStateMachine | None
     request_schema: dict[str, Any]
     command_queues: tuple[sqs.IQueue, ...] = ()
+    bus: events.IEventBus | None = None
 
     @classmethod
     def of(
         cls,
         definition: SagaDefinition,
-        state_machine: sfn.IStateMachine,
+        state_machine: sfn.IStateMachine | None,
         *,
         code_root: Path,
         command_queues: Sequence[sqs.IQueue] = (),
+        bus: events.IEventBus | None = None,
     ) -> SagaRoute:
         """The route of a saga whose input model is in `code_root` (lambdas/ of the stack's code asset)."""
         model = load_input_model(code_root, definition)
         schema = request_json_schema(model, title=f"{definition.name}Input")
-        return cls(definition, state_machine, schema, tuple(command_queues))
+        return cls(definition, state_machine, schema, tuple(command_queues), bus)
 
-    def setting(self, state_machine_arn: str) -> dict[str, Any]:
+    @property
+    def starter_reference(self) -> str:
+        """The state machine's ARN, or the bus's name."""
+        if self.state_machine is not None:
+            return self.state_machine.state_machine_arn
+        assert self.bus is not None, f"{self.definition.name}: a choreographed saga's route needs the saga bus"
+        return self.bus.event_bus_name
+
+    def grant_start(self, grantee: iam.IGrantable) -> None:
+        if self.state_machine is not None:
+            self.state_machine.grant_start_execution(grantee)
+        else:
+            assert self.bus is not None
+            grant_put_saga_events(self.bus, grantee, [saga_source(self.definition.name)])
+
+    def setting(self, reference: str) -> dict[str, Any]:
         """Its entry in the functions' SAGAS setting (lambdas/saga_api/settings.py reads it)."""
         definition = self.definition
+        starts = {"state_machine_arn": reference} if self.state_machine is not None else {"bus_name": reference}
         return {
             "saga_type": definition.name,
             "path": definition.route_path,
-            "state_machine_arn": state_machine_arn,
+            **starts,
             "steps": [step.name for step in definition.steps],
             "id_field": definition.id_field,
             "input_module": definition.input_module,
@@ -228,9 +249,7 @@ class SagaApi(Construct):
             )
         environment = {
             "SAGA_TABLE_NAME": shared.saga_table.table_name,
-            "SAGAS": Stack.of(self).to_json_string(
-                [saga.setting(saga.state_machine.state_machine_arn) for saga in sagas]
-            ),
+            "SAGAS": Stack.of(self).to_json_string([saga.setting(saga.starter_reference) for saga in sagas]),
             "MAX_REQUEST_BYTES": str(constants.MAX_REQUEST_BYTES),
             "START_GRACE_SECONDS": str(constants.START_GRACE_SECONDS),
             "START_GIVE_UP_SECONDS": str(constants.START_GIVE_UP_SECONDS),
@@ -263,7 +282,7 @@ class SagaApi(Construct):
         )
         self.admission.grant_admitting(
             self.function,
-            [saga.state_machine for saga in sagas],
+            [saga.state_machine for saga in sagas if saga.state_machine is not None],
             [queue for saga in sagas for queue in saga.command_queues],
         )
         self.page_token_key.grant(self.function, "kms:GenerateMac", "kms:VerifyMac")
@@ -277,7 +296,7 @@ class SagaApi(Construct):
         )
         for function in (self.function, self.reconciler):
             for saga in sagas:  # the API starts every saga; the reconciler starts every saga left unstarted
-                saga.state_machine.grant_start_execution(function)
+                saga.grant_start(function)
             grant_status_query(shared.saga_table, function)  # lists sagas by status
         # The API creates records, reads one, and records the execution.
         grant_saga_items(

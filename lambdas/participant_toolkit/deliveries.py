@@ -27,6 +27,13 @@ class Deliveries:
         except (ClientError, BotoCoreError) as error:
             logger.warning("Could not bring the delivery back early", extra={"error": repr(error)})
 
+    def send_again(self, queue_arn: str, body: str, delay_seconds: int) -> None:
+        """Send a command back to its own queue, visible in `delay_seconds` (SQS takes 0-900): a choreographed
+        step's retry of a transient failure."""
+        self._sqs.send_message(
+            QueueUrl=self.queue_url(queue_arn), MessageBody=body, DelaySeconds=max(0, min(900, delay_seconds))
+        )
+
     def queue_url(self, queue_arn: str) -> str:
         """The URL of the queue `queue_arn` names, at this client's endpoint (region and partition included)."""
         _, _, _, _, account, name = queue_arn.split(":", 5)

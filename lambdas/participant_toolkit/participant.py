@@ -41,6 +41,14 @@ the Lambda entry point of one command's function. The toolkit does the rest, the
   fires;
 - a compensation, or a retriable step's action, without a task token is one an operator re-runs on a parked saga
   (saga_ops resume): no task waits for it, so its outcome, success or failure, is written on the saga record only;
+- under choreography (the command's `reply` is `bus`) the answer is an event on the saga bus: an action first claims
+  its step's outcome on the saga record (RUNNING -> SUCCEEDED, the next step RUNNING, or FAILED; conditional, so a
+  step whose deadline the tracker marked first is a late answer, decided as above, and publishes nothing), then
+  publishes `<step>.Succeeded` (with its result added to the saga's results) or `<step>.Failed`; a compensation
+  publishes `<step>.Compensated` or `<step>.CompensationFailed`. A transient failure goes back to the command's own
+  queue with SQS DelaySeconds (the definition's backoff and jitter) and the attempt counted in the envelope; out of
+  attempts, the step fails with the transient error's name. A delivery that finds its own claim already on the
+  record (an earlier delivery died before publishing) publishes again: consumers are idempotent;
 - per step (dimensions service, step, kind) it publishes the duration, successes and failures that the
   dashboard's latency and failure-rate widgets read, and per batch the records handed back to SQS (alarmed).
 """
@@ -48,6 +56,7 @@ the Lambda entry point of one command's function. The toolkit does the rest, the
 from __future__ import annotations
 
 import hashlib
+import random
 import time
 from collections.abc import Callable, Mapping
 from enum import Enum, StrEnum
@@ -67,6 +76,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 import host_hooks
+from participant_toolkit.bus import SagaBus
 from participant_toolkit.callbacks import HeartbeatSchedule, LateCallback, TaskCallbacks, missed_heartbeat
 from participant_toolkit.command import CommandKind, MalformedCommand, SagaCommand, parse_command
 from participant_toolkit.deliveries import Deliveries
@@ -75,6 +85,7 @@ from participant_toolkit.observability import logger, metrics, tracer
 from participant_toolkit.redaction import redact
 from participant_toolkit.settings import ParticipantSettings
 from saga_records import SagaRecordRepository, SagaStatus, StepStatus, metric_names
+from saga_records.events import SagaEventDetail
 
 DomainFunction = Callable[[SagaCommand], dict[str, Any]]
 HEARTBEATS_PER_INTERVAL = 3  # beat three times per heartbeat window, so one lost beat is survivable
@@ -109,6 +120,14 @@ class LateActionNotUndone(Exception):
     SQS redelivers the command to try again (and finally dead-letters it, and its DLQ alarm fires)."""
 
 
+class TransientUnderChoreography(Exception):
+    """A choreographed command failed transiently: retried from its own queue (the record it came in names it)."""
+
+    def __init__(self, failure: TransientFailure) -> None:
+        super().__init__(failure.error)
+        self.failure = failure
+
+
 class Answer(StrEnum):
     """What became of a task token's answer; stored with the outcome."""
 
@@ -138,6 +157,7 @@ class SagaParticipant:
         records: SagaRecordRepository | None = None,
         idempotency_client: Any = None,
         deliveries: Deliveries | None = None,
+        bus: SagaBus | None = None,
     ) -> None:
         if not commands:
             raise ValueError(f"{service}: a participant serves at least one command")
@@ -147,6 +167,7 @@ class SagaParticipant:
         self.callbacks = callbacks or TaskCallbacks()
         self.records = records or SagaRecordRepository(settings.saga_table_name)
         self.deliveries = deliveries or Deliveries()
+        self.bus = bus or SagaBus(settings.saga_bus_name)
         idempotency_client = idempotency_client or boto3.client("dynamodb")
 
         def persistence() -> DynamoDBPersistenceLayer:
@@ -286,6 +307,8 @@ class SagaParticipant:
             return
         try:
             self._execute(command, schedule)
+        except TransientUnderChoreography as transient:
+            self._retry_or_fail(command, transient.failure, record)
         except DeliveryInProgress:
             self._come_back_soon(record, command)
             raise
@@ -294,13 +317,15 @@ class SagaParticipant:
             logger.remove_keys(list(command.log_keys()))
 
     def _execute(self, command: SagaCommand, schedule: HeartbeatSchedule) -> None:
-        """Run one command and answer its task token; raises only when SQS should redeliver it."""
+        """Run one command and answer it (its task token, or the saga bus); raises only when SQS should redeliver it."""
         try:
             stored = self._run_step_once[command.kind](command=command, schedule=schedule)
         except IdempotencyAlreadyInProgressError:
             self._count("DuplicateDelivery")
             raise DeliveryInProgress(f"{command.kind} {command.command}: another delivery is running it") from None
         except TransientFailure as failure:
+            if command.reply == "bus":
+                raise TransientUnderChoreography(failure) from None
             self._answer_transient_failure(command, failure)
             return
         if not stored.get("replayed"):
@@ -346,14 +371,16 @@ class SagaParticipant:
             outcome = self._run_domain(command)
         except TransientFailure as failure:
             self._step_metrics(command, started, succeeded=False)
-            if command.task_token is not None:
-                raise  # nothing stored: the state machine's retry runs the domain again
+            if command.task_token is not None or command.reply == "bus":
+                raise  # nothing stored: the retry (the state machine's, or the command sent again) runs it again
             outcome = _rejected(failure, command)  # an operator's run: its outcome goes on the record like any other
         else:
             self._record_latency(started)
             self._step_metrics(command, started, succeeded=outcome["outcome"] == "succeeded")
         if compensating:
             self._mark_compensation(command, outcome)
+        if command.reply == "bus":
+            return {**outcome, "answer": self._publish(command, outcome).value}
         if command.task_token is None:
             if not compensating:  # an operator's run of a stalled retriable step: the record is its only answer
                 self._mark_action(command, outcome)
@@ -391,6 +418,83 @@ class SagaParticipant:
             self._mark_action(command, outcome)
         self._count("CommandSucceeded" if succeeded else "CommandRejected")
         return Answer.GIVEN
+
+    def _publish(self, command: SagaCommand, outcome: dict[str, Any]) -> Answer:
+        """Choreography's answer: an action claims its step's outcome on the saga record, then publishes it; a
+        compensation (marked already) publishes its own."""
+        succeeded = outcome["outcome"] == "succeeded"
+        if command.kind == "action" and not self._claim(command, outcome):
+            return self._after_refusal(command, outcome, reason="the saga record holds another outcome for the step")
+        results = dict(command.results)
+        if command.kind == "action" and succeeded:
+            results[command.step] = outcome["result"]
+        if command.kind == "action":
+            event_outcome = "Succeeded" if succeeded else "Failed"
+        else:
+            event_outcome = "Compensated" if succeeded else "CompensationFailed"
+        saga_error = command.error if command.kind == "compensation" else None
+        self.bus.publish(
+            SagaEventDetail(
+                saga_id=command.saga_id,
+                saga_type=command.saga_type,
+                step=command.step,
+                kind=command.kind,
+                outcome=event_outcome,
+                idempotency_key=command.idempotency_key,
+                input=command.input,
+                results=results,
+                error=None if succeeded else outcome["error"],
+                cause=None if succeeded else outcome["cause"],
+                saga_error={key: str(value) for key, value in saga_error.items()} if saga_error else None,
+            )
+        )
+        self._count("CommandSucceeded" if succeeded else "CommandRejected")
+        return Answer.GIVEN
+
+    def _claim(self, command: SagaCommand, outcome: dict[str, Any]) -> bool:
+        """Claim the action's outcome on the saga record (conditional on the step RUNNING); a delivery that finds its
+        own claim there (an earlier delivery claimed, then died before publishing) may publish it again."""
+        succeeded = outcome["outcome"] == "succeeded"
+        status = StepStatus.SUCCEEDED if succeeded else StepStatus.FAILED
+        if succeeded:
+            claimed = self.records.action_claimed(
+                command.saga_id, command.step, status, next_step=command.next_step, result=outcome["result"]
+            )
+        else:
+            claimed = self.records.action_claimed(
+                command.saga_id, command.step, status, error=outcome["error"], cause=outcome["cause"]
+            )
+        if claimed:
+            return True
+        record = self.records.progress(command.saga_id) or {}
+        mine = (record.get("steps") or {}).get(command.step) or {}
+        return mine.get("status") == status and (succeeded or mine.get("error") == outcome["error"])
+
+    def _retry_or_fail(self, command: SagaCommand, failure: TransientFailure, record: SQSRecord) -> None:
+        """Choreography's retry of a transient failure: the command again on its own queue after the definition's
+        backoff (with jitter), its attempt counted; out of attempts (or an error the policy does not list), the step
+        fails with the transient error's name."""
+        self._count("CommandFailedTransiently")
+        policy = command.retry
+        retried = policy is not None and failure.error in policy.errors
+        if retried and command.attempt <= policy.max_attempts:
+            delay = min(
+                policy.max_delay_seconds, policy.interval_seconds * policy.backoff_rate ** (command.attempt - 1)
+            )
+            if policy.jitter == "FULL":
+                delay = random.uniform(0, delay)  # jitter, not a secret
+            again = command.model_copy(update={"attempt": command.attempt + 1})
+            self.deliveries.send_again(
+                record.event_source_arn,
+                again.model_dump_json(exclude_none=True),
+                round(delay * self.settings.time_scale),
+            )
+            self._count("CommandRetried")
+            return
+        outcome = _rejected(failure)
+        if command.kind == "compensation":
+            self._mark_compensation(command, outcome)
+        self._publish(command, outcome)
 
     def _answer_transient_failure(self, command: SagaCommand, failure: TransientFailure) -> None:
         self._count("CommandFailedTransiently")

@@ -17,6 +17,8 @@ class ParticipantSettings(BaseModel):
     idempotency_ttl_seconds: int = Field(alias="IDEMPOTENCY_TTL_SECONDS", default=3600, ge=60)
     # The local runtime runs time faster (e.g. 0.02); heartbeats follow the same clock. 1.0 on AWS.
     time_scale: float = Field(alias="SAGA_TIME_SCALE", default=1.0, gt=0, le=1)
+    # The saga bus a choreographed command is answered on; unset for a participant of orchestrated sagas only.
+    saga_bus_name: str | None = Field(alias="SAGA_BUS_NAME", default=None)
 
     @classmethod
     def from_env(cls) -> ParticipantSettings:

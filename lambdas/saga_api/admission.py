@@ -277,7 +277,7 @@ class SqsBacklogs:
     """The saga's participant queues, read from its deployed state machine, and how many commands wait in each."""
 
     def __init__(self, state_machines: dict[str, str], *, sfn_client: Any = None, sqs_client: Any = None) -> None:
-        self.state_machines = state_machines  # saga type -> state machine ARN
+        self.state_machines = state_machines  # saga type -> state machine ARN (orchestrated sagas only)
         self._sfn_client = sfn_client
         self._sqs_client = sqs_client
         self._queues: dict[str, list[str]] = {}
@@ -292,6 +292,8 @@ class SqsBacklogs:
         return self._sqs_client or boto3.client("sqs")
 
     def queues(self, saga_type: str) -> list[str]:
+        if saga_type not in self.state_machines:
+            return []  # a choreographed saga has no state machine to read its queues from: admitted on its rate alone
         if saga_type not in self._queues:
             definition = json.loads(
                 self._sfn.describe_state_machine(stateMachineArn=self.state_machines[saga_type])["definition"]

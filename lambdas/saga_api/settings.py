@@ -6,7 +6,7 @@ import json
 import os
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from saga_api.admission import AdmissionLimits
 from saga_records.starter import SagaSpec
@@ -30,7 +30,9 @@ class SagaSetting(BaseModel):
 
     saga_type: str = Field(min_length=1)
     path: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")  # POST /<path>, GET /<path>/{id}, GET /<path>?status=
-    state_machine_arn: str = Field(pattern=r"^arn:[^:]+:states:")
+    # An orchestrated saga's state machine, or a choreographed saga's bus (exactly one of the two).
+    state_machine_arn: str | None = Field(default=None, pattern=r"^arn:[^:]+:states:")
+    bus_name: str | None = Field(default=None, min_length=1)
     steps: tuple[str, ...] = Field(min_length=1)  # in order: the record lists them, the first is marked running
     id_field: str | None = None  # the input field that names the saga; None: the Idempotency-Key header does
     input_module: str = Field(pattern=r"^[a-z_][a-z0-9_.]*$")  # its pydantic model `Input` is the request body
@@ -38,7 +40,13 @@ class SagaSetting(BaseModel):
 
     @property
     def spec(self) -> SagaSpec:
-        return SagaSpec(self.saga_type, self.state_machine_arn, self.steps)
+        return SagaSpec(self.saga_type, self.state_machine_arn, self.steps, bus_name=self.bus_name)
+
+    @model_validator(mode="after")
+    def _one_way_to_start(self) -> SagaSetting:
+        if (self.state_machine_arn is None) == (self.bus_name is None):
+            raise ValueError(f"{self.saga_type}: give a state machine (orchestration) or a bus (choreography)")
+        return self
 
 
 class ApiSettings(BaseModel):

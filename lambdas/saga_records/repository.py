@@ -142,6 +142,87 @@ class SagaRecordRepository:
         # The last step (the saga may already be COMPLETED), a failure, or a saga that moved on: this step only.
         return self._update(saga_id, step=(step, fields), allowed=tuple(SagaStatus), unanswered=step)
 
+    def action_claimed(
+        self,
+        saga_id: str,
+        step: str,
+        status: StepStatus,
+        *,
+        next_step: str | None = None,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+        cause: str | None = None,
+    ) -> bool:
+        """Choreography: a participant claims its step's outcome before it publishes it, RUNNING -> SUCCEEDED (and
+        `next_step` RUNNING, the current step) or FAILED, on a saga still running forward. The tracker marks a step
+        whose deadline passed the same way (`step_timed_out`), so exactly one of them wins; False when this lost."""
+        fields = _finished_fields(status, result, error, cause)
+        # NOT_STARTED too: the starter marks the first step RUNNING only after it put Saga.Started on the bus.
+        running = (step, (StepStatus.NOT_STARTED, StepStatus.RUNNING))
+        if next_step is not None and status == StepStatus.SUCCEEDED:
+            return self._update(
+                saga_id,
+                sets={"current_step": next_step},
+                step=(step, fields),
+                status=SagaStatus.PENDING,
+                allowed=_FORWARD,
+                step_in=running,
+                also_step=(next_step, {"status": StepStatus.RUNNING.value}),
+                also_step_in=(next_step, (StepStatus.NOT_STARTED,)),
+            )
+        return self._update(saga_id, step=(step, fields), allowed=_FORWARD, step_in=running)
+
+    def step_timed_out(self, saga_id: str, step: str, *, error: str, cause: str) -> bool:
+        """Choreography: the step's deadline passed while it was RUNNING; it is FAILED with the timeout error (the
+        participant's claim of an answer now loses). False when its answer was claimed first."""
+        return self._update(
+            saga_id,
+            step=(step, _finished_fields(StepStatus.FAILED, None, error, cause)),
+            allowed=_FORWARD,
+            step_in=(step, (StepStatus.RUNNING,)),
+        )
+
+    def completed(self, saga_id: str, steps: list[str]) -> bool:
+        """Choreography: the last step succeeded; the saga is COMPLETED, every step SUCCEEDED, the last one current."""
+        return self._update(
+            saga_id,
+            sets={"current_step": steps[-1]},
+            status=SagaStatus.COMPLETED,
+            allowed=_FORWARD,
+            succeeded_steps=steps,
+        )
+
+    def ended_failed(self, saga_id: str, *, error: str, cause: str) -> bool:
+        """Choreography: nothing is left to compensate; the saga is FAILED with the failure that started it."""
+        return self._update(saga_id, sets={"error": error, "cause": cause}, status=SagaStatus.FAILED, allowed=_UNDOING)
+
+    def compensation_parked(
+        self,
+        saga_id: str,
+        *,
+        failed_step: str,
+        compensation_error: str,
+        compensation_cause: str,
+        error: str,
+        cause: str,
+        pending: list[dict[str, str]],
+    ) -> bool:
+        """Choreography: a compensation failed for good; the saga is parked COMPENSATION_FAILED, as the orchestrated
+        park state writes it (the step, both errors, and what a resume runs)."""
+        return self._update(
+            saga_id,
+            sets={
+                "failed_step": failed_step,
+                "compensation_error": compensation_error,
+                "compensation_cause": compensation_cause,
+                "error": error,
+                "cause": cause,
+                "pending": pending,
+            },
+            status=SagaStatus.COMPENSATION_FAILED,
+            allowed=_UNDOING,
+        )
+
     def compensation_started(self, saga_id: str, step: str) -> bool:
         """A compensation begins: the step is COMPENSATING, the current step, and the saga is COMPENSATING."""
         return self._update(
@@ -272,12 +353,17 @@ class SagaRecordRepository:
         also_step: tuple[str, dict[str, Any]] | None = None,
         also_step_in: tuple[str, tuple[StepStatus, ...]] | None = None,
         unanswered: str | None = None,
+        succeeded_steps: list[str] | None = None,
     ) -> bool:
         """One conditional update; False when the saga is gone, already past `allowed` (late message), a step named
         in `step_in` / `also_step_in` is in none of the statuses listed, or the `unanswered` step was marked already."""
         names = {"#status": "status"}
         values: dict[str, Any] = {":now": utc_now(), ":one": 1}
         assignments = ["updated_at = :now"]
+        for index, name in enumerate(succeeded_steps or []):
+            names[f"#done{index}"] = name
+            values[":succeeded_step"] = StepStatus.SUCCEEDED.value
+            assignments.append(f"steps.#done{index}.#status = :succeeded_step")
         for index, (name, value) in enumerate((sets or {}).items()):
             names[f"#f{index}"] = name
             values[f":f{index}"] = value

@@ -6,6 +6,11 @@ the same call with the same id and request starts it (an execution of that name 
 saga's execution, since executions are named after saga ids), and the API's reconciler starts, or after a
 while fails, whatever is left STARTED.
 
+A choreographed saga (its spec names the saga bus) starts with a `Saga.Started` event on the bus instead of an
+execution: the record is written first, the event put, then the record marked running, the same way; a failed
+PutEvents leaves the record STARTED for the same retries and reconciler (a second `Saga.Started` is harmless: its
+consumers are idempotent on the saga id).
+
 Its Step Functions client is `step_functions` (given, or built on first use): a host that runs the starter in its own
 process reaches it there (e.g. botocore event hooks on `client.meta.events` that make StartExecution fail on demand),
 having found the starter through host_hooks, which every starter is announced to when built.
@@ -24,8 +29,12 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 import host_hooks
+from saga_records.events import SagaEventDetail
 from saga_records.model import SagaStatus
 from saga_records.repository import SagaAlreadyExists, SagaRecordRepository
+
+# What a choreographed saga's record holds where an orchestrated one names its execution: no execution runs it.
+CHOREOGRAPHY_EXECUTION_PREFIX = "choreography:"
 
 
 class SagaConflict(Exception):
@@ -46,8 +55,9 @@ class SagaSpec:
     """What starting a saga of one type takes: its state machine and its steps (the record lists them all)."""
 
     saga_type: str
-    state_machine_arn: str
+    state_machine_arn: str | None
     steps: tuple[str, ...]
+    bus_name: str | None = None  # a choreographed saga: started by an event on this bus, not by an execution
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,11 @@ class SagaStarter:
         self.sagas = {saga.saga_type: saga for saga in sagas}
         self._client = sfn_client
         host_hooks.announce(self)
+
+    @cached_property
+    def events(self) -> Any:
+        """The EventBridge client every choreographed saga's start goes through."""
+        return boto3.client("events")
 
     @cached_property
     def step_functions(self) -> Any:
@@ -118,6 +133,9 @@ class SagaStarter:
         return StartedSaga(record["saga_id"], SagaStatus.PENDING.value, arn, created=False)
 
     def _start_execution(self, saga: SagaSpec, saga_id: str, saga_input: dict[str, Any]) -> str:
+        if saga.bus_name is not None:
+            return self._publish_started(saga, saga_id, saga_input)
+        assert saga.state_machine_arn is not None
         try:
             arn = self.step_functions.start_execution(
                 stateMachineArn=saga.state_machine_arn,
@@ -134,6 +152,28 @@ class SagaStarter:
             raise SagaStartDeferred(saga_id, type(error).__name__) from error
         self.records.mark_running(saga_id, arn, first_step=saga.steps[0] if saga.steps else None)
         return arn
+
+    def _publish_started(self, saga: SagaSpec, saga_id: str, saga_input: dict[str, Any]) -> str:
+        assert saga.bus_name is not None
+        started = SagaEventDetail(
+            saga_id=saga_id,
+            saga_type=saga.saga_type,
+            kind="saga",
+            outcome="Started",
+            idempotency_key=f"{saga_id}#saga",
+            input=saga_input,
+        )
+        try:
+            response = self.events.put_events(Entries=[started.entry(saga.bus_name)])
+        except ClientError as error:
+            raise SagaStartDeferred(saga_id, error.response.get("Error", {}).get("Code") or str(error)) from error
+        except BotoCoreError as error:
+            raise SagaStartDeferred(saga_id, type(error).__name__) from error
+        if response.get("FailedEntryCount"):
+            raise SagaStartDeferred(saga_id, response["Entries"][0].get("ErrorCode") or "PutEvents failed")
+        marker = f"{CHOREOGRAPHY_EXECUTION_PREFIX}{saga.bus_name}/{saga_id}"
+        self.records.mark_running(saga_id, marker, first_step=saga.steps[0] if saga.steps else None)
+        return marker
 
 
 def _same_request(record: dict[str, Any], saga_type: str, saga_input: dict[str, Any], fingerprint: str) -> bool:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from saga_testkit.fault_matrix_run import STRAY_MESSAGE
+from saga_testkit.fault_matrix_run import STRAY_MESSAGE, applicable_cells, parity_problems, pattern_pairs
+from saga_testkit.kit import project_definitions
 from saga_testkit.pytest_plugin import fault_matrix_params
 
 # The long runs' group (the matrix, then the soak), on the worker the shared cloud's tests are not on: the
@@ -37,3 +38,25 @@ def test_every_saga_type_s_invariants_hold_across_the_whole_matrix(fault_matrix_
     # Then no effect is unaccounted for across every cell and every other saga of the cloud
     assert {saga: problems for saga, problems in fault_matrix_run.invariant_problems.items() if problems} == {}
     assert fault_matrix_run.invariant_problems  # every saga type was checked
+
+
+PAIRS = pattern_pairs(project_definitions())
+
+
+@pytest.mark.parametrize(
+    ("orchestrated", "choreographed", "cell"),
+    [
+        pytest.param(orchestrated, choreographed, cell, id=f"{choreographed.name}-{cell.id}")
+        for orchestrated, choreographed in PAIRS
+        for cell in applicable_cells(orchestrated)
+    ],
+)
+def test_choreography_ends_every_cell_as_orchestration_does(orchestrated, choreographed, cell, fault_matrix_run):
+    # Given the same saga in both patterns, each cell run on both / Then both ended alike: status, error and park,
+    # the actions and the compensations in the same order, each participant's effects, DLQs and reconciliation
+    evidence = fault_matrix_run.evidence
+    assert parity_problems(evidence[(orchestrated.name, cell.id)], evidence[(choreographed.name, cell.id)]) == []
+
+
+def test_the_project_ships_a_saga_in_both_patterns():
+    assert PAIRS, "the parity test needs a saga defined in both patterns (same steps)"

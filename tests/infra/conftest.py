@@ -80,6 +80,18 @@ def definitions() -> list[SagaDefinition]:
 
 
 @pytest.fixture(scope="session")
+def orchestrated(definitions: list[SagaDefinition]) -> list[SagaDefinition]:
+    """The sagas a state machine runs (pattern: orchestration)."""
+    return [definition for definition in definitions if definition.pattern == "orchestration"]
+
+
+@pytest.fixture(scope="session")
+def choreographed(definitions: list[SagaDefinition]) -> list[SagaDefinition]:
+    """The sagas the saga bus runs (pattern: choreography)."""
+    return [definition for definition in definitions if definition.pattern == "choreography"]
+
+
+@pytest.fixture(scope="session")
 def template(synthesized: Synthesized):
     from aws_cdk.assertions import Template
 

@@ -159,11 +159,12 @@ def _resources_of(statements: list[dict[str, Any]], action: str) -> list[str]:
     return sorted(found)
 
 
-def test_the_api_function_may_start_and_admit_every_saga_and_nothing_else(synthesized, definitions):
+def test_the_api_function_may_start_and_admit_every_saga_and_nothing_else(synthesized, orchestrated, choreographed):
     _, function = _function(synthesized, API_HANDLER)
     statements = _statements_of(synthesized, function["Properties"]["Role"]["Fn::GetAtt"][0])
     assert _actions(statements) == {
         "states:StartExecution",
+        "events:PutEvents",
         "dynamodb:PutItem",
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
@@ -179,7 +180,7 @@ def test_the_api_function_may_start_and_admit_every_saga_and_nothing_else(synthe
         "kms:GenerateMac",
         "kms:VerifyMac",
     }
-    machines = [synthesized.template["Outputs"][constants.state_machine_output(d.name)]["Value"] for d in definitions]
+    machines = [synthesized.template["Outputs"][constants.state_machine_output(d.name)]["Value"] for d in orchestrated]
     machine_refs = sorted(json.dumps(machine, sort_keys=True) for machine in machines)
     assert _resources_of(statements, "states:StartExecution") == machine_refs
     assert _resources_of(statements, "states:DescribeStateMachine") == machine_refs
@@ -205,9 +206,14 @@ def test_the_api_function_may_start_and_admit_every_saga_and_nothing_else(synthe
     assert json.dumps({"Fn::GetAtt": [table_id, "Arn"]}, sort_keys=True) in _resources_of(
         statements, "dynamodb:UpdateItem"
     )
+    # A choreographed saga starts with its Saga.Started on the bus, under its own source only
+    (put,) = [s for s in statements if s["Action"] == "events:PutEvents"]
+    assert put["Resource"] == {"Fn::GetAtt": [synthesized.logical_id("Choreography/Bus"), "Arn"]}
+    assert put["Condition"] == {"StringEquals": {"events:source": sorted(f"sagas.{d.name}" for d in choreographed)}}
     environment = function["Properties"]["Environment"]["Variables"]
     assert int(environment["MAX_REQUEST_BYTES"]) == constants.MAX_REQUEST_BYTES
     assert constants.MAX_REQUEST_BYTES < constants.STEP_FUNCTIONS_PAYLOAD_LIMIT_BYTES == 262_144
+    assert constants.MAX_REQUEST_BYTES < constants.EVENTBRIDGE_ENTRY_LIMIT_BYTES == 262_144
 
 
 def _resolved(value: Any, refs: dict[str, str]) -> str:
@@ -221,8 +227,10 @@ def test_the_functions_sagas_setting_lists_every_saga_with_its_state_machine(syn
     machines = {
         synthesized.template["Outputs"][constants.state_machine_output(d.name)]["Value"]["Ref"]: d.name
         for d in definitions
+        if d.pattern == "orchestration"
     }
     refs = {logical_id: f"arn:aws:states:us-east-1:1:stateMachine:{name}" for logical_id, name in machines.items()}
+    refs[synthesized.logical_id("Choreography/Bus")] = "saga-bus"
     for handler in (API_HANDLER, RECONCILER_HANDLER):
         _, function = _function(synthesized, handler)
         variables = function["Properties"]["Environment"]["Variables"]
@@ -230,10 +238,26 @@ def test_the_functions_sagas_setting_lists_every_saga_with_its_state_machine(syn
         resolved = {name: value if isinstance(value, str) else name for name, value in variables.items()}
         settings = ApiSettings.model_validate({**resolved, "SAGAS": _resolved(variables["SAGAS"], refs)})
         # Then it is the typed setting the API reads, one entry per saga, from the definitions
+        # (an orchestrated saga started by its state machine, a choreographed one by the bus)
         assert [
-            (saga.saga_type, saga.path, saga.state_machine_arn.rsplit(":", 1)[1], saga.steps, saga.id_field)
+            (
+                saga.saga_type,
+                saga.path,
+                saga.state_machine_arn.rsplit(":", 1)[1] if saga.state_machine_arn else saga.bus_name,
+                saga.steps,
+                saga.id_field,
+            )
             for saga in settings.sagas
-        ] == [(d.name, d.route_path, d.name, tuple(step.name for step in d.steps), d.id_field) for d in definitions]
+        ] == [
+            (
+                d.name,
+                d.route_path,
+                d.name if d.pattern == "orchestration" else "saga-bus",
+                tuple(step.name for step in d.steps),
+                d.id_field,
+            )
+            for d in definitions
+        ]
         assert [saga.input_module for saga in settings.sagas] == [d.input_module for d in definitions]
         # And each saga's admission limits, its definition's block with the defaults filled in
         assert [saga.admission.limits() for saga in settings.sagas] == [
@@ -262,6 +286,7 @@ def test_the_reconciler_runs_on_a_schedule_with_only_what_it_needs(synthesized, 
     statements = _statements_of(synthesized, function["Properties"]["Role"]["Fn::GetAtt"][0])
     assert _actions(statements) - {"logs:CreateLogStream", "logs:PutLogEvents"} == {
         "states:StartExecution",
+        "events:PutEvents",
         "dynamodb:Query",
         "dynamodb:UpdateItem",
         "xray:PutTraceSegments",

@@ -31,7 +31,7 @@ def commands_with_steps(definitions: list[SagaDefinition]) -> dict[str, Any]:
 def participant_resources(synthesized, resource_type: str) -> dict[str, dict[str, Any]]:
     """Resources of the participants: saga operations and the API have functions and queues of their own, tested in
     test_monitoring and test_api_stack."""
-    others = (f"{constants.STACK_NAME}/SagaOperations/", f"{constants.STACK_NAME}/SagaApi/")
+    others = tuple(f"{constants.STACK_NAME}/{part}/" for part in ("SagaOperations", "SagaApi", "Choreography"))
     return {
         logical_id: resource
         for logical_id, resource in synthesized.resources(resource_type).items()
@@ -61,14 +61,15 @@ def all_policy_statements(synthesized) -> list[dict[str, Any]]:
 # --- state machines -------------------------------------------------------------------------------------------
 
 
-def test_one_standard_state_machine_per_saga(synthesized, template, definitions):
-    template.resource_count_is("AWS::StepFunctions::StateMachine", len(definitions))
-    for definition in definitions:
+def test_one_standard_state_machine_per_orchestrated_saga(synthesized, template, orchestrated, choreographed):
+    template.resource_count_is("AWS::StepFunctions::StateMachine", len(orchestrated))
+    assert choreographed, "the project ships a choreographed saga: it runs on the bus, not on a state machine"
+    for definition in orchestrated:
         assert state_machine(synthesized, definition)["Properties"]["StateMachineType"] == "STANDARD"
 
 
-def test_definition_is_the_compiled_saga_with_every_placeholder_substituted(synthesized, definitions):
-    for definition in definitions:
+def test_definition_is_the_compiled_saga_with_every_placeholder_substituted(synthesized, orchestrated):
+    for definition in orchestrated:
         properties = state_machine(synthesized, definition)["Properties"]
         definition_string = properties["DefinitionString"]
         assert json.loads(definition_string) == compile_saga(definition)
@@ -161,6 +162,10 @@ def test_every_function_is_wired_to_its_queue_tables_and_layer(synthesized, defi
     assert len(layer_parameters) == 1
     assert synthesized.template["Parameters"][layer_parameters[0]]["Type"] == "AWS::SSM::Parameter::Value<String>"
     mappings = list(synthesized.resources("AWS::Lambda::EventSourceMapping").values())
+    on_the_bus = {
+        command for d in definitions if d.pattern == "choreography" for s in d.steps for command in s.commands
+    }
+    bus = {"Ref": synthesized.logical_id("Choreography/Bus")}
 
     for command, step in commands_with_steps(definitions).items():
         function_id = synthesized.logical_id(f"{step.service}/{command}/Function")
@@ -177,6 +182,7 @@ def test_every_function_is_wired_to_its_queue_tables_and_layer(synthesized, defi
             "POWERTOOLS_SERVICE_NAME": step.service,
             "POWERTOOLS_METRICS_NAMESPACE": "Sagas",
             "LOG_LEVEL": "INFO",
+            **({"SAGA_BUS_NAME": bus} if command in on_the_bus else {}),
         }
         own_mappings = [m["Properties"] for m in mappings if m["Properties"]["FunctionName"] == {"Ref": function_id}]
         queue_id = synthesized.logical_id(f"{step.service}/{command}/Queue")
@@ -300,11 +306,11 @@ def test_idempotency_table_matches_powertools_defaults(synthesized):
 # --- IAM ------------------------------------------------------------------------------------------------------------
 
 
-def test_task_responses_are_scoped_to_the_state_machine(synthesized, definitions):
+def test_task_responses_are_scoped_to_the_state_machine(synthesized, orchestrated):
     resources = synthesized.template["Resources"]
     state_machines = [
         {"Ref": synthesized.template["Outputs"][constants.state_machine_output(d.name)]["Value"]["Ref"]}
-        for d in definitions
+        for d in orchestrated
     ]
     roles_allowed = set()
     for policy in synthesized.resources("AWS::IAM::Policy").values():
@@ -348,5 +354,6 @@ def test_no_aws_managed_policies(synthesized):
 def test_outputs_name_the_tables_and_state_machines(synthesized, definitions):
     expected = {"SagaTableName", "IdempotencyTableName", constants.API_URL_OUTPUT}
     expected |= {constants.STUCK_SAGAS_OUTPUT, constants.ALARM_TOPIC_OUTPUT, constants.DASHBOARD_OUTPUT}
-    expected |= {f"{d.name}StateMachineArn" for d in definitions}
+    expected |= {f"{d.name}StateMachineArn" for d in definitions if d.pattern == "orchestration"}
+    expected |= {constants.SAGA_BUS_OUTPUT} if any(d.pattern == "choreography" for d in definitions) else set()
     assert set(synthesized.template["Outputs"]) == expected

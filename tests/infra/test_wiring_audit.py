@@ -54,14 +54,43 @@ def test_the_audit_checks_every_edge_the_template_has(synthesized, audited):
         len(a["Properties"]["AlarmActions"]) + len(a["Properties"]["OKActions"]) for a in alarms
     )
     assert found["event source mapping -> queue"] == len(mappings)
-    assert found["participant -> task callbacks"] == len(mappings)  # one state machine sends to each queue here
+    # One state machine sends to each participant queue here (the tracker's queue is fed by the bus alone)
+    tracker_mappings = [
+        m
+        for m in mappings.values()
+        if "CHOREOGRAPHIES"
+        in template.props(template.resolve(m["Properties"]["FunctionName"]))["Environment"]["Variables"]
+    ]
+    assert found["participant -> task callbacks"] == len(mappings) - len(tracker_mappings)
     for kind in ("participant -> its table", "participant -> its idempotency items", "participant -> saga records"):
         assert found[kind] == len(participants), kind
-    assert found["state machine -> queue -> key"] == len(mappings)  # one callback task per command
+    assert found["state machine -> queue -> key"] == len(mappings) - len(
+        tracker_mappings
+    )  # one callback task per command
     assert found["state machine -> table"] >= 1
-    assert found["rule -> function"] == sum(
-        len(r["Properties"]["Targets"]) for r in template.of_type("AWS::Events::Rule").values()
-    )
+    rules = template.of_type("AWS::Events::Rule").values()
+    targets = [t for r in rules for t in r["Properties"]["Targets"]]
+    to_queues = [t for t in targets if template.logical_id_of(template.resolve(t["Arn"]), "AWS::SQS::Queue")]
+    assert found["rule -> function"] + found["rule -> queue"] == len(targets)
+    assert found["rule -> dead-letter queue"] == sum("DeadLetterConfig" in t for t in targets)
+    # Choreography: each bus rule's command answers on the bus and retries on its own queue; the tracker, its schedules
+    # and the API's starts of choreographed sagas
+    bus_rules = [
+        r
+        for r in rules
+        if "detail-type" in r["Properties"].get("EventPattern", {}) and "EventBusName" in r["Properties"]
+    ]
+    assert bus_rules, "the project ships a choreographed saga: its commands react through rules of the saga bus"
+    assert found["participant -> saga bus"] == found["participant -> its own queue (retry)"] == len(bus_rules)
+    assert len(to_queues) == len(bus_rules) + len(tracker_mappings)
+    for kind in (
+        "tracker -> saga bus",
+        "tracker -> deadline schedules",
+        "tracker -> scheduler role",
+        "schedule -> saga bus",
+    ):
+        assert found[kind] == len(tracker_mappings) == 1, kind
+    assert found["function -> saga bus"] == 2  # the API and its reconciler, for the one choreographed saga
     assert found["api -> function"] == len(template.of_type("AWS::ApiGateway::Method"))
     assert found["function -> topic"] >= 1  # the detector's incident notices
     # The API and its reconciler of unstarted sagas each start every saga, named in their SAGAS setting
@@ -113,6 +142,14 @@ CHECKS = [
     ("function -> admission table", "identity"),
     ("function -> page token key", "identity"),
     ("function -> page token key", "resource"),
+    ("rule -> queue", "resource"),
+    ("participant -> saga bus", "identity"),
+    ("participant -> its own queue (retry)", "identity"),
+    ("tracker -> saga bus", "identity"),
+    ("tracker -> deadline schedules", "identity"),
+    ("tracker -> scheduler role", "identity"),
+    ("schedule -> saga bus", "identity"),
+    ("function -> saga bus", "identity"),
 ]
 
 
@@ -258,3 +295,27 @@ ALARMS = "arn:aws:cloudwatch:r:1:alarm:S/*"
 )
 def test_conditions_evaluate_as_iam_does(condition, context, holds):
     assert wiring.condition_holds(condition, context) is holds
+
+
+def test_on_the_saga_bus_each_caller_puts_only_its_own_sources(synthesized, audited):
+    # A participant, the tracker, the scheduler role and the API may put events on the bus only as the sagas (or the
+    # deadlines) they serve: another saga's source, or a deadline under the saga's own source, is denied
+    template = wiring.Template(synthesized.template)
+    kinds_checked = set()
+    for edge in audited:
+        if not edge.kind.endswith("-> saga bus"):
+            continue
+        allowed = {request.context["events:source"] for request in edge.requests}
+        for request in edge.requests:
+            assert identity_allows(template, edge, request), edge.kind
+            for foreign in ("sagas.SomeoneElse", f"{request.context['events:source']}.forged"):
+                if foreign not in allowed:
+                    forged = wiring.Request(request.action, request.resource, {"events:source": foreign})
+                    assert not identity_allows(template, edge, forged), (edge.kind, edge.source, foreign)
+        kinds_checked.add(edge.kind)
+    assert kinds_checked == {
+        "participant -> saga bus",
+        "tracker -> saga bus",
+        "schedule -> saga bus",
+        "function -> saga bus",
+    }

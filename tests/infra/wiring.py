@@ -74,6 +74,7 @@ class Template:
             "AWS::StepFunctions::StateMachine": f"{prefix}:states:{REGION}:{ACCOUNT}:stateMachine:{logical_id}",
             "AWS::Logs::LogGroup": f"{prefix}:logs:{REGION}:{ACCOUNT}:log-group:{logical_id}:*",
             "AWS::Events::Rule": f"{prefix}:events:{REGION}:{ACCOUNT}:rule/{logical_id}",
+            "AWS::Events::EventBus": f"{prefix}:events:{REGION}:{ACCOUNT}:event-bus/{logical_id}",
             "AWS::CloudWatch::Alarm": f"{prefix}:cloudwatch:{REGION}:{ACCOUNT}:alarm:{self.alarm_name(logical_id)}",
         }.get(kind, f"{prefix}:{kind}:{logical_id}")
 
@@ -173,7 +174,10 @@ def identity_statements(template: Template, role_id: str) -> list[Statement]:
 
 
 def resource_statements(template: Template, target_id: str) -> list[Statement] | None:
-    """The target's own policy; None when the target type has none (DynamoDB tables here, state machines)."""
+    """The target's own policy; None when the target type has none (DynamoDB tables here, state machines), or the
+    target is no resource of the stack (the deadline schedules the tracker creates at run time)."""
+    if target_id not in template.resources:
+        return None
     kind = template.type_of(target_id)
     if kind == "AWS::SNS::Topic":
         return _attached(template, "AWS::SNS::TopicPolicy", "Topics", target_id)
@@ -452,6 +456,7 @@ def edges(template: Template, uses: dict[str, TableUse]) -> list[Edge]:
         *_function_environment_edges(template, uses),
         *_api_edges(template),
         *_admission_edges(template),
+        *_choreography_edges(template),
     ]
 
 
@@ -672,6 +677,104 @@ def _function_environment_edges(template: Template, uses: dict[str, TableUse]) -
             if table_id and participant and name in uses:
                 use = uses[name]
                 yield Edge(use.kind, function_id, table_id, caller, use.requests(template, table_id, resolved))
+
+
+# A deadline schedule's name, as the tracker makes them (saga_tracker.deadlines.schedule_name): its prefix and a hash.
+DEADLINE_SCHEDULE_NAME = "SagaDeadline-0f1e2d3c4b5a"
+
+
+def _choreography_edges(template: Template) -> Iterator[Edge]:
+    """The saga bus's edges: each participant that a bus rule feeds puts its answers on the bus under the rule's saga
+    source and sends its retries to its own queue; the tracker puts timed-out steps on the bus, creates deadline
+    schedules and passes the scheduler role, which puts the deadlines on the bus; the API starts choreographed sagas
+    on the bus. Whom each may put events as (`events:source`) is part of every request."""
+    consumers = {
+        template.logical_id_of(template.resolve(m["Properties"]["EventSourceArn"]), "AWS::SQS::Queue"): (
+            template.logical_id_of(template.resolve(m["Properties"]["FunctionName"]), "AWS::Lambda::Function")
+        )
+        for m in template.of_type("AWS::Lambda::EventSourceMapping").values()
+    }
+    for rule in template.of_type("AWS::Events::Rule").values():
+        properties = rule["Properties"]
+        bus_id = template.logical_id_of(template.resolve(properties.get("EventBusName", "")), "AWS::Events::EventBus")
+        if bus_id is None or "detail-type" not in properties["EventPattern"]:
+            continue  # not a rule of the saga bus, or the tracker's (every event of the sagas, to its own queue)
+        for target in properties["Targets"]:
+            queue_id = template.logical_id_of(template.resolve(target["Arn"]), "AWS::SQS::Queue")
+            function_id = consumers[queue_id]
+            caller = Caller(role_id=_role_of_function(template, function_id))
+            yield Edge(
+                "participant -> saga bus",
+                function_id,
+                bus_id,
+                caller,
+                [_put_events(template, bus_id, source) for source in properties["EventPattern"]["source"]],
+            )
+            yield Edge(
+                "participant -> its own queue (retry)",
+                function_id,
+                queue_id,
+                caller,
+                [Request("sqs:SendMessage", template.arn(queue_id))],
+            )
+    for function_id, function in template.of_type("AWS::Lambda::Function").items():
+        variables = {
+            name: template.resolve(value)
+            for name, value in function["Properties"].get("Environment", {}).get("Variables", {}).items()
+        }
+        caller = Caller(role_id=_role_of_function(template, function_id))
+        if "CHOREOGRAPHIES" in variables:
+            bus_id = template.logical_id_of(variables["SAGA_BUS_ARN"], "AWS::Events::EventBus")
+            role_id = template.logical_id_of(variables["SCHEDULER_ROLE_ARN"], "AWS::IAM::Role")
+            sagas = [saga["saga_type"] for saga in json.loads(variables["CHOREOGRAPHIES"])]
+            yield Edge(
+                "tracker -> saga bus",
+                function_id,
+                bus_id,
+                caller,
+                [_put_events(template, bus_id, f"sagas.{saga}") for saga in sagas],
+            )
+            schedule = (
+                f"arn:{PARTITION}:scheduler:{REGION}:{ACCOUNT}:schedule/{variables['SCHEDULE_GROUP']}/"
+                f"{DEADLINE_SCHEDULE_NAME}"
+            )
+            yield Edge(
+                "tracker -> deadline schedules",
+                function_id,
+                "scheduler",
+                caller,
+                [Request("scheduler:CreateSchedule", schedule)],
+            )
+            yield Edge(
+                "tracker -> scheduler role",
+                function_id,
+                role_id,
+                caller,
+                [Request("iam:PassRole", template.arn(role_id))],
+            )
+            yield Edge(
+                "schedule -> saga bus",
+                role_id,
+                bus_id,
+                Caller(role_id=role_id),
+                [_put_events(template, bus_id, f"sagas.{saga}.deadlines") for saga in sagas],
+            )
+        if isinstance(variables.get("SAGAS"), str):
+            for saga in json.loads(variables["SAGAS"]):
+                if saga.get("bus_name"):
+                    bus_id = template.logical_id_of(saga["bus_name"], "AWS::Events::EventBus")
+                    yield Edge(
+                        "function -> saga bus",
+                        function_id,
+                        bus_id,
+                        caller,
+                        [_put_events(template, bus_id, f"sagas.{saga['saga_type']}")],
+                    )
+
+
+def _put_events(template: Template, bus_id: str | None, source: str) -> Request:
+    assert bus_id is not None, f"events put on a bus the stack does not define (source {source})"
+    return Request("events:PutEvents", template.arn(bus_id), {"events:source": source})
 
 
 def _named_in(template: Template, value: str, resource_type: str) -> list[str]:

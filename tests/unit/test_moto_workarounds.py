@@ -19,6 +19,7 @@ from local_runtime import moto_workarounds
 from local_runtime.moto_workarounds import (
     backend_lookup_without_global_lock,
     callbacks_skip_executions_still_starting,
+    cfn_event_bus_ref_is_its_name,
     cfn_state_machine_in_executing_backend,
     compile_each_json_path_once,
     dynamodb_one_request_at_a_time,
@@ -556,6 +557,27 @@ HMAC_KEY_TEMPLATE = {
                             "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
                             "Action": "kms:*",
                             "Resource": "*",
+
+
+def _bus_template() -> dict:
+    """A bus, a queue and a rule on that bus whose target is the queue, with an input transformer (the saga bus)."""
+    return {
+        "Resources": {
+            "Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "sagas"}},
+            "Commands": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "commands"}},
+            "Rule": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "EventBusName": {"Ref": "Bus"},
+                    "EventPattern": {"source": ["sagas.Order"], "detail-type": ["reserve.Succeeded"]},
+                    "Targets": [
+                        {
+                            "Id": "commands",
+                            "Arn": {"Fn::GetAtt": ["Commands", "Arn"]},
+                            "InputTransformer": {
+                                "InputPathsMap": {"detail": "$.detail"},
+                                "InputTemplate": '{"command":"Pay","event":<detail>}',
+                            },
                         }
                     ],
                 },
@@ -586,3 +608,29 @@ def test_cfn_hmac_key_refuses_macs_without_workaround(aws_env):
 def test_cfn_hmac_key_makes_macs_with_workaround(aws_env):
     with mock_aws(), moto_workarounds.cfn_kms_key_keeps_its_spec():
         assert len(_mac_with_a_cloudformation_key()) == 32
+
+
+    }
+
+
+@pytest.mark.parametrize("with_workaround", [False, True])
+def test_a_rule_on_a_custom_bus_is_created_and_delivers(moto_sfn, with_workaround):
+    # Given a template with a rule on its own bus
+    cloudformation = boto3.client("cloudformation")
+    with cfn_event_bus_ref_is_its_name() if with_workaround else nullcontext():
+        if not with_workaround:
+            # Then without the workaround the Ref is moto's bus object, and the stack cannot be created
+            with pytest.raises(AttributeError, match="split"):
+                cloudformation.create_stack(StackName="s", TemplateBody=json.dumps(_bus_template()))
+            return
+        cloudformation.create_stack(StackName="s", TemplateBody=json.dumps(_bus_template()))
+    # When an event of the pattern is put on the bus
+    boto3.client("events").put_events(
+        Entries=[
+            {"EventBusName": "sagas", "Source": "sagas.Order", "DetailType": "reserve.Succeeded", "Detail": '{"a": 1}'}
+        ]
+    )
+    # Then the target queue gets the transformed input (moto's own delivery)
+    sqs = boto3.client("sqs")
+    (message,) = sqs.receive_message(QueueUrl=sqs.get_queue_url(QueueName="commands")["QueueUrl"])["Messages"]
+    assert json.loads(message["Body"]) == {"command": "Pay", "event": {"a": 1}}

@@ -344,3 +344,29 @@ def test_not_applicable_cells_say_why(parcel_locker):
     cell = _cells(parcel_locker)["notify_courier-compensation_transient"]
     assert isinstance(cell, NotApplicable)
     assert cell.reason == "a retriable step has no compensation"
+
+
+def test_parity_holds_for_two_sagas_that_ended_alike_and_names_each_difference():
+    # Given one cell of the order saga, as both patterns would leave it had they ended alike
+    from dataclasses import replace
+
+    from saga_testkit.fault_matrix_run import parity_problems, pattern_pairs
+    from statemachines import load_definition
+    from tests.sagas.order_fulfillment.kit import SAGA_FILE
+
+    orchestrated = load_definition(SAGA_FILE)
+    choreographed = load_definition(SAGA_FILE.with_name("order_fulfillment_choreographed.saga.yaml"))
+    assert pattern_pairs([orchestrated, choreographed]) == [(orchestrated, choreographed)]
+    cell = _cells(orchestrated)["create_shipment-permanent"]
+    alike = _evidence_as_expected(orchestrated, cell)
+    assert parity_problems(alike, _evidence_as_expected(choreographed, cell, saga_id="other")) == []
+    # When the choreographed one compensated in another order, ended otherwise, or left stock unreconciled
+    swapped = replace(alike.outcome, compensations_succeeded=tuple(reversed(alike.outcome.compensations_succeeded)))
+    parked = replace(alike.outcome, status="COMPENSATION_FAILED")
+    unreconciled = replace(alike, invariant_problems=("sku X: 1 unit left stock",))
+    # Then each difference is named
+    assert [p.split(":")[0] for p in parity_problems(alike, replace(alike, outcome=swapped))] == [
+        "compensations succeeded"
+    ]
+    assert [p.split(":")[0] for p in parity_problems(alike, replace(alike, outcome=parked))] == ["status"]
+    assert [p.split(":")[0] for p in parity_problems(alike, unreconciled)] == ["reconciliation problems"]
