@@ -27,8 +27,8 @@ from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.parsing.expressions import UpdateExpressionParser
 from moto.dynamodb.responses import DynamoHandler
-from moto.kms.models import Key as KmsKey
 from moto.events import models as events_models
+from moto.kms.models import Key as KmsKey
 from moto.sqs.models import SQSBackend
 from moto.stepfunctions import models as sfn_models
 from moto.stepfunctions import responses as sfn_responses

@@ -557,27 +557,6 @@ HMAC_KEY_TEMPLATE = {
                             "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
                             "Action": "kms:*",
                             "Resource": "*",
-
-
-def _bus_template() -> dict:
-    """A bus, a queue and a rule on that bus whose target is the queue, with an input transformer (the saga bus)."""
-    return {
-        "Resources": {
-            "Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "sagas"}},
-            "Commands": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "commands"}},
-            "Rule": {
-                "Type": "AWS::Events::Rule",
-                "Properties": {
-                    "EventBusName": {"Ref": "Bus"},
-                    "EventPattern": {"source": ["sagas.Order"], "detail-type": ["reserve.Succeeded"]},
-                    "Targets": [
-                        {
-                            "Id": "commands",
-                            "Arn": {"Fn::GetAtt": ["Commands", "Arn"]},
-                            "InputTransformer": {
-                                "InputPathsMap": {"detail": "$.detail"},
-                                "InputTemplate": '{"command":"Pay","event":<detail>}',
-                            },
                         }
                     ],
                 },
@@ -610,6 +589,30 @@ def test_cfn_hmac_key_makes_macs_with_workaround(aws_env):
         assert len(_mac_with_a_cloudformation_key()) == 32
 
 
+def _bus_template() -> dict:
+    """A bus, a queue and a rule on that bus whose target is the queue, with an input transformer (the saga bus)."""
+    return {
+        "Resources": {
+            "Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "sagas"}},
+            "Commands": {"Type": "AWS::SQS::Queue", "Properties": {"QueueName": "commands"}},
+            "Rule": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "EventBusName": {"Ref": "Bus"},
+                    "EventPattern": {"source": ["sagas.Order"], "detail-type": ["reserve.Succeeded"]},
+                    "Targets": [
+                        {
+                            "Id": "commands",
+                            "Arn": {"Fn::GetAtt": ["Commands", "Arn"]},
+                            "InputTransformer": {
+                                "InputPathsMap": {"detail": "$.detail"},
+                                "InputTemplate": '{"command":"Pay","event":<detail>}',
+                            },
+                        }
+                    ],
+                },
+            },
+        }
     }
 
 
