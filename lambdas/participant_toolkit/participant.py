@@ -491,7 +491,7 @@ class SagaParticipant:
             )
             self._count("CommandRetried")
             return
-        outcome = _rejected(failure)
+        outcome = _rejected(failure, command)
         if command.kind == "compensation":
             self._mark_compensation(command, outcome)
         self._publish(command, outcome)
