@@ -19,12 +19,8 @@ from typing import Any
 
 from rich.console import Console
 
-from local_runtime.cloud import LocalCloud
-from local_runtime.http_api import serving
-from local_runtime.synth import synthesize
 from saga_testkit.kit import project_definition
-from saga_testkit.sagas import LocalSagas
-from saga_testkit.soak import burst_soak
+from saga_testkit.soak import burst_soak, local_api
 
 REPO = Path(__file__).resolve().parent.parent
 SAGAS = 150
@@ -37,14 +33,9 @@ TIMEOUT_SECONDS = 900
 
 def measure(sagas: int, clients: int, consumers: int, time_scale: float, seed: int = SEED) -> dict[str, Any]:
     console = Console(file=io.StringIO(), width=160)  # the figures go out as JSON, not as a table
-    cloud = LocalCloud(synthesize(), time_scale=time_scale, consumers_per_queue=consumers)
-    cloud.start()
-    try:
-        local_sagas = LocalSagas(cloud, project_definition(None))
-        with serving(cloud) as (_api, client):
-            figures, violations = burst_soak(local_sagas, client, sagas, seed, clients=clients, console=console)
-    finally:
-        cloud.stop()
+    definition = project_definition(None)
+    with local_api(definition, time_scale=time_scale, consumers=consumers, console=console) as (local_sagas, client):
+        figures, violations = burst_soak(local_sagas, client, sagas, seed, clients=clients, console=console)
     return {
         "sagas": sagas,
         "clients": clients,

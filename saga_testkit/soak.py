@@ -23,8 +23,9 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -225,6 +226,26 @@ class BacklogSampler:
         return self.running + max(0, submitted - self.submitted_at_sample)
 
 
+@contextmanager
+def local_api(
+    definition: SagaDefinition, *, time_scale: float, consumers: int, console: Console
+) -> Iterator[tuple[LocalSagas, SignedApiClient]]:
+    """The synthesized stack on a local cloud with its signed API up: the saga's harness and an API client."""
+    with console.status("Synthesizing the CDK app (cdk synth)...") as status:
+        cloud = LocalCloud(
+            synthesize(),
+            time_scale=time_scale,
+            consumers_per_queue=consumers,
+            progress=lambda phase: status.update(f"Deploying the template into moto: {phase}..."),
+        )
+        cloud.start()
+    try:
+        with serving(cloud) as (_api, client):
+            yield LocalSagas(cloud, definition), client
+    finally:
+        cloud.stop()
+
+
 def run(
     count: int,
     seed: int,
@@ -244,21 +265,8 @@ def run(
     console.print(
         f"[bold]Random-fault soak:[/] {count} {definition.name} sagas, seed {seed} (replay with --seed {seed})"
     )
-    with console.status("Synthesizing the CDK app (cdk synth)...") as status:
-        assembly = synthesize()
-        cloud = LocalCloud(
-            assembly,
-            time_scale=time_scale,
-            consumers_per_queue=consumers,
-            progress=lambda phase: status.update(f"Deploying the template into moto: {phase}..."),
-        )
-        cloud.start()
-    try:
-        sagas = LocalSagas(cloud, definition)
-        with serving(cloud) as (_api, client):
-            outcome = soak(sagas, client, count, seed, rate=rate, max_in_flight=max_in_flight, console=console)
-    finally:
-        cloud.stop()
+    with local_api(definition, time_scale=time_scale, consumers=consumers, console=console) as (sagas, client):
+        outcome = soak(sagas, client, count, seed, rate=rate, max_in_flight=max_in_flight, console=console)
     if outcome.violations:
         console.print(f"[bold red]✗ {len(outcome.violations)} violation(s) (seed {seed}):")
         for violation in outcome.violations:
@@ -711,20 +719,8 @@ def run_burst(
         f"[bold]Burst soak:[/] {count} {definition.name} sagas at once from {clients} clients, seed {seed} "
         f"(replay with --burst {count} --seed {seed})"
     )
-    with console.status("Synthesizing the CDK app (cdk synth)...") as status:
-        cloud = LocalCloud(
-            synthesize(),
-            time_scale=time_scale,
-            consumers_per_queue=consumers,
-            progress=lambda phase: status.update(f"Deploying the template into moto: {phase}..."),
-        )
-        cloud.start()
-    try:
-        sagas = LocalSagas(cloud, definition)
-        with serving(cloud) as (_api, client):
-            figures, violations = burst_soak(sagas, client, count, seed, clients=clients, console=console)
-    finally:
-        cloud.stop()
+    with local_api(definition, time_scale=time_scale, consumers=consumers, console=console) as (sagas, client):
+        figures, violations = burst_soak(sagas, client, count, seed, clients=clients, console=console)
     if violations:
         console.print(f"[bold red]✗ {len(violations)} violation(s) (burst {count}, seed {seed}):")
         for violation in violations:

@@ -20,6 +20,7 @@ SEED = 3
 SAGAS = 60
 CLIENTS = 16
 # One warm environment per participant function: the participants drain a few sagas a second, the clients offer more.
+# make soak's clock (0.25): a first step's 60 s timeout lasts 15 s, room enough for a busy host's stalls.
 COMMAND = [
     "-m",
     "saga_testkit.soak",
@@ -32,7 +33,7 @@ COMMAND = [
     "--seed",
     str(SEED),
     "--time-scale",
-    "0.1",
+    "0.25",
 ]
 
 
