@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-TIME_SCALE = 0.07  # local s per SLA s: a 60 s timeout lasts 4.2 s, a 20 s heartbeat 1.4 s (0.04 missed beats)
+TIME_SCALE = 0.1  # local s per SLA s: a 60 s timeout lasts 6 s, a 20 s heartbeat 2 s (three sagas' matrices at once)
 STOCK = {"SKU-KEYBOARD": 500, "SKU-MOUSE": 500, "SKU-SCARCE": 2}
 _order_numbers = itertools.count(1)
 

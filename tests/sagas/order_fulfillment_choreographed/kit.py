@@ -5,6 +5,7 @@ and each reconcile the stock it seeded."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 from saga_testkit.scenario import Scenario
@@ -27,7 +28,16 @@ def _with_own_skus(order: dict[str, Any]) -> dict[str, Any]:
     return {**order, "items": [{**line, "sku": own_sku(line["sku"])} for line in order["items"]]}
 
 
+# The demo runs the order saga's scenarios in both patterns: this one at a third of the counts (each scenario at least
+# once, the parked one included), so both fit one demo.
+SCENARIOS = [replace(scenario, count=max(1, scenario.count // 3)) for scenario in order_kit.SCENARIOS]
+
+
 class Kit(order_kit.Kit):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.scenarios = SCENARIOS
+
     def prepare(self, sagas: int) -> None:
         prices = {SAMPLE_SKUS[sku]: price for sku, price in order_kit.SAMPLE_CATALOG.items()}
         self.seed_stock(dict.fromkeys(SAMPLE_SKUS.values(), order_kit.MAX_SAMPLE_UNITS * sagas), prices)
