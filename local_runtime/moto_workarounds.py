@@ -41,6 +41,7 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resou
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
     StateTaskServiceCallback,
 )
+from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
 from moto.stepfunctions.parser.asl.utils import boto_client as boto_client_module
 from moto.stepfunctions.parser.asl.utils import json_path as json_path_module
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
@@ -171,6 +172,21 @@ def early_callback_seen_at_once() -> Iterator[None]:
         return wait_with_heartbeat(self, env, callback_endpoint, heartbeat_endpoint)
 
     with patched(StateTaskServiceCallback, "_wait_for_task_token_heartbeat", wait):
+        yield
+
+
+# --- Defect: a heartbeat that arrives after the task sent its command but before it set up its heartbeat watch finds
+# no watch and is answered InvalidToken, as if the task had ended (a participant that beats on pick-up, as the toolkit
+# does at a scaled clock, then sheds a live command and the task times out). AWS takes a heartbeat on any live token;
+# the task's window starts moments later anyway, so the beat is taken and changes nothing.
+@contextmanager
+def heartbeat_before_the_watch_is_taken() -> Iterator[None]:
+    notify_heartbeat = CallbackEndpoint.notify_heartbeat
+
+    def notify(self: CallbackEndpoint) -> bool:
+        return notify_heartbeat(self) or (self.get_outcome() is None and self.consumer_error is None)
+
+    with patched(CallbackEndpoint, "notify_heartbeat", notify):
         yield
 
 
@@ -465,6 +481,7 @@ def all_workarounds(time_scale: float = 1.0) -> Iterator[None]:
         stack.enter_context(fresh_task_token_per_retry())
         stack.enter_context(send_task_failure_keeps_cause())
         stack.enter_context(early_callback_seen_at_once())
+        stack.enter_context(heartbeat_before_the_watch_is_taken())
         stack.enter_context(dynamodb_one_request_at_a_time())
         stack.enter_context(backend_lookup_without_global_lock())
         stack.enter_context(parse_each_definition_once())

@@ -637,3 +637,18 @@ def test_a_rule_on_a_custom_bus_is_created_and_delivers(moto_sfn, with_workaroun
     sqs = boto3.client("sqs")
     (message,) = sqs.receive_message(QueueUrl=sqs.get_queue_url(QueueName="commands")["QueueUrl"])["Messages"]
     assert json.loads(message["Body"]) == {"command": "Pay", "event": {"a": 1}}
+
+
+def test_a_heartbeat_before_the_task_watches_for_one_is_taken_while_the_task_lives():
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint, CallbackOutcomeSuccess
+
+    # Given a task that sent its command but has not set up its heartbeat watch yet
+    endpoint = CallbackEndpoint(callback_id="token")
+    # When its participant beats on pick-up / Then moto refuses it, as if the task had ended
+    assert endpoint.notify_heartbeat() is False
+    # And with the workaround the beat is taken
+    with moto_workarounds.heartbeat_before_the_watch_is_taken():
+        assert endpoint.notify_heartbeat() is True
+        # But not once the task has its outcome
+        endpoint.notify(CallbackOutcomeSuccess(callback_id="token", output="{}"))
+        assert endpoint.notify_heartbeat() is False
