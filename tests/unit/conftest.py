@@ -3,19 +3,6 @@
 import pytest
 from moto import mock_aws
 
-FAKE_AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-
-
-@pytest.fixture
-def aws_env(monkeypatch):
-    for key, value in FAKE_AWS_ENV.items():
-        monkeypatch.setenv(key, value)
-
 
 @pytest.fixture
 def moto_sfn(aws_env):

@@ -40,12 +40,6 @@ TRIP: dict[str, Any] = {
 DEFINITION = load_definition(SAGA_FILE)
 STEP_OF_COMMAND = {command: step.name for step in DEFINITION.steps for command in step.commands}
 NOW = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
-FAKE_AWS_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 CommandFactory = Callable[..., SagaCommand]
 
@@ -61,9 +55,8 @@ class Clock:
 
 
 @pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for key, value in FAKE_AWS_ENV.items():
-        monkeypatch.setenv(key, value)
+def dynamodb(aws_env: None) -> Iterator[Any]:
+    """moto first, then the resource every repository in the test shares."""
     with mock_aws():
         yield boto3.resource("dynamodb")
 
