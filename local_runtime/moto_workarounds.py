@@ -423,19 +423,29 @@ def transaction_rollback_copies_written_items() -> Iterator[None]:
         yield
 
 
+# A scaled heartbeat window is never shorter than this (local seconds). On a busy 2-core host a command can wait
+# over 2 s between its task's send and a participant's first beat (the fault matrix's pick-ups beside the rest of the
+# suite), so a 20 s heartbeat at a 0.1 clock would time healthy steps out.
+SHORTEST_SCALED_HEARTBEAT_SECONDS = 4.0
+
+
 # --- Not a defect: run Step Functions' clock `factor` times real time (TimeoutSeconds, HeartbeatSeconds,
-# Retry intervals). 0.02 turns a 60 s task timeout into 1.2 s.
+# Retry intervals). 0.02 turns a 60 s task timeout into 1.2 s; a heartbeat window stays at least
+# `shortest_heartbeat_seconds` (a task whose timeout comes first still times out then).
 @contextmanager
-def scaled_time(factor: float) -> Iterator[None]:
+def scaled_time(
+    factor: float, *, shortest_heartbeat_seconds: float = SHORTEST_SCALED_HEARTBEAT_SECONDS
+) -> Iterator[None]:
     if not 0 < factor <= 1:
         raise ValueError(f"time scale must be in (0, 1], got {factor}")
     timeout_body, heartbeat_body = Timeout._eval_body, Heartbeat._eval_body
     real_time = retrier_decl.time
 
-    def scale_pushed_seconds(original: Callable[..., None]) -> Callable[..., None]:
+    def scale_pushed_seconds(original: Callable[..., None], *, at_least: float = 0.0) -> Callable[..., None]:
         def eval_body(self: Any, env: Any) -> None:
             original(self, env)
-            env.stack.append(env.stack.pop() * factor)
+            seconds = env.stack.pop()
+            env.stack.append(max(seconds * factor, min(seconds, at_least)))
 
         return eval_body
 
@@ -446,7 +456,9 @@ def scaled_time(factor: float) -> Iterator[None]:
 
     with ExitStack() as stack:
         stack.enter_context(patched(Timeout, "_eval_body", scale_pushed_seconds(timeout_body)))
-        stack.enter_context(patched(Heartbeat, "_eval_body", scale_pushed_seconds(heartbeat_body)))
+        stack.enter_context(
+            patched(Heartbeat, "_eval_body", scale_pushed_seconds(heartbeat_body, at_least=shortest_heartbeat_seconds))
+        )
         stack.enter_context(patched(retrier_decl, "time", ScaledSleep))
         yield
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
+import time
 from contextlib import suppress
 from pathlib import Path
 
@@ -21,6 +21,8 @@ from local_runtime.synth import SynthesisFailed, synthesize
 from saga_testkit.demo import DEMO_TIME_SCALE
 from saga_testkit.kit import project_definitions
 from saga_testkit.sagas import LocalSagas
+
+SIGNAL_CHECK_SECONDS = 0.5  # how often the idle main thread wakes, so that Ctrl-C takes effect at once
 
 
 @exits_quietly_on_ctrl_c
@@ -56,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"AWS_DEFAULT_REGION={REGION} .venv/bin/python -m saga_ops list",
                     flush=True,
                 )
-                threading.Event().wait()
+                # Woken every half second: Linux may hand SIGINT to any of this process's threads, and Python runs
+                # the handler only when the main thread runs, which a wait with no end never does.
+                while True:
+                    time.sleep(SIGNAL_CHECK_SECONDS)
             print("\nstopping: the API, the participants and the local stack shut down", flush=True)
     except SynthesisFailed as failure:
         print(f"cdk synth failed:\n{failure}", file=sys.stderr)

@@ -1,7 +1,10 @@
 """Shared test setup: Lambda code is importable the way the Lambda runtime sees it (lambdas/ on sys.path), and the
 saga test kit's fixtures (saga_testkit/pytest_plugin.py) are registered."""
 
+import faulthandler
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -38,3 +41,40 @@ def pytest_collection_modifyitems(config, items):
     untagged = [item.nodeid for item in items if item.get_closest_marker("xdist_group") and "@" not in item.nodeid]
     if untagged:
         raise pytest.UsageError(f"pytest-xdist did not tag {len(untagged)} xdist_group test(s), e.g. {untagged[0]}")
+
+
+# A worker that dies mid-test (xdist: "worker 'gw0' crashed") leaves only that line. Each worker writes Python's
+# fatal-error dump (every thread's stack) to a file of its own, and the controller prints any such file at the end.
+CRASH_DIR_VARIABLE = "SAGA_TEST_CRASH_DIR"
+_crashed: list[str] = []
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own faulthandler plugin, which points it at stderr
+def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        if crash_dir := os.environ.get(CRASH_DIR_VARIABLE):
+            dump = open(Path(crash_dir) / f"{os.environ['PYTEST_XDIST_WORKER']}.log", "a")  # noqa: SIM115 (open until exit)
+            faulthandler.enable(file=dump, all_threads=True)
+    elif getattr(config.option, "numprocesses", None):
+        os.environ[CRASH_DIR_VARIABLE] = tempfile.mkdtemp(prefix="saga-test-crash-")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_handlecrashitem(crashitem, report, sched):
+    _crashed.append(crashitem)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _crashed:
+        return
+    terminalreporter.section("crashed workers")
+    terminalreporter.write_line(f"crashed while running: {', '.join(_crashed)}")
+    crash_dir = os.environ.get(CRASH_DIR_VARIABLE)
+    dumps = [path for path in Path(crash_dir).glob("*.log") if path.stat().st_size] if crash_dir else []
+    if not dumps:
+        terminalreporter.write_line(
+            "no fatal-error dump: the process was killed (SIGKILL, e.g. the kernel's OOM killer)"
+        )
+    for path in dumps:
+        terminalreporter.write_line(f"--- {path.stem}: Python's fatal-error dump")
+        terminalreporter.write_line(path.read_text()[:4000])

@@ -40,13 +40,13 @@ pytestmark = pytest.mark.unit
 ROLE = "arn:aws:iam::123456789012:role/sfn"
 
 
-def _callback_machine(queue_url: str, *, retry: bool = False, timeout: int = 30) -> str:
+def _callback_machine(queue_url: str, *, retry: bool = False, timeout: int = 30, heartbeat: int | None = None) -> str:
     task = {
         "Type": "Task",
         "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
         "Parameters": {"QueueUrl": queue_url, "MessageBody": {"token.$": "$$.Task.Token"}},
         "TimeoutSeconds": timeout,
-        "HeartbeatSeconds": timeout - 1,
+        "HeartbeatSeconds": heartbeat or timeout - 1,
         "End": True,
     }
     if retry:
@@ -175,6 +175,21 @@ def test_scaled_time_runs_timeouts_faster(queue_url):
     assert execution["status"] == "FAILED"
     assert execution["error"] == "States.Timeout"
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("shortest_heartbeat_seconds", [0.0, 3.0], ids=["no-floor", "floor"])
+def test_scaled_time_keeps_a_heartbeat_window_of_at_least_its_floor(queue_url, shortest_heartbeat_seconds):
+    # Given a task with a 10 s heartbeat and a 100 s timeout on a 0.05 clock (0.5 s and 5 s), and nobody answering
+    started = time.monotonic()
+    with scaled_time(0.05, shortest_heartbeat_seconds=shortest_heartbeat_seconds):
+        execution = _run(_callback_machine(queue_url, timeout=100, heartbeat=10), [], queue_url, timeout=10)
+    elapsed = time.monotonic() - started
+    # Then it times out when its window closes: at half a second unfloored, never before the floor with one
+    assert (execution["status"], execution["error"]) == ("FAILED", "States.Timeout")
+    if shortest_heartbeat_seconds:
+        assert shortest_heartbeat_seconds <= elapsed < 5
+    else:
+        assert elapsed < shortest_heartbeat_seconds + 3
 
 
 @pytest.mark.parametrize("with_workaround", [False, True])
