@@ -137,6 +137,41 @@ def cfn_event_bus_ref_is_its_name() -> Iterator[None]:
         yield
 
 
+# --- Defect: PutEvents stamps an event's `time` and `ingestion-time` anew for each rule of the bus, when it serves that
+# rule (rules are served one after another), instead of once when the bus took the event. So the copies of one event
+# disagree, and a later rule's copy can be stamped after a target of an earlier rule reacted to the event and put the
+# next one on the bus: the stamps no longer say in which order the bus took events.
+_events_stamped = threading.local()  # event id -> (time, ingestion-time), per PutEvents call of this thread
+
+
+@contextmanager
+def event_stamped_once_when_taken() -> Iterator[None]:
+    put_events = events_models.EventsBackend.put_events
+    send_to_targets = events_models.Rule.send_to_targets
+
+    def put_events_stamped_once(self: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        outer = getattr(_events_stamped, "stamps", None)  # a rule whose target is a bus puts events from within
+        _events_stamped.stamps = {}
+        try:
+            return put_events(self, events)
+        finally:
+            _events_stamped.stamps = outer
+
+    def send_with_first_stamps(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        stamps = getattr(_events_stamped, "stamps", None)
+        if stamps is not None:
+            # The bus's first rule is served right after it took the event: its stamps are the event's.
+            taken = stamps.setdefault(original_event["id"], (original_event["time"], original_event["ingestion-time"]))
+            original_event["time"], original_event["ingestion-time"] = taken
+        send_to_targets(self, original_event, transform_input)
+
+    with (
+        patched(events_models.EventsBackend, "put_events", put_events_stamped_once),
+        patched(events_models.Rule, "send_to_targets", send_with_first_stamps),
+    ):
+        yield
+
+
 # --- Defect: a Retry on a `.waitForTaskToken` task reuses the first attempt's token, whose outcome is
 # already set, so the retried attempt "fails" again at once without any participant answering. AWS issues
 # a new token per attempt.
@@ -490,6 +525,7 @@ def all_workarounds(time_scale: float = 1.0) -> Iterator[None]:
         stack.enter_context(cfn_state_machine_in_executing_backend())
         stack.enter_context(cfn_kms_key_keeps_its_spec())
         stack.enter_context(cfn_event_bus_ref_is_its_name())
+        stack.enter_context(event_stamped_once_when_taken())
         stack.enter_context(fresh_task_token_per_retry())
         stack.enter_context(send_task_failure_keeps_cause())
         stack.enter_context(early_callback_seen_at_once())

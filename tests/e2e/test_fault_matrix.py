@@ -21,22 +21,7 @@ from saga_testkit.pytest_plugin import fault_matrix_params
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("long_runs")]
 
 
-# Open defect: in a choreographed saga's lost-reply cell the Compensated events have been seen out of step order (1 run
-# in 4 of `make test`: create_shipment, reserve_inventory, process_payment). Not yet known whether the compensations
-# ran out of order or only their events reached the test kit's observer queue so; CHANGELOG.md has it.
-LOST_REPLY_ORDER = pytest.mark.xfail(
-    reason="open defect: a choreographed lost-reply cell's compensations seen out of order", strict=False
-)
-
-
-def _marked(param: object) -> object:
-    saga, cell = param.values
-    if getattr(saga, "pattern", "") == "choreography" and getattr(cell, "fault", "") == "lost_reply":
-        return pytest.param(*param.values, id=param.id, marks=[*param.marks, LOST_REPLY_ORDER])
-    return param
-
-
-@pytest.mark.parametrize(("saga", "cell"), [_marked(param) for param in fault_matrix_params()])
+@pytest.mark.parametrize(("saga", "cell"), fault_matrix_params())
 def test_fault_cell(saga, cell, fault_matrix_run):
     # Then the saga ended as its definition says, each participant's effect once, exactly the poisoned command in a
     # DLQ, and its saga type's invariants hold
@@ -61,13 +46,7 @@ PAIRS = pattern_pairs(project_definitions())
 @pytest.mark.parametrize(
     ("orchestrated", "choreographed", "cell"),
     [
-        pytest.param(
-            orchestrated,
-            choreographed,
-            cell,
-            id=f"{choreographed.name}-{cell.id}",
-            marks=[LOST_REPLY_ORDER] if cell.fault == "lost_reply" else [],
-        )
+        pytest.param(orchestrated, choreographed, cell, id=f"{choreographed.name}-{cell.id}")
         for orchestrated, choreographed in PAIRS
         for cell in applicable_cells(orchestrated)
     ],

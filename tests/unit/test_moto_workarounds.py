@@ -24,6 +24,7 @@ from local_runtime.moto_workarounds import (
     compile_each_json_path_once,
     dynamodb_one_request_at_a_time,
     early_callback_seen_at_once,
+    event_stamped_once_when_taken,
     fresh_task_token_per_retry,
     parse_each_definition_once,
     request_dispatch_work_done_once,
@@ -649,6 +650,46 @@ def test_a_rule_on_a_custom_bus_is_created_and_delivers(moto_sfn, with_workaroun
     sqs = boto3.client("sqs")
     (message,) = sqs.receive_message(QueueUrl=sqs.get_queue_url(QueueName="commands")["QueueUrl"])["Messages"]
     assert json.loads(message["Body"]) == {"command": "Pay", "event": {"a": 1}}
+
+
+@pytest.mark.parametrize("with_workaround", [False, True])
+def test_every_copy_of_an_event_carries_the_time_the_bus_took_it(aws_env, monkeypatch, with_workaround):
+    from moto.sqs.models import SQSBackend
+
+    with mock_aws(), event_stamped_once_when_taken() if with_workaround else nullcontext():
+        # Given a bus whose two rules each copy an event, with its ingestion time, to a queue; serving the first one
+        # takes a while (a busy host)
+        events, sqs = boto3.client("events"), boto3.client("sqs")
+        events.create_event_bus(Name="sagas")
+        urls = {}
+        for name in ("first", "second"):
+            urls[name] = sqs.create_queue(QueueName=name)["QueueUrl"]
+            arn = sqs.get_queue_attributes(QueueUrl=urls[name], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            events.put_rule(Name=name, EventBusName="sagas", EventPattern=json.dumps({"source": ["sagas.Order"]}))
+            template = '{"taken": "<aws.events.event.ingestion-time>", "event": <aws.events.event.json>}'
+            target = {"Id": name, "Arn": arn, "InputTransformer": {"InputPathsMap": {}, "InputTemplate": template}}
+            events.put_targets(Rule=name, EventBusName="sagas", Targets=[target])
+        send_message = SQSBackend.send_message
+
+        def slow_first(self, queue_name, *args, **kwargs):
+            if queue_name == "first":
+                time.sleep(0.05)
+            return send_message(self, queue_name, *args, **kwargs)
+
+        monkeypatch.setattr(SQSBackend, "send_message", slow_first)
+        # When one event is put on the bus
+        entry = {"EventBusName": "sagas", "Source": "sagas.Order", "DetailType": "pay.Succeeded", "Detail": "{}"}
+        events.put_events(Entries=[entry])
+        copies = {
+            name: json.loads(sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"]) for name, url in urls.items()
+        }
+    stamps = {name: (float(copy["taken"]), copy["event"]["time"]) for name, copy in copies.items()}
+    if not with_workaround:
+        # Then without the workaround the second rule's copy is stamped when that rule was served, after the first
+        assert stamps["second"][0] - stamps["first"][0] >= 0.05
+        return
+    # Then with it both copies carry the same ingestion time and event time: when the bus took the event
+    assert stamps["second"] == stamps["first"]
 
 
 def test_a_heartbeat_before_the_task_watches_for_one_is_taken_while_the_task_lives():
