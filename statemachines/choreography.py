@@ -7,6 +7,13 @@ compensatable step before k; a `TimedOut` of step k that of step k itself when `
 may have taken effect), else the nearest before it; a `Compensated` of step j that of the nearest compensatable step
 before j. Where nothing is left to compensate, the saga ends FAILED. A `CompensationFailed` parks it
 COMPENSATION_FAILED. The same routing the compiler writes as Catch blocks for orchestration.
+
+Forward recovery (the pivot, and the retriable steps past it), as the compiler writes it: such a step's deadline does
+not compensate. While its timeout retries last the tracker publishes `<step>.Retried`, to which its action reacts as
+to the step before it succeeding; a step out of retries publishes `<step>.Stalled` (the participant, after its
+transient errors' retries; the tracker, after the timeouts') and the saga parks FORWARD_RECOVERY_FAILED with the
+stalled step and every step after it pending. The pivot's `Failed` (a refusal) compensates the steps before it like
+any step's; a retriable step is never compensated, so its `Failed` parks the saga too.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from saga_records.events import SAGA_STARTED, Outcome, detail_type, event_schema
 
 CommandKind = Literal["action", "compensation"]
 ACTION_OUTCOMES = (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.TIMED_OUT)
+# A forward-recovered step's: its deadline never publishes TimedOut, it retries (Retried) or parks (Stalled).
+FORWARD_RECOVERY_OUTCOMES = (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.RETRIED, Outcome.STALLED)
 COMPENSATION_OUTCOMES = (Outcome.COMPENSATED, Outcome.COMPENSATION_FAILED)
 
 
@@ -57,6 +66,8 @@ def compensation_after(definition: SagaDefinition, event: str) -> Step | None:
     if name not in names:
         return None
     index = names.index(name)
+    if steps[index].forward_recovery and not (steps[index].pivot and outcome == Outcome.FAILED):
+        return None  # retried or parked, never compensated: only the pivot's refusal goes back
     if outcome == Outcome.FAILED:
         return _compensation_before(steps, index)
     if outcome == Outcome.TIMED_OUT:
@@ -73,7 +84,8 @@ def published_events(definition: SagaDefinition) -> list[str]:
     """Every detail-type the saga's choreography publishes, in the saga's order."""
     events = [SAGA_STARTED]
     for step in definition.steps:
-        events += [detail_type(step.name, outcome) for outcome in ACTION_OUTCOMES]
+        outcomes = FORWARD_RECOVERY_OUTCOMES if step.forward_recovery else ACTION_OUTCOMES
+        events += [detail_type(step.name, outcome) for outcome in outcomes]
         if step.compensation is not None:
             events += [detail_type(step.name, outcome) for outcome in COMPENSATION_OUTCOMES]
     return events
@@ -83,7 +95,14 @@ def reactions(definition: SagaDefinition) -> list[Reaction]:
     """Each command of the saga and the events it reacts to, actions first, in the saga's order."""
     steps = definition.steps
     found = [
-        Reaction(step, "action", (detail_type(steps[index - 1].name, Outcome.SUCCEEDED) if index else SAGA_STARTED,))
+        Reaction(
+            step,
+            "action",
+            (
+                detail_type(steps[index - 1].name, Outcome.SUCCEEDED) if index else SAGA_STARTED,
+                *((detail_type(step.name, Outcome.RETRIED),) if step.forward_recovery else ()),
+            ),
+        )
         for index, step in enumerate(steps)
     ]
     for step in steps:
@@ -129,17 +148,33 @@ def command_fields(definition: SagaDefinition, reaction: Reaction) -> dict[str, 
             fields["next_step"] = steps[index + 1].name
         if step.compensation is not None:
             fields["compensation"] = step.compensation
+        if step.forward_recovery:
+            fields["retriable"] = True
     return fields
 
 
 def ends_failed(definition: SagaDefinition) -> list[str]:
     """The events after which nothing is left to compensate: the saga ends FAILED."""
+    parked = set(parks_forward(definition))
     return [
         event
         for event in published_events(definition)
         if event.rpartition(".")[2] in (Outcome.FAILED, Outcome.TIMED_OUT, Outcome.COMPENSATED)
         and compensation_after(definition, event) is None
+        and event not in parked
     ]
+
+
+def parks_forward(definition: SagaDefinition) -> list[str]:
+    """The events that park the saga FORWARD_RECOVERY_FAILED: a forward-recovered step out of retries (`Stalled`), and
+    a retriable step's failure (never compensated, only run again)."""
+    events = []
+    for step in definition.steps:
+        if step.forward_recovery:
+            events.append(detail_type(step.name, Outcome.STALLED))
+        if step.retriable:
+            events.append(detail_type(step.name, Outcome.FAILED))
+    return events
 
 
 def completes_on(definition: SagaDefinition) -> str:
@@ -148,7 +183,7 @@ def completes_on(definition: SagaDefinition) -> str:
 
 def tracker_setting(definition: SagaDefinition) -> dict[str, Any]:
     """What the tracker needs of one choreographed saga (its CHOREOGRAPHIES setting)."""
-    from statemachines.compiler import pending_after_compensation_failure
+    from statemachines.compiler import pending_after_compensation_failure, pending_after_forward_recovery_failure
 
     return {
         "saga_type": definition.name,
@@ -159,6 +194,17 @@ def tracker_setting(definition: SagaDefinition) -> dict[str, Any]:
         "pending_after_compensation_failure": {
             step.name: pending_after_compensation_failure(definition, step.name)
             for step in definition.compensatable_steps
+        },
+        "parks_forward": parks_forward(definition),
+        # Each forward-recovered step's timeout retries (the state machine's retrier covers its timeouts with the same
+        # budget), and what a resume runs once it stalled.
+        "timeout_retries": {
+            step.name: step.action_retry.max_attempts for step in definition.steps if step.forward_recovery
+        },
+        "pending_after_forward_recovery_failure": {
+            step.name: pending_after_forward_recovery_failure(definition, step.name)
+            for step in definition.steps
+            if step.forward_recovery
         },
     }
 
@@ -185,7 +231,8 @@ def to_mermaid(definition: SagaDefinition) -> str:
     def event_node(event: str) -> str:
         return "ev_" + event.replace(".", "_")
 
-    for event in published_events(definition):
+    published = published_events(definition)
+    for event in published:
         lines.append(f"    {event_node(event)}([{event}])")
         classes["event"].append(event_node(event))
     for reaction in reactions(definition):
@@ -202,18 +249,30 @@ def to_mermaid(definition: SagaDefinition) -> str:
     ]
     classes["record"] += ["Completed", "Failed"]
     classes["parked"].append("Parked")
+    stalls = parks_forward(definition)
+    if stalls:
+        lines.append('    Stalled[["Tracker: FORWARD_RECOVERY_FAILED"]]')
+        classes["parked"].append("Stalled")
     for reaction in reactions(definition):
         for event in reaction.on:
             lines.append(f"    {event_node(event)} -. reacts .-> {reaction.command}")
-        for outcome in ACTION_OUTCOMES if reaction.kind == "action" else COMPENSATION_OUTCOMES:
+        if reaction.kind == "compensation":
+            outcomes = COMPENSATION_OUTCOMES
+        else:
+            outcomes = FORWARD_RECOVERY_OUTCOMES if reaction.step.forward_recovery else ACTION_OUTCOMES
+        for outcome in outcomes:
             event = detail_type(reaction.step.name, outcome)
-            by = "deadline" if outcome == Outcome.TIMED_OUT else "publishes"
+            if event not in published:
+                continue
+            by = "deadline" if outcome in (Outcome.TIMED_OUT, Outcome.RETRIED) else "publishes"
             lines.append(f"    {reaction.command} -- {by} --> {event_node(event)}")
     lines.append(f"    {event_node(completes_on(definition))} --> Completed")
     for event in ends_failed(definition):
         lines.append(f"    {event_node(event)} --> Failed")
     for step in definition.compensatable_steps:
         lines.append(f"    {event_node(detail_type(step.name, Outcome.COMPENSATION_FAILED))} --> Parked")
+    for event in stalls:
+        lines.append(f"    {event_node(event)} --> Stalled")
     for kind, style in _STYLE.items():
         if classes[kind]:
             lines.append(f"    classDef {kind} {style}")

@@ -375,14 +375,8 @@ class SagaDefinition(_Strict):
 
 
 def _check_choreographable(steps: list[Step]) -> None:
-    """What a choreographed saga cannot express: a retry wait longer than SQS DelaySeconds allows, and forward
-    recovery (the pivot and retriable steps), which needs an orchestrator to retry a step whose outcome is unknown."""
+    """What a choreographed saga cannot express: a retry wait longer than SQS DelaySeconds allows."""
     for index, step in enumerate(steps):
-        if step.forward_recovery:
-            field = "pivot" if step.pivot else "retriable"
-            raise _step_error(
-                index, field, "pattern: choreography has no forward recovery; use pattern: orchestration for this saga"
-            )
         policies = {"retry": step.retry}
         if step.compensation is not None:
             policies["compensation_retry"] = step.effective_compensation_retry

@@ -47,8 +47,10 @@ the Lambda entry point of one command's function. The toolkit does the rest, the
   publishes `<step>.Succeeded` (with its result added to the saga's results) or `<step>.Failed`; a compensation
   publishes `<step>.Compensated` or `<step>.CompensationFailed`. A transient failure goes back to the command's own
   queue with SQS DelaySeconds (the definition's backoff and jitter) and the attempt counted in the envelope; out of
-  attempts, the step fails with the transient error's name. A delivery that finds its own claim already on the
-  record (an earlier delivery died before publishing) publishes again: consumers are idempotent;
+  attempts, the step fails with the transient error's name (a forward-recovered step's stalls: `<step>.Stalled`). A
+  delivery that finds its own claim already on the record (an earlier delivery died before publishing) publishes
+  again: consumers are idempotent. A forward-recovered step requested again by the tracker (its `Retried`, after a
+  deadline) is answered from its stored outcome, published only if that claim is the one that answers the step;
 - per step (dimensions service, step, kind) it publishes the duration, successes and failures that the
   dashboard's latency and failure-rate widgets read, and per batch the records handed back to SQS (alarmed).
 """
@@ -330,6 +332,11 @@ class SagaParticipant:
             return
         if not stored.get("replayed"):
             return  # this delivery ran the step
+        if command.reply == "bus" and command.kind == "action" and command.retriable:
+            # The tracker requested a forward-recovered step again (its deadline passed): its answer is the stored
+            # outcome, published again if the record still waits for it (a plain duplicate finds it answered)
+            self._publish(command, _stored_outcome(stored), fresh_claim_only=True)
+            return
         if command.task_token is None or stored.get("token") == _digest(command.task_token):
             # SQS delivers at least once: this step ran and this token's answer was given (or settled) already.
             self._count("DuplicateDelivery")
@@ -392,8 +399,7 @@ class SagaParticipant:
         self, command: SagaCommand, stored: dict[str, Any], schedule: HeartbeatSchedule
     ) -> dict[str, Any]:
         """The unit that runs once per fresh token of a step that ran: answer it from the stored outcome."""
-        outcome = {field: stored[field] for field in OUTCOME_FIELDS if field in stored}
-        return {"answer": self._answer(command, outcome, schedule).value}
+        return {"answer": self._answer(command, _stored_outcome(stored), schedule).value}
 
     def _run_domain(self, command: SagaCommand) -> dict[str, Any]:
         """The domain function's outcome; a rejection is an outcome and is stored too."""
@@ -419,17 +425,20 @@ class SagaParticipant:
         self._count("CommandSucceeded" if succeeded else "CommandRejected")
         return Answer.GIVEN
 
-    def _publish(self, command: SagaCommand, outcome: dict[str, Any]) -> Answer:
+    def _publish(
+        self, command: SagaCommand, outcome: dict[str, Any], *, stalled: bool = False, fresh_claim_only: bool = False
+    ) -> Answer:
         """Choreography's answer: an action claims its step's outcome on the saga record, then publishes it; a
-        compensation (marked already) publishes its own."""
+        compensation (marked already) publishes its own. `stalled`: a forward-recovered step's failure after its
+        retries (the saga parks); `fresh_claim_only`: publish only if this claim is the one that answers the step."""
         succeeded = outcome["outcome"] == "succeeded"
-        if command.kind == "action" and not self._claim(command, outcome):
+        if command.kind == "action" and not self._claim(command, outcome, fresh_only=fresh_claim_only):
             return self._after_refusal(command, outcome, reason="the saga record holds another outcome for the step")
         results = dict(command.results)
         if command.kind == "action" and succeeded:
             results[command.step] = outcome["result"]
         if command.kind == "action":
-            event_outcome = "Succeeded" if succeeded else "Failed"
+            event_outcome = "Succeeded" if succeeded else "Stalled" if stalled else "Failed"
         else:
             event_outcome = "Compensated" if succeeded else "CompensationFailed"
         saga_error = command.error if command.kind == "compensation" else None
@@ -451,9 +460,10 @@ class SagaParticipant:
         self._count("CommandSucceeded" if succeeded else "CommandRejected")
         return Answer.GIVEN
 
-    def _claim(self, command: SagaCommand, outcome: dict[str, Any]) -> bool:
+    def _claim(self, command: SagaCommand, outcome: dict[str, Any], *, fresh_only: bool = False) -> bool:
         """Claim the action's outcome on the saga record (conditional on the step RUNNING); a delivery that finds its
-        own claim there (an earlier delivery claimed, then died before publishing) may publish it again."""
+        own claim there (an earlier delivery claimed, then died before publishing) may publish it again, unless
+        `fresh_only`."""
         succeeded = outcome["outcome"] == "succeeded"
         status = StepStatus.SUCCEEDED if succeeded else StepStatus.FAILED
         if succeeded:
@@ -464,8 +474,8 @@ class SagaParticipant:
             claimed = self.records.action_claimed(
                 command.saga_id, command.step, status, error=outcome["error"], cause=outcome["cause"]
             )
-        if claimed:
-            return True
+        if claimed or fresh_only:
+            return claimed
         record = self.records.progress(command.saga_id) or {}
         mine = (record.get("steps") or {}).get(command.step) or {}
         return mine.get("status") == status and (succeeded or mine.get("error") == outcome["error"])
@@ -494,7 +504,9 @@ class SagaParticipant:
         outcome = _rejected(failure, command)
         if command.kind == "compensation":
             self._mark_compensation(command, outcome)
-        self._publish(command, outcome)
+        # A forward-recovered step out of retries of an error they cover stalls (its outcome unknown, the saga parks);
+        # an error they do not cover is a refusal, as under orchestration
+        self._publish(command, outcome, stalled=command.retriable and retried)
 
     def _answer_transient_failure(self, command: SagaCommand, failure: TransientFailure) -> None:
         self._count("CommandFailedTransiently")
@@ -626,6 +638,11 @@ class SagaParticipant:
 def _replayed(stored: dict[str, Any], _record: Any) -> dict[str, Any]:
     """Powertools' response hook: what a delivery gets back when its key's unit already ran."""
     return {**stored, "replayed": True}
+
+
+def _stored_outcome(stored: dict[str, Any]) -> dict[str, Any]:
+    """The outcome fields of what a step's idempotency record stored."""
+    return {field: stored[field] for field in OUTCOME_FIELDS if field in stored}
 
 
 def _rejected(failure: ParticipantFailure, command: SagaCommand) -> dict[str, Any]:

@@ -7,6 +7,10 @@ its id, type, the step and kind the event is about, an idempotency key, the saga
 completed so far, so that the next participant needs nothing else. A deadline schedule publishes `<step>.TimedOut`
 under the source `sagas.<SagaName>.deadlines`, for the tracker only: the tracker, if the step is still running, marks
 it timed out and publishes the saga's own `<step>.TimedOut`, which starts compensation.
+
+The pivot and retriable steps (forward recovery) time out otherwise: while the step has timeout retries left the
+tracker publishes `<step>.Retried` (its `attempt` counted), which requests the step's action again; a step out of
+retries, a timeout's or a transient error's, is `<step>.Stalled`, and the saga parks FORWARD_RECOVERY_FAILED.
 """
 
 from __future__ import annotations
@@ -30,6 +34,10 @@ class Outcome(StrEnum):
     TIMED_OUT = "TimedOut"
     COMPENSATED = "Compensated"
     COMPENSATION_FAILED = "CompensationFailed"
+    # Forward recovery (the pivot and retriable steps): the action requested again after its deadline passed, and a
+    # step out of retries (the saga parks FORWARD_RECOVERY_FAILED).
+    RETRIED = "Retried"
+    STALLED = "Stalled"
 
 
 def saga_source(saga_type: str) -> str:
@@ -53,7 +61,9 @@ class SagaEventDetail(BaseModel):
     saga_type: str = Field(min_length=1)
     step: str | None = Field(default=None, min_length=1)  # None on Saga.Started
     kind: Literal["saga", "action", "compensation"]
-    outcome: Literal["Started", "Succeeded", "Failed", "TimedOut", "Compensated", "CompensationFailed"]
+    outcome: Literal[
+        "Started", "Succeeded", "Failed", "TimedOut", "Compensated", "CompensationFailed", "Retried", "Stalled"
+    ]
     idempotency_key: str = Field(min_length=1)  # <saga id>#<step>#<kind>: what produced this event, once
     input: dict[str, Any]
     results: dict[str, Any] = Field(default_factory=dict)  # step -> result of each completed step
@@ -61,6 +71,9 @@ class SagaEventDetail(BaseModel):
     cause: str | None = None
     # The failure that started compensating ({"Error", "Cause"}), carried along the compensations to the saga's end.
     saga_error: dict[str, str] | None = None
+    # The attempt of the step's action this event is about: a forward-recovered step's Retried and deadline events
+    # count them (1: the first request).
+    attempt: int = Field(default=1, ge=1)
 
     @property
     def detail_type(self) -> str:

@@ -182,6 +182,31 @@ class SagaRecordRepository:
             step_in=(step, (StepStatus.RUNNING,)),
         )
 
+    def step_retried(self, saga_id: str, step: str, attempt: int) -> bool:
+        """Choreography: a forward-recovered step's deadline passed while it was RUNNING, and its action is requested
+        again as `attempt` (counted on the step). False when it answered first, or this attempt was requested already
+        (the deadline's event came twice)."""
+        return self._update(
+            saga_id,
+            step=(step, {"attempt": attempt}),
+            allowed=_FORWARD,
+            step_in=(step, (StepStatus.RUNNING,)),
+            attempt_below=(step, attempt),
+        )
+
+    def forward_recovery_parked(
+        self, saga_id: str, *, failed_step: str, error: str, cause: str, pending: list[dict[str, str]]
+    ) -> bool:
+        """Choreography: the pivot or a retriable step ran out of retries; the saga is parked FORWARD_RECOVERY_FAILED,
+        as the orchestrated park state writes it (the step FAILED with the error, and what a resume runs)."""
+        return self._update(
+            saga_id,
+            sets={"failed_step": failed_step, "error": error, "cause": cause, "pending": pending},
+            step=(failed_step, _finished_fields(StepStatus.FAILED, None, error, cause)),
+            status=SagaStatus.FORWARD_RECOVERY_FAILED,
+            allowed=_FORWARD,
+        )
+
     def completed(self, saga_id: str, steps: list[str]) -> bool:
         """Choreography: the last step succeeded; the saga is COMPLETED, every step SUCCEEDED, the last one current."""
         return self._update(
@@ -354,9 +379,11 @@ class SagaRecordRepository:
         also_step_in: tuple[str, tuple[StepStatus, ...]] | None = None,
         unanswered: str | None = None,
         succeeded_steps: list[str] | None = None,
+        attempt_below: tuple[str, int] | None = None,
     ) -> bool:
         """One conditional update; False when the saga is gone, already past `allowed` (late message), a step named
-        in `step_in` / `also_step_in` is in none of the statuses listed, or the `unanswered` step was marked already."""
+        in `step_in` / `also_step_in` is in none of the statuses listed, the `unanswered` step was marked already, or
+        the step of `attempt_below` counts that attempt already."""
         names = {"#status": "status"}
         values: dict[str, Any] = {":now": utc_now(), ":one": 1}
         assignments = ["updated_at = :now"]
@@ -395,6 +422,11 @@ class SagaRecordRepository:
                 ":succeeded": StepStatus.SUCCEEDED.value,
             }
             conditions.append(_UNANSWERED_STEP.format(step="#ustep"))
+        if attempt_below is not None:
+            names["#astep"] = attempt_below[0]
+            names["#attempt"] = "attempt"
+            values[":attempt"] = attempt_below[1]
+            conditions.append("(attribute_not_exists(steps.#astep.#attempt) OR steps.#astep.#attempt < :attempt)")
         try:
             self._table.update_item(
                 Key={"saga_id": saga_id},

@@ -14,9 +14,11 @@ from botocore.exceptions import ClientError
 SCHEDULE_PREFIX = "SagaDeadline-"
 
 
-def schedule_name(saga_id: str, step: str) -> str:
-    """One schedule per saga and step, within Scheduler's 64 characters whatever the saga id's length."""
-    return SCHEDULE_PREFIX + hashlib.sha256(f"{saga_id}#{step}".encode()).hexdigest()[:48]
+def schedule_name(saga_id: str, step: str, attempt: int = 1) -> str:
+    """One schedule per saga, step and attempt (a forward-recovered step's retries each have their own deadline),
+    within Scheduler's 64 characters whatever the saga id's length."""
+    key = f"{saga_id}#{step}" if attempt == 1 else f"{saga_id}#{step}#{attempt}"
+    return SCHEDULE_PREFIX + hashlib.sha256(key.encode()).hexdigest()[:48]
 
 
 class Deadlines:
@@ -27,13 +29,23 @@ class Deadlines:
     def _scheduler(self) -> Any:
         return boto3.client("scheduler")
 
-    def set(self, *, saga_id: str, step: str, seconds: float, source: str, detail_type: str, detail: str) -> bool:
+    def set(
+        self,
+        *,
+        saga_id: str,
+        step: str,
+        seconds: float,
+        source: str,
+        detail_type: str,
+        detail: str,
+        attempt: int = 1,
+    ) -> bool:
         """A one-time schedule that puts `detail_type` on the bus `seconds` from now and then deletes itself; False if
         it exists already (the event that asked for it came twice)."""
         at = (datetime.now(UTC) + timedelta(seconds=max(1.0, seconds))).strftime("%Y-%m-%dT%H:%M:%S")
         try:
             self._scheduler.create_schedule(
-                Name=schedule_name(saga_id, step),
+                Name=schedule_name(saga_id, step, attempt),
                 GroupName=self.group,
                 ScheduleExpression=f"at({at})",
                 ScheduleExpressionTimezone="UTC",

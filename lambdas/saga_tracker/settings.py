@@ -20,6 +20,11 @@ class Choreography(BaseModel):
     completes_on: str  # the detail-type that ends the saga COMPLETED
     ends_failed: tuple[str, ...]  # detail-types after which nothing is left to compensate: FAILED
     pending_after_compensation_failure: dict[str, list[dict[str, str]]]  # step -> what a resume runs
+    # Forward recovery (the pivot and retriable steps): the detail-types that park the saga FORWARD_RECOVERY_FAILED,
+    # each such step's timeout retries, and what a resume runs once it stalled.
+    parks_forward: tuple[str, ...] = ()
+    timeout_retries: dict[str, int] = Field(default_factory=dict)
+    pending_after_forward_recovery_failure: dict[str, list[dict[str, str]]] = Field(default_factory=dict)
 
 
 class TrackerSettings(BaseModel):

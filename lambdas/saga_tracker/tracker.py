@@ -13,7 +13,12 @@ conditional, so an event delivered twice (EventBridge and SQS deliver at least o
 - the last step's `Succeeded`: COMPLETED (every step SUCCEEDED, as the state machine's RecordCompleted writes);
 - a `Failed`, `TimedOut` or `Compensated` after which nothing is left to compensate: FAILED, with the failure that
   started it;
-- a `CompensationFailed`: parked COMPENSATION_FAILED with the step, both errors and what a resume runs.
+- a `CompensationFailed`: parked COMPENSATION_FAILED with the step, both errors and what a resume runs;
+- forward recovery (the pivot and retriable steps: retried, never compensated): a deadline of such a step still
+  RUNNING with timeout retries left counts the next attempt on the step and publishes `<step>.Retried`, which requests
+  its action again (and, seen here, the new attempt's deadline); out of retries, the step is marked timed out and
+  `<step>.Stalled` published; a `Stalled` (or a retriable step's `Failed`) parks the saga FORWARD_RECOVERY_FAILED with
+  the step, its error and what a resume runs (the step and every one after it).
 """
 
 from __future__ import annotations
@@ -42,7 +47,17 @@ class Bus(Protocol):
 
 
 class DeadlineScheduler(Protocol):
-    def set(self, *, saga_id: str, step: str, seconds: float, source: str, detail_type: str, detail: str) -> bool: ...
+    def set(
+        self,
+        *,
+        saga_id: str,
+        step: str,
+        seconds: float,
+        source: str,
+        detail_type: str,
+        detail: str,
+        attempt: int = 1,
+    ) -> bool: ...
 
 
 class UnknownSaga(Exception):
@@ -83,6 +98,11 @@ class SagaTracker:
         if detail.outcome == Outcome.SUCCEEDED:
             assert detail.step is not None
             return self._request(saga, detail, saga.steps[saga.steps.index(detail.step) + 1])
+        if detail.outcome == Outcome.RETRIED:
+            assert detail.step is not None
+            return self._request(saga, detail, detail.step, attempt=detail.attempt)
+        if kind in saga.parks_forward:
+            return self._park_forward(saga, detail)
         if kind in saga.ends_failed:
             error = detail.saga_error or {"Error": detail.error or "", "Cause": detail.cause or ""}
             done = self.records.ended_failed(detail.saga_id, error=error["Error"], cause=error.get("Cause", ""))
@@ -91,8 +111,8 @@ class SagaTracker:
             return self._park(saga, detail)
         return "compensating"  # a participant's compensation reacts to it
 
-    def _request(self, saga: Choreography, detail: SagaEventDetail, step: str) -> str:
-        """`step` is requested now: its deadline, on the scaled clock."""
+    def _request(self, saga: Choreography, detail: SagaEventDetail, step: str, *, attempt: int = 1) -> str:
+        """`step` is requested now (its `attempt`): its deadline, on the scaled clock."""
         deadline = SagaEventDetail(
             saga_id=detail.saga_id,
             saga_type=saga.saga_type,
@@ -101,6 +121,7 @@ class SagaTracker:
             outcome="TimedOut",
             idempotency_key=f"{detail.saga_id}#{step}#action",
             input={},  # the tracker reads the saga's input and results from the record when it fires
+            attempt=attempt,
         )
         self.deadlines.set(
             saga_id=detail.saga_id,
@@ -109,14 +130,43 @@ class SagaTracker:
             source=deadline_source(saga.saga_type),
             detail_type=detail_type(step, Outcome.TIMED_OUT),
             detail=deadline.model_dump_json(),
+            attempt=attempt,
         )
-        return f"deadline of {step}"
+        return f"deadline of {step}" if attempt == 1 else f"deadline of {step}, attempt {attempt}"
 
     def _deadline(self, saga: Choreography, detail: SagaEventDetail) -> str:
         assert detail.step is not None
-        if not self.records.step_timed_out(detail.saga_id, detail.step, error=TIMEOUT_ERROR, cause=DEADLINE_CAUSE):
+        step = detail.step
+        retries = saga.timeout_retries.get(step)
+        if retries is not None and detail.attempt <= retries:
+            # Forward recovery: the outcome is unknown and the action idempotent, so it is requested again
+            if not self.records.step_retried(detail.saga_id, step, detail.attempt + 1):
+                return "answered in time"
+            self._publish_with_context(
+                saga, detail, outcome=Outcome.RETRIED, attempt=detail.attempt + 1, error=None, cause=None
+            )
+            return "retried"
+        if not self.records.step_timed_out(detail.saga_id, step, error=TIMEOUT_ERROR, cause=DEADLINE_CAUSE):
             return "answered in time"
-        record = self.records.get(detail.saga_id) or {}
+        # A forward-recovered step out of timeout retries stalls (the saga parks); any other step's timeout compensates
+        outcome = Outcome.STALLED if retries is not None else Outcome.TIMED_OUT
+        self._publish_with_context(
+            saga, detail, outcome=outcome, attempt=detail.attempt, error=TIMEOUT_ERROR, cause=DEADLINE_CAUSE
+        )
+        return "stalled" if retries is not None else "timed out"
+
+    def _publish_with_context(
+        self,
+        saga: Choreography,
+        deadline: SagaEventDetail,
+        *,
+        outcome: Outcome,
+        attempt: int,
+        error: str | None,
+        cause: str | None,
+    ) -> None:
+        """The saga's own event about the deadline's step, with the saga's input and results read from its record."""
+        record = self.records.get(deadline.saga_id) or {}
         steps = record.get("steps") or {}
         results = {
             name: steps[name]["result"]
@@ -124,16 +174,17 @@ class SagaTracker:
             if (steps.get(name) or {}).get("status") == StepStatus.SUCCEEDED and "result" in steps[name]
         }
         self.bus.publish(
-            detail.model_copy(
+            deadline.model_copy(
                 update={
+                    "outcome": outcome.value,
                     "input": record.get("input") or {},
                     "results": results,
-                    "error": TIMEOUT_ERROR,
-                    "cause": DEADLINE_CAUSE,
+                    "error": error,
+                    "cause": cause,
+                    "attempt": attempt,
                 }
             )
         )
-        return "timed out"
 
     def _park(self, saga: Choreography, detail: SagaEventDetail) -> str:
         assert detail.step is not None
@@ -148,6 +199,17 @@ class SagaTracker:
             pending=saga.pending_after_compensation_failure[detail.step],
         )
         return "parked" if done else "already ended"
+
+    def _park_forward(self, saga: Choreography, detail: SagaEventDetail) -> str:
+        assert detail.step is not None
+        done = self.records.forward_recovery_parked(
+            detail.saga_id,
+            failed_step=detail.step,
+            error=detail.error or "",
+            cause=detail.cause or "",
+            pending=saga.pending_after_forward_recovery_failure[detail.step],
+        )
+        return "parked for forward recovery" if done else "already ended"
 
 
 def parse_event(body: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import pytest
 
 from infra import constants
 from saga_records.access import PARTICIPANT_ACTIONS, PARTICIPANT_ATTRIBUTES
+from saga_testkit.kit import project_definitions
 from tests.infra import wiring
 
 pytestmark = pytest.mark.infra
@@ -90,7 +91,9 @@ def test_the_audit_checks_every_edge_the_template_has(synthesized, audited):
         "schedule -> saga bus",
     ):
         assert found[kind] == len(tracker_mappings) == 1, kind
-    assert found["function -> saga bus"] == 2  # the API and its reconciler, for the one choreographed saga
+    # The API and its reconciler, for each choreographed saga
+    choreographed = [d for d in project_definitions() if d.pattern == "choreography"]
+    assert found["function -> saga bus"] == 2 * len(choreographed)
     assert found["api -> function"] == len(template.of_type("AWS::ApiGateway::Method"))
     assert found["function -> topic"] >= 1  # the detector's incident notices
     # The API and its reconciler of unstarted sagas each start every saga, named in their SAGAS setting

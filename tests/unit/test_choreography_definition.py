@@ -12,8 +12,11 @@ import yaml
 
 from saga_records.events import EVENT_SIZE_LIMIT_BYTES, EventTooLarge, SagaEventDetail
 from statemachines import choreography, load_definition, parse_definition
+from statemachines.compiler import compile_saga, pending_after_forward_recovery_failure
 from statemachines.definition import SQS_MAX_DELAY_SECONDS
 from tests.sagas.order_fulfillment.kit import SAGA_FILE
+from tests.sagas.trip_booking.kit import SAGA_FILE as TRIP_FILE
+from tests.sagas.trip_booking_choreographed.kit import SAGA_FILE as CHOREOGRAPHED_TRIP_FILE
 
 pytestmark = pytest.mark.unit
 
@@ -63,11 +66,96 @@ def test_a_retry_wait_of_exactly_900_seconds_is_accepted(raw_definition):
     assert parse_definition(raw_definition).steps[1].retry.max_delay_seconds == SQS_MAX_DELAY_SECONDS
 
 
-def test_forward_recovery_is_refused_for_choreography(raw_definition):
-    raw_definition["steps"][3]["retriable"] = True
-    del raw_definition["steps"][3]["compensation"]
-    with pytest.raises(ValueError, match=r"step 'send_confirmation': field 'retriable'.*choreography"):
-        parse_definition(raw_definition, "order.saga.yaml")
+def test_a_choreographed_saga_may_have_a_pivot_and_retriable_steps():
+    # The trip saga's steps (a pivot, then a retriable step), choreographed: accepted as they are orchestrated
+    orchestrated, choreographed = load_definition(TRIP_FILE), load_definition(CHOREOGRAPHED_TRIP_FILE)
+    assert choreographed.pattern == "choreography"
+    assert choreographed.steps == orchestrated.steps
+    assert choreographed.pivot is not None
+    assert any(step.retriable for step in choreographed.steps)
+
+
+def _compiled_catch(definition, step) -> dict[str, str]:
+    """Error -> the state the orchestrated state machine's Catch of `step`'s action goes to."""
+    state = compile_saga(definition)["States"][step.action]
+    return {error: catch["Next"] for catch in state["Catch"] for error in catch["ErrorEquals"]}
+
+
+@pytest.mark.parametrize("step_name", [step.name for step in load_definition(TRIP_FILE).steps])
+def test_a_steps_failure_goes_where_the_state_machine_catches_it(step_name):
+    # Given the trip saga in both patterns
+    orchestrated, choreographed = load_definition(TRIP_FILE), load_definition(CHOREOGRAPHED_TRIP_FILE)
+    step = orchestrated.step(step_name)
+    caught = _compiled_catch(orchestrated, step)
+    # When the step is refused (a permanent error: the state machine's States.ALL catch)
+    failed = f"{step_name}.Failed"
+    undone = choreography.compensation_after(choreographed, failed)
+    # Then choreography compensates the same step the state machine goes to, parks where it parks, ends where it ends
+    target = caught["States.ALL"]
+    if target.startswith("Park"):
+        assert undone is None
+        assert failed in choreography.parks_forward(choreographed)
+    elif target == "RecordFailed":
+        assert undone is None
+        assert failed in choreography.ends_failed(choreographed)
+    else:
+        assert undone is not None
+        assert undone.compensation == target
+
+
+def test_forward_recovered_steps_are_retried_and_parked_never_compensated():
+    definition = load_definition(CHOREOGRAPHED_TRIP_FILE)
+    pivot = definition.pivot
+    retriable = [step for step in definition.steps if step.retriable]
+    assert pivot is not None
+    assert retriable
+    before_pivot = definition.steps[definition.steps.index(pivot) - 1]
+    routes = {reaction.command: set(reaction.on) for reaction in choreography.reactions(definition)}
+    # Each forward-recovered action reacts to the step before it succeeding and to its own Retried (the tracker's
+    # request after a deadline)
+    assert routes[pivot.action] == {f"{before_pivot.name}.Succeeded", f"{pivot.name}.Retried"}
+    for step in retriable:
+        before = definition.steps[definition.steps.index(step) - 1]
+        assert routes[step.action] == {f"{before.name}.Succeeded", f"{step.name}.Retried"}
+    # The pivot's refusal undoes the step before it; nothing else of a forward-recovered step starts a compensation
+    forward = [pivot, *retriable]
+    starts_compensation = {event for reaction in choreography.reactions(definition) for event in reaction.on}
+    starts_compensation -= {event for step in forward for event in routes[step.action]}
+    assert {event for event in starts_compensation if event.partition(".")[0] in {s.name for s in forward}} == {
+        f"{pivot.name}.Failed"
+    }
+    assert f"{pivot.name}.Failed" in routes[before_pivot.compensation]
+    # Their deadlines never publish TimedOut (they retry or stall); running out of retries parks the saga, and so
+    # does a retriable step's failure
+    published = choreography.published_events(definition)
+    assert not {f"{step.name}.TimedOut" for step in forward} & set(published)
+    assert set(choreography.parks_forward(definition)) == {
+        *(f"{step.name}.Stalled" for step in forward),
+        *(f"{step.name}.Failed" for step in retriable),
+    }
+    assert not set(choreography.parks_forward(definition)) & set(choreography.ends_failed(definition))
+    # The command says the step is recovered forward (its late answer is never undone, its retries run out stalled)
+    for step in forward:
+        (reaction,) = [r for r in choreography.reactions(definition) if r.command == step.action]
+        assert choreography.command_fields(definition, reaction)["retriable"] is True
+    # And the tracker knows each one's timeout retries and what a resume runs, as the compiler's park states write it
+    setting = choreography.tracker_setting(definition)
+    assert setting["timeout_retries"] == {step.name: step.action_retry.max_attempts for step in forward}
+    assert setting["pending_after_forward_recovery_failure"] == {
+        step.name: pending_after_forward_recovery_failure(definition, step.name) for step in forward
+    }
+
+
+def test_a_first_step_pivots_refusal_ends_the_saga_failed(raw_definition):
+    # Given a choreographed saga whose first step is its pivot, every later step retriable
+    for index, step in enumerate(raw_definition["steps"]):
+        del step["compensation"]
+        step["pivot" if index == 0 else "retriable"] = True
+    definition = parse_definition(raw_definition)
+    first = definition.steps[0].name
+    # Then its refusal ends the saga FAILED (nothing to undo), as the state machine's RecordFailed does
+    assert choreography.ends_failed(definition) == [f"{first}.Failed"]
+    assert choreography.compensation_after(definition, f"{first}.Failed") is None
 
 
 def test_an_unknown_pattern_is_refused(raw_definition):

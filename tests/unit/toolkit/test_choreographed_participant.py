@@ -230,3 +230,116 @@ def test_a_command_whose_event_breaks_the_schema_is_dead_lettered_not_run(starte
     with pytest.raises(BatchProcessingError, match="surprise: extra_forbidden"):
         _deliver(participant_of("InventoryService"), body)  # the whole batch failed: SQS redelivers, then dead-letters
     assert bus.published == []
+
+
+# --- forward recovery: a retriable step's action, as the trip saga choreographs it ------------------------------------
+
+TRIP = load_definition(SAGA_FILE.with_name("trip_booking_choreographed.saga.yaml"))
+RETRIABLE = next(step for step in TRIP.steps if step.retriable)
+BEFORE_RETRIABLE = TRIP.steps[TRIP.steps.index(RETRIABLE) - 1]
+
+
+class ForgetfulRecords:
+    """The saga record, on which the first claim of an action vanishes (a lost answer): the step stays RUNNING."""
+
+    def __init__(self, inner: SagaRecordRepository) -> None:
+        self._inner = inner
+        self.lost = 0
+
+    def action_claimed(self, *args: Any, **kwargs: Any) -> bool:
+        if not self.lost:
+            self.lost += 1
+            return True
+        return self._inner.action_claimed(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@pytest.fixture
+def at_retriable(records):
+    """A choreographed trip whose steps before its retriable step succeeded: that step is RUNNING."""
+    saga_id, saga_input = "trip-1", {"trip_id": "trip-1"}
+    steps = [step.name for step in TRIP.steps]
+    records.create(saga_id=saga_id, saga_type=TRIP.name, steps=steps, saga_input=saga_input)
+    records.mark_running(saga_id, "bus", steps[0])
+    for index, step in enumerate(steps[: steps.index(RETRIABLE.name)]):
+        assert records.action_claimed(saga_id, step, StepStatus.SUCCEEDED, next_step=steps[index + 1], result={})
+    return saga_id, saga_input
+
+
+def _trip_command(event: SagaEventDetail) -> dict[str, Any]:
+    (reaction,) = [r for r in choreography.reactions(TRIP) if r.command == RETRIABLE.action]
+    assert event.detail_type in reaction.on
+    return {**choreography.command_fields(TRIP, reaction), "event": event.model_dump(mode="json")}
+
+
+def _trip_event(saga_id: str, saga_input: dict[str, Any], step: str, outcome: str, **extra: Any) -> SagaEventDetail:
+    return SagaEventDetail(
+        saga_id=saga_id,
+        saga_type=TRIP.name,
+        step=step,
+        kind="action",
+        outcome=outcome,
+        idempotency_key=f"{saga_id}#{step}#action",
+        input=saga_input,
+        **extra,
+    )
+
+
+def test_a_retriable_step_out_of_transient_retries_stalls_instead_of_failing(at_retriable, participant_of, bus, resent):
+    saga_id, saga_input = at_retriable
+    policy = RETRIABLE.retry
+    error = policy.errors[0]
+
+    def down(command):
+        raise TransientFailure(error, "provider down")
+
+    participant = participant_of(RETRIABLE.service, **{RETRIABLE.action: down})
+    body = _trip_command(_trip_event(saga_id, saga_input, BEFORE_RETRIABLE.name, "Succeeded"))
+    # When every attempt its policy allows fails transiently
+    for _ in range(policy.max_attempts + 1):
+        _deliver(participant, body)
+        if resent.sent:
+            _, body, _ = resent.sent[-1]
+    # Then the step stalls (the saga parks for forward recovery), it does not fail (which would compensate)
+    (event,) = bus.published
+    assert (event.detail_type, event.error) == (f"{RETRIABLE.name}.Stalled", error)
+
+
+def test_a_retriable_steps_refusal_is_published_as_its_failure(at_retriable, participant_of, bus):
+    saga_id, saga_input = at_retriable
+
+    def refused(command):
+        raise PermanentFailure("Notification.RecipientRejected", "no such mailbox")
+
+    participant = participant_of(RETRIABLE.service, **{RETRIABLE.action: refused})
+    _deliver(participant, _trip_command(_trip_event(saga_id, saga_input, BEFORE_RETRIABLE.name, "Succeeded")))
+    # (the tracker parks the saga on it: a retriable step is never compensated)
+    assert bus.detail_types() == [f"{RETRIABLE.name}.Failed"]
+
+
+def test_a_retried_request_is_answered_from_the_stored_outcome_once(at_retriable, participant_of, bus, records):
+    saga_id, saga_input = at_retriable
+    calls: list[str] = []
+
+    def send(command):
+        calls.append(command.idempotency_key)
+        return {"sent": True}
+
+    participant = participant_of(RETRIABLE.service, **{RETRIABLE.action: send})
+    # Given the step ran and its answer was lost (its claim vanished, so its event never went out)
+    participant.records = ForgetfulRecords(participant.records)
+    _deliver(participant, _trip_command(_trip_event(saga_id, saga_input, BEFORE_RETRIABLE.name, "Succeeded")))
+    bus.published.clear()
+    assert records.get(saga_id)["steps"][RETRIABLE.name]["status"] == StepStatus.RUNNING
+    # When the tracker requests it again after its deadline (its Retried, second attempt)
+    retried = _trip_command(_trip_event(saga_id, saga_input, RETRIABLE.name, "Retried", attempt=2))
+    _deliver(participant, retried)
+    # Then its stored outcome is claimed and published, without running the domain again
+    assert calls == [f"{saga_id}#{RETRIABLE.name}#action"]
+    assert bus.detail_types() == [f"{RETRIABLE.name}.Succeeded"]
+    assert records.get(saga_id)["steps"][RETRIABLE.name]["status"] == StepStatus.SUCCEEDED
+    # And the same request delivered again finds the step answered: nothing more is published
+    _deliver(participant, retried)
+    assert bus.detail_types() == [f"{RETRIABLE.name}.Succeeded"]
