@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
-import hashlib
 import json
 import random
 import shutil
@@ -48,9 +47,10 @@ from saga_testkit.burst import (
     retry_after,
     send_burst,
 )
+from saga_testkit.command_evidence import command_evidence, command_identity
 from saga_testkit.faults import Fault
 from saga_testkit.kit import project_definition
-from saga_testkit.observe import execution_arn, history_events, wait_until_finished
+from saga_testkit.observe import wait_until_finished
 from saga_testkit.sagas import LocalSagas, named
 from saga_testkit.soak_checks import (
     DeadLetter,
@@ -84,6 +84,8 @@ class FaultChoice:
     name: str
     make: Callable[[random.Random, Step, str, float], Fault]
     breaks_a_reply: bool = False  # the task may time out by design (no reply, a crash, a delay past its timeout)
+    # The answer never comes: only the command's timeout ends the wait (a crashed command comes back, a delay ends).
+    answer_lost_for_good: bool = False
 
 
 def _permanent(rng: random.Random, step: Step, kind: str, time_scale: float) -> Fault:
@@ -111,14 +113,31 @@ def _delay(rng: random.Random, step: Step, kind: str, time_scale: float) -> Faul
 FAULT_MENU: list[FaultChoice] = [
     FaultChoice("permanent", _permanent),
     FaultChoice("transient", _transient),
-    FaultChoice("lost_reply", lambda rng, step, kind, scale: Fault.lost_reply(), breaks_a_reply=True),
+    FaultChoice(
+        "lost_reply", lambda rng, step, kind, scale: Fault.lost_reply(), breaks_a_reply=True, answer_lost_for_good=True
+    ),
     FaultChoice("crash_after_acting", lambda rng, step, kind, scale: Fault.crash_after_acting(), breaks_a_reply=True),
     FaultChoice("delay", _delay, breaks_a_reply=True),
     FaultChoice(
         "duplicate_delivery", lambda rng, step, kind, scale: Fault.duplicate_delivery(copies=rng.randint(1, 2))
     ),
-    FaultChoice("poison_message", lambda rng, step, kind, scale: Fault.poison_message(), breaks_a_reply=True),
+    FaultChoice(
+        "poison_message",
+        lambda rng, step, kind, scale: Fault.poison_message(),
+        breaks_a_reply=True,
+        answer_lost_for_good=True,
+    ),
 ]
+
+
+def fault_menu(definition: SagaDefinition, kind: str) -> list[FaultChoice]:
+    """The faults an (action|compensation) cell draws from: all, but for a choreographed saga's compensation those
+    whose answer is lost for good. A choreographed compensation has no deadline (README: Orchestration or
+    choreography, Heartbeats), so its saga would stay COMPENSATING until the stuck-saga detector reports it past the
+    saga's deadline, hours of SLA later, not an outcome the soak can wait for."""
+    if definition.pattern == "choreography" and kind == "compensation":
+        return [choice for choice in FAULT_MENU if not choice.answer_lost_for_good]
+    return FAULT_MENU
 
 
 @dataclass(frozen=True)
@@ -140,7 +159,7 @@ def plan_faults(
         count = 0 if draw < HEALTHY_SHARE else 1 if draw < HEALTHY_SHARE + ONE_FAULT_SHARE else rng.randint(2, 3)
         plan[saga_id] = []
         for step, kind in rng.sample(cells, count):
-            choice = rng.choice(FAULT_MENU)
+            choice = rng.choice(fault_menu(definition, kind))
             plan[saga_id].append(PlannedFault(step.name, kind, choice.name, choice.make(rng, step, kind, time_scale)))
     return plan
 
@@ -178,13 +197,14 @@ class BacklogSampler:
     def __init__(
         self,
         queues: dict[str, str],
-        state_machine_arn: str,
+        running: Callable[[], int],
         into: Counter[str],
         submitted: Callable[[], int],
         every_seconds: float = 0.25,
     ) -> None:
-        self.queues, self.state_machine_arn, self.into, self.every = queues, state_machine_arn, into, every_seconds
-        self._submitted = submitted
+        """`running`: how many sagas of the type are in flight now (its pattern's evidence source says)."""
+        self.queues, self.into, self.every = queues, into, every_seconds
+        self._running, self._submitted = running, submitted
         self.submitted_at_sample = 0  # starts submitted when the last sample began: later ones it cannot have seen
         self.backlog = 0  # messages on all participant queues, at the last sample
         self.running = 0  # executions running, at the last sample
@@ -201,7 +221,7 @@ class BacklogSampler:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        sqs, sfn = boto3.client("sqs"), boto3.client("stepfunctions")
+        sqs = boto3.client("sqs")
         while not self._stop.wait(self.every):
             total = 0
             for label, url in self.queues.items():
@@ -212,12 +232,7 @@ class BacklogSampler:
                 total += depth
             self.backlog = total
             submitted_now = self._submitted()
-            self.running = sum(
-                len(page["executions"])
-                for page in sfn.get_paginator("list_executions").paginate(
-                    stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
-                )
-            )
+            self.running = self._running()
             self.submitted_at_sample = submitted_now
             self.max_running = max(self.max_running, self.running)
 
@@ -258,10 +273,6 @@ def run(
     console: Console,
 ) -> int:
     definition = project_definition(saga)
-    if definition.pattern != "orchestration":
-        # Its command accounting reads execution histories; a choreographed saga has none (its fault matrix runs)
-        console.print(f"[red]The soak runs orchestrated sagas; {definition.name} is choreographed.")
-        return 2
     console.print(
         f"[bold]Random-fault soak:[/] {count} {definition.name} sagas, seed {seed} (replay with --seed {seed})"
     )
@@ -348,7 +359,8 @@ def soak(
                 measured.refused.append(f"{saga_id}: POST /{path} answered {answer.status} {answer.body}")
 
     max_backlog = BACKLOG_PER_CONSUMER * sagas.cloud.consumers_per_queue
-    with BacklogSampler(queues, sagas.state_machine_arn, measured.max_backlog, lambda: len(submitted)) as sampler:
+    source = command_evidence(sagas)
+    with BacklogSampler(queues, source.running, measured.max_backlog, lambda: len(submitted)) as sampler:
         measured.started_at = time.monotonic()
         with (
             console.status(f"Starting {count} sagas through the API, at most {rate:g}/s..."),
@@ -445,15 +457,11 @@ def _stuck_reports(sagas: LocalSagas, saga_ids: list[str]) -> list[dict[str, Any
 def gather_evidence(
     sagas: LocalSagas, accepted: list[str], saga_ids: list[str], reports: list[dict[str, Any]]
 ) -> SoakEvidence:
-    """Read what happened from the cloud: records, execution histories, queues, DLQs and alarms, reconciliation."""
+    """Read what happened from the cloud: records, the commands sent (execution histories, or the saga bus), queues,
+    DLQs and alarms, reconciliation."""
     ours = set(saga_ids)
     statuses = {record["saga_id"]: record["status"] for record in sagas.records.scan_all() if record["saga_id"] in ours}
-    commands = [
-        command
-        for saga_id in saga_ids
-        if saga_id in statuses
-        for command in sent_commands(saga_id, execution_arn(sagas.state_machine_arn, saga_id))
-    ]
+    commands = command_evidence(sagas).commands(saga_id for saga_id in saga_ids if saga_id in statuses)
     sqs = boto3.client("sqs")
     deployment = Deployment.load(sagas.cloud.stack_name)
     dlq_alarms = evaluate_dlq_alarms(sagas.cloud, deployment, sqs)
@@ -470,32 +478,6 @@ def gather_evidence(
         stuck_reports=stuck,
         invariant_problems=sagas.check().problems,
     )
-
-
-def sent_commands(saga_id: str, arn: str) -> list[SentCommand]:
-    """Every command the execution sent to a participant queue, and how its task ended."""
-    commands: list[dict[str, Any]] = []
-    for event in history_events(arn):
-        kind = event["type"]
-        if kind == "TaskScheduled":
-            parameters = json.loads(event["taskScheduledEventDetails"]["parameters"])
-            body = parameters.get("MessageBody")
-            body = json.loads(body) if isinstance(body, str) else body
-            if not isinstance(body, dict) or "task_token" not in body:
-                continue
-            commands.append(
-                {
-                    "saga_id": saga_id,
-                    "step": body["step"],
-                    "kind": body["kind"],
-                    "queue_url": parameters["QueueUrl"],
-                    "token_digest": hashlib.sha256(body["task_token"].encode()).hexdigest(),
-                    "answer": "none",
-                }
-            )
-        elif kind in ("TaskSucceeded", "TaskFailed", "TaskTimedOut") and commands and commands[-1]["answer"] == "none":
-            commands[-1]["answer"] = {"TaskSucceeded": "succeeded", "TaskFailed": "failed"}.get(kind, "timed_out")
-    return [SentCommand(**command) for command in commands]
 
 
 def evaluate_dlq_alarms(cloud: LocalCloud, deployment: Deployment, sqs: Any) -> list[DlqAlarm]:
@@ -551,12 +533,9 @@ def _dead_letters(sqs: Any, queue: Any) -> list[DeadLetter]:
                 body = json.loads(message["Body"])
             except json.JSONDecodeError:
                 body = None
-            if isinstance(body, dict) and {"saga_id", "step", "kind"} <= set(body):
-                token = body.get("task_token")
-                digest = hashlib.sha256(token.encode()).hexdigest() if token else None
-                letters.append(
-                    DeadLetter(queue.label, queue.source_url, body["saga_id"], body["step"], body["kind"], digest)
-                )
+            identity = command_identity(body)
+            if identity is not None:
+                letters.append(DeadLetter(queue.label, queue.source_url, *identity))
             else:
                 letters.append(DeadLetter(queue.label, queue.source_url, None))
 
@@ -609,7 +588,7 @@ def _print_summary(
         )
     console.print(injected)
 
-    accounting = Table(title="Every command accounted for (execution histories, queues, DLQs)")
+    accounting = Table(title=f"Every command accounted for ({command_evidence(sagas).description}, queues, DLQs)")
     label_of = {url: label for label, url in queues.items()}
     hows = sorted({how for _, how in verdict.accounting})
     accounting.add_column("queue")
