@@ -133,7 +133,8 @@ def test_a_command_is_identified_in_either_envelope_and_anything_else_is_not_a_c
     orchestrated = command_identity({"saga_id": "s", "step": "a", "kind": "action", "task_token": "tok"})
     retried = command_identity({"saga_id": "s", "step": "a", "kind": "action", "reply": "bus", "attempt": 2})
     # When / Then
-    assert orchestrated[:3] == ("s", "a", "action") and orchestrated[3] is not None
+    assert orchestrated[:3] == ("s", "a", "action")
+    assert orchestrated[3] is not None
     assert retried == ("s", "a", "action", None)
     assert command_identity(None) is None
     assert command_identity({"step": "a", "kind": "action", "event": {}}) is None
