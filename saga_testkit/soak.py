@@ -246,6 +246,16 @@ def local_api(
     definition: SagaDefinition, *, time_scale: float, consumers: int, console: Console
 ) -> Iterator[tuple[LocalSagas, SignedApiClient]]:
     """The synthesized stack on a local cloud with its signed API up: the saga's harness and an API client."""
+    with local_apis([definition], time_scale=time_scale, consumers=consumers, console=console) as ([sagas], client):
+        yield sagas, client
+
+
+@contextmanager
+def local_apis(
+    definitions: list[SagaDefinition], *, time_scale: float, consumers: int, console: Console
+) -> Iterator[tuple[list[LocalSagas], SignedApiClient]]:
+    """Several sagas' harnesses on one local cloud (each choreographed one's bus observer in place before any saga
+    starts), and an API client."""
     with console.status("Synthesizing the CDK app (cdk synth)...") as status:
         cloud = LocalCloud(
             synthesize(),
@@ -256,39 +266,48 @@ def local_api(
         cloud.start()
     try:
         with serving(cloud) as (_api, client):
-            yield LocalSagas(cloud, definition), client
+            yield [LocalSagas(cloud, definition) for definition in definitions], client
     finally:
         cloud.stop()
 
 
 def run(
-    count: int,
+    counts: list[tuple[SagaDefinition, int]],
     seed: int,
     *,
-    saga: str | None,
     time_scale: float,
     rate: float,
     consumers: int,
     max_in_flight: int,
     console: Console,
 ) -> int:
-    definition = project_definition(saga)
-    console.print(
-        f"[bold]Random-fault soak:[/] {count} {definition.name} sagas, seed {seed} (replay with --seed {seed})"
-    )
-    with local_api(definition, time_scale=time_scale, consumers=consumers, console=console) as (sagas, client):
-        outcome = soak(sagas, client, count, seed, rate=rate, max_in_flight=max_in_flight, console=console)
-    if outcome.violations:
-        console.print(f"[bold red]✗ {len(outcome.violations)} violation(s) (seed {seed}):")
-        for violation in outcome.violations:
-            console.print(f"[red]  ✗ {violation}", soft_wrap=True)
-        return 1
-    console.print(
-        f"[bold green]✓ soak seed {seed}: {count} sagas terminal or parked and flagged; the invariant check holds; "
-        f"every command accounted for ({outcome.fault_injections} fault injections).",
-        soft_wrap=True,  # one line, for whoever greps the output
-    )
-    return 0
+    """`make soak`: its own synth and cloud, then each saga's soak in turn on it (`counts`: the saga and how many),
+    each with its own verdict; 0 when every check of every saga held."""
+    several = len(counts) > 1
+    for definition, count in counts:
+        console.print(
+            f"[bold]Random-fault soak:[/] {count} {definition.name} sagas, seed {seed} (replay with --seed {seed})"
+        )
+    failed = 0
+    definitions = [definition for definition, _ in counts]
+    with local_apis(definitions, time_scale=time_scale, consumers=consumers, console=console) as (harnesses, client):
+        for sagas, (definition, count) in zip(harnesses, counts, strict=True):
+            prefix = f"soak-{definition.name}" if several else "soak"
+            outcome = soak(
+                sagas, client, count, seed, rate=rate, max_in_flight=max_in_flight, console=console, id_prefix=prefix
+            )
+            if outcome.violations:
+                failed += 1
+                console.print(f"[bold red]✗ {len(outcome.violations)} violation(s) ({definition.name}, seed {seed}):")
+                for violation in outcome.violations:
+                    console.print(f"[red]  ✗ {violation}", soft_wrap=True)
+                continue
+            console.print(
+                f"[bold green]✓ soak seed {seed}: {count} {definition.name} sagas terminal or parked and flagged; the "
+                f"invariant check holds; every command accounted for ({outcome.fault_injections} fault injections).",
+                soft_wrap=True,  # one line, for whoever greps the output
+            )
+    return 1 if failed else 0
 
 
 @dataclass(frozen=True)
@@ -306,6 +325,7 @@ def soak(
     rate: float = STARTS_PER_SECOND,
     max_in_flight: int = MAX_IN_FLIGHT,
     console: Console,
+    id_prefix: str = "soak",
 ) -> SoakOutcome:
     """Run `count` sagas with faults drawn from `seed` through the API on a running cloud, then check the evidence.
 
@@ -313,7 +333,7 @@ def soak(
     queues and DLQs."""
     sagas.kit.prepare(count)  # the soak is about faults: its sample inputs never run out of anything
     rng = random.Random(seed)
-    saga_ids = [f"soak-{seed}-{number:05d}" for number in range(1, count + 1)]
+    saga_ids = [f"{id_prefix}-{seed}-{number:05d}" for number in range(1, count + 1)]
     plan = plan_faults(rng, sagas.definition, saga_ids, sagas.cloud.time_scale)
     for saga_id, faults in plan.items():
         for planned in faults:
@@ -406,14 +426,20 @@ def soak(
 
 
 def _wait_until_drained(queue_urls: list[str], cloud: LocalCloud) -> None:
-    """A crashed participant's message comes back after its visibility timeout: wait for the last redeliveries."""
-    sqs = boto3.client("sqs")
+    """A crashed participant's message comes back after its visibility timeout, and a choreographed step's deadline
+    schedule fires up to the step's timeout after it started, whether or not the step answered (the tracker then
+    consumes a TimedOut that changes nothing): wait for the last redeliveries and the last deadlines."""
+    sqs, scheduler = boto3.client("sqs"), boto3.client("scheduler")
     visibility = max(mapping.visibility_timeout_seconds for mapping in cloud.mappings) * cloud.time_scale
     deadline = time.monotonic() + visibility * 6
     while time.monotonic() < deadline:
-        if not any(_depth(sqs, url) for url in queue_urls):
+        if not _pending_schedules(scheduler) and not any(_depth(sqs, url) for url in queue_urls):
             return
         time.sleep(0.5)
+
+
+def _pending_schedules(scheduler: Any) -> int:
+    return sum(len(page.get("Schedules", [])) for page in scheduler.get_paginator("list_schedules").paginate())
 
 
 def _waiting(sqs: Any, url: str) -> int:
@@ -607,7 +633,7 @@ def _print_summary(
     console.print(alarms)
 
     invariants = sagas.check()
-    figures = Table(title=f"Soak figures (seed {seed})")
+    figures = Table(title=f"Soak figures: {sagas.definition.name} (seed {seed})")
     figures.add_column("figure")
     figures.add_column("value", justify="right")
     elapsed = measured.finished_at - measured.started_at
@@ -640,12 +666,13 @@ def burst_soak(
     *,
     clients: int = BURST_CLIENTS,
     console: Console,
+    id_prefix: str = "burst",
 ) -> tuple[BurstFigures, list[str]]:
     """Send `count` healthy sagas at once, wait for every accepted one to finish, and check the evidence; returns the
     figures and the violations (empty: the burst degraded to delay only)."""
     sagas.kit.prepare(count)
     rng = random.Random(seed)
-    saga_ids = [f"burst-{seed}-{number:05d}" for number in range(1, count + 1)]
+    saga_ids = [f"{id_prefix}-{seed}-{number:05d}" for number in range(1, count + 1)]
     requests = {
         saga_id: named(sagas.definition, saga_id, sagas.kit.sample_input(number, rng))
         for number, saga_id in enumerate(saga_ids, start=1)
@@ -680,7 +707,8 @@ def burst_soak(
     for saga_id, status in sorted(evidence.statuses.items()):
         if status == SagaStatus.FAILED.value or status in {s.value for s in PARKED_STATUSES}:
             violations.append(f"saga {saga_id}: {status}, and no fault was injected (the overload did it)")
-    table = Table(title=f"Burst figures (seed {seed}, local clock {sagas.cloud.time_scale:g} s per SLA s)")
+    clock = sagas.cloud.time_scale
+    table = Table(title=f"Burst figures: {sagas.definition.name} (seed {seed}, local clock {clock:g} s per SLA s)")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for name, value in figures.rows():
@@ -690,36 +718,62 @@ def burst_soak(
 
 
 def run_burst(
-    count: int, seed: int, *, saga: str | None, time_scale: float, consumers: int, clients: int, console: Console
+    count: int,
+    seed: int,
+    *,
+    definitions: list[SagaDefinition],
+    time_scale: float,
+    consumers: int,
+    clients: int,
+    console: Console,
 ) -> int:
-    """`make soak BURST=N`: its own synth and cloud, the burst, its verdict; 0 when the burst degraded to delay."""
-    definition = project_definition(saga)
-    console.print(
-        f"[bold]Burst soak:[/] {count} {definition.name} sagas at once from {clients} clients, seed {seed} "
-        f"(replay with --burst {count} --seed {seed})"
-    )
-    with local_api(definition, time_scale=time_scale, consumers=consumers, console=console) as (sagas, client):
-        figures, violations = burst_soak(sagas, client, count, seed, clients=clients, console=console)
-    if violations:
-        console.print(f"[bold red]✗ {len(violations)} violation(s) (burst {count}, seed {seed}):")
-        for violation in violations:
-            console.print(f"[red]  ✗ {violation}", soft_wrap=True)
-        return 1
-    console.print(
-        f"[bold green]✓ burst seed {seed}: {len(figures.accepted)} of {count} sagas accepted, "
-        f"{sum(figures.refused.values())} requests refused and retried, 0 compensated, 0 parked, "
-        f"every accepted saga terminal, every command accounted for, reconciliation exact; "
-        f"drained in {figures.seconds_to_drain:.1f} s.",
-        soft_wrap=True,
-    )
-    return 0
+    """`make soak BURST=N`: its own synth and cloud, then each saga's burst in turn on it, each with its verdict; 0 when
+    every burst degraded to delay."""
+    several = len(definitions) > 1
+    for definition in definitions:
+        console.print(
+            f"[bold]Burst soak:[/] {count} {definition.name} sagas at once from {clients} clients, seed {seed} "
+            f"(replay with --burst {count} --seed {seed})"
+        )
+    failed = 0
+    with local_apis(definitions, time_scale=time_scale, consumers=consumers, console=console) as (harnesses, client):
+        for sagas in harnesses:
+            name = sagas.definition.name
+            prefix = f"burst-{name}" if several else "burst"
+            figures, violations = burst_soak(
+                sagas, client, count, seed, clients=clients, console=console, id_prefix=prefix
+            )
+            if violations:
+                failed += 1
+                console.print(f"[bold red]✗ {len(violations)} violation(s) ({name} burst {count}, seed {seed}):")
+                for violation in violations:
+                    console.print(f"[red]  ✗ {violation}", soft_wrap=True)
+                continue
+            console.print(
+                f"[bold green]✓ burst seed {seed}: {len(figures.accepted)} of {count} {name} sagas accepted, "
+                f"{sum(figures.refused.values())} requests refused and retried, 0 compensated, 0 parked, "
+                f"every accepted saga terminal, every command accounted for, reconciliation exact; "
+                f"drained in {figures.seconds_to_drain:.1f} s.",
+                soft_wrap=True,
+            )
+    return 1 if failed else 0
 
 
 @exits_quietly_on_ctrl_c
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m saga_testkit.soak", description=__doc__.splitlines()[0])
-    parser.add_argument("--sagas", type=int, default=1000, help="how many sagas to run")
-    parser.add_argument("--saga", help="the saga to run, by name (default: the project's first saga definition)")
+    parser.add_argument(
+        "--sagas",
+        type=int,
+        action="append",
+        help="how many sagas to run (default 1000); once per --saga, in the same order, or once for all",
+    )
+    parser.add_argument(
+        "--saga",
+        action="append",
+        help="the saga to run, by name (default: the project's first saga definition); again for another saga, run "
+        "after it on the same cloud",
+    )
     parser.add_argument("--seed", type=int, default=None, help="faults and inputs are drawn from it (default: random)")
     parser.add_argument("--rate", type=float, default=STARTS_PER_SECOND, help="saga starts per second")
     parser.add_argument(
@@ -737,8 +791,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=BURST_CLIENTS, help="concurrent API clients of --burst")
     args = parser.parse_args(argv)
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack: where a soak hangs
-    if args.sagas < 1:
+    try:
+        definitions = [project_definition(name) for name in args.saga or [None]]
+    except KeyError as error:
+        parser.error(f"--saga: {error.args[0]}")
+    counts = args.sagas or [1000]
+    if len(counts) == 1:
+        counts = counts * len(definitions)
+    if len(counts) != len(definitions):
+        parser.error(f"--sagas: {len(counts)} counts for {len(definitions)} sagas (give one, or one per --saga)")
+    if min(counts) < 1:
         parser.error("--sagas: at least 1")
+    if len({definition.name for definition in definitions}) < len(definitions):
+        parser.error("--saga: each saga once")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1_000_000)
     console = Console(width=max(shutil.get_terminal_size().columns, MIN_CONSOLE_WIDTH))
     if args.burst is not None:
@@ -747,16 +812,15 @@ def main(argv: list[str] | None = None) -> int:
         return run_burst(
             args.burst,
             seed,
-            saga=args.saga,
+            definitions=definitions,
             time_scale=args.time_scale,
             consumers=args.consumers,
             clients=args.clients,
             console=console,
         )
     return run(
-        args.sagas,
+        list(zip(definitions, counts, strict=True)),
         seed,
-        saga=args.saga,
         time_scale=args.time_scale,
         rate=args.rate,
         consumers=args.consumers,
