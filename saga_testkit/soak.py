@@ -422,7 +422,8 @@ def soak(
     violations = measured.refused + [f"saga {saga_id} did not finish in time" for saga_id in unfinished]
     violations += verdict.violations
     _print_summary(console, sagas, plan, evidence, verdict, measured, queues, count, seed)
-    return SoakOutcome(violations, len(sagas.faults.injected))
+    # The cloud's injector counts every saga it ran (an earlier soak's on the same cloud too): this soak's only.
+    return SoakOutcome(violations, sum(1 for saga_id, *_ in sagas.faults.injected if saga_id in plan))
 
 
 def _wait_until_drained(queue_urls: list[str], cloud: LocalCloud) -> None:
@@ -604,7 +605,7 @@ def _print_summary(
     for column in ("fault", "action cells", "compensation cells", "injections seen"):
         injected.add_column(column, justify="left" if column == "fault" else "right")
     planned = Counter((p.choice, p.kind) for faults in plan.values() for p in faults)
-    seen = Counter(kind for *_, kind in sagas.faults.injected)
+    seen = Counter(kind for saga_id, *_, kind in sagas.faults.injected if saga_id in plan)
     for choice in FAULT_MENU:
         injected.add_row(
             choice.name,
