@@ -13,7 +13,8 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 WITH_NODE = PATH="$(NODE_HOME)/bin:$$PATH"
 # Extra CDK CLI arguments for diff and deploy, e.g. make deploy CDK_ARGS="-c logLevel=DEBUG".
 CDK_ARGS ?=
-# make demo: one saga's scenarios only (a saga's name, e.g. TripBooking); every saga's when unset.
+# make demo: one saga's scenarios only (a saga's name, e.g. TripBooking); every saga's when unset. make soak: the saga
+# to soak (the project's first when unset).
 SAGA ?=
 # make soak: how many sagas, and the seed to replay (random when unset); BURST=N sends N healthy sagas at once instead.
 SOAK_SAGAS ?= 1000
@@ -25,8 +26,8 @@ BURST ?=
 demo: $(PYTHON_READY)  ## Every saga's demo scenarios, interleaved on the local runtime; one saga: make demo SAGA=TripBooking
 	$(PY) -m saga_testkit.demo $(if $(SAGA),--saga $(SAGA))
 
-soak: $(PYTHON_READY)  ## 1,000 sagas with random faults through the API, checked afterwards; replay: make soak SEED=N; overload: make soak BURST=200
-	$(PY) -m saga_testkit.soak --sagas $(SOAK_SAGAS) $(if $(SEED),--seed $(SEED)) $(if $(BURST),--burst $(BURST))
+soak: $(PYTHON_READY)  ## 1,000 sagas with random faults through the API, checked afterwards; replay: make soak SEED=N; another saga: SAGA=NAME; overload: make soak BURST=200
+	$(PY) -m saga_testkit.soak --sagas $(SOAK_SAGAS) $(if $(SAGA),--saga $(SAGA)) $(if $(SEED),--seed $(SEED)) $(if $(BURST),--burst $(BURST))
 
 serve-api: $(PYTHON_READY)  ## The stack on the local runtime with its saga API on http://127.0.0.1:8080/v1 (SigV4)
 	$(PY) -m saga_testkit.serve_api

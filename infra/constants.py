@@ -109,6 +109,11 @@ START_GIVE_UP_SECONDS = 24 * 3600  # seconds
 API_URL_OUTPUT = "ApiUrl"
 # Admission control: one start-rate bucket per saga type, keyed by the saga type's name.
 ADMISSION_TABLE_PARTITION_KEY = "saga_type"
+# A choreographed saga's command queues (what its admission control reads: it has no state machine to read them from),
+# a JSON list of queue URLs in an SSM parameter of this name, which the API reads once per execution environment.
+ADMISSION_QUEUES_PARAMETER = "/{stack}/admission/{saga}/command-queues"
+SSM_STANDARD_VALUE_LIMIT_BYTES = 4096  # an SSM standard-tier parameter's value, bytes
+SSM_ADVANCED_VALUE_LIMIT_BYTES = 8192  # an advanced-tier one's (billed per parameter-month), bytes
 # Minimum TLS 1.2 on the default execute-api endpoint (a REST API without one also accepts TLS 1.0).
 API_SECURITY_POLICY = "TLS_1_2"
 # `cdk deploy -c apiAllowedPrincipals=arn:aws:iam::111122223333:role/shop,444455556666`: a resource policy lets only

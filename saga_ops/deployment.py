@@ -25,6 +25,19 @@ class DeadLetterQueue:
 
 
 @dataclass(frozen=True)
+class BusRoute:
+    """A rule of the saga bus that sends one command of a choreographed saga: the events (detail-types) it reacts to
+    and the queue it sends the command to."""
+
+    saga_type: str
+    step: str
+    kind: str  # action | compensation
+    command: str
+    detail_types: tuple[str, ...]
+    queue_url: str
+
+
+@dataclass(frozen=True)
 class Deployment:
     stack_name: str
     saga_table: str
@@ -76,9 +89,18 @@ class Deployment:
         return json.loads(definition)["States"][command]["Parameters"]["QueueUrl"]
 
     def _choreographed_queue_url(self, saga_type: str, command: str) -> str:
+        for route in self.bus_routes(saga_type):
+            if route.command == command:
+                return route.queue_url
+        raise KeyError(f"saga type {saga_type}: no rule of the saga bus sends {command}")
+
+    def bus_routes(self, saga_type: str) -> list[BusRoute]:
+        """Every command the saga bus sends for `saga_type`, read from its deployed rules (the command fields their
+        input transformers write, the detail-types their patterns match, the queues they target)."""
         if self.saga_bus is None:
             raise KeyError(f"saga type {saga_type}: no state machine, and the stack has no saga bus")
-        events = boto3.client("events")
+        events, sqs = boto3.client("events"), boto3.client("sqs")
+        routes = []
         for page in events.get_paginator("list_rules").paginate(EventBusName=self.saga_bus):
             for rule in page["Rules"]:
                 for target in events.list_targets_by_rule(Rule=rule["Name"], EventBusName=self.saga_bus)["Targets"]:
@@ -86,12 +108,20 @@ class Deployment:
                     if not template:
                         continue
                     fields = json.loads(template.replace("<detail>", "null"))
-                    if (fields.get("saga_type"), fields.get("command")) == (saga_type, command):
-                        *_, account, name = target["Arn"].split(":", 5)
-                        return boto3.client("sqs").get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)[
-                            "QueueUrl"
-                        ]
-        raise KeyError(f"saga type {saga_type}: no rule of the saga bus sends {command}")
+                    if fields.get("saga_type") != saga_type:
+                        continue
+                    *_, account, name = target["Arn"].split(":", 5)
+                    routes.append(
+                        BusRoute(
+                            saga_type=saga_type,
+                            step=fields["step"],
+                            kind=fields["kind"],
+                            command=fields["command"],
+                            detail_types=tuple(json.loads(rule.get("EventPattern") or "{}").get("detail-type", [])),
+                            queue_url=sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"],
+                        )
+                    )
+        return routes
 
 
 def _dead_letter_queues(cloudformation: Any, stack_name: str) -> list[DeadLetterQueue]:

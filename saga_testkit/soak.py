@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import faulthandler
-import hashlib
 import json
 import random
 import shutil
@@ -48,9 +47,10 @@ from saga_testkit.burst import (
     retry_after,
     send_burst,
 )
+from saga_testkit.command_evidence import command_evidence, command_identity
 from saga_testkit.faults import Fault
 from saga_testkit.kit import project_definition
-from saga_testkit.observe import execution_arn, history_events, wait_until_finished
+from saga_testkit.observe import wait_until_finished
 from saga_testkit.sagas import LocalSagas, named
 from saga_testkit.soak_checks import (
     DeadLetter,
@@ -84,6 +84,8 @@ class FaultChoice:
     name: str
     make: Callable[[random.Random, Step, str, float], Fault]
     breaks_a_reply: bool = False  # the task may time out by design (no reply, a crash, a delay past its timeout)
+    # The answer never comes: only the command's timeout ends the wait (a crashed command comes back, a delay ends).
+    answer_lost_for_good: bool = False
 
 
 def _permanent(rng: random.Random, step: Step, kind: str, time_scale: float) -> Fault:
@@ -111,14 +113,31 @@ def _delay(rng: random.Random, step: Step, kind: str, time_scale: float) -> Faul
 FAULT_MENU: list[FaultChoice] = [
     FaultChoice("permanent", _permanent),
     FaultChoice("transient", _transient),
-    FaultChoice("lost_reply", lambda rng, step, kind, scale: Fault.lost_reply(), breaks_a_reply=True),
+    FaultChoice(
+        "lost_reply", lambda rng, step, kind, scale: Fault.lost_reply(), breaks_a_reply=True, answer_lost_for_good=True
+    ),
     FaultChoice("crash_after_acting", lambda rng, step, kind, scale: Fault.crash_after_acting(), breaks_a_reply=True),
     FaultChoice("delay", _delay, breaks_a_reply=True),
     FaultChoice(
         "duplicate_delivery", lambda rng, step, kind, scale: Fault.duplicate_delivery(copies=rng.randint(1, 2))
     ),
-    FaultChoice("poison_message", lambda rng, step, kind, scale: Fault.poison_message(), breaks_a_reply=True),
+    FaultChoice(
+        "poison_message",
+        lambda rng, step, kind, scale: Fault.poison_message(),
+        breaks_a_reply=True,
+        answer_lost_for_good=True,
+    ),
 ]
+
+
+def fault_menu(definition: SagaDefinition, kind: str) -> list[FaultChoice]:
+    """The faults an (action|compensation) cell draws from: all, but for a choreographed saga's compensation those
+    whose answer is lost for good. A choreographed compensation has no deadline (README: Orchestration or
+    choreography, Heartbeats), so its saga would stay COMPENSATING until the stuck-saga detector reports it past the
+    saga's deadline, hours of SLA later, not an outcome the soak can wait for."""
+    if definition.pattern == "choreography" and kind == "compensation":
+        return [choice for choice in FAULT_MENU if not choice.answer_lost_for_good]
+    return FAULT_MENU
 
 
 @dataclass(frozen=True)
@@ -140,7 +159,7 @@ def plan_faults(
         count = 0 if draw < HEALTHY_SHARE else 1 if draw < HEALTHY_SHARE + ONE_FAULT_SHARE else rng.randint(2, 3)
         plan[saga_id] = []
         for step, kind in rng.sample(cells, count):
-            choice = rng.choice(FAULT_MENU)
+            choice = rng.choice(fault_menu(definition, kind))
             plan[saga_id].append(PlannedFault(step.name, kind, choice.name, choice.make(rng, step, kind, time_scale)))
     return plan
 
@@ -178,13 +197,14 @@ class BacklogSampler:
     def __init__(
         self,
         queues: dict[str, str],
-        state_machine_arn: str,
+        running: Callable[[], int],
         into: Counter[str],
         submitted: Callable[[], int],
         every_seconds: float = 0.25,
     ) -> None:
-        self.queues, self.state_machine_arn, self.into, self.every = queues, state_machine_arn, into, every_seconds
-        self._submitted = submitted
+        """`running`: how many sagas of the type are in flight now (its pattern's evidence source says)."""
+        self.queues, self.into, self.every = queues, into, every_seconds
+        self._running, self._submitted = running, submitted
         self.submitted_at_sample = 0  # starts submitted when the last sample began: later ones it cannot have seen
         self.backlog = 0  # messages on all participant queues, at the last sample
         self.running = 0  # executions running, at the last sample
@@ -201,7 +221,7 @@ class BacklogSampler:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        sqs, sfn = boto3.client("sqs"), boto3.client("stepfunctions")
+        sqs = boto3.client("sqs")
         while not self._stop.wait(self.every):
             total = 0
             for label, url in self.queues.items():
@@ -212,12 +232,7 @@ class BacklogSampler:
                 total += depth
             self.backlog = total
             submitted_now = self._submitted()
-            self.running = sum(
-                len(page["executions"])
-                for page in sfn.get_paginator("list_executions").paginate(
-                    stateMachineArn=self.state_machine_arn, statusFilter="RUNNING"
-                )
-            )
+            self.running = self._running()
             self.submitted_at_sample = submitted_now
             self.max_running = max(self.max_running, self.running)
 
@@ -231,6 +246,16 @@ def local_api(
     definition: SagaDefinition, *, time_scale: float, consumers: int, console: Console
 ) -> Iterator[tuple[LocalSagas, SignedApiClient]]:
     """The synthesized stack on a local cloud with its signed API up: the saga's harness and an API client."""
+    with local_apis([definition], time_scale=time_scale, consumers=consumers, console=console) as ([sagas], client):
+        yield sagas, client
+
+
+@contextmanager
+def local_apis(
+    definitions: list[SagaDefinition], *, time_scale: float, consumers: int, console: Console
+) -> Iterator[tuple[list[LocalSagas], SignedApiClient]]:
+    """Several sagas' harnesses on one local cloud (each choreographed one's bus observer in place before any saga
+    starts), and an API client."""
     with console.status("Synthesizing the CDK app (cdk synth)...") as status:
         cloud = LocalCloud(
             synthesize(),
@@ -241,43 +266,48 @@ def local_api(
         cloud.start()
     try:
         with serving(cloud) as (_api, client):
-            yield LocalSagas(cloud, definition), client
+            yield [LocalSagas(cloud, definition) for definition in definitions], client
     finally:
         cloud.stop()
 
 
 def run(
-    count: int,
+    counts: list[tuple[SagaDefinition, int]],
     seed: int,
     *,
-    saga: str | None,
     time_scale: float,
     rate: float,
     consumers: int,
     max_in_flight: int,
     console: Console,
 ) -> int:
-    definition = project_definition(saga)
-    if definition.pattern != "orchestration":
-        # Its command accounting reads execution histories; a choreographed saga has none (its fault matrix runs)
-        console.print(f"[red]The soak runs orchestrated sagas; {definition.name} is choreographed.")
-        return 2
-    console.print(
-        f"[bold]Random-fault soak:[/] {count} {definition.name} sagas, seed {seed} (replay with --seed {seed})"
-    )
-    with local_api(definition, time_scale=time_scale, consumers=consumers, console=console) as (sagas, client):
-        outcome = soak(sagas, client, count, seed, rate=rate, max_in_flight=max_in_flight, console=console)
-    if outcome.violations:
-        console.print(f"[bold red]✗ {len(outcome.violations)} violation(s) (seed {seed}):")
-        for violation in outcome.violations:
-            console.print(f"[red]  ✗ {violation}", soft_wrap=True)
-        return 1
-    console.print(
-        f"[bold green]✓ soak seed {seed}: {count} sagas terminal or parked and flagged; the invariant check holds; "
-        f"every command accounted for ({outcome.fault_injections} fault injections).",
-        soft_wrap=True,  # one line, for whoever greps the output
-    )
-    return 0
+    """`make soak`: its own synth and cloud, then each saga's soak in turn on it (`counts`: the saga and how many),
+    each with its own verdict; 0 when every check of every saga held."""
+    several = len(counts) > 1
+    for definition, count in counts:
+        console.print(
+            f"[bold]Random-fault soak:[/] {count} {definition.name} sagas, seed {seed} (replay with --seed {seed})"
+        )
+    failed = 0
+    definitions = [definition for definition, _ in counts]
+    with local_apis(definitions, time_scale=time_scale, consumers=consumers, console=console) as (harnesses, client):
+        for sagas, (definition, count) in zip(harnesses, counts, strict=True):
+            prefix = f"soak-{definition.name}" if several else "soak"
+            outcome = soak(
+                sagas, client, count, seed, rate=rate, max_in_flight=max_in_flight, console=console, id_prefix=prefix
+            )
+            if outcome.violations:
+                failed += 1
+                console.print(f"[bold red]✗ {len(outcome.violations)} violation(s) ({definition.name}, seed {seed}):")
+                for violation in outcome.violations:
+                    console.print(f"[red]  ✗ {violation}", soft_wrap=True)
+                continue
+            console.print(
+                f"[bold green]✓ soak seed {seed}: {count} {definition.name} sagas terminal or parked and flagged; the "
+                f"invariant check holds; every command accounted for ({outcome.fault_injections} fault injections).",
+                soft_wrap=True,  # one line, for whoever greps the output
+            )
+    return 1 if failed else 0
 
 
 @dataclass(frozen=True)
@@ -295,6 +325,7 @@ def soak(
     rate: float = STARTS_PER_SECOND,
     max_in_flight: int = MAX_IN_FLIGHT,
     console: Console,
+    id_prefix: str = "soak",
 ) -> SoakOutcome:
     """Run `count` sagas with faults drawn from `seed` through the API on a running cloud, then check the evidence.
 
@@ -302,7 +333,7 @@ def soak(
     queues and DLQs."""
     sagas.kit.prepare(count)  # the soak is about faults: its sample inputs never run out of anything
     rng = random.Random(seed)
-    saga_ids = [f"soak-{seed}-{number:05d}" for number in range(1, count + 1)]
+    saga_ids = [f"{id_prefix}-{seed}-{number:05d}" for number in range(1, count + 1)]
     plan = plan_faults(rng, sagas.definition, saga_ids, sagas.cloud.time_scale)
     for saga_id, faults in plan.items():
         for planned in faults:
@@ -348,7 +379,8 @@ def soak(
                 measured.refused.append(f"{saga_id}: POST /{path} answered {answer.status} {answer.body}")
 
     max_backlog = BACKLOG_PER_CONSUMER * sagas.cloud.consumers_per_queue
-    with BacklogSampler(queues, sagas.state_machine_arn, measured.max_backlog, lambda: len(submitted)) as sampler:
+    source = command_evidence(sagas)
+    with BacklogSampler(queues, source.running, measured.max_backlog, lambda: len(submitted)) as sampler:
         measured.started_at = time.monotonic()
         with (
             console.status(f"Starting {count} sagas through the API, at most {rate:g}/s..."),
@@ -390,18 +422,25 @@ def soak(
     violations = measured.refused + [f"saga {saga_id} did not finish in time" for saga_id in unfinished]
     violations += verdict.violations
     _print_summary(console, sagas, plan, evidence, verdict, measured, queues, count, seed)
-    return SoakOutcome(violations, len(sagas.faults.injected))
+    # The cloud's injector counts every saga it ran (an earlier soak's on the same cloud too): this soak's only.
+    return SoakOutcome(violations, sum(1 for saga_id, *_ in sagas.faults.injected if saga_id in plan))
 
 
 def _wait_until_drained(queue_urls: list[str], cloud: LocalCloud) -> None:
-    """A crashed participant's message comes back after its visibility timeout: wait for the last redeliveries."""
-    sqs = boto3.client("sqs")
+    """A crashed participant's message comes back after its visibility timeout, and a choreographed step's deadline
+    schedule fires up to the step's timeout after it started, whether or not the step answered (the tracker then
+    consumes a TimedOut that changes nothing): wait for the last redeliveries and the last deadlines."""
+    sqs, scheduler = boto3.client("sqs"), boto3.client("scheduler")
     visibility = max(mapping.visibility_timeout_seconds for mapping in cloud.mappings) * cloud.time_scale
     deadline = time.monotonic() + visibility * 6
     while time.monotonic() < deadline:
-        if not any(_depth(sqs, url) for url in queue_urls):
+        if not _pending_schedules(scheduler) and not any(_depth(sqs, url) for url in queue_urls):
             return
         time.sleep(0.5)
+
+
+def _pending_schedules(scheduler: Any) -> int:
+    return sum(len(page.get("Schedules", [])) for page in scheduler.get_paginator("list_schedules").paginate())
 
 
 def _waiting(sqs: Any, url: str) -> int:
@@ -445,15 +484,11 @@ def _stuck_reports(sagas: LocalSagas, saga_ids: list[str]) -> list[dict[str, Any
 def gather_evidence(
     sagas: LocalSagas, accepted: list[str], saga_ids: list[str], reports: list[dict[str, Any]]
 ) -> SoakEvidence:
-    """Read what happened from the cloud: records, execution histories, queues, DLQs and alarms, reconciliation."""
+    """Read what happened from the cloud: records, the commands sent (execution histories, or the saga bus), queues,
+    DLQs and alarms, reconciliation."""
     ours = set(saga_ids)
     statuses = {record["saga_id"]: record["status"] for record in sagas.records.scan_all() if record["saga_id"] in ours}
-    commands = [
-        command
-        for saga_id in saga_ids
-        if saga_id in statuses
-        for command in sent_commands(saga_id, execution_arn(sagas.state_machine_arn, saga_id))
-    ]
+    commands = command_evidence(sagas).commands(saga_id for saga_id in saga_ids if saga_id in statuses)
     sqs = boto3.client("sqs")
     deployment = Deployment.load(sagas.cloud.stack_name)
     dlq_alarms = evaluate_dlq_alarms(sagas.cloud, deployment, sqs)
@@ -470,32 +505,6 @@ def gather_evidence(
         stuck_reports=stuck,
         invariant_problems=sagas.check().problems,
     )
-
-
-def sent_commands(saga_id: str, arn: str) -> list[SentCommand]:
-    """Every command the execution sent to a participant queue, and how its task ended."""
-    commands: list[dict[str, Any]] = []
-    for event in history_events(arn):
-        kind = event["type"]
-        if kind == "TaskScheduled":
-            parameters = json.loads(event["taskScheduledEventDetails"]["parameters"])
-            body = parameters.get("MessageBody")
-            body = json.loads(body) if isinstance(body, str) else body
-            if not isinstance(body, dict) or "task_token" not in body:
-                continue
-            commands.append(
-                {
-                    "saga_id": saga_id,
-                    "step": body["step"],
-                    "kind": body["kind"],
-                    "queue_url": parameters["QueueUrl"],
-                    "token_digest": hashlib.sha256(body["task_token"].encode()).hexdigest(),
-                    "answer": "none",
-                }
-            )
-        elif kind in ("TaskSucceeded", "TaskFailed", "TaskTimedOut") and commands and commands[-1]["answer"] == "none":
-            commands[-1]["answer"] = {"TaskSucceeded": "succeeded", "TaskFailed": "failed"}.get(kind, "timed_out")
-    return [SentCommand(**command) for command in commands]
 
 
 def evaluate_dlq_alarms(cloud: LocalCloud, deployment: Deployment, sqs: Any) -> list[DlqAlarm]:
@@ -551,12 +560,9 @@ def _dead_letters(sqs: Any, queue: Any) -> list[DeadLetter]:
                 body = json.loads(message["Body"])
             except json.JSONDecodeError:
                 body = None
-            if isinstance(body, dict) and {"saga_id", "step", "kind"} <= set(body):
-                token = body.get("task_token")
-                digest = hashlib.sha256(token.encode()).hexdigest() if token else None
-                letters.append(
-                    DeadLetter(queue.label, queue.source_url, body["saga_id"], body["step"], body["kind"], digest)
-                )
+            identity = command_identity(body)
+            if identity is not None:
+                letters.append(DeadLetter(queue.label, queue.source_url, *identity))
             else:
                 letters.append(DeadLetter(queue.label, queue.source_url, None))
 
@@ -599,7 +605,7 @@ def _print_summary(
     for column in ("fault", "action cells", "compensation cells", "injections seen"):
         injected.add_column(column, justify="left" if column == "fault" else "right")
     planned = Counter((p.choice, p.kind) for faults in plan.values() for p in faults)
-    seen = Counter(kind for *_, kind in sagas.faults.injected)
+    seen = Counter(kind for saga_id, *_, kind in sagas.faults.injected if saga_id in plan)
     for choice in FAULT_MENU:
         injected.add_row(
             choice.name,
@@ -609,7 +615,7 @@ def _print_summary(
         )
     console.print(injected)
 
-    accounting = Table(title="Every command accounted for (execution histories, queues, DLQs)")
+    accounting = Table(title=f"Every command accounted for ({command_evidence(sagas).description}, queues, DLQs)")
     label_of = {url: label for label, url in queues.items()}
     hows = sorted({how for _, how in verdict.accounting})
     accounting.add_column("queue")
@@ -628,7 +634,7 @@ def _print_summary(
     console.print(alarms)
 
     invariants = sagas.check()
-    figures = Table(title=f"Soak figures (seed {seed})")
+    figures = Table(title=f"Soak figures: {sagas.definition.name} (seed {seed})")
     figures.add_column("figure")
     figures.add_column("value", justify="right")
     elapsed = measured.finished_at - measured.started_at
@@ -661,12 +667,13 @@ def burst_soak(
     *,
     clients: int = BURST_CLIENTS,
     console: Console,
+    id_prefix: str = "burst",
 ) -> tuple[BurstFigures, list[str]]:
     """Send `count` healthy sagas at once, wait for every accepted one to finish, and check the evidence; returns the
     figures and the violations (empty: the burst degraded to delay only)."""
     sagas.kit.prepare(count)
     rng = random.Random(seed)
-    saga_ids = [f"burst-{seed}-{number:05d}" for number in range(1, count + 1)]
+    saga_ids = [f"{id_prefix}-{seed}-{number:05d}" for number in range(1, count + 1)]
     requests = {
         saga_id: named(sagas.definition, saga_id, sagas.kit.sample_input(number, rng))
         for number, saga_id in enumerate(saga_ids, start=1)
@@ -701,7 +708,8 @@ def burst_soak(
     for saga_id, status in sorted(evidence.statuses.items()):
         if status == SagaStatus.FAILED.value or status in {s.value for s in PARKED_STATUSES}:
             violations.append(f"saga {saga_id}: {status}, and no fault was injected (the overload did it)")
-    table = Table(title=f"Burst figures (seed {seed}, local clock {sagas.cloud.time_scale:g} s per SLA s)")
+    clock = sagas.cloud.time_scale
+    table = Table(title=f"Burst figures: {sagas.definition.name} (seed {seed}, local clock {clock:g} s per SLA s)")
     table.add_column("figure")
     table.add_column("value", justify="right")
     for name, value in figures.rows():
@@ -711,36 +719,62 @@ def burst_soak(
 
 
 def run_burst(
-    count: int, seed: int, *, saga: str | None, time_scale: float, consumers: int, clients: int, console: Console
+    count: int,
+    seed: int,
+    *,
+    definitions: list[SagaDefinition],
+    time_scale: float,
+    consumers: int,
+    clients: int,
+    console: Console,
 ) -> int:
-    """`make soak BURST=N`: its own synth and cloud, the burst, its verdict; 0 when the burst degraded to delay."""
-    definition = project_definition(saga)
-    console.print(
-        f"[bold]Burst soak:[/] {count} {definition.name} sagas at once from {clients} clients, seed {seed} "
-        f"(replay with --burst {count} --seed {seed})"
-    )
-    with local_api(definition, time_scale=time_scale, consumers=consumers, console=console) as (sagas, client):
-        figures, violations = burst_soak(sagas, client, count, seed, clients=clients, console=console)
-    if violations:
-        console.print(f"[bold red]✗ {len(violations)} violation(s) (burst {count}, seed {seed}):")
-        for violation in violations:
-            console.print(f"[red]  ✗ {violation}", soft_wrap=True)
-        return 1
-    console.print(
-        f"[bold green]✓ burst seed {seed}: {len(figures.accepted)} of {count} sagas accepted, "
-        f"{sum(figures.refused.values())} requests refused and retried, 0 compensated, 0 parked, "
-        f"every accepted saga terminal, every command accounted for, reconciliation exact; "
-        f"drained in {figures.seconds_to_drain:.1f} s.",
-        soft_wrap=True,
-    )
-    return 0
+    """`make soak BURST=N`: its own synth and cloud, then each saga's burst in turn on it, each with its verdict; 0 when
+    every burst degraded to delay."""
+    several = len(definitions) > 1
+    for definition in definitions:
+        console.print(
+            f"[bold]Burst soak:[/] {count} {definition.name} sagas at once from {clients} clients, seed {seed} "
+            f"(replay with --burst {count} --seed {seed})"
+        )
+    failed = 0
+    with local_apis(definitions, time_scale=time_scale, consumers=consumers, console=console) as (harnesses, client):
+        for sagas in harnesses:
+            name = sagas.definition.name
+            prefix = f"burst-{name}" if several else "burst"
+            figures, violations = burst_soak(
+                sagas, client, count, seed, clients=clients, console=console, id_prefix=prefix
+            )
+            if violations:
+                failed += 1
+                console.print(f"[bold red]✗ {len(violations)} violation(s) ({name} burst {count}, seed {seed}):")
+                for violation in violations:
+                    console.print(f"[red]  ✗ {violation}", soft_wrap=True)
+                continue
+            console.print(
+                f"[bold green]✓ burst seed {seed}: {len(figures.accepted)} of {count} {name} sagas accepted, "
+                f"{sum(figures.refused.values())} requests refused and retried, 0 compensated, 0 parked, "
+                f"every accepted saga terminal, every command accounted for, reconciliation exact; "
+                f"drained in {figures.seconds_to_drain:.1f} s.",
+                soft_wrap=True,
+            )
+    return 1 if failed else 0
 
 
 @exits_quietly_on_ctrl_c
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m saga_testkit.soak", description=__doc__.splitlines()[0])
-    parser.add_argument("--sagas", type=int, default=1000, help="how many sagas to run")
-    parser.add_argument("--saga", help="the saga to run, by name (default: the project's first saga definition)")
+    parser.add_argument(
+        "--sagas",
+        type=int,
+        action="append",
+        help="how many sagas to run (default 1000); once per --saga, in the same order, or once for all",
+    )
+    parser.add_argument(
+        "--saga",
+        action="append",
+        help="the saga to run, by name (default: the project's first saga definition); again for another saga, run "
+        "after it on the same cloud",
+    )
     parser.add_argument("--seed", type=int, default=None, help="faults and inputs are drawn from it (default: random)")
     parser.add_argument("--rate", type=float, default=STARTS_PER_SECOND, help="saga starts per second")
     parser.add_argument(
@@ -758,8 +792,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=BURST_CLIENTS, help="concurrent API clients of --burst")
     args = parser.parse_args(argv)
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack: where a soak hangs
-    if args.sagas < 1:
+    try:
+        definitions = [project_definition(name) for name in args.saga or [None]]
+    except KeyError as error:
+        parser.error(f"--saga: {error.args[0]}")
+    counts = args.sagas or [1000]
+    if len(counts) == 1:
+        counts = counts * len(definitions)
+    if len(counts) != len(definitions):
+        parser.error(f"--sagas: {len(counts)} counts for {len(definitions)} sagas (give one, or one per --saga)")
+    if min(counts) < 1:
         parser.error("--sagas: at least 1")
+    if len({definition.name for definition in definitions}) < len(definitions):
+        parser.error("--saga: each saga once")
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1_000_000)
     console = Console(width=max(shutil.get_terminal_size().columns, MIN_CONSOLE_WIDTH))
     if args.burst is not None:
@@ -768,16 +813,15 @@ def main(argv: list[str] | None = None) -> int:
         return run_burst(
             args.burst,
             seed,
-            saga=args.saga,
+            definitions=definitions,
             time_scale=args.time_scale,
             consumers=args.consumers,
             clients=args.clients,
             console=console,
         )
     return run(
-        args.sagas,
+        list(zip(definitions, counts, strict=True)),
         seed,
-        saga=args.saga,
         time_scale=args.time_scale,
         rate=args.rate,
         consumers=args.consumers,

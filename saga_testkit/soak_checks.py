@@ -1,13 +1,15 @@
 """What must hold after a random-fault soak, checked on evidence read from the cloud itself (pure, no AWS calls).
 
-The evidence is ground truth, not the soak runner's bookkeeping: saga records, the commands the state machine sent
-(its execution histories), what is left on the participant queues and in the dead-letter queues, the template's
-DLQ alarms evaluated on those depths, the stuck-saga detector's reports, and the saga's invariant check.
+The evidence is ground truth, not the soak runner's bookkeeping: saga records, the commands the saga sent (from its
+execution history, or for a choreographed saga from the saga bus: saga_testkit.command_evidence), what is left on the
+participant queues and in the dead-letter queues, the template's DLQ alarms evaluated on those depths, the stuck-saga
+detector's reports, and the saga's invariant check.
 
 - every saga the API accepted has a record, and that record is terminal, or parked and flagged by the detector;
 - the saga's invariant check holds (its kit's: for the order example, stock and money reconcile exactly);
-- every command sent is accounted for: answered by its participant, consumed after its task timed out (nothing is
-  left on its queue), in a DLQ whose alarm is in ALARM, or belongs to a saga reported in the stuck-sagas queue.
+- every command sent is accounted for: answered by its participant, consumed after its task (or its choreographed
+  step's deadline) timed out (nothing is left on its queue), in a DLQ whose alarm is in ALARM, or belongs to a saga
+  reported in the stuck-sagas queue.
 """
 
 from __future__ import annotations
@@ -32,14 +34,15 @@ COMPARISONS: dict[str, Callable[[float, float], bool]] = {
 
 @dataclass(frozen=True)
 class SentCommand:
-    """One command the state machine sent to a participant queue (a TaskScheduled event of its execution)."""
+    """One command sent to a participant queue: by the state machine (a TaskScheduled event of its execution), or by a
+    rule of the saga bus (saga_testkit.command_evidence)."""
 
     saga_id: str
     step: str
     kind: str  # action | compensation
     queue_url: str
-    token_digest: str
-    answer: str  # succeeded | failed | timed_out | none (the task still waits)
+    token_digest: str | None  # None for a choreographed command: no task token
+    answer: str  # succeeded | failed | timed_out | none (no answer: the task still waits, or no event answered it)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,9 @@ LAMBDA_ENVIRONMENT_LIMIT_BYTES = constants.LAMBDA_ENVIRONMENT_LIMIT_BYTES
 # In the SAGAS setting a reference counts at the longest value it can take on AWS: a state machine ARN of an
 # 80-character name in the longest partition and region.
 LONGEST_REFERENCE = len("arn:aws-iso-b:states:ap-southeast-5:123456789012:stateMachine:") + 80
+# ... and a choreographed saga's command queues parameter, its name at its longest: a 128-character stack name and an
+# 80-character saga name.
+LONGEST_QUEUES_PARAMETER = len(constants.ADMISSION_QUEUES_PARAMETER.format(stack="x" * 128, saga="x" * 80))
 # API Gateway's own 400 for a body its validator refused: say which rule failed, not only "Invalid request body".
 BAD_REQUEST_BODY_TEMPLATE = (
     '{"message": "$context.error.messageString", '
@@ -207,10 +210,20 @@ class SagaRoute:
             assert self.bus is not None
             grant_put_saga_events(self.bus, grantee, [saga_source(self.definition.name)])
 
-    def setting(self, reference: str) -> dict[str, Any]:
-        """Its entry in the functions' SAGAS setting (lambdas/saga_api/settings.py reads it)."""
+    @property
+    def choreographed(self) -> bool:
+        return self.definition.pattern == "choreography"
+
+    def setting(self, reference: str, queues_parameter: str | None = None) -> dict[str, Any]:
+        """Its entry in the functions' SAGAS setting (lambdas/saga_api/settings.py reads it); a choreographed saga's
+        names the parameter that lists its command queues."""
         definition = self.definition
-        starts = {"state_machine_arn": reference} if self.state_machine is not None else {"bus_name": reference}
+        if self.state_machine is not None:
+            starts = {"state_machine_arn": reference}
+        else:
+            starts = {"bus_name": reference}
+            if queues_parameter is not None:
+                starts["command_queues_parameter"] = queues_parameter
         return {
             "saga_type": definition.name,
             "path": definition.route_path,
@@ -224,7 +237,12 @@ class SagaRoute:
 
 def sagas_setting_size(sagas: Sequence[SagaRoute]) -> int:
     """Bytes the SAGAS setting takes once deployed, each state machine ARN at its longest."""
-    return len("SAGAS") + len(json.dumps([saga.setting("x" * LONGEST_REFERENCE) for saga in sagas]))
+    longest_parameter = "x" * LONGEST_QUEUES_PARAMETER
+    return len("SAGAS") + len(
+        json.dumps(
+            [saga.setting("x" * LONGEST_REFERENCE, longest_parameter if saga.choreographed else None) for saga in sagas]
+        )
+    )
 
 
 class SagaApi(Construct):
@@ -247,17 +265,32 @@ class SagaApi(Construct):
                 f"{LAMBDA_ENVIRONMENT_LIMIT_BYTES} bytes of environment in all (shorter step names, or fewer sagas "
                 "per stack)"
             )
+        # The API function's own: the start-rate buckets, and (for its backlog check) each choreographed saga's
+        # command queues.
+        self.admission = AdmissionControl(self, "Admission")
+        queue_parameters = {
+            saga.definition.name: self.admission.publish_command_queues(saga.definition.name, saga.command_queues)
+            for saga in sagas
+            if saga.choreographed
+        }
         environment = {
             "SAGA_TABLE_NAME": shared.saga_table.table_name,
-            "SAGAS": Stack.of(self).to_json_string([saga.setting(saga.starter_reference) for saga in sagas]),
+            "SAGAS": Stack.of(self).to_json_string(
+                [
+                    saga.setting(
+                        saga.starter_reference,
+                        queue_parameters[saga.definition.name].parameter_name if saga.choreographed else None,
+                    )
+                    for saga in sagas
+                ]
+            ),
             "MAX_REQUEST_BYTES": str(constants.MAX_REQUEST_BYTES),
             "START_GRACE_SECONDS": str(constants.START_GRACE_SECONDS),
             "START_GIVE_UP_SECONDS": str(constants.START_GIVE_UP_SECONDS),
             "POWERTOOLS_SERVICE_NAME": constants.API_FUNCTION_SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": constants.POWERTOOLS_METRICS_NAMESPACE,
         }
-        # The API function's own: the start-rate buckets, and the key of its listing page tokens.
-        self.admission = AdmissionControl(self, "Admission")
+        # ... and the key of its listing page tokens.
         self.page_token_key = kms.Key(
             self,
             "PageTokenKey",
@@ -284,6 +317,7 @@ class SagaApi(Construct):
             self.function,
             [saga.state_machine for saga in sagas if saga.state_machine is not None],
             [queue for saga in sagas for queue in saga.command_queues],
+            list(queue_parameters.values()),
         )
         self.page_token_key.grant(self.function, "kms:GenerateMac", "kms:VerifyMac")
         self.reconciler = powertools_function(

@@ -10,7 +10,8 @@ the limits come from). Two checks, cheapest first; a refusal (`StartRefused`) is
   burst spread over many environments cannot each take the same room; once the room is spent, starts are refused
   until the next reading, which one environment takes at most once per `BACKLOG_READ_SECONDS` (every queue of the
   saga at once). The queues are the ones the deployed state machine sends to (DescribeStateMachine, once per
-  environment), so nothing in the environment grows with the steps.
+  environment), or for a choreographed saga the ones its bus rules feed, listed in an SSM parameter the stack writes
+  (GetParameter, once per environment), so nothing in the environment grows with the steps.
 - rate: a token bucket per saga type in DynamoDB (GCRA: one item holding the theoretical arrival time of the next
   start). An admitted start costs one more conditional UpdateItem; a refused one tells exactly when one would pass.
 
@@ -140,7 +141,10 @@ class Admission:
     def _fullest(self, saga_type: str) -> int | None:
         """The most commands one of the saga's participant queues holds now; None if they cannot be read."""
         try:
-            waiting = self.backlogs.waiting(self.backlogs.queues(saga_type))
+            queues = self.backlogs.queues(saga_type)
+            if not queues:
+                return None  # nothing to read: the rate alone decides
+            waiting = self.backlogs.waiting(queues)
         except (ClientError, BotoCoreError) as error:
             logger.warning("queue backlog unread: admitting on the rate alone", extra={"error": repr(error)})
             return None
@@ -274,12 +278,23 @@ def _numbers(item: dict[str, Any]) -> dict[str, int]:
 
 
 class SqsBacklogs:
-    """The saga's participant queues, read from its deployed state machine, and how many commands wait in each."""
+    """The saga's participant queues, read from its deployed state machine (or for a choreographed saga from its
+    command queues parameter), and how many commands wait in each."""
 
-    def __init__(self, state_machines: dict[str, str], *, sfn_client: Any = None, sqs_client: Any = None) -> None:
-        self.state_machines = state_machines  # saga type -> state machine ARN (orchestrated sagas only)
+    def __init__(
+        self,
+        state_machines: dict[str, str],
+        *,
+        queue_parameters: dict[str, str] | None = None,
+        sfn_client: Any = None,
+        sqs_client: Any = None,
+        ssm_client: Any = None,
+    ) -> None:
+        self.state_machines = state_machines  # saga type -> state machine ARN (orchestrated sagas)
+        self.queue_parameters = queue_parameters or {}  # saga type -> SSM parameter name (choreographed sagas)
         self._sfn_client = sfn_client
         self._sqs_client = sqs_client
+        self._ssm_client = ssm_client
         self._queues: dict[str, list[str]] = {}
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="backlog")
 
@@ -291,14 +306,22 @@ class SqsBacklogs:
     def _sqs(self) -> Any:
         return self._sqs_client or boto3.client("sqs")
 
+    @cached_property
+    def _ssm(self) -> Any:
+        return self._ssm_client or boto3.client("ssm")
+
     def queues(self, saga_type: str) -> list[str]:
-        if saga_type not in self.state_machines:
-            return []  # a choreographed saga has no state machine to read its queues from: admitted on its rate alone
         if saga_type not in self._queues:
-            definition = json.loads(
-                self._sfn.describe_state_machine(stateMachineArn=self.state_machines[saga_type])["definition"]
-            )
-            self._queues[saga_type] = command_queues(definition)
+            if saga_type in self.state_machines:
+                definition = json.loads(
+                    self._sfn.describe_state_machine(stateMachineArn=self.state_machines[saga_type])["definition"]
+                )
+                self._queues[saga_type] = command_queues(definition)
+            elif saga_type in self.queue_parameters:
+                parameter = self._ssm.get_parameter(Name=self.queue_parameters[saga_type])["Parameter"]
+                self._queues[saga_type] = [str(url) for url in json.loads(parameter["Value"])]
+            else:
+                return []  # no queues known: admitted on its rate alone
         return self._queues[saga_type]
 
     def waiting(self, queue_urls: list[str]) -> dict[str, int]:

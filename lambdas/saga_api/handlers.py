@@ -33,7 +33,14 @@ front_door = SagaFrontDoor(
     admission=Admission(
         {saga.saga_type: saga.admission.limits() for saga in settings.sagas},
         DynamoDBBucket(settings.admission_table_name),
-        SqsBacklogs({saga.saga_type: saga.state_machine_arn for saga in settings.sagas if saga.state_machine_arn}),
+        SqsBacklogs(
+            {saga.saga_type: saga.state_machine_arn for saga in settings.sagas if saga.state_machine_arn},
+            queue_parameters={
+                saga.saga_type: saga.command_queues_parameter
+                for saga in settings.sagas
+                if saga.command_queues_parameter
+            },
+        ),
     ),
 )
 resolver = build_resolver(front_door)

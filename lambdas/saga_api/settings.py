@@ -33,6 +33,8 @@ class SagaSetting(BaseModel):
     # An orchestrated saga's state machine, or a choreographed saga's bus (exactly one of the two).
     state_machine_arn: str | None = Field(default=None, pattern=r"^arn:[^:]+:states:")
     bus_name: str | None = Field(default=None, min_length=1)
+    # A choreographed saga's: the SSM parameter listing its command queues (its backlog check reads them).
+    command_queues_parameter: str | None = Field(default=None, min_length=1)
     steps: tuple[str, ...] = Field(min_length=1)  # in order: the record lists them, the first is marked running
     id_field: str | None = None  # the input field that names the saga; None: the Idempotency-Key header does
     input_module: str = Field(pattern=r"^[a-z_][a-z0-9_.]*$")  # its pydantic model `Input` is the request body
@@ -46,6 +48,8 @@ class SagaSetting(BaseModel):
     def _one_way_to_start(self) -> SagaSetting:
         if (self.state_machine_arn is None) == (self.bus_name is None):
             raise ValueError(f"{self.saga_type}: give a state machine (orchestration) or a bus (choreography)")
+        if self.command_queues_parameter is not None and self.bus_name is None:
+            raise ValueError(f"{self.saga_type}: a command queues parameter is a choreographed saga's (with a bus)")
         return self
 
 

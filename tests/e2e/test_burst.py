@@ -1,4 +1,5 @@
-"""The overload test at a small size, as a user runs it (`make soak BURST=N`): its own process, synth and cloud.
+"""The overload test at a small size, as a user runs it (`make soak BURST=N`): its own process, synth and cloud, the
+orchestrated order saga's burst and then its choreographed twin's on the same cloud.
 
 Healthy sagas sent at once by many clients, faster than one consumer per participant queue drains them: the API's
 admission control answers 429 with Retry-After, the clients come back as told, and the burst turns into delay only."""
@@ -19,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 SEED = 3
 SAGAS = 60
 CLIENTS = 16
+PATTERNS = ("OrderFulfillment", "OrderFulfillmentChoreographed")
 # One warm environment per participant function: the participants drain a few sagas a second, the clients offer more.
 # make soak's clock (0.25): a first step's 60 s timeout lasts 15 s, room enough for a busy host's stalls.
 COMMAND = [
@@ -26,6 +28,7 @@ COMMAND = [
     "saga_testkit.soak",
     "--burst",
     str(SAGAS),
+    *(argument for saga in PATTERNS for argument in ("--saga", saga)),
     "--clients",
     str(CLIENTS),
     "--consumers",
@@ -37,27 +40,35 @@ COMMAND = [
 ]
 
 
-def figure(output: str, name: str) -> str:
-    found = re.search(rf"│ {re.escape(name)}\s*│\s*(.+?)\s*│", output)
-    assert found, f"no figure {name!r} in:\n{output[-4000:]}"
+def burst_tables(output: str) -> dict[str, str]:
+    """Each saga's burst figures table, by saga name."""
+    parts = re.split(r"Burst figures: (\w+) \(", output)
+    return {name: table for name, table in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+def figure(table: str, name: str) -> str:
+    found = re.search(rf"│ {re.escape(name)}\s*│\s*(.+?)\s*│", table)
+    assert found, f"no figure {name!r} in:\n{table[-4000:]}"
     return found.group(1)
 
 
-def test_a_burst_of_healthy_sagas_degrades_to_delay_never_to_compensation():
-    # Given sixty healthy orders and sixteen clients that honour Retry-After
-    # When they are all sent at once through the signed API
+def test_a_burst_of_healthy_sagas_of_either_pattern_degrades_to_delay_never_to_compensation():
+    # Given sixty healthy orders of each pattern and sixteen clients that honour Retry-After
+    # When each saga's orders are all sent at once through the signed API
     result = subprocess.run(
-        [sys.executable, *COMMAND], cwd=REPO, capture_output=True, text=True, timeout=600, check=False
+        [sys.executable, *COMMAND], cwd=REPO, capture_output=True, text=True, timeout=900, check=False
     )
     output = result.stdout + result.stderr
     # Then it exits 0: every saga accepted in the end and terminal, none compensated or parked, every command
     # accounted for, stock and money reconciled
     assert result.returncode == 0, f"replay: python {' '.join(COMMAND)}\n{output[-6000:]}"
-    assert f"✓ burst seed {SEED}: {SAGAS} of {SAGAS} sagas accepted" in output
-    assert (figure(output, "compensated (FAILED: every done step undone)"), figure(output, "parked")) == ("0", "0")
-    assert figure(output, "completed") == str(SAGAS)
-    # And the front door did refuse: the burst was more than the participants take at once
-    refused = sum(
-        int(count) for count in re.findall(r"│ refused \(429 (?:backlog|rate)\)\s*│\s*(\d+)\s*│", result.stdout)
-    )
-    assert refused > 0, output[-4000:]
+    tables = burst_tables(result.stdout)
+    assert sorted(tables) == sorted(PATTERNS), output[-4000:]
+    for saga, table in tables.items():
+        assert f"✓ burst seed {SEED}: {SAGAS} of {SAGAS} {saga} sagas accepted" in output
+        assert (figure(table, "compensated (FAILED: every done step undone)"), figure(table, "parked")) == ("0", "0")
+        assert figure(table, "completed") == str(SAGAS), saga
+        # And the front door did refuse, on the participant queues' backlog: the burst was more than they take at once
+        refused = re.search(r"│ refused \(429 backlog\)\s*│\s*(\d+)\s*│", table)
+        assert refused, f"{saga}: no start refused for the backlog\n{table}"
+        assert int(refused.group(1)) > 0, saga

@@ -173,8 +173,10 @@ def test_the_api_function_may_start_and_admit_every_saga_and_nothing_else(synthe
         "logs:PutLogEvents",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
-        # admission control: which queues each saga's state machine sends to, and how many commands wait in them
+        # admission control: which queues each saga's state machine sends to (a choreographed saga's: its parameter),
+        # and how many commands wait in them
         "states:DescribeStateMachine",
+        "ssm:GetParameter",
         "sqs:GetQueueAttributes",
         # listing page tokens: made and checked with the stack's HMAC key in KMS
         "kms:GenerateMac",
@@ -192,6 +194,26 @@ def test_the_api_function_may_start_and_admit_every_saga_and_nothing_else(synthe
         if functions[mapping["Properties"]["FunctionName"]["Ref"]]["Properties"]["Handler"].startswith("services.")
     }
     assert set(_resources_of(statements, "sqs:GetQueueAttributes")) == command_queues
+    # A choreographed saga's command queues, the ones its bus rules feed, listed in a parameter only the API reads
+    parameters = synthesized.resources("AWS::SSM::Parameter")
+    assert sorted(parameter["Properties"]["Name"] for parameter in parameters.values()) == [
+        f"/{constants.STACK_NAME}/admission/{d.name}/command-queues" for d in choreographed
+    ]
+    for parameter_id, parameter in parameters.items():
+        [grant] = _resources_of(statements, "ssm:GetParameter")
+        assert {"Ref": parameter_id} in json.loads(grant)["Fn::Join"][1]
+        listed = {json.dumps(part, sort_keys=True) for part in parameter["Properties"]["Value"]["Fn::Join"][1][1::2]}
+        saga = parameter["Properties"]["Name"].split("/")[3]
+        fed = {  # the queues of the saga's command rules (each reacts to some of its detail-types)
+            json.dumps({"Ref": target["Arn"]["Fn::GetAtt"][0]}, sort_keys=True)
+            for rule in synthesized.resources("AWS::Events::Rule").values()
+            if rule["Properties"].get("EventPattern", {}).get("source") == [f"sagas.{saga}"]
+            and "detail-type" in rule["Properties"]["EventPattern"]
+            for target in rule["Properties"]["Targets"]
+        }
+        [definition] = [d for d in choreographed if d.name == saga]
+        assert len(fed) == sum(len(step.commands) for step in definition.steps)
+        assert listed == fed
     [(key_id, key)] = [
         (logical_id, key)
         for logical_id, key in synthesized.resources("AWS::KMS::Key").items()
@@ -238,6 +260,11 @@ def test_the_functions_sagas_setting_lists_every_saga_with_its_state_machine(syn
     }
     refs = {logical_id: f"arn:aws:states:us-east-1:1:stateMachine:{name}" for logical_id, name in machines.items()}
     refs[synthesized.logical_id("Choreography/Bus")] = "saga-bus"
+    parameters = {
+        logical_id: parameter["Properties"]["Name"]
+        for logical_id, parameter in synthesized.resources("AWS::SSM::Parameter").items()
+    }
+    refs |= parameters
     for handler in (API_HANDLER, RECONCILER_HANDLER):
         _, function = _function(synthesized, handler)
         variables = function["Properties"]["Environment"]["Variables"]
@@ -266,6 +293,11 @@ def test_the_functions_sagas_setting_lists_every_saga_with_its_state_machine(syn
             for d in definitions
         ]
         assert [saga.input_module for saga in settings.sagas] == [d.input_module for d in definitions]
+        # And a choreographed saga names the parameter listing its command queues (its backlog check reads them)
+        assert [saga.command_queues_parameter for saga in settings.sagas] == [
+            f"/{constants.STACK_NAME}/admission/{d.name}/command-queues" if d.pattern == "choreography" else None
+            for d in definitions
+        ]
         # And each saga's admission limits, its definition's block with the defaults filled in
         assert [saga.admission.limits() for saga in settings.sagas] == [
             AdmissionLimits(**vars(d.admission_limits)) for d in definitions
@@ -394,3 +426,27 @@ def test_sagas_that_would_outgrow_lambdas_environment_stop_the_synth_naming_them
         SagaApi(stack, "Api", sagas=routes, shared=None)
     # And the project's own sagas fit with room to spare
     assert sagas_setting_size([SagaRoute(d, None, {}) for d in definitions]) < LAMBDA_ENVIRONMENT_LIMIT_BYTES // 2
+
+
+def test_a_choreographed_sagas_command_queues_go_in_the_smallest_parameter_that_holds_them_or_stop_the_synth():
+    # Given the admission control of a stack, and many command queues
+    from aws_cdk import App, Stack
+    from aws_cdk import aws_sqs as sqs
+    from aws_cdk.assertions import Template
+
+    from infra.constructs.admission import AdmissionControl
+
+    stack = Stack(App(), "Probe")
+    admission = AdmissionControl(stack, "Admission")
+    queues = [sqs.Queue(stack, f"Queue{n}") for n in range(60)]
+    # When a choreographed saga's queues are published: 8 fit a standard parameter, 40 an advanced one
+    admission.publish_command_queues("Small", queues[:8])
+    admission.publish_command_queues("Wide", queues[:40])
+    tiers = {
+        parameter["Properties"]["Name"].split("/")[3]: parameter["Properties"]["Tier"]
+        for parameter in Template.from_stack(stack).find_resources("AWS::SSM::Parameter").values()
+    }
+    assert tiers == {"Small": "Standard", "Wide": "Advanced"}
+    # And 60, whose URLs could outgrow any parameter at their longest, stop the synth naming the saga
+    with pytest.raises(ValueError, match=r"Widest: its 60 command queues' URLs may outgrow the 8192 bytes"):
+        admission.publish_command_queues("Widest", queues)

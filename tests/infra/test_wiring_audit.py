@@ -101,6 +101,8 @@ def test_the_audit_checks_every_edge_the_template_has(synthesized, audited):
     # The API function admits starts: it reads every saga's state machine and the backlog of each command queue, and
     # it owns the start-rate buckets and the key of its page tokens
     assert found["admission -> state machine"] == len(template.of_type("AWS::StepFunctions::StateMachine"))
+    # (a choreographed saga's queues are listed in a parameter of the stack instead: the one here)
+    assert found["admission -> command queues parameter"] == len(template.of_type("AWS::SSM::Parameter")) == 1
     # (each participant queue: one state machine sends to each here; the tracker's queue is no participant's)
     assert found["admission -> command queue"] == len(mappings) - len(tracker_mappings)
     assert found["function -> admission table"] == 1
@@ -142,6 +144,7 @@ CHECKS = [
     ("function -> state machine", "identity"),
     ("api -> function", "resource"),
     ("admission -> state machine", "identity"),
+    ("admission -> command queues parameter", "identity"),
     ("admission -> command queue", "identity"),
     ("function -> admission table", "identity"),
     ("function -> page token key", "identity"),

@@ -64,6 +64,8 @@ class Template:
     def arn(self, logical_id: str) -> str:
         kind = self.type_of(logical_id)
         prefix = f"arn:{PARTITION}"
+        if kind == "AWS::SSM::Parameter":  # its name, less the leading slash of a path
+            return f"{prefix}:ssm:{REGION}:{ACCOUNT}:parameter/{self.ref(logical_id).lstrip('/')}"
         return {
             "AWS::SQS::Queue": f"{prefix}:sqs:{REGION}:{ACCOUNT}:{logical_id}",
             "AWS::DynamoDB::Table": f"{prefix}:dynamodb:{REGION}:{ACCOUNT}:table/{logical_id}",
@@ -93,6 +95,8 @@ class Template:
             return self.arn(logical_id)
         if kind == "AWS::ApiGateway::Stage":
             return self.props(logical_id)["StageName"]
+        if kind == "AWS::SSM::Parameter" and "Name" in self.props(logical_id):
+            return str(self.resolve(self.props(logical_id)["Name"]))
         return logical_id  # names and ids: the logical id stands in for them
 
     def get_att(self, logical_id: str, attribute: str) -> str:
@@ -831,7 +835,8 @@ def _api_edges(template: Template) -> Iterator[Edge]:
 
 def _admission_edges(template: Template) -> Iterator[Edge]:
     """A function that admits starts (it names an admission table) reads, for each saga in its SAGAS setting, the
-    state machine's definition and the backlog of every queue that state machine sends commands to."""
+    state machine's definition (or a choreographed saga's command queues parameter) and the backlog of every queue
+    that state machine sends commands to (or that parameter lists)."""
     commands = [edge for edge in _state_machine_edges(template) if edge.kind.startswith("state machine -> queue")]
     for function_id, function in template.of_type("AWS::Lambda::Function").items():
         variables = function["Properties"].get("Environment", {}).get("Variables", {})
@@ -839,6 +844,7 @@ def _admission_edges(template: Template) -> Iterator[Edge]:
             continue
         caller = Caller(role_id=_role_of_function(template, function_id))
         sagas = template.resolve(variables["SAGAS"])
+        queues: dict[str, None] = {}  # each queue once, whichever sagas' commands it carries
         for machine_id in _named_in(template, sagas, "AWS::StepFunctions::StateMachine"):
             arn = template.arn(machine_id)
             yield Edge(
@@ -848,14 +854,27 @@ def _admission_edges(template: Template) -> Iterator[Edge]:
                 caller,
                 [Request("states:DescribeStateMachine", arn)],
             )
-            for queue_id in dict.fromkeys(edge.target for edge in commands if edge.source == machine_id):
-                yield Edge(
-                    "admission -> command queue",
-                    function_id,
-                    queue_id,
-                    caller,
-                    [Request("sqs:GetQueueAttributes", template.arn(queue_id))],
-                )
+            queues.update(dict.fromkeys(edge.target for edge in commands if edge.source == machine_id))
+        for parameter_id in _named_in(template, sagas, "AWS::SSM::Parameter"):
+            yield Edge(
+                "admission -> command queues parameter",
+                function_id,
+                parameter_id,
+                caller,
+                [Request("ssm:GetParameter", template.arn(parameter_id))],
+            )
+            for url in json.loads(template.resolve(template.props(parameter_id)["Value"])):
+                queue_id = template.logical_id_of(url, "AWS::SQS::Queue")
+                assert queue_id, f"{parameter_id} lists {url}, no queue of the stack"
+                queues[queue_id] = None
+        for queue_id in queues:
+            yield Edge(
+                "admission -> command queue",
+                function_id,
+                queue_id,
+                caller,
+                [Request("sqs:GetQueueAttributes", template.arn(queue_id))],
+            )
 
 
 def audit(document: dict[str, Any], uses: dict[str, TableUse]) -> list[Edge]:

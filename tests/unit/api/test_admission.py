@@ -12,7 +12,14 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from saga_api.admission import Admission, AdmissionLimits, DynamoDBBucket, command_queues
+from saga_api.admission import (
+    Admission,
+    AdmissionLimits,
+    DynamoDBBucket,
+    SqsBacklogs,
+    StartRefused,
+    command_queues,
+)
 from saga_records import metric_names
 from statemachines import compile_saga, load_definition
 from tests.sagas.order_fulfillment.kit import SAGA_FILE
@@ -168,6 +175,72 @@ def test_the_queues_are_every_callback_tasks_the_first_steps_first():
     ]
     assert queues[0] == f"https://sqs/{definition.steps[0].action}QueueUrl"
     assert sorted(queues) == sorted(expected)
+
+
+# --- which queues: a choreographed saga's, from the parameter the stack writes (moto) ---------------------------------
+
+
+class CountingSsm:
+    """SSM as the API reads it, counting the reads."""
+
+    def __init__(self) -> None:
+        self.client, self.reads = boto3.client("ssm"), 0
+
+    def get_parameter(self, **kwargs):
+        self.reads += 1
+        return self.client.get_parameter(**kwargs)
+
+
+def test_a_choreographed_sagas_queues_are_read_from_its_parameter_once_with_their_backlog(aws_env):
+    with mock_aws():
+        # Given a choreographed saga's two command queues, three commands waiting in the second, and the parameter
+        # that lists them (as infra/constructs/admission.py writes it)
+        sqs = boto3.client("sqs")
+        urls = [sqs.create_queue(QueueName=name)["QueueUrl"] for name in ("ReserveItems", "ReleaseReservation")]
+        for _ in range(3):
+            sqs.send_message(QueueUrl=urls[1], MessageBody="{}")
+        boto3.client("ssm").put_parameter(
+            Name="/SagaStack/admission/Chor/command-queues", Value=json.dumps(urls), Type="String"
+        )
+        ssm = CountingSsm()
+        backlogs = SqsBacklogs(
+            {}, queue_parameters={"Chor": "/SagaStack/admission/Chor/command-queues"}, ssm_client=ssm
+        )
+        # When its queues are asked for twice, and their backlog read
+        assert backlogs.queues("Chor") == urls
+        assert backlogs.queues("Chor") == urls
+        waiting = backlogs.waiting(backlogs.queues("Chor"))
+    # Then the parameter was read once (per execution environment), and the backlog is each queue's
+    assert ssm.reads == 1
+    assert waiting == {urls[0]: 0, urls[1]: 3}
+
+
+def test_a_choreographed_saga_over_its_backlog_is_refused_like_an_orchestrated_one(aws_env):
+    with mock_aws():
+        # Given a choreographed saga whose command queue holds its limit of commands
+        sqs = boto3.client("sqs")
+        url = sqs.create_queue(QueueName="ReserveItems")["QueueUrl"]
+        for _ in range(2):
+            sqs.send_message(QueueUrl=url, MessageBody="{}")
+        boto3.client("ssm").put_parameter(Name="/p", Value=json.dumps([url]), Type="String")
+        admission = Admission(
+            {"Chor": AdmissionLimits(100, 100, 2)}, FakeBucket(), SqsBacklogs({}, queue_parameters={"Chor": "/p"})
+        )
+        # When a start comes / Then it is refused for the backlog
+        with pytest.raises(StartRefused) as refused:
+            admission.admit("Chor")
+    assert refused.value.reason == "backlog"
+
+
+def test_a_saga_with_no_queues_to_read_is_admitted_on_its_rate_alone():
+    # Given a saga type whose queues are unknown (no state machine, no parameter), a backlog limit of 2
+    bucket = FakeBucket()
+    admission = Admission({"Other": AdmissionLimits(100, 100, 2)}, bucket, SqsBacklogs({}), clock=lambda: 1.0)
+    # When five starts come within the same second
+    for _ in range(5):
+        admission.admit("Other")
+    # Then none is refused for a backlog nobody read: the rate took all five
+    assert bucket.taken == ["Other"] * 5
 
 
 # --- the backlog room on DynamoDB (moto) ----------------------------------------------------------------------------
