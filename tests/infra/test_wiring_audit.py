@@ -101,8 +101,9 @@ def test_the_audit_checks_every_edge_the_template_has(synthesized, audited):
     # The API function admits starts: it reads every saga's state machine and the backlog of each command queue, and
     # it owns the start-rate buckets and the key of its page tokens
     assert found["admission -> state machine"] == len(template.of_type("AWS::StepFunctions::StateMachine"))
-    # (a choreographed saga's queues are listed in a parameter of the stack instead: the one here)
-    assert found["admission -> command queues parameter"] == len(template.of_type("AWS::SSM::Parameter")) == 1
+    # (a choreographed saga's queues are listed in a parameter of the stack instead: one per choreographed saga)
+    assert found["admission -> command queues parameter"] == len(template.of_type("AWS::SSM::Parameter"))
+    assert len(template.of_type("AWS::SSM::Parameter")) == len(choreographed)
     # (each participant queue: one state machine sends to each here; the tracker's queue is no participant's)
     assert found["admission -> command queue"] == len(mappings) - len(tracker_mappings)
     assert found["function -> admission table"] == 1
