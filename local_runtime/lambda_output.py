@@ -46,6 +46,9 @@ def _underlying(stream: Any) -> Any:
 
 # The Lambda logs of the running clouds (one per LocalCloud in this process); Lambda threads write to the newest.
 _sinks: list[TextIO] = []
+# Every write and flush through a router, to a sink or downstream, one at a time: Python 3.11's TextIOWrapper is not
+# safe for concurrent writes (a write while another thread's flush drops the GIL corrupts its pending buffer and
+# crashes the process), and the handlers of many Lambda threads print at once.
 _sinks_lock = threading.RLock()
 
 
@@ -61,17 +64,16 @@ class ThreadRoutedStdout(io.TextIOBase):
         return self.downstream
 
     def write(self, text: str) -> int:
-        if _sinks and is_lambda_thread(threading.current_thread().name):
-            with _sinks_lock:
-                if _sinks:
-                    return _sinks[-1].write(text)
-        return self.downstream.write(text)
+        with _sinks_lock:
+            if _sinks and is_lambda_thread(threading.current_thread().name):
+                return _sinks[-1].write(text)
+            return self.downstream.write(text)
 
     def flush(self) -> None:
         with _sinks_lock:
             for sink in _sinks:
                 sink.flush()
-        self.downstream.flush()
+            self.downstream.flush()
 
     def close(self) -> None:
         """A router owns no stream: dropping the last reference to one (IOBase closes on collection) closes nothing."""

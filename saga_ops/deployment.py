@@ -107,8 +107,8 @@ class Deployment:
                     template = (target.get("InputTransformer") or {}).get("InputTemplate")
                     if not template:
                         continue
-                    fields = json.loads(template.replace("<detail>", "null"))
-                    if fields.get("saga_type") != saga_type:
+                    fields = command_fields(template)
+                    if fields is None or fields.get("saga_type") != saga_type:
                         continue
                     *_, account, name = target["Arn"].split(":", 5)
                     routes.append(
@@ -151,3 +151,16 @@ def _dead_letter_queues(cloudformation: Any, stack_name: str) -> list[DeadLetter
 
 def _label(logical_id: str) -> str:
     return re.sub(r"[0-9A-F]{8}$", "", logical_id)
+
+
+INPUT_PLACEHOLDER = re.compile(r"<[^<>\s\"]+>")  # an input transformer's `<name>`, e.g. `<detail>`
+
+
+def command_fields(template: str) -> dict[str, Any] | None:
+    """The fields a rule target's input template writes, each placeholder read as null; None for a template that is
+    no JSON object (a target of another kind on the same bus: a team's own rule, the test kit's observer)."""
+    try:
+        fields = json.loads(INPUT_PLACEHOLDER.sub("null", template))
+    except json.JSONDecodeError:
+        return None
+    return fields if isinstance(fields, dict) else None

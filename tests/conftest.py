@@ -5,9 +5,11 @@ import faulthandler
 import os
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
+from _pytest import capture
 
 REPO = Path(__file__).resolve().parent.parent
 LAMBDAS = REPO / "lambdas"
@@ -15,6 +17,30 @@ if str(LAMBDAS) not in sys.path:
     sys.path.insert(0, str(LAMBDAS))
 
 pytest_plugins = ["saga_testkit.pytest_plugin"]
+
+# Python 3.11's TextIOWrapper crashes the process (a segmentation fault) when threads write to one at once: a write
+# while another thread's flush has dropped the GIL corrupts its pending buffer. The local cloud's handler threads
+# print (Powertools' EMF metrics) all through a session, and around each test pytest points `sys.stdout` at its own
+# capture stream instead of the local runtime's router, which writes one at a time: so pytest's streams do too.
+_capture_write_lock = threading.RLock()
+
+
+def _one_write_at_a_time(stream_class: type) -> None:
+    write, flush = stream_class.write, stream_class.flush
+
+    def locked_write(self, text):
+        with _capture_write_lock:
+            return write(self, text)
+
+    def locked_flush(self):
+        with _capture_write_lock:
+            return flush(self)
+
+    stream_class.write, stream_class.flush = locked_write, locked_flush
+
+
+for _stream_class in (capture.CaptureIO, capture.EncodedFile):
+    _one_write_at_a_time(_stream_class)
 
 FAKE_AWS_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -77,4 +103,7 @@ def pytest_terminal_summary(terminalreporter):
         )
     for path in dumps:
         terminalreporter.write_line(f"--- {path.stem}: Python's fatal-error dump")
-        terminalreporter.write_line(path.read_text()[:4000])
+        dump = path.read_text()
+        crashed_thread = max(dump.find("Current thread"), 0)  # the thread that crashed, then the fatal error's line
+        terminalreporter.write_line(dump[crashed_thread : crashed_thread + 3000])
+        terminalreporter.write_line(dump[:300])

@@ -157,3 +157,22 @@ def test_a_choreographed_compensation_draws_no_fault_whose_answer_is_lost_for_go
     assert not {"lost_reply", "poison_message"} & drawn(SAGA_FILE, "compensation")
     assert {"lost_reply", "poison_message", "crash_after_acting", "delay"} <= drawn(SAGA_FILE, "action")
     assert {"lost_reply", "poison_message"} <= drawn(ORCHESTRATED_FILE, "compensation")
+
+
+def test_a_rule_target_of_another_kind_on_the_saga_bus_is_no_command():
+    # Given the input templates of a command rule, of the test kit's observer and of a plain-text target
+    from saga_ops.deployment import command_fields
+    from saga_testkit.bus_observer import COPY_TEMPLATE
+
+    command = '{"reply": "bus", "saga_type": "Trip", "step": "hold_seat", "kind": "action", "event": <detail>}'
+    # When each is read / Then the command's fields come back, the observer's copy is no command, text is none at all
+    assert command_fields(command) == {
+        "reply": "bus",
+        "saga_type": "Trip",
+        "step": "hold_seat",
+        "kind": "action",
+        "event": None,
+    }
+    assert "saga_type" not in command_fields(COPY_TEMPLATE)
+    assert command_fields('"<detail-type> happened"') is None
+    assert command_fields("saga <detail> happened") is None

@@ -12,6 +12,7 @@ from contextlib import ExitStack
 import pytest
 from rich.console import Console
 
+from local_runtime import lambda_output
 from local_runtime.lambda_output import ensure_routed, lambda_output_to
 
 pytestmark = pytest.mark.unit
@@ -120,3 +121,50 @@ def test_a_routed_stdout_writes_past_a_display_proxy_never_into_it(tmp_path, mon
         # Then the router's stream underneath is the terminal, and it is what rich resolves stdout to
         assert router.downstream is terminal
         assert console.file is terminal
+
+
+class OverlapDetectingStream(io.StringIO):
+    """A stream that notes when a write begins while another is still under way (and makes each write last)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing, self.overlapped = 0, False
+        self._count = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._count:
+            self.writing += 1
+            self.overlapped |= self.writing > 1
+        threading.Event().wait(0.002)  # a write that drops the GIL part way, as a flush to a file does
+        written = super().write(text)
+        with self._count:
+            self.writing -= 1
+        return written
+
+
+@pytest.mark.parametrize("thread_name", ["lambda-InventoryFunction-0", "http-api-0"])
+def test_a_router_writes_one_at_a_time_whichever_threads_print(tmp_path, monkeypatch, thread_name):
+    # Given the router on top of a stream (Python 3.11's TextIOWrapper crashes on writes from threads at once), and
+    # the Lambda log swapped for the same kind of stream
+    terminal = OverlapDetectingStream()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    log = OverlapDetectingStream()
+    with lambda_output_to(tmp_path / "lambda.log"):
+        lambda_log, lambda_output._sinks[-1] = lambda_output._sinks[-1], log
+        try:
+            # When eight threads of one kind (Lambda handlers, or the runtime's own) print at once
+            threads = [
+                threading.Thread(target=lambda: [print("line") for _ in range(20)], name=thread_name) for _ in range(8)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(HANG_SECONDS)
+            sys.stdout.flush()
+        finally:
+            lambda_output._sinks[-1] = lambda_log
+    # Then every line arrived, and no write began while another was under way
+    written = log if thread_name.startswith("lambda-") else terminal
+    assert written.getvalue().count("line") == 8 * 20  # (print writes the text and its newline apart)
+    assert not log.overlapped
+    assert not terminal.overlapped
