@@ -49,7 +49,7 @@ _sinks: list[TextIO] = []
 # Every write and flush through a router, to a sink or downstream, one at a time: Python 3.11's TextIOWrapper is not
 # safe for concurrent writes (a write while another thread's flush drops the GIL corrupts its pending buffer and
 # crashes the process), and the handlers of many Lambda threads print at once.
-_sinks_lock = threading.RLock()
+_output_lock = threading.RLock()
 
 
 class ThreadRoutedStdout(io.TextIOBase):
@@ -64,13 +64,13 @@ class ThreadRoutedStdout(io.TextIOBase):
         return self.downstream
 
     def write(self, text: str) -> int:
-        with _sinks_lock:
+        with _output_lock:
             if _sinks and is_lambda_thread(threading.current_thread().name):
                 return _sinks[-1].write(text)
             return self.downstream.write(text)
 
     def flush(self) -> None:
-        with _sinks_lock:
+        with _output_lock:
             for sink in _sinks:
                 sink.flush()
             self.downstream.flush()
@@ -107,13 +107,13 @@ def ensure_routed() -> ThreadRoutedStdout:
 def lambda_output_to(path: Path) -> Iterator[ThreadRoutedStdout]:
     """Lambda threads' output goes to `path` until the block ends."""
     with Path(path).open("a", encoding="utf-8") as sink:
-        with _sinks_lock:
+        with _output_lock:
             _sinks.append(sink)
         router = ensure_routed()
         try:
             yield router
         finally:
-            with _sinks_lock:
+            with _output_lock:
                 _sinks.remove(sink)
             _uninstall_if_idle()
 

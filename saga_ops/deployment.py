@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -45,6 +45,8 @@ class Deployment:
     state_machines: dict[str, str]  # saga type -> state machine ARN
     dead_letter_queues: list[DeadLetterQueue]
     saga_bus: str | None = None  # the choreographed sagas' bus, if the stack has any
+    # saga type -> its bus routes, read once: a resume sends several commands, each looked up among the same rules
+    _bus_routes: dict[str, list[BusRoute]] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def load(cls, stack_name: str = constants.STACK_NAME) -> Deployment:
@@ -99,6 +101,11 @@ class Deployment:
         input transformers write, the detail-types their patterns match, the queues they target)."""
         if self.saga_bus is None:
             raise KeyError(f"saga type {saga_type}: no state machine, and the stack has no saga bus")
+        if saga_type not in self._bus_routes:
+            self._bus_routes[saga_type] = self._read_bus_routes(saga_type)
+        return self._bus_routes[saga_type]
+
+    def _read_bus_routes(self, saga_type: str) -> list[BusRoute]:
         events, sqs = boto3.client("events"), boto3.client("sqs")
         routes = []
         for page in events.get_paginator("list_rules").paginate(EventBusName=self.saga_bus):
