@@ -42,6 +42,7 @@ from saga_testkit.burst import (
     BURST_CLIENTS,
     GIVE_UP_SECONDS,
     RETRIED_STATUSES,
+    TRANSPORT_RETRY_SECONDS,
     BurstFigures,
     emf_totals,
     retry_after,
@@ -184,6 +185,7 @@ class Measurements:
     max_running: int = 0
     held_back_seconds: float = 0.0  # starts waited this long for the consumers to catch up
     refused: list[str] = field(default_factory=list)
+    transport_retries: int = 0  # starts sent again after a timeout or a dropped connection
     retried: int = 0  # starts answered 429 or 503 and sent again after their Retry-After
     max_backlog: Counter[str] = field(default_factory=Counter)  # queue label -> most messages seen waiting
 
@@ -362,10 +364,15 @@ def soak(
         while True:
             try:
                 answer = client.start(path, body, idempotency_key=key)
-            except Exception as error:  # e.g. the request timed out: a violation to report, not a lost start slot
+            except OSError as error:  # timed out or cut off: sent again with the same key, as an SDK retries
+                if time.monotonic() > give_up_at:
+                    with lock:
+                        measured.refused.append(f"{saga_id}: POST /{path} failed: {error!r}")
+                    return
                 with lock:
-                    measured.refused.append(f"{saga_id}: POST /{path} failed: {error!r}")
-                return
+                    measured.transport_retries += 1
+                time.sleep(TRANSPORT_RETRY_SECONDS)
+                continue
             if answer.status not in RETRIED_STATUSES or time.monotonic() > give_up_at:
                 break
             # The front door cannot take it now (429) or could not start it yet (503): come back as told.
@@ -649,6 +656,7 @@ def _print_summary(
         ("throughput (sagas/s)", f"{count / elapsed:.1f}" if elapsed > 0 else "-"),
         ("starts held back for the backlog (s)", f"{measured.held_back_seconds:.1f}"),
         ("starts refused (429/503) and sent again after Retry-After", str(measured.retried)),
+        ("starts timed out or cut off and sent again", str(measured.transport_retries)),
         ("start rate (sagas/s, paced)", f"{count / max(measured.starts_done_at - measured.started_at, 1e-9):.1f}"),
         ("most sagas running at once", str(measured.max_running)),
         ("most commands waiting on a participant queue", str(max(measured.max_backlog.values(), default=0))),

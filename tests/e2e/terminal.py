@@ -95,6 +95,9 @@ def start_in_terminal(*arguments: str, niceness: int = 0) -> TerminalRun:
     if pid == 0:  # the child: a session leader whose controlling terminal is the pty
         try:
             os.nice(niceness)
+            # A shell starts background jobs with SIGINT ignored, and an ignored signal stays ignored across exec:
+            # a terminal's foreground program gets Ctrl-C whatever ran the tests.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
             os.chdir(REPO)
             environment = {**os.environ, "TERM": "xterm-256color", "COLUMNS": str(COLUMNS), "LINES": str(ROWS)}
             os.execve(sys.executable, [sys.executable, *arguments], environment)

@@ -1,0 +1,57 @@
+"""The burst's clients: what they do with each answer, or with no answer at all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from local_runtime.http_api import ApiAnswer
+from saga_testkit import burst
+from saga_testkit.burst import BurstFigures, send_burst
+
+pytestmark = pytest.mark.unit
+
+
+class FlakyFrontDoor:
+    """A client whose first `drops` requests per saga time out; after them, every start is accepted."""
+
+    def __init__(self, drops: int) -> None:
+        self.drops = drops
+        self.calls: dict[str | None, int] = {}
+
+    def start(self, path: str, body: Any, *, idempotency_key: str | None = None) -> ApiAnswer:
+        self.calls[idempotency_key] = self.calls.get(idempotency_key, 0) + 1
+        if self.calls[idempotency_key] <= self.drops:
+            raise TimeoutError("timed out")
+        return ApiAnswer(202, {"saga_id": idempotency_key}, {})
+
+
+@pytest.fixture(autouse=True)
+def no_waiting(monkeypatch):
+    monkeypatch.setattr(burst, "TRANSPORT_RETRY_SECONDS", 0.0)
+
+
+def test_a_start_that_timed_out_is_sent_again_with_the_same_key_and_accepted():
+    # Given a front door that drops each saga's first two requests
+    front_door = FlakyFrontDoor(drops=2)
+    figures = BurstFigures(sagas=2, clients=2)
+    # When a burst of two sagas goes through it
+    send_burst(front_door, "orders", {"a": ({}, "key-a"), "b": ({}, "key-b")}, figures)  # type: ignore[arg-type]
+    # Then both are accepted, each after two requests with no answer, all under the saga's own key
+    assert sorted(figures.accepted) == ["a", "b"]
+    assert figures.unanswered == 4
+    assert front_door.calls == {"key-a": 3, "key-b": 3}
+    assert figures.failed == []
+
+
+def test_a_start_that_never_gets_an_answer_is_reported_once_the_client_gives_up():
+    # Given a front door that never answers
+    front_door = FlakyFrontDoor(drops=10**9)
+    figures = BurstFigures(sagas=1, clients=1)
+    # When a saga's client has no time left to try again
+    send_burst(front_door, "orders", {"a": ({}, "key-a")}, figures, give_up_seconds=-1.0)  # type: ignore[arg-type]
+    # Then the saga is reported as never started, with the error
+    assert figures.accepted == []
+    assert len(figures.failed) == 1
+    assert "TimeoutError" in figures.failed[0]
