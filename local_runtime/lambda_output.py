@@ -15,6 +15,7 @@ cloud starts:
 
 from __future__ import annotations
 
+import builtins
 import io
 import sys
 import threading
@@ -90,6 +91,25 @@ class ThreadRoutedStdout(io.TextIOBase):
 
 
 _install_lock = threading.Lock()
+_builtin_print = builtins.print
+
+
+def _print_holding_its_stream(
+    *objects: object, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
+) -> None:
+    """print() with its own reference to `sys.stdout`. CPython's print (3.11; fixed in 3.12 and 3.13, gh-130163)
+    borrows it: when another thread replaces `sys.stdout` between print's writes (a router going on top, a display
+    or pytest restoring theirs) and the old stream's last reference goes, print writes to freed memory and the
+    process dies of a segmentation fault. Lambda threads print (Powertools' EMF) while those swaps happen."""
+    if file is None:
+        file = sys.stdout
+    _builtin_print(*objects, sep=sep, end=end, file=file, flush=flush)
+
+
+def print_holds_its_stream() -> None:
+    """Make `print` hold the stream it writes to, unless something else already replaced the builtin."""
+    if builtins.print is _builtin_print:
+        builtins.print = _print_holding_its_stream
 
 
 def ensure_routed() -> ThreadRoutedStdout:
@@ -97,6 +117,7 @@ def ensure_routed() -> ThreadRoutedStdout:
 
     The router goes on top: a rich proxy under it would print Lambda output through its console. A new router
     each time, so that whoever saved the previous `sys.stdout` restores a stream that still works."""
+    print_holds_its_stream()
     with _install_lock:
         if not isinstance(sys.stdout, ThreadRoutedStdout):
             sys.stdout = ThreadRoutedStdout(sys.stdout)

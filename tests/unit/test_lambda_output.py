@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 import itertools
 import re
+import signal
+import subprocess
 import sys
 import threading
 from contextlib import ExitStack
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -17,6 +20,7 @@ from local_runtime.lambda_output import ensure_routed, lambda_output_to
 
 pytestmark = pytest.mark.unit
 
+REPO = Path(__file__).resolve().parents[2]
 ANSI_CODES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 HANG_SECONDS = 10  # a write loop never finishes; every scenario here takes milliseconds
 
@@ -168,3 +172,65 @@ def test_a_router_writes_one_at_a_time_whichever_threads_print(tmp_path, monkeyp
     assert written.getvalue().count("line") == 8 * 20  # (print writes the text and its newline apart)
     assert not log.overlapped
     assert not terminal.overlapped
+
+
+# Threads print while another replaces sys.stdout with streams nothing else holds, each write dropping the GIL as a
+# contended lock does: what Lambda threads' EMF prints and the router, rich and pytest swapping stdout amount to.
+PRINT_RACE = """
+import sys, threading, time
+from local_runtime import lambda_output
+if sys.argv[1] == "fixed":
+    lambda_output.print_holds_its_stream()
+
+class Stream:
+    def write(self, text):
+        time.sleep(0)
+        return len(text)
+
+    def flush(self):
+        pass
+
+stop = time.monotonic() + float(sys.argv[2])
+
+def printer():
+    while time.monotonic() < stop:
+        print("metric", "line")
+
+def swapper():
+    while time.monotonic() < stop:
+        sys.stdout = Stream()
+
+threads = [threading.Thread(target=printer) for _ in range(4)] + [threading.Thread(target=swapper)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+"""
+RACE_SECONDS = 3  # the unguarded print crashes within a second here
+
+
+def _print_race(mode: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", PRINT_RACE, mode, str(RACE_SECONDS)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_print_survives_stdout_being_replaced_by_another_thread_mid_print():
+    # Given print made to hold its stream, as the local runtime does before any invocation
+    # When threads print while another keeps replacing sys.stdout
+    result = _print_race("fixed")
+    # Then the process lives and ends normally
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="CPython's own print holds its stream from 3.12 (gh-130163)")
+def test_without_the_fix_the_same_race_kills_the_process():
+    # Given CPython 3.11's print, which borrows sys.stdout / When the same race runs
+    result = _print_race("bare")
+    # Then the process dies of a segmentation fault: the hazard the fix removes is real on this interpreter
+    assert result.returncode == -signal.SIGSEGV, (result.returncode, result.stderr[-1000:])
