@@ -28,7 +28,10 @@ BURST_CLIENTS = 16  # concurrent API callers, none waiting for the others
 GIVE_UP_SECONDS = 300.0  # a client that was refused this long reports the saga as never started
 FINISH_TIMEOUT_SECONDS = 600
 RETRIED_STATUSES = (429, 503)  # the answers that carry Retry-After: come back later with the same request
-TRANSPORT_RETRY_SECONDS = 1.0  # after a request timed out or its connection dropped: the same request again
+# API Gateway's answers when the integration failed (502) or took over 29 s (504): the start may or may not have
+# happened, and the Idempotency-Key makes sending it again safe, so clients do, as SDKs retry 502 and 504.
+GATEWAY_FAILURES = (502, 504)
+TRANSPORT_RETRY_SECONDS = 1.0  # after a request timed out, its connection dropped, or a 502/504: the same again
 
 
 @dataclass
@@ -41,7 +44,7 @@ class BurstFigures:
     requests: int = 0  # every POST sent, first tries and retries
     refused: Counter[str] = field(default_factory=Counter)  # 429 by reason, "503 deferred"
     failed: list[str] = field(default_factory=list)  # another answer, an error, or given up: a violation each
-    unanswered: int = 0  # requests that timed out or lost their connection, sent again with the same key
+    unanswered: int = 0  # requests that timed out, lost their connection or got a 502/504, sent again (same key)
     retry_after_waited: float = 0.0  # seconds the clients slept as told, summed over clients
     started_at: float = 0.0
     first_attempts_done_at: float = 0.0  # every saga asked for once: how fast the burst was offered
@@ -84,7 +87,7 @@ class BurstFigures:
             ("requests sent, retries included (per second, until the last was accepted)", f"{self.request_rate:.1f}"),
             ("accepted (202)", f"{len(self.accepted)} ({self.admitted_metric} counted by the API's metric)"),
             *((f"refused ({reason})", str(count)) for reason, count in sorted(self.refused.items())),
-            ("no answer (timed out or cut off), sent again", str(self.unanswered)),
+            ("no answer (timed out, cut off, 502/504), sent again", str(self.unanswered)),
             ("seconds the clients waited as Retry-After told (sum)", f"{self.retry_after_waited:.0f}"),
             ("completed", str(self.statuses[SagaStatus.COMPLETED.value])),
             ("compensated (FAILED: every done step undone)", str(self.compensated)),
@@ -150,13 +153,11 @@ def send_burst(
             give_up_at = time.monotonic() + give_up_seconds
             first = True
             while True:
+                error: OSError | None = None
                 try:
                     answer: ApiAnswer | None = client.start(path, body, idempotency_key=key)
-                except OSError as error:  # timed out or cut off: sent again with the same key, as an SDK retries
-                    answer = None
-                    if time.monotonic() + TRANSPORT_RETRY_SECONDS > give_up_at:
-                        with lock:
-                            figures.failed.append(f"{saga_id}: POST /{path} failed: {error!r}")
+                except OSError as failure:  # timed out or cut off: sent again with the same key, as an SDK retries
+                    answer, error = None, failure
                 with lock:
                     figures.requests += 1
                 if first:
@@ -165,8 +166,11 @@ def send_burst(
                         first_attempts[0] += 1
                         if first_attempts[0] == len(requests):
                             figures.first_attempts_done_at = time.monotonic()
-                if answer is None:
+                if answer is None or answer.status in GATEWAY_FAILURES:
                     if time.monotonic() + TRANSPORT_RETRY_SECONDS > give_up_at:
+                        what = f"failed: {error!r}" if answer is None else f"answered {answer.status}"
+                        with lock:
+                            figures.failed.append(f"{saga_id}: POST /{path} {what}, given up")
                         break
                     with lock:
                         figures.unanswered += 1

@@ -40,6 +40,7 @@ from saga_ops.deployment import Deployment
 from saga_records import PARKED_STATUSES, SagaStatus, metric_names
 from saga_testkit.burst import (
     BURST_CLIENTS,
+    GATEWAY_FAILURES,
     GIVE_UP_SECONDS,
     RETRIED_STATUSES,
     TRANSPORT_RETRY_SECONDS,
@@ -185,7 +186,7 @@ class Measurements:
     max_running: int = 0
     held_back_seconds: float = 0.0  # starts waited this long for the consumers to catch up
     refused: list[str] = field(default_factory=list)
-    transport_retries: int = 0  # starts sent again after a timeout or a dropped connection
+    transport_retries: int = 0  # starts sent again after a timeout, a dropped connection, a 502 or a 504
     retried: int = 0  # starts answered 429 or 503 and sent again after their Retry-After
     max_backlog: Counter[str] = field(default_factory=Counter)  # queue label -> most messages seen waiting
 
@@ -369,6 +370,11 @@ def soak(
                     with lock:
                         measured.refused.append(f"{saga_id}: POST /{path} failed: {error!r}")
                     return
+                with lock:
+                    measured.transport_retries += 1
+                time.sleep(TRANSPORT_RETRY_SECONDS)
+                continue
+            if answer.status in GATEWAY_FAILURES and time.monotonic() <= give_up_at:
                 with lock:
                     measured.transport_retries += 1
                 time.sleep(TRANSPORT_RETRY_SECONDS)
@@ -656,7 +662,7 @@ def _print_summary(
         ("throughput (sagas/s)", f"{count / elapsed:.1f}" if elapsed > 0 else "-"),
         ("starts held back for the backlog (s)", f"{measured.held_back_seconds:.1f}"),
         ("starts refused (429/503) and sent again after Retry-After", str(measured.retried)),
-        ("starts timed out or cut off and sent again", str(measured.transport_retries)),
+        ("starts with no answer (timed out, cut off, 502/504) and sent again", str(measured.transport_retries)),
         ("start rate (sagas/s, paced)", f"{count / max(measured.starts_done_at - measured.started_at, 1e-9):.1f}"),
         ("most sagas running at once", str(measured.max_running)),
         ("most commands waiting on a participant queue", str(max(measured.max_backlog.values(), default=0))),

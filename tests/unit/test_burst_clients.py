@@ -55,3 +55,25 @@ def test_a_start_that_never_gets_an_answer_is_reported_once_the_client_gives_up(
     assert figures.accepted == []
     assert len(figures.failed) == 1
     assert "TimeoutError" in figures.failed[0]
+
+
+class FailingGateway(FlakyFrontDoor):
+    """API Gateway in front of an integration whose first `drops` invocations per saga fail: 502."""
+
+    def start(self, path: str, body: Any, *, idempotency_key: str | None = None) -> ApiAnswer:
+        try:
+            return super().start(path, body, idempotency_key=idempotency_key)
+        except TimeoutError:
+            return ApiAnswer(502, {"message": "Internal server error"}, {})
+
+
+def test_a_start_answered_502_is_sent_again_with_the_same_key_and_accepted():
+    # Given a gateway whose integration fails once per saga
+    front_door = FailingGateway(drops=1)
+    figures = BurstFigures(sagas=1, clients=1)
+    # When a saga goes through it
+    send_burst(front_door, "orders", {"a": ({}, "key-a")}, figures)  # type: ignore[arg-type]
+    # Then it is accepted on the second request, under the same key, and nothing is reported failed
+    assert figures.accepted == ["a"]
+    assert front_door.calls == {"key-a": 2}
+    assert (figures.unanswered, figures.failed) == (1, [])
