@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import sys
 import tempfile
 import threading
 import time
@@ -471,15 +472,25 @@ def provide_public_parameters(names: Iterable[str]) -> None:
         _publish_aws_public_parameter(path, layer["LayerVersionArn"])
 
 
-def _share_lambda_observability(environment: dict[str, str], stream: Any) -> None:
-    """Powertools' Logger and Metrics are process-wide objects created at first import (possibly before
-    any function's environment was set): give them the stack's namespace and the Lambda output stream."""
-    from participant_toolkit import observability
+# Modules whose Powertools Logger and Metrics every function importing them shares here (one import per process).
+SHARED_OBSERVABILITY_MODULES = ("participant_toolkit.observability", "saga_api.observability")
 
-    observability.metrics.namespace = environment.get("POWERTOOLS_METRICS_NAMESPACE", "Sagas")
-    for handler in observability.logger.handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(stream)
+
+def _share_lambda_observability(environment: dict[str, str], stream: Any) -> None:
+    """Powertools' Logger and Metrics in a shared module are process-wide objects created at its first import,
+    possibly before any function's environment was set (a test importing it first: a Metrics without a namespace
+    fails every flush with "Must contain a metric namespace"): give them the stack's namespace and the Lambda
+    output stream."""
+    importlib.import_module(SHARED_OBSERVABILITY_MODULES[0])
+    namespace = environment.get("POWERTOOLS_METRICS_NAMESPACE", "Sagas")
+    for name in SHARED_OBSERVABILITY_MODULES:
+        module = sys.modules.get(name)
+        if module is None:  # not imported by any function of this stack
+            continue
+        module.metrics.namespace = namespace
+        for handler in module.logger.handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(stream)
 
 
 def _fresh_module(name: str) -> Any:

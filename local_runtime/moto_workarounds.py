@@ -458,18 +458,23 @@ def transaction_rollback_copies_written_items() -> Iterator[None]:
         yield
 
 
-# A scaled heartbeat window is never shorter than this (local seconds). On a busy 2-core host a command can wait
-# over 4 s between its task's send and a participant's first beat (the fault matrix's hundred cells at once beside
-# the rest of the suite, on a slow CI runner), so a 20 s heartbeat at a 0.1 clock would time healthy steps out.
-SHORTEST_SCALED_HEARTBEAT_SECONDS = 6.0
+# A scaled task window is never shorter than these (local seconds). On a busy 2-core host a command can wait over
+# 6 s between its task's send and a participant's answer or first beat (the fault matrix's sagas beside the suite's
+# other processes, on a slow CI runner), so a 20 s heartbeat or a 60 s timeout at a 0.1 clock would time healthy
+# steps out. The timeout's floor is the longer: a task whose heartbeat window closes first still times out then.
+SHORTEST_SCALED_HEARTBEAT_SECONDS = 8.0
+SHORTEST_SCALED_TIMEOUT_SECONDS = 10.0
 
 
 # --- Not a defect: run Step Functions' clock `factor` times real time (TimeoutSeconds, HeartbeatSeconds,
-# Retry intervals). 0.02 turns a 60 s task timeout into 1.2 s; a heartbeat window stays at least
-# `shortest_heartbeat_seconds` (a task whose timeout comes first still times out then).
+# Retry intervals). 0.02 turns a 90 s task timeout into 1.8 s; a window stays at least its floor, or its own unscaled
+# length if that is shorter (a task whose timeout comes first still times out then).
 @contextmanager
 def scaled_time(
-    factor: float, *, shortest_heartbeat_seconds: float = SHORTEST_SCALED_HEARTBEAT_SECONDS
+    factor: float,
+    *,
+    shortest_heartbeat_seconds: float = SHORTEST_SCALED_HEARTBEAT_SECONDS,
+    shortest_timeout_seconds: float = SHORTEST_SCALED_TIMEOUT_SECONDS,
 ) -> Iterator[None]:
     if not 0 < factor <= 1:
         raise ValueError(f"time scale must be in (0, 1], got {factor}")
@@ -490,7 +495,9 @@ def scaled_time(
             real_time.sleep(seconds * factor)
 
     with ExitStack() as stack:
-        stack.enter_context(patched(Timeout, "_eval_body", scale_pushed_seconds(timeout_body)))
+        stack.enter_context(
+            patched(Timeout, "_eval_body", scale_pushed_seconds(timeout_body, at_least=shortest_timeout_seconds))
+        )
         stack.enter_context(
             patched(Heartbeat, "_eval_body", scale_pushed_seconds(heartbeat_body, at_least=shortest_heartbeat_seconds))
         )

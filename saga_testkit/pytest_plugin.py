@@ -44,7 +44,7 @@ from saga_testkit.kit import project_definitions
 from saga_testkit.sagas import LocalSagas
 from statemachines import SagaDefinition
 
-DEFAULT_TIME_SCALE = 0.07  # local s per SLA s: a 60 s timeout lasts 4.2 s, a 20 s heartbeat 1.4 s
+DEFAULT_TIME_SCALE = 0.07  # local s per SLA s: a 300 s timeout lasts 21 s (task windows have floors: moto_workarounds)
 ASSEMBLY_VARIABLE = "SAGA_ASSEMBLY"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-TIME_SCALE = 0.1  # local s per SLA s: a 60 s timeout lasts 6 s, a 20 s heartbeat 2 s (three sagas' matrices at once)
+TIME_SCALE = 0.1  # local s per SLA s: a 120 s timeout lasts 12 s (shorter task windows are floored: moto_workarounds)
 STOCK = {"SKU-KEYBOARD": 500, "SKU-MOUSE": 500, "SKU-SCARCE": 2}
 _order_numbers = itertools.count(1)
 

@@ -170,12 +170,27 @@ def test_cloudformation_state_machine_runs_with_its_substitutions(moto_sfn, with
 def test_scaled_time_runs_timeouts_faster(queue_url):
     # Given a task with a 50 s timeout and nobody answering
     started = time.monotonic()
-    with scaled_time(0.01):
+    with scaled_time(0.01, shortest_timeout_seconds=0.0):
         execution = _run(_callback_machine(queue_url, timeout=50), [], queue_url, timeout=10)
     # Then it times out in about half a second, not fifty
     assert execution["status"] == "FAILED"
     assert execution["error"] == "States.Timeout"
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("shortest_timeout_seconds", [0.0, 3.0], ids=["no-floor", "floor"])
+def test_scaled_time_keeps_a_task_timeout_of_at_least_its_floor(queue_url, shortest_timeout_seconds):
+    # Given a task with a 10 s timeout on a 0.05 clock (0.5 s), its 9 s heartbeat left whole, and nobody answering
+    started = time.monotonic()
+    with scaled_time(0.05, shortest_heartbeat_seconds=9.0, shortest_timeout_seconds=shortest_timeout_seconds):
+        execution = _run(_callback_machine(queue_url, timeout=10), [], queue_url, timeout=10)
+    elapsed = time.monotonic() - started
+    # Then it times out at half a second unfloored, never before the floor with one (nor after its own 10 s)
+    assert (execution["status"], execution["error"]) == ("FAILED", "States.Timeout")
+    if shortest_timeout_seconds:
+        assert shortest_timeout_seconds <= elapsed < 8
+    else:
+        assert elapsed < 2.5
 
 
 @pytest.mark.parametrize("shortest_heartbeat_seconds", [0.0, 3.0], ids=["no-floor", "floor"])
