@@ -158,6 +158,10 @@ def send_burst(
                     answer: ApiAnswer | None = client.start(path, body, idempotency_key=key)
                 except OSError as failure:  # timed out or cut off: sent again with the same key, as an SDK retries
                     answer, error = None, failure
+                except Exception as failure:  # anything else: reported, not retried
+                    with lock:
+                        figures.failed.append(f"{saga_id}: POST /{path} failed: {failure!r}")
+                    break
                 with lock:
                     figures.requests += 1
                 if first:

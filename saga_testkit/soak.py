@@ -374,6 +374,10 @@ def soak(
                     measured.transport_retries += 1
                 time.sleep(TRANSPORT_RETRY_SECONDS)
                 continue
+            except Exception as error:  # anything else is a violation to report, not a lost start slot
+                with lock:
+                    measured.refused.append(f"{saga_id}: POST /{path} failed: {error!r}")
+                return
             if answer.status in GATEWAY_FAILURES and time.monotonic() <= give_up_at:
                 with lock:
                     measured.transport_retries += 1

@@ -77,3 +77,27 @@ def test_a_start_answered_502_is_sent_again_with_the_same_key_and_accepted():
     assert figures.accepted == ["a"]
     assert front_door.calls == {"key-a": 2}
     assert (figures.unanswered, figures.failed) == (1, [])
+
+
+class BrokenClient:
+    """A client with a defect of its own: every start raises something that is not a network error."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def start(self, path: str, body: Any, *, idempotency_key: str | None = None) -> ApiAnswer:
+        self.calls += 1
+        raise ValueError("cannot encode the body")
+
+
+def test_a_client_error_that_is_not_a_network_one_is_reported_and_not_retried():
+    # Given a client that fails before anything reaches the API
+    client = BrokenClient()
+    figures = BurstFigures(sagas=1, clients=1)
+    # When a saga goes through it
+    send_burst(client, "orders", {"a": ({}, "key-a")}, figures)  # type: ignore[arg-type]
+    # Then the saga is reported failed with the error, after one try
+    assert client.calls == 1
+    assert figures.accepted == []
+    assert len(figures.failed) == 1
+    assert "ValueError" in figures.failed[0]
