@@ -349,6 +349,7 @@ def soak(
     queues = {mapping.function.name: mapping.queue_url for mapping in sagas.cloud.mappings}
     measured = Measurements()
     accepted: list[str] = []
+    accepted_answers: dict[str, Any] = {}  # saga id -> the body of its 202, for a violation's evidence
     submitted: list[str] = []
     finished: list[str] = []
 
@@ -392,6 +393,7 @@ def soak(
         with lock:
             if answer.status == 202:
                 accepted.append(saga_id)
+                accepted_answers[saga_id] = answer.body
             else:
                 measured.refused.append(f"{saga_id}: POST /{path} answered {answer.status} {answer.body}")
 
@@ -424,7 +426,7 @@ def soak(
             unfinished = wait_until_finished(
                 sagas.records.get,
                 sagas.state_machine_arn,
-                saga_ids,
+                list(accepted),  # a saga never accepted cannot finish: its refusal is the violation
                 timeout_seconds=FINISH_TIMEOUT_SECONDS,
                 poll_seconds=1.0,
                 on_finished=on_finished,
@@ -438,9 +440,28 @@ def soak(
     verdict = check(evidence)
     violations = measured.refused + [f"saga {saga_id} did not finish in time" for saga_id in unfinished]
     violations += verdict.violations
+    violations += _lost_after_acceptance(sagas, set(accepted) - set(evidence.statuses), accepted_answers)
     _print_summary(console, sagas, plan, evidence, verdict, measured, queues, count, seed)
     # The cloud's injector counts every saga it ran (an earlier soak's on the same cloud too): this soak's only.
     return SoakOutcome(violations, sum(1 for saga_id, *_ in sagas.faults.injected if saga_id in plan))
+
+
+def _lost_after_acceptance(sagas: LocalSagas, saga_ids: set[str], answers: dict[str, Any]) -> list[str]:
+    """Where each accepted saga without a record got to: its 202's body and its execution (orchestrated), the
+    evidence of whether it was started and its record lost afterwards, or never written."""
+    found = []
+    sfn = boto3.client("stepfunctions")
+    for saga_id in sorted(saga_ids):
+        execution = "no execution (choreographed)"
+        if sagas.state_machine_arn is not None:
+            arn = sagas.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{saga_id}"
+            try:
+                described = sfn.describe_execution(executionArn=arn)
+                execution = f"execution {described['status']}, started {described['startDate']:%H:%M:%S.%f}"
+            except sfn.exceptions.ExecutionDoesNotExist:
+                execution = "no execution"
+        found.append(f"saga {saga_id}: its 202 answered {answers.get(saga_id)!r}; {execution}")
+    return found
 
 
 def _wait_until_drained(queue_urls: list[str], cloud: LocalCloud) -> None:
