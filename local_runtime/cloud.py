@@ -42,7 +42,7 @@ from moto import mock_aws
 
 import host_hooks
 from local_runtime.eventbridge import LocalEventBridge
-from local_runtime.lambda_isolation import metrics_per_thread
+from local_runtime.lambda_isolation import metrics_per_thread, router_event_per_thread
 from local_runtime.lambda_output import LAMBDA_THREAD_PREFIX, ensure_routed, lambda_output_to
 from local_runtime.moto_workarounds import all_workarounds
 
@@ -181,6 +181,7 @@ class LocalCloud:
             self._stack.enter_context(environment_variables({**FAKE_CREDENTIALS, **LOCAL_LAMBDA_ENV}))
             self.lambda_output = self._stack.enter_context(lambda_output_to(self.lambda_log_path))
             self._stack.enter_context(metrics_per_thread())  # each environment's invocation publishes its own
+            self._stack.enter_context(router_event_per_thread())  # and resolves its own API request
             self.skipped_resource_types = self._stack.enter_context(skipped_resource_types())
             self._stack.enter_context(_quiet_fail_states())
             if self.deploy:
