@@ -11,12 +11,14 @@ saga was compensated or parked, or a client gave up.
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,6 +128,38 @@ def retry_after(answer: ApiAnswer) -> float:
     return float(value) if value.isascii() and value.isdigit() else 1.0
 
 
+def start_until_answered(
+    client: SignedApiClient,
+    path: str,
+    body: Any,
+    key: str | None,
+    give_up_at: float,
+    *,
+    on_attempt: Callable[[], None] = lambda: None,
+    on_unanswered: Callable[[], None] = lambda: None,
+) -> ApiAnswer | str:
+    """POST a start until it gets an answer: one that timed out, lost its connection, or was answered 502 or 504 is
+    sent again TRANSPORT_RETRY_SECONDS later with the same key, as SDKs retry them. `on_attempt` is told of every
+    request sent, `on_unanswered` of each sent again. Returns the answer, or why there is none: the last failure once
+    `give_up_at` has passed, or at once an error that is not the network's (the client's own)."""
+    while True:
+        on_attempt()
+        try:
+            answer = client.start(path, body, idempotency_key=key)
+        except OSError as error:
+            problem = f"failed: {error!r}"
+        except Exception as error:
+            return f"failed: {error!r}"
+        else:
+            if answer.status not in GATEWAY_FAILURES:
+                return answer
+            problem = f"answered {answer.status}"
+        if time.monotonic() + TRANSPORT_RETRY_SECONDS > give_up_at:
+            return f"{problem}, given up"
+        on_unanswered()
+        time.sleep(TRANSPORT_RETRY_SECONDS)
+
+
 def send_burst(
     client: SignedApiClient,
     path: str,
@@ -142,6 +176,20 @@ def send_burst(
     lock = threading.Lock()
     first_attempts = [0]
 
+    def sent(first: list[bool]) -> None:
+        """A request went out; the saga's first one counts toward how fast the burst was offered."""
+        with lock:
+            figures.requests += 1
+            if first[0]:
+                first[0] = False
+                first_attempts[0] += 1
+                if first_attempts[0] == len(requests):
+                    figures.first_attempts_done_at = time.monotonic()
+
+    def unanswered() -> None:
+        with lock:
+            figures.unanswered += 1
+
     def one_client(seed: int) -> None:
         rng = random.Random(seed)
         while True:
@@ -151,35 +199,15 @@ def send_burst(
                 return
             body, key = requests[saga_id]
             give_up_at = time.monotonic() + give_up_seconds
-            first = True
+            on_attempt = functools.partial(sent, [True])
             while True:
-                error: OSError | None = None
-                try:
-                    answer: ApiAnswer | None = client.start(path, body, idempotency_key=key)
-                except OSError as failure:  # timed out or cut off: sent again with the same key, as an SDK retries
-                    answer, error = None, failure
-                except Exception as failure:  # anything else: reported, not retried
+                answer = start_until_answered(
+                    client, path, body, key, give_up_at, on_attempt=on_attempt, on_unanswered=unanswered
+                )
+                if isinstance(answer, str):
                     with lock:
-                        figures.failed.append(f"{saga_id}: POST /{path} failed: {failure!r}")
+                        figures.failed.append(f"{saga_id}: POST /{path} {answer}")
                     break
-                with lock:
-                    figures.requests += 1
-                if first:
-                    first = False
-                    with lock:
-                        first_attempts[0] += 1
-                        if first_attempts[0] == len(requests):
-                            figures.first_attempts_done_at = time.monotonic()
-                if answer is None or answer.status in GATEWAY_FAILURES:
-                    if time.monotonic() + TRANSPORT_RETRY_SECONDS > give_up_at:
-                        what = f"failed: {error!r}" if answer is None else f"answered {answer.status}"
-                        with lock:
-                            figures.failed.append(f"{saga_id}: POST /{path} {what}, given up")
-                        break
-                    with lock:
-                        figures.unanswered += 1
-                    time.sleep(TRANSPORT_RETRY_SECONDS)
-                    continue
                 if answer.status == 202:
                     with lock:
                         figures.accepted.append(saga_id)

@@ -40,14 +40,13 @@ from saga_ops.deployment import Deployment
 from saga_records import PARKED_STATUSES, SagaStatus, metric_names
 from saga_testkit.burst import (
     BURST_CLIENTS,
-    GATEWAY_FAILURES,
     GIVE_UP_SECONDS,
     RETRIED_STATUSES,
-    TRANSPORT_RETRY_SECONDS,
     BurstFigures,
     emf_totals,
     retry_after,
     send_burst,
+    start_until_answered,
 )
 from saga_testkit.command_evidence import command_evidence, command_identity
 from saga_testkit.faults import Fault
@@ -363,27 +362,17 @@ def soak(
     def start(saga_id: str) -> None:
         body, key = inputs[saga_id]
         give_up_at = time.monotonic() + GIVE_UP_SECONDS
+
+        def unanswered() -> None:
+            with lock:
+                measured.transport_retries += 1
+
         while True:
-            try:
-                answer = client.start(path, body, idempotency_key=key)
-            except OSError as error:  # timed out or cut off: sent again with the same key, as an SDK retries
-                if time.monotonic() > give_up_at:
-                    with lock:
-                        measured.refused.append(f"{saga_id}: POST /{path} failed: {error!r}")
-                    return
+            answer = start_until_answered(client, path, body, key, give_up_at, on_unanswered=unanswered)
+            if isinstance(answer, str):  # a violation to report, not a lost start slot
                 with lock:
-                    measured.transport_retries += 1
-                time.sleep(TRANSPORT_RETRY_SECONDS)
-                continue
-            except Exception as error:  # anything else is a violation to report, not a lost start slot
-                with lock:
-                    measured.refused.append(f"{saga_id}: POST /{path} failed: {error!r}")
+                    measured.refused.append(f"{saga_id}: POST /{path} {answer}")
                 return
-            if answer.status in GATEWAY_FAILURES and time.monotonic() <= give_up_at:
-                with lock:
-                    measured.transport_retries += 1
-                time.sleep(TRANSPORT_RETRY_SECONDS)
-                continue
             if answer.status not in RETRIED_STATUSES or time.monotonic() > give_up_at:
                 break
             # The front door cannot take it now (429) or could not start it yet (503): come back as told.
