@@ -216,11 +216,6 @@ class LocalHttpApi:
             if any(route.function is function for route in self.routes):
                 self.cloud.scale_out(function, API_ENVIRONMENTS)
             for environment in function.environments:
-                # Powertools Metrics is a module-level object shared by every environment in this process, and
-                # may have been created before any function's environment was set: give it the stack's namespace.
-                metrics = getattr(environment.module, "metrics", None)
-                if metrics is not None:
-                    metrics.namespace = function.environment.get("POWERTOOLS_METRICS_NAMESPACE", metrics.namespace)
                 for built in environment.built:  # StartExecution goes through the fault switch (off unless planned)
                     if isinstance(built, SagaStarter):
                         self.faults.attach(built)

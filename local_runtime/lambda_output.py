@@ -117,7 +117,6 @@ def ensure_routed() -> ThreadRoutedStdout:
 
     The router goes on top: a rich proxy under it would print Lambda output through its console. A new router
     each time, so that whoever saved the previous `sys.stdout` restores a stream that still works."""
-    print_holds_its_stream()
     with _install_lock:
         if not isinstance(sys.stdout, ThreadRoutedStdout):
             sys.stdout = ThreadRoutedStdout(sys.stdout)
@@ -127,6 +126,7 @@ def ensure_routed() -> ThreadRoutedStdout:
 @contextmanager
 def lambda_output_to(path: Path) -> Iterator[ThreadRoutedStdout]:
     """Lambda threads' output goes to `path` until the block ends."""
+    print_holds_its_stream()
     with Path(path).open("a", encoding="utf-8") as sink:
         with _output_lock:
             _sinks.append(sink)

@@ -51,7 +51,7 @@ from saga_testkit.burst import (
 from saga_testkit.command_evidence import command_evidence, command_identity
 from saga_testkit.faults import Fault
 from saga_testkit.kit import project_definition
-from saga_testkit.observe import wait_until_finished
+from saga_testkit.observe import execution_arn, wait_until_finished
 from saga_testkit.sagas import LocalSagas, named
 from saga_testkit.soak_checks import (
     DeadLetter,
@@ -443,9 +443,8 @@ def _lost_after_acceptance(sagas: LocalSagas, saga_ids: set[str], answers: dict[
     for saga_id in sorted(saga_ids):
         execution = "no execution (choreographed)"
         if sagas.state_machine_arn is not None:
-            arn = sagas.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{saga_id}"
             try:
-                described = sfn.describe_execution(executionArn=arn)
+                described = sfn.describe_execution(executionArn=execution_arn(sagas.state_machine_arn, saga_id))
                 execution = f"execution {described['status']}, started {described['startDate']:%H:%M:%S.%f}"
             except sfn.exceptions.ExecutionDoesNotExist:
                 execution = "no execution"
